@@ -1,0 +1,3 @@
+module example.com/serving/api
+
+go 1.23

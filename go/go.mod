@@ -1,0 +1,3 @@
+module github.com/polybuild/polybuild-helper
+
+go 1.23

@@ -1,0 +1,3 @@
+from polybuild.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""polybuild's Python API: what the command line and the nox sessions call.
+
+config -> workspace -> graph -> plan -> execute -> artifacts -> reports, one function per user-visible job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.errors import UserError
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from polybuild.execute import TaskResult
+    from polybuild.plan import Plan
+    from polybuild.workspace import Workspace
+
+
+@dataclass
+class Loaded:
+    ws: Workspace
+    graph: nx.DiGraph
+
+
+def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded:
+    """Find the workspace at or above `directory`, validate its config, discover targets and build the graph."""
+    from polybuild.config import find_root, load_config
+    from polybuild.graph import build_graph
+    from polybuild.workspace import discover
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"not a directory: {directory}")
+    root = config_file.resolve().parent if config_file else find_root(directory)
+    ws = discover(load_config(root, config_file))
+    return Loaded(ws, build_graph(ws))
+
+
+def select(loaded: Loaded, names: list[str]) -> set[str]:
+    """The named targets and their dependencies; all targets when none are named."""
+    from polybuild.graph import closure
+
+    if not names:
+        return set(loaded.ws.targets)
+    return closure(loaded.graph, [loaded.ws.resolve(n).id for n in names])
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    results: list[TaskResult]
+    report_path: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "built" for r in self.results)
+
+
+def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), platforms: list[str] = (),
+          jobs: int | None = None, keep_going: bool = False, json_mode: bool = False) -> Outcome:
+    """Build the targets (all by default) and their dependencies; writes dist/build-report.json."""
+    from polybuild.plan import build_plan, choose_dimensions
+
+    if not loaded.ws.targets:
+        raise UserError(f"no targets found under {loaded.ws.root}",
+                        hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
+    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
+    plan = build_plan(loaded.ws, loaded.graph, select(loaded, list(targets)), chosen_variants, chosen_platforms)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True)
+
+
+def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[str] = (),
+        platforms: list[str] = (), jobs: int | None = None, keep_going: bool = False,
+        json_mode: bool = False) -> Outcome:
+    """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
+    from polybuild.plan import choose_dimensions, run_plan
+
+    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
+    names = list(targets)
+    selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
+    plan = run_plan(loaded.ws, loaded.graph, selected, action, chosen_variants, chosen_platforms)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False)
+
+
+def _context(loaded: Loaded):
+    from polybuild.builders import BuildContext
+    from polybuild.platforms import host
+
+    ws = loaded.ws
+    python = ws.config["python"]["interpreter"] or sys.executable
+    return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev",
+                        state_dir=ws.root / ws.config["state-dir"])
+
+
+def preflight(plan: Plan, ctx) -> None:
+    """Every toolchain and backend the plan needs is present, checked before anything starts."""
+    from polybuild import builders
+    from polybuild.toolchains import require
+
+    seen: set[tuple[str, str]] = set()
+    for task in plan.tasks.values():
+        builder = builders.get(task.builder)
+        for tool in builder.tools:
+            if (tool, task.builder) not in seen:
+                seen.add((tool, task.builder))
+                require(tool, f"{task.target.id} ({task.builder})")
+        builder.preflight(task, ctx)
+
+
+def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
+             write_report: bool) -> Outcome:
+    import json
+
+    from polybuild.execute import Executor
+    from polybuild.progress import make_reporter
+    from polybuild.report import build_report, write_atomic
+
+    ctx = _context(loaded)
+    preflight(plan, ctx)
+    reporter = make_reporter(len(plan.tasks), json_mode)
+    start = time.monotonic()
+    try:
+        results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter).run()
+    finally:
+        reporter.close()
+    report_path = None
+    if write_report:
+        report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
+        report = build_report(ctx, results, time.monotonic() - start)
+        write_atomic(report_path, json.dumps(report, indent=2) + "\n")
+    _clean_tmp(ctx.state_dir)
+    return Outcome(plan, results, report_path)
+
+
+def _clean_tmp(state_dir: Path) -> None:
+    tmp = state_dir / "tmp"
+    if tmp.is_dir() and not any(tmp.iterdir()):
+        os.rmdir(tmp)

@@ -1,0 +1,81 @@
+"""Builders: each turns a task into steps (argv commands, or a small in-process action).
+
+Every builder implements the `Builder` interface and is registered once in `BUILDERS`; adding a builder touches
+only its own module and that table. A builder writes its artifacts into `out`; the executor publishes them
+atomically into the dist directory, so a failed or interrupted build leaves nothing half-written there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from polybuild.plan import Task
+    from polybuild.platforms import Platform
+    from polybuild.workspace import Workspace
+
+
+@dataclass
+class Step:
+    """A command to run (argv, never a shell string), or an in-process action."""
+
+    argv: list[str] | None = None
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    action: Callable[[], None] | None = None
+    describe: str = ""
+
+    def display(self) -> str:
+        import shlex
+
+        return shlex.join(self.argv) if self.argv else self.describe
+
+
+@dataclass
+class BuildContext:
+    """What builders may read about the run; shared by all tasks and computed once."""
+
+    ws: Workspace
+    host: Platform
+    python: str
+    version: str
+    state_dir: Path
+    artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
+
+    @property
+    def config(self) -> dict:
+        return self.ws.config.data
+
+
+class Builder(Protocol):
+    name: ClassVar[str]
+    tools: ClassVar[tuple[str, ...]]  # toolchains checked before anything runs
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        """Raise UserError for problems the user must fix before building (missing backend, ...)."""
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        """The steps that build `task`, writing artifacts into `out`."""
+
+
+_MODULES = {
+    "cargo": "polybuild.builders.cargo:CargoBuilder",
+    "cargo-test": "polybuild.builders.cargo:CargoTestBuilder",
+    "maturin": "polybuild.builders.maturin:MaturinBuilder",
+    "pep517": "polybuild.builders.pep517:Pep517Builder",
+    "pytest": "polybuild.builders.pep517:PytestBuilder",
+    "go": "polybuild.builders.go:GoBuilder",
+    "go-test": "polybuild.builders.go:GoTestBuilder",
+    "command": "polybuild.builders.command:CommandBuilder",
+}
+BUILDERS = tuple(_MODULES)
+
+
+def get(name: str) -> Builder:
+    """The builder registered as `name` (imported lazily: a run pays only for the builders it uses)."""
+    module, _, cls = _MODULES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,102 @@
+"""Rust crates with `cargo build` (binaries and cdylibs), and `cargo test`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.builders import BuildContext, Step
+from polybuild.toolchains import require
+
+if TYPE_CHECKING:
+    from polybuild.plan import Task
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def profile_args(ctx: BuildContext, task: Task) -> list[str]:
+    """`--profile` plus `--config` overrides from [rust], and path remapping so outputs do not embed our paths."""
+    rust = ctx.config["rust"]
+    profile = rust["profile"]
+    args = ["--profile", profile]
+    for key in ("lto", "codegen-units", "strip"):
+        if rust[key] is not None:
+            args += ["--config", f"profile.{profile}.{key}={_toml(rust[key])}"]
+    remaps = [f"--remap-path-prefix={ctx.ws.root}=."]
+    cargo_home = os.environ.get("CARGO_HOME") or str(Path.home() / ".cargo")
+    remaps.append(f"--remap-path-prefix={cargo_home}=/cargo")
+    target_dir = task.target.info.get("target_dir")
+    if target_dir and not Path(target_dir).is_relative_to(ctx.ws.root):
+        remaps.append(f"--remap-path-prefix={target_dir}=/target")
+    args += ["--config", "build.rustflags=[" + ", ".join(_toml(r) for r in remaps) + "]"]
+    if rust["locked"]:
+        args.append("--locked")
+    if task.platform and task.platform != ctx.host:
+        args += ["--target", task.platform.rust_triple]
+    if task.features:
+        args += ["--features", ",".join(task.features)]
+    return args
+
+
+def profile_dir(profile: str) -> str:
+    return "debug" if profile in ("dev", "test") else profile
+
+
+class CargoBuilder:
+    name = "cargo"
+    tools = ("cargo",)
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        t = task.target
+        cargo = require("cargo", t.id)
+        argv = [cargo, "build", "--manifest-path", str(t.manifest), "-p", t.info["crate"], *profile_args(ctx, task)]
+        if t.info["bins"]:
+            argv.append("--bins")
+        if t.info["cdylibs"]:
+            argv.append("--lib")
+        return [
+            Step(argv, cwd=Path(t.info["cargo_workspace"])),
+            Step(action=lambda: self._collect(task, ctx, out), describe=f"copy artifacts of {t.id} to dist"),
+        ]
+
+    def _collect(self, task: Task, ctx: BuildContext, out: Path) -> None:
+        t = task.target
+        base = Path(t.info["target_dir"])
+        if task.platform and task.platform != ctx.host:
+            base /= task.platform.rust_triple
+        base /= profile_dir(ctx.config["rust"]["profile"])
+        plat = task.platform or ctx.host
+        names = [b + plat.exe_suffix for b in t.info["bins"]]
+        names += [_cdylib_file(c, plat.os) for c in t.info["cdylibs"]]
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy2(base / name, out / name)
+
+
+def _cdylib_file(lib: str, os_name: str) -> str:
+    lib = lib.replace("-", "_")
+    return {"darwin": f"lib{lib}.dylib", "windows": f"{lib}.dll"}.get(os_name, f"lib{lib}.so")
+
+
+class CargoTestBuilder:
+    name = "cargo-test"
+    tools = ("cargo",)
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        t = task.target
+        argv = [require("cargo", t.id), "test", "--manifest-path", str(t.manifest), "-p", t.info["crate"]]
+        if task.features:
+            argv += ["--features", ",".join(task.features)]
+        return [Step(argv, cwd=Path(t.info["cargo_workspace"]))]

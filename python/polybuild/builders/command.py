@@ -1,0 +1,24 @@
+"""Custom tasks declared in config (`[targets.<name>.tasks.<task>]`): an argv command in the target's directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.builders import BuildContext, Step
+
+if TYPE_CHECKING:
+    from polybuild.plan import Task
+
+
+class CommandBuilder:
+    name = "command"
+    tools = ()
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        spec = task.target.settings["tasks"][task.action]
+        env = {k: str(v) for k, v in spec["env"].items()}
+        return [Step(list(spec["cmd"]), cwd=task.target.dir, env=env)]

@@ -1,0 +1,52 @@
+"""Go binaries with `go build -trimpath`, the version stamped through -ldflags -X; and `go test ./...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.builders import BuildContext, Step
+from polybuild.toolchains import require
+
+if TYPE_CHECKING:
+    from polybuild.plan import Task
+
+
+class GoBuilder:
+    name = "go"
+    tools = ("go",)
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        t = task.target
+        go = require("go", t.id)
+        conf = ctx.config["go"]
+        cgo = t.settings.get("cgo")
+        plat = task.platform or ctx.host
+        env = {
+            "CGO_ENABLED": "1" if (conf["cgo"] if cgo is None else cgo) else "0",
+            "GOOS": plat.os,
+            "GOARCH": plat.arch,
+        }
+        ldflags = [f"-X {conf['version-variable']}={ctx.version}", *conf["ldflags"]]
+        steps = []
+        for binary, pkg in t.info["binaries"].items():
+            argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", " ".join(ldflags)]
+            if conf["tags"]:
+                argv += ["-tags", ",".join(conf["tags"])]
+            argv += ["-o", str(out / (binary + plat.exe_suffix)), "./" + pkg if pkg != "." else "."]
+            steps.append(Step(argv, cwd=t.dir, env=env))
+        return steps
+
+
+class GoTestBuilder:
+    name = "go-test"
+    tools = ("go",)
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        return [Step([require("go", task.target.id), "test", "./..."], cwd=task.target.dir)]

@@ -1,0 +1,34 @@
+"""PyO3 extension wheels with `maturin build`: the configured profile (LTO, codegen-units), the variant's Cargo
+features, the target interpreter, and the platform's Rust target. maturin picks abi3 tags from the crate's pyo3
+features itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.builders import BuildContext, Step
+from polybuild.builders.cargo import profile_args
+from polybuild.toolchains import require
+
+if TYPE_CHECKING:
+    from polybuild.plan import Task
+
+
+class MaturinBuilder:
+    name = "maturin"
+    tools = ("cargo", "maturin")
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        return None
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        t = task.target
+        maturin = require("maturin", t.id)
+        argv = [
+            maturin, "build", "--manifest-path", t.info["crate_manifest"], "--interpreter", ctx.python,
+            "--out", str(out), *profile_args(ctx, task),
+        ]
+        if ctx.config["python"]["sdist"] or t.settings.get("sdist"):
+            argv.append("--sdist")
+        return [Step(argv, cwd=t.dir)]

@@ -1,0 +1,144 @@
+"""The `polybuild` command line: argument parsing, output and exit codes (0 ok, 1 build failed, 2 usage or
+config error, 130 interrupted). All the work is in `polybuild.api`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from polybuild import __version__
+from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message, add our prefix
+        self.print_usage(sys.stderr)
+        print(f"polybuild: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
+    p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
+    p.add_argument("-C", dest="directory", default=".", metavar="DIR", help="run as if started in DIR")
+    p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: polybuild.toml or "
+                   "[tool.polybuild] in pyproject.toml at the workspace root)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+
+    def dims(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
+        sp.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+        sp.add_argument("-k", "--keep-going", action="store_true", help="do not stop at the first failure")
+        sp.add_argument("--variant", action="append", default=[], metavar="NAME",
+                        help="build variant from config (repeatable)")
+        sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
+                        help="target platform such as linux/arm64 (repeatable; default: the host)")
+        sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+
+    dims(sub.add_parser("build", help="build targets and their dependencies into dist/"))
+    run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
+    run.add_argument("task", help="the task name, e.g. test")
+    dims(run)
+    graph = sub.add_parser("graph", help="print the target graph")
+    graph.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets and their dependencies")
+    graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    sub.add_parser("doctor", help="show toolchains and whether the native core is active")
+    sub.add_parser("config-reference", help="print the Markdown reference of every config key")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        print("polybuild: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _COMMANDS[args.command](args)
+    except PolybuildError as exc:
+        print(f"polybuild: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\npolybuild: interrupted; running tasks were stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _load(args: argparse.Namespace):
+    from polybuild import api
+
+    return api.load(Path(args.directory), args.config)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from polybuild import api
+
+    loaded = _load(args)
+    outcome = api.build(loaded, args.targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
+                        keep_going=args.keep_going, json_mode=args.json)
+    return _finish(loaded, outcome, args.json)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from polybuild import api
+
+    loaded = _load(args)
+    outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
+                      jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json)
+    return _finish(loaded, outcome, args.json)
+
+
+def _finish(loaded, outcome, json_mode: bool) -> int:
+    from polybuild.report import failure_details
+
+    root = loaded.ws.root
+    out = sys.stderr
+    for target_id, reason in outcome.plan.skipped:
+        print(f"note: skipped {target_id}: {reason}", file=out)
+    failed = [r for r in outcome.results if r.status == "failed"]
+    for r in failed:
+        print(failure_details(r, root), file=out)
+    if not json_mode:
+        artifacts = [a for r in outcome.results for a in r.artifacts]
+        counts = {s: sum(r.status == s for r in outcome.results) for s in ("built", "failed", "cancelled",
+                                                                          "skipped")}
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
+        for a in artifacts:
+            print(f"  {a.path.relative_to(root)}  {a.size:,} bytes  sha256:{a.sha256[:16]}", file=out)
+        if outcome.report_path:
+            print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
+    return 0 if outcome.ok else 1
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from polybuild import api
+    from polybuild.graph import render
+
+    loaded = _load(args)
+    print(render(loaded.ws, loaded.graph, api.select(loaded, args.targets), args.format))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from polybuild.doctor import report
+
+    print(report(Path(args.directory)))
+    return 0
+
+
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from polybuild.config import SCHEMA
+    from polybuild.schema import document
+
+    print(document(SCHEMA, "tool.polybuild"), end="")
+    return 0
+
+
+_COMMANDS = {
+    "build": _cmd_build,
+    "run": _cmd_run,
+    "graph": _cmd_graph,
+    "doctor": _cmd_doctor,
+    "config-reference": _cmd_config_reference,
+}

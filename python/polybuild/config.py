@@ -1,0 +1,227 @@
+"""Reading and validating polybuild's config: `[tool.polybuild]` in pyproject.toml, or polybuild.toml.
+
+Validation is strict (unknown keys, wrong types and bad values are errors with file:line and "did you mean"), so a
+typo never silently changes a build.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polybuild.errors import UserError
+from polybuild.schema import FreeTable, Key, Map, Table, Validator
+from polybuild.tomlfile import TomlFile, load
+
+PLATFORMS = (
+    "linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64",
+)
+
+TASK = Table(
+    {
+        "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory.", item=str),
+        "inputs": Key(list, "Glob patterns, relative to the target, of files the task reads.", [], item=str),
+        "outputs": Key(list, "Glob patterns, relative to the target, of files the task writes.", [], item=str),
+        "env": Key(dict, "Extra environment variables for the command.", {}),
+        "needs-build": Key(bool, "Build the target and its dependencies first.", False),
+    },
+    doc="A custom task such as `test`, `lint` or `codegen`: `polybuild run NAME` runs it for every target that "
+    "has it, dependencies first. A custom `test` replaces the built-in default (cargo test, pytest, go test).",
+)
+
+TARGET = Table(
+    {
+        "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests.", [],
+                    item=str),
+        "features": Key(list, "Cargo features always enabled for this crate.", [], item=str),
+        "env": Key(dict, "Environment variables set for this target's builds.", {}),
+        "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
+        "sdist": Key(bool, "Python only: also build an sdist."),
+        "skip": Key(bool, "Leave this target out of `polybuild build` (it stays in the graph).", False),
+        "tasks": Map(TASK, placeholder="<task>"),
+    },
+    doc="Settings for one discovered target, keyed by its name (`serving`) or id (`py:serving`).",
+)
+
+VARIANT = Table(
+    {
+        "features": Key(list, "Cargo features this variant enables, in every crate that declares them.", [],
+                        item=str),
+        "platforms": Key(list, "Platforms this variant can be built for; empty means all.", [], item=str),
+        "default": Key(bool, "Build this variant when no `--variant` is given.", False),
+    },
+    doc="A named build variant (e.g. `cpu`, `cuda`, `metal`); a build dimension next to the platform.",
+)
+
+IMAGE = Table(
+    {
+        "template": Key(str, "The Dockerfile template, relative to the workspace root."),
+        "artifacts": Key(list, "Targets whose artifacts go into the image (names or ids).", [], item=str),
+        "platforms": Key(list, "Platforms the image is built for; empty means the host's.", [], item=str),
+        "vars": FreeTable("Template variables for this image."),
+    },
+    doc="A container image target. Images appear in the graph with edges to the artifacts they contain.",
+)
+
+SCHEMA = Table(
+    {
+        "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
+                       item=str),
+        "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str),
+        "go-roots": Key(list, "Directories searched for go.mod files (when there is no go.work).", ["."],
+                        item=str),
+        "dist-dir": Key(str, "Where artifacts and build-report.json are written.", "dist"),
+        "state-dir": Key(str, "Where logs and temporary build files are kept.", ".polybuild"),
+        "version": Key(str, "The workspace version stamped into Go binaries; default: the root [project].version "
+                       "or [workspace.package].version."),
+        "jobs": Key(int, "Parallel tasks; default: the number of cores.", minimum=1),
+        "platforms": Key(list, "Platforms the workspace may be built for; empty means any known platform.", [],
+                         item=str),
+        "rust": Table(
+            {
+                "profile": Key(str, "Cargo profile for cargo and maturin builds.", "release"),
+                "lto": Key((bool, str), "Link-time optimisation.",
+                           choices=(False, True, "thin", "fat", "off")),
+                "codegen-units": Key(int, "Codegen units of the profile (1 gives the best code).", minimum=1),
+                "strip": Key((bool, str), "Strip symbols from binaries.",
+                             choices=(False, True, "none", "debuginfo", "symbols")),
+                "locked": Key(bool, "Pass --locked so a stale Cargo.lock fails the build.", False),
+            },
+            doc="How Rust crates and PyO3 extensions are built. Profile settings override Cargo.toml's.",
+        ),
+        "python": Table(
+            {
+                "interpreter": Key(str, "The Python that runs PEP 517 backends and that maturin targets; default: "
+                                   "the one running polybuild."),
+                "sdist": Key(bool, "Also build sdists.", False),
+                "isolation": Key(bool, "Build pure wheels in isolated environments (needs the package index).",
+                                 False),
+            },
+            doc="How Python packages are built (hatchling or any PEP 517 backend; maturin for extensions).",
+        ),
+        "go": Table(
+            {
+                "cgo": Key(bool, "CGO_ENABLED for all Go builds (per target: targets.<name>.cgo).", False),
+                "version-variable": Key(str, "The variable stamped with the version through -ldflags -X.",
+                                        "main.version"),
+                "ldflags": Key(list, "Extra -ldflags entries.", [], item=str),
+                "tags": Key(list, "Build tags.", [], item=str),
+            },
+            doc="How Go binaries are built (`go build -trimpath`).",
+        ),
+        "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
+        "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
+        "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
+    },
+    doc="The root of polybuild's config, in `pyproject.toml` as `[tool.polybuild]` or in `polybuild.toml`.",
+)
+
+
+@dataclass
+class Config:
+    """The validated config of one workspace."""
+
+    root: Path
+    file: TomlFile | None
+    prefix: tuple[str, ...]
+    data: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    @property
+    def display(self) -> str:
+        return self.file.display if self.file else "(defaults)"
+
+    def error(self, keypath: tuple[str, ...], message: str, hint: str | None = None) -> UserError:
+        """A located error for a key of this config."""
+        if self.file is None:
+            return UserError(message, hint=hint)
+        return self.file.error(self.prefix + keypath, message, hint)
+
+    @property
+    def jobs(self) -> int:
+        return self.data["jobs"] or os.cpu_count() or 1
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` with polybuild config; else the nearest with a manifest."""
+    start = start.resolve()
+    candidates = [start, *start.parents]
+    for d in candidates:
+        if (d / "polybuild.toml").is_file() or _has_tool_table(d / "pyproject.toml"):
+            return d
+    for d in candidates:
+        if any((d / m).is_file() for m in ("pyproject.toml", "Cargo.toml", "go.work", "go.mod")):
+            return d
+    return start  # a directory holding several projects below it, with no manifest of its own
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    if not pyproject.is_file():
+        return False
+    try:
+        return "[tool.polybuild" in pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def load_config(root: Path, explicit: Path | None = None) -> Config:
+    """Load and validate the workspace config; a workspace with no config gets the defaults."""
+    validator: Validator
+    if explicit is not None:
+        path = explicit if explicit.is_absolute() else Path.cwd() / explicit
+        if not path.is_file():
+            raise UserError(f"config file not found: {explicit}")
+        doc = load(path, display=_display(path, root))
+        prefix: tuple[str, ...] = ("tool", "polybuild") if path.name == "pyproject.toml" else ()
+    elif (root / "polybuild.toml").is_file():
+        doc, prefix = load(root / "polybuild.toml", display="polybuild.toml"), ()
+    elif (root / "pyproject.toml").is_file():
+        doc, prefix = load(root / "pyproject.toml", display="pyproject.toml"), ("tool", "polybuild")
+    else:
+        validator = Validator(TomlFile(root / "polybuild.toml", {}, ""))
+        return Config(root, None, (), validator.check(SCHEMA, {}, ()))
+    raw: Any = doc.data
+    for key in prefix:
+        raw = raw.get(key, {}) if isinstance(raw, dict) else {}
+    validator = Validator(doc, prefix)
+    data = validator.check(SCHEMA, raw, ())
+    config = Config(root, doc, prefix, data)
+    _check_platforms(config)
+    return config
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _check_platforms(config: Config) -> None:
+    """Platform names are checked here, once, so later stages can trust them."""
+    import difflib
+
+    def check(value: str, keypath: tuple[str, ...]) -> None:
+        if value not in PLATFORMS:
+            close = difflib.get_close_matches(value, PLATFORMS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known platforms: {', '.join(PLATFORMS)}"
+            raise config.error(keypath, f"unknown platform '{value}'", hint)
+
+    for p in config["platforms"]:
+        check(p, ("platforms",))
+    for name, variant in config["variants"].items():
+        for p in variant["platforms"]:
+            check(p, ("variants", name, "platforms"))
+    for name, image in config["images"].items():
+        for p in image["platforms"]:
+            check(p, ("images", name, "platforms"))
+        if not image["template"]:
+            raise config.error(("images", name), f"image '{name}' needs a 'template'")
+    defaults = [n for n, v in config["variants"].items() if v["default"]]
+    if len(defaults) > 1:
+        raise config.error(("variants", defaults[1], "default"),
+                           f"more than one default variant: {', '.join(defaults)}", "mark exactly one as default")

@@ -1,0 +1,247 @@
+"""The plan: which tasks run, for which variant and platform, and what each waits for.
+
+Variants and platforms multiply only the targets they affect: a pure wheel is built once even when the Rust
+extension it depends on is built for three variants, and artifacts of different variants never share a path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from polybuild.errors import UserError
+from polybuild.platforms import Platform, host
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from polybuild.workspace import Target, Workspace
+
+PLATFORM_SENSITIVE = frozenset({"cargo", "maturin", "go"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    features: tuple[str, ...]
+    platforms: tuple[str, ...]
+
+
+@dataclass
+class Task:
+    """One unit of work: a target's build (or custom task) for one variant and platform."""
+
+    id: str
+    target: Target
+    action: str  # "build", or the name of a custom task such as "test"
+    builder: str
+    variant: Variant | None
+    platform: Platform | None
+    deps: set[str] = field(default_factory=set)
+    priority: float = 0.0  # length of the longest chain of work waiting on this task
+
+    @property
+    def features(self) -> list[str]:
+        """Cargo features: the target's configured ones plus those of its variant that it declares."""
+        chosen = set(self.target.settings.get("features", ()))
+        if self.variant:
+            chosen |= set(self.variant.features) & self.target.features
+        return sorted(chosen)
+
+
+@dataclass
+class Plan:
+    tasks: dict[str, Task]
+    skipped: list[tuple[str, str]]  # (target id, reason)
+    variants: list[Variant | None]
+    platforms: list[Platform]
+
+
+def variants_of(ws: Workspace) -> dict[str, Variant]:
+    return {
+        name: Variant(name, tuple(v["features"]), tuple(v["platforms"]))
+        for name, v in ws.config["variants"].items()
+    }
+
+
+def choose_dimensions(ws: Workspace, variant_names: list[str], platform_names: list[str]
+                      ) -> tuple[list[Variant | None], list[Platform]]:
+    """Check the requested variants and platforms against config before anything runs."""
+    known = variants_of(ws)
+    for name in variant_names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else (
+                f"variants: {', '.join(known)}" if known else "declare variants in [variants]")
+            raise UserError(f"unknown variant '{name}'", hint=hint)
+    if variant_names:
+        variants: list[Variant | None] = [known[n] for n in dict.fromkeys(variant_names)]
+    else:
+        variants = [v for n, v in known.items() if ws.config["variants"][n]["default"]] or [None]
+    allowed = ws.config["platforms"]
+    platforms = []
+    for name in dict.fromkeys(platform_names) or [host().name]:
+        from polybuild.config import PLATFORMS
+
+        if name not in PLATFORMS or (allowed and name not in allowed):
+            valid = allowed or PLATFORMS
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid platforms: {', '.join(valid)}"
+            raise UserError(f"platform '{name}' is not valid for this workspace", hint=hint)
+        platforms.append(Platform.parse(name))
+    for v in variants:
+        for p in platforms:
+            if v and v.platforms and p.name not in v.platforms:
+                raise UserError(f"variant '{v.name}' cannot be built for {p.name}",
+                                hint=f"'{v.name}' is valid for: {', '.join(v.platforms)}")
+    return variants, platforms
+
+
+def _sensitive_variant(target: Target, variant: Variant | None) -> Variant | None:
+    if variant and set(variant.features) & target.features:
+        return variant
+    return None
+
+
+def _sensitive_platform(builder: str, platform: Platform) -> Platform | None:
+    return platform if builder in PLATFORM_SENSITIVE else None
+
+
+def task_id(target_id: str, action: str, variant: Variant | None, platform: Platform | None) -> str:
+    """Readable and unique: `py:serving-runtime`, `go:operator [linux/arm64]`, `rust:x:test [cuda]`."""
+    base = target_id if action == "build" else f"{target_id}:{action}"
+    dims = [d for d in (variant.name if variant else None,
+                        platform.name if platform and platform != host() else None) if d]
+    return f"{base} [{', '.join(dims)}]" if dims else base
+
+
+def build_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], variants: list[Variant | None],
+               platforms: list[Platform]) -> Plan:
+    """Build tasks for the selected targets (and what they need), deduplicated across dimensions."""
+    from polybuild.graph import order
+
+    tasks: dict[str, Task] = {}
+    skipped = []
+    buildable = {i for i in selected if ws.targets[i].builder and not ws.targets[i].settings.get("skip")}
+    for tid in order(g, selected):
+        t = ws.targets[tid]
+        if t.kind == "image":
+            skipped.append((tid, "container images are not built yet (they arrive with the container builder)"))
+        elif t.settings.get("skip"):
+            skipped.append((tid, f"skip = true in [targets.{t.name}]"))
+    for tid in order(g, buildable):
+        target = ws.targets[tid]
+        for v in variants:
+            for p in platforms:
+                task = _task(target, "build", target.builder, v, p)
+                task = tasks.setdefault(task.id, task)
+                for dep in _buildable_deps(ws, g, tid, buildable):
+                    dep_target = ws.targets[dep]
+                    task.deps.add(_task(dep_target, "build", dep_target.builder, v, p).id)
+    _prioritize(tasks)
+    return Plan(tasks, skipped, variants, platforms)
+
+
+def _task(target: Target, action: str, builder: str, v: Variant | None, p: Platform) -> Task:
+    variant = _sensitive_variant(target, v)
+    platform = _sensitive_platform(builder, p)
+    return Task(task_id(target.id, action, variant, platform), target, action, builder, variant, platform)
+
+
+def _buildable_deps(ws: Workspace, g: nx.DiGraph, tid: str, buildable: set[str]) -> set[str]:
+    """The nearest dependencies that have a build task, looking through libraries."""
+    found: set[str] = set()
+    stack = list(g.successors(tid))
+    seen: set[str] = set()
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        if d in buildable:
+            found.add(d)
+        else:
+            stack.extend(g.successors(d))
+    return found
+
+
+# Rough relative costs, used only to order ready tasks until real durations are known.
+_WEIGHT = {"maturin": 10.0, "cargo": 8.0, "cargo-test": 8.0, "go": 2.0, "go-test": 2.0}
+
+
+def _prioritize(tasks: dict[str, Task]) -> None:
+    """Priority = the task's weight plus the heaviest chain of tasks that wait on it (critical path first)."""
+    from graphlib import TopologicalSorter
+
+    dependents: dict[str, list[str]] = {i: [] for i in tasks}
+    for t in tasks.values():
+        for d in t.deps:
+            dependents[d].append(t.id)
+    chain: dict[str, float] = {}
+    for i in reversed(list(TopologicalSorter({i: t.deps for i, t in tasks.items()}).static_order())):
+        chain[i] = _WEIGHT.get(tasks[i].builder, 1.0) + max((chain[d] for d in dependents[i]), default=0.0)
+        tasks[i].priority = chain[i]
+
+
+def _default_task_builder(ws: Workspace, target: Target, action: str) -> str | None:
+    """Built-in tasks: `test` is cargo test, pytest (against the built wheels) or go test per package."""
+    if action != "test":
+        return None
+    if target.kind == "rust":
+        return "cargo-test"
+    if target.kind == "go":
+        return "go-test"
+    if target.kind == "py" and _has_python_tests(ws, target):
+        return "pytest"
+    return None
+
+
+def _has_python_tests(ws: Workspace, target: Target) -> bool:
+    prefix = ws.rel(target.dir)
+    prefix = "" if prefix == "." else prefix + "/"
+    for rel in ws.files:
+        if rel.startswith(prefix) and rel.endswith(".py"):
+            name = rel.rsplit("/", 1)[-1]
+            if name.startswith("test_") or name.endswith("_test.py"):
+                return True
+    return False
+
+
+def task_builder(ws: Workspace, target: Target, action: str) -> str | None:
+    if action in target.settings.get("tasks", {}):
+        return "command"
+    return _default_task_builder(ws, target, action)
+
+
+def run_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], action: str, variants: list[Variant | None],
+             platforms: list[Platform]) -> Plan:
+    """Tasks named `action` for the selected targets, in graph order, plus the builds that some of them need."""
+    from polybuild.graph import closure
+
+    with_action = {i: b for i in selected if (b := task_builder(ws, ws.targets[i], action))}
+    if not with_action:
+        raise UserError(f"no selected target has a task named '{action}'",
+                        hint=f"declare one in [targets.<name>.tasks.{action}]")
+    needs_build = [i for i, b in with_action.items() if b == "pytest" or (
+        b == "command" and ws.targets[i].settings["tasks"][action]["needs-build"])]
+    plan = build_plan(ws, g, closure(g, needs_build), variants, platforms) if needs_build else Plan(
+        {}, [], variants, platforms)
+    tasks = plan.tasks
+    build_ids = {t.target.id: [] for t in tasks.values()}
+    for t in tasks.values():
+        build_ids[t.target.id].append(t.id)
+    for tid in sorted(with_action):
+        target = ws.targets[tid]
+        for v in variants:
+            for p in platforms:
+                task = _task(target, action, with_action[tid], v, p)
+                task = tasks.setdefault(task.id, task)
+                for dep in _buildable_deps(ws, g, tid, set(with_action)):
+                    dep_target = ws.targets[dep]
+                    task.deps.add(_task(dep_target, action, with_action[dep], v, p).id)
+                if tid in needs_build:
+                    for built in closure(g, [tid]):
+                        task.deps.update(build_ids.get(built, []))
+    _prioritize(tasks)
+    return plan

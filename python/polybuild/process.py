@@ -1,0 +1,62 @@
+"""Child processes that can all be stopped at once: on failure (fail-fast) or Ctrl-C, every running build is
+terminated with its whole process group (cargo, rustc, linkers...), not just the direct child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+
+class Cancelled(Exception):
+    """The run is stopping; the task did not finish."""
+
+
+class ProcessGroup:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.cancelled = threading.Event()
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: IO[bytes]) -> int:
+        """Run to completion with output into `log`; raise Cancelled if the run is being stopped."""
+        with self._lock:
+            if self.cancelled.is_set():
+                raise Cancelled
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            self._running.add(proc)
+        try:
+            code = proc.wait()
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        if self.cancelled.is_set() and code != 0:
+            raise Cancelled
+        return code
+
+    def terminate_all(self, grace: float = 5.0) -> None:
+        """SIGTERM every process group, then SIGKILL what is still alive after `grace` seconds."""
+        self.cancelled.set()
+        with self._lock:
+            procs = list(self._running)
+        for p in procs:
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(p, signal.SIGKILL)
+                p.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

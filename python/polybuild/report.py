@@ -1,0 +1,94 @@
+"""The build report: `dist/build-report.json` for machines and the end-of-run summary for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild import __version__
+
+if TYPE_CHECKING:
+    from polybuild.builders import BuildContext
+    from polybuild.execute import TaskResult
+
+LOG_TAIL_LINES = 25
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) -> dict:
+    root = ctx.ws.root
+    failed = [r for r in results if r.status == "failed"]
+    return {
+        "polybuild": __version__,
+        "status": "failed" if failed else "ok",
+        "version": ctx.version,
+        "duration_s": round(duration, 3),
+        "tasks": [
+            {
+                "id": r.task.id,
+                "target": r.task.target.id,
+                "action": r.task.action,
+                "builder": r.task.builder,
+                "variant": r.task.variant.name if r.task.variant else None,
+                "platform": r.task.platform.name if r.task.platform else None,
+                "status": r.status,
+                "duration_s": round(r.duration, 3),
+                "log": _rel(r.log, root) if r.log else None,
+                **({"failed_command": r.failed_step} if r.failed_step else {}),
+                **({"reason": r.reason} if r.reason else {}),
+            }
+            for r in results
+        ],
+        "artifacts": [
+            {
+                "target": a.target,
+                "task": a.task,
+                "variant": a.variant,
+                "platform": a.platform,
+                "path": _rel(a.path, root),
+                "sha256": a.sha256,
+                "size": a.size,
+            }
+            for r in results
+            for a in r.artifacts
+        ],
+    }
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def failure_details(result: TaskResult, root: Path) -> str:
+    """The failing target, its command and the tail of its log."""
+    lines = [f"error: {result.task.id} failed"]
+    if result.failed_step:
+        lines.append(f"  command: {result.failed_step}")
+    if result.reason:
+        lines.append(f"  reason: {result.reason}")
+    if result.log and result.log.is_file():
+        tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        lines.append(f"  log: {_rel(result.log, root)} (last {len(tail)} lines)")
+        lines += [f"  | {line}" for line in tail]
+    return "\n".join(lines)

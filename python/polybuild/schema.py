@@ -1,0 +1,183 @@
+"""A tiny declarative schema: validates TOML tables with precise errors and documents itself.
+
+Each key has a type, a default and one line of documentation; `docs/config.md` is generated from it, so every
+key that is accepted is documented and vice versa.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from polybuild.errors import ConfigError
+from polybuild.tomlfile import TomlFile
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "a table"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """A scalar or list key."""
+
+    type: type | tuple[type, ...]
+    doc: str
+    default: Any = None
+    item: type | None = None  # element type for lists
+    choices: tuple[Any, ...] = ()
+    minimum: int | None = None
+
+    def describe(self) -> str:
+        if self.type is list:
+            return f"an array of {_TYPE_NAMES[self.item].split(' ', 1)[1]}s" if self.item else "an array"
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        return " or ".join(_TYPE_NAMES[t] for t in types)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table with a fixed set of keys."""
+
+    keys: dict[str, Key | Table | Map | FreeTable]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Map:
+    """A table whose keys are user-chosen names (variants, targets, tasks), each validated by `value`."""
+
+    value: Key | Table | Map | FreeTable
+    doc: str = ""
+    placeholder: str = "<name>"
+
+
+@dataclass(frozen=True)
+class FreeTable:
+    """A table of user data passed through (template variables, environment)."""
+
+    doc: str = ""
+    value_types: tuple[type, ...] = (str, int, float, bool, list, dict)
+
+
+Node = Key | Table | Map | FreeTable
+
+
+@dataclass
+class Validator:
+    """Validates one document against a schema, collecting the first error with its location."""
+
+    file: TomlFile
+    prefix: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, path: tuple[str, ...], message: str, hint: str | None = None) -> ConfigError:
+        return self.file.error(self.prefix + path, message, hint)
+
+    def check(self, node: Node, value: Any, path: tuple[str, ...]) -> Any:
+        """Return `value` with defaults filled in, or raise a located ConfigError."""
+        name = ".".join(self.prefix + path)
+        if isinstance(node, Table):
+            if not isinstance(value, dict):
+                raise self.error(path, f"'{name}' must be a table, not {_kind(value)}")
+            return self._table(node, value, path)
+        if isinstance(node, Map):
+            if not isinstance(value, dict):
+                raise self.error(path, f"'{name}' must be a table, not {_kind(value)}")
+            return {k: self.check(node.value, v, path + (k,)) for k, v in value.items()}
+        if isinstance(node, FreeTable):
+            if not isinstance(value, dict):
+                raise self.error(path, f"'{name}' must be a table, not {_kind(value)}")
+            for k, v in value.items():
+                if not isinstance(v, node.value_types):
+                    allowed = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in node.value_types)
+                    raise self.error(path + (k,), f"'{name}.{k}' must be {allowed}, not {_kind(v)}")
+            return value
+        return self._key(node, value, path, name)
+
+    def _table(self, node: Table, value: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k not in node.keys:
+                close = difflib.get_close_matches(k, node.keys, n=1, cutoff=0.6)
+                where = ".".join(self.prefix + path) or "the top level"
+                hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(node.keys))}"
+                raise self.error(path + (k,), f"unknown key '{k}' in [{where}]", hint)
+            out[k] = self.check(node.keys[k], v, path + (k,))
+        for k, sub in node.keys.items():
+            if k not in out:
+                out[k] = defaults(sub)
+        return out
+
+    def _key(self, node: Key, value: Any, path: tuple[str, ...], name: str) -> Any:
+        types = node.type if isinstance(node.type, tuple) else (node.type,)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise self.error(path, f"'{name}' must be {node.describe()}, not {_kind(value)}")
+        if node.item is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, node.item):
+                    raise self.error(path, f"'{name}[{i}]' must be {_TYPE_NAMES[node.item]}, not {_kind(item)}")
+        if node.choices and value not in node.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in node.choices], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else None
+            choices = ", ".join(repr(c) for c in node.choices)
+            raise self.error(path, f"'{name}' is {value!r}; expected one of {choices}", hint)
+        if node.minimum is not None and isinstance(value, int) and value < node.minimum:
+            raise self.error(path, f"'{name}' is {value}; it must be at least {node.minimum}")
+        return value
+
+
+def defaults(node: Node) -> Any:
+    """The value a missing key takes."""
+    if isinstance(node, Table):
+        return {k: defaults(v) for k, v in node.keys.items()}
+    if isinstance(node, (Map, FreeTable)):
+        return {}
+    return list(node.default) if isinstance(node.default, (list, tuple)) else node.default
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def document(node: Node, title: str) -> str:
+    """Markdown reference for every key of the schema."""
+    lines: list[str] = []
+    _document(node, [title], lines)
+    return "\n".join(lines) + "\n"
+
+
+def _document(node: Node, path: list[str], lines: list[str]) -> None:
+    header = ".".join(path)
+    if isinstance(node, Table):
+        lines.append(f"\n## `[{header}]`\n")
+        if node.doc:
+            lines.append(node.doc + "\n")
+        scalars = [(k, v) for k, v in node.keys.items() if isinstance(v, Key)]
+        if scalars:
+            lines.append("| key | type | default | meaning |")
+            lines.append("|---|---|---|---|")
+            for k, v in scalars:
+                default = "—" if v.default is None else f"`{_toml_literal(v.default)}`"
+                doc = v.doc + (f" One of: {', '.join(_toml_literal(c) for c in v.choices)}." if v.choices else "")
+                lines.append(f"| `{k}` | {v.describe()} | {default} | {doc} |")
+        for k, v in node.keys.items():
+            if not isinstance(v, Key):
+                _document(v, path + [k], lines)
+    elif isinstance(node, Map):
+        if node.doc:
+            lines.append(f"\n## `[{header}]`\n\n{node.doc}")
+        _document(node.value, path + [node.placeholder], lines)
+    elif isinstance(node, FreeTable):
+        lines.append(f"\n## `[{header}]`\n\n{node.doc}")
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
+    return str(value)

@@ -1,0 +1,171 @@
+"""The workspace: targets discovered from native manifests (no BUILD files), and how to find them by name.
+
+One discoverer per ecosystem turns manifests into `Target`s with unresolved references (a path, a package name, a
+target name); `discover` resolves those references into edges, so the graph layer only sees target ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polybuild.config import Config
+from polybuild.errors import UserError
+
+
+BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A dependency as a manifest states it, before it is resolved to a target."""
+
+    kind: str  # "path" (a directory), "py" (a normalized distribution name) or "name" (a target name or id)
+    value: str
+    source: str  # "file:line" or file, for errors
+    required: bool = True  # a "py" ref to a package outside the workspace is simply external
+    kinds: frozenset[str] | None = None  # for "name": the kinds of target it may name
+
+
+@dataclass
+class Target:
+    """One buildable (or testable) unit: a crate, a Python package, a Go module or an image."""
+
+    id: str  # "<ecosystem>:<name>", unique in the workspace
+    name: str
+    kind: str  # "rust", "py", "go" or "image"
+    builder: str | None  # a key of polybuild.builders.BUILDERS, or None for libraries
+    dir: Path
+    manifest: Path
+    version: str | None = None
+    features: frozenset[str] = frozenset()  # Cargo features the crate declares (variants apply only these)
+    info: dict[str, Any] = field(default_factory=dict)  # builder-specific facts read from the manifest
+    refs: list[Ref] = field(default_factory=list)
+    deps: set[str] = field(default_factory=set)
+    settings: dict[str, Any] = field(default_factory=dict)  # its [targets.<name>] config table
+
+    @property
+    def ecosystem_label(self) -> str:
+        return {"rust": "Rust crate", "py": "Python package", "go": "Go module", "image": "image"}[self.kind]
+
+
+@dataclass
+class Workspace:
+    """Everything discovered in one workspace root."""
+
+    root: Path
+    config: Config
+    files: list[str]
+    targets: dict[str, Target]
+    version: str | None
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix() or "."
+        except ValueError:
+            return str(path)
+
+    def resolve(self, name: str, *, source: str = "command line", kinds: frozenset[str] | None = None) -> Target:
+        """Find a target by id, by name, or by directory; ambiguity and typos are errors with suggestions."""
+        if name in self.targets and (kinds is None or self.targets[name].kind in kinds):
+            return self.targets[name]
+        candidates = [t for t in self.targets.values() if kinds is None or t.kind in kinds]
+        matches = [t for t in candidates
+                   if t.name == name or (t.kind != "image" and self.rel(t.dir) == name.rstrip("/"))]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            ids = ", ".join(sorted(t.id for t in matches))
+            raise UserError(f"{source}: '{name}' is ambiguous: {ids}", hint="use the full id")
+        names = sorted({*(t.id for t in candidates), *(t.name for t in candidates)})
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "run `polybuild graph` to list targets"
+        raise UserError(f"{source}: no target named '{name}'", hint=hint)
+
+
+def discover(config: Config) -> Workspace:
+    """Read every manifest of the workspace and resolve references into edges."""
+    from polybuild.workspace import cargo, files, go, images, python
+
+    root = config.root
+    listing = files.list_files(root, config["exclude"])
+    rust_targets = cargo.discover(root, listing, config)
+    py_targets = python.discover(root, listing, config, rust_targets)
+    go_targets = go.discover(root, listing, config)
+    found = [*rust_targets.values(), *py_targets, *go_targets]
+    found += images.discover(root, config, found)
+    targets = _index(found, root)
+    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets))
+    _apply_settings(ws)
+    _resolve_refs(ws)
+    return ws
+
+
+def _index(found: list[Target], root: Path) -> dict[str, Target]:
+    targets: dict[str, Target] = {}
+    for t in found:
+        if t.id in targets:
+            other = targets[t.id]
+            raise UserError(
+                f"two {t.ecosystem_label}s are both named '{t.name}': {other.manifest.relative_to(root)} and "
+                f"{t.manifest.relative_to(root)}",
+                hint="names must be unique per ecosystem; rename one of them",
+            )
+        targets[t.id] = t
+    return dict(sorted(targets.items()))
+
+
+def _workspace_version(config: Config, targets: dict[str, Target]) -> str | None:
+    """The version stamped into artifacts: config, else the root [project].version, else Cargo's workspace one."""
+    if config["version"]:
+        return config["version"]
+    pyproject = config.root / "pyproject.toml"
+    if pyproject.is_file():
+        from polybuild import tomlfile
+
+        version = tomlfile.load(pyproject, "pyproject.toml").data.get("project", {}).get("version")
+        if isinstance(version, str):
+            return version
+    return next((t.info["workspace_version"] for t in targets.values() if t.info.get("workspace_version")), None)
+
+
+def _apply_settings(ws: Workspace) -> None:
+    for key, settings in ws.config["targets"].items():
+        try:
+            target = ws.resolve(key, source=f"[targets.{key}]", kinds=BUILT_KINDS)
+        except UserError as exc:
+            raise ws.config.error(("targets", key), exc.message, exc.hint) from None
+        target.settings = settings
+        for dep in settings["deps"]:
+            target.refs.append(Ref("name", dep, f"[targets.{key}].deps"))
+
+
+def _resolve_refs(ws: Workspace) -> None:
+    by_dir = {t.dir: t.id for t in ws.targets.values()}
+    by_dir.update({Path(d): t.id for t in ws.targets.values() for d in t.info.get("aliases", ())})
+    by_dist = {t.info["dist_name"]: t.id for t in ws.targets.values() if t.info.get("dist_name")}
+    for t in ws.targets.values():
+        for ref in t.refs:
+            dep = _resolve_ref(ws, ref, by_dir, by_dist)
+            if dep and dep != t.id:
+                t.deps.add(dep)
+
+
+def _resolve_ref(ws: Workspace, ref: Ref, by_dir: dict[Path, str], by_dist: dict[str, str]) -> str | None:
+    if ref.kind == "py":
+        return by_dist.get(ref.value)
+    if ref.kind == "path":
+        path = Path(ref.value).resolve()
+        if path in by_dir:
+            return by_dir[path]
+        if not ref.required:
+            return None
+        shown = ws.rel(path)
+        if not path.exists():
+            raise UserError(f"{ref.source}: depends on {shown}, which does not exist",
+                            hint="fix the path or remove the dependency")
+        raise UserError(f"{ref.source}: depends on {shown}, which is not a package of this workspace",
+                        hint="add it to the workspace (or remove it from `exclude`)")
+    return ws.resolve(ref.value, source=ref.source, kinds=ref.kinds).id

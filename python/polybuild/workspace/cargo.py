@@ -1,0 +1,96 @@
+"""Rust discovery: the Cargo workspace(s) from `cargo metadata --no-deps` (offline, no resolution)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from polybuild.config import Config
+from polybuild.toolchains import require, run_tool
+from polybuild.workspace import Ref, Target
+
+SHIPPED_KINDS = ("bin", "cdylib")
+
+
+def discover(root: Path, listing: list[str], config: Config) -> dict[Path, Target]:
+    """Every workspace member crate, keyed by its directory (so Python discovery can claim maturin crates)."""
+    manifests = sorted((p for p in listing if p == "Cargo.toml" or p.endswith("/Cargo.toml")), key=_depth)
+    crates: dict[Path, Target] = {}
+    for rel in manifests:
+        manifest = (root / rel).resolve()
+        if manifest.parent in crates:
+            continue
+        for target in _metadata(root, manifest, set(listing)):
+            crates.setdefault(target.dir, target)
+    return crates
+
+
+def _depth(rel: str) -> tuple[int, str]:
+    return rel.count("/"), rel
+
+
+def _metadata(root: Path, manifest: Path, listed: set[str]) -> list[Target]:
+    cargo = require("cargo", f"Rust discovery of {manifest.relative_to(root)}")
+    out = run_tool(
+        [cargo, "metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", str(manifest)],
+        cwd=root, what=f"cargo metadata for {manifest.relative_to(root)}",
+    )
+    meta = json.loads(out)
+    ws_root = Path(meta["workspace_root"])
+    ws_version = _workspace_version(ws_root / "Cargo.toml")
+    members = set(meta.get("workspace_members", ()))
+    targets = []
+    for pkg in meta["packages"]:
+        if pkg["id"] not in members:
+            continue
+        crate_manifest = Path(pkg["manifest_path"])
+        try:
+            rel = crate_manifest.relative_to(root).as_posix()
+        except ValueError:
+            continue  # a member outside this workspace root is not ours to build
+        if rel not in listed:
+            continue  # excluded, ignored or in a nested workspace
+        target = _target(pkg, crate_manifest, ws_root, ws_version, rel)
+        target.info["target_dir"] = meta["target_directory"]
+        targets.append(target)
+    return targets
+
+
+def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, rel: str) -> Target:
+    shipped = {kind: sorted(t["name"] for t in pkg["targets"] if kind in t["kind"]) for kind in SHIPPED_KINDS}
+    lib_name = next((t["name"] for t in pkg["targets"] if {"lib", "cdylib", "rlib"} & set(t["kind"])), None)
+    refs = [
+        Ref("path", dep["path"], f"{rel}: [dependencies] {dep['name']}")
+        for dep in pkg["dependencies"]
+        if dep.get("path") and dep.get("kind") != "dev"
+    ]
+    has_artifacts = bool(shipped["bin"] or shipped["cdylib"])
+    return Target(
+        id=f"rust:{pkg['name']}",
+        name=pkg["name"],
+        kind="rust",
+        builder="cargo" if has_artifacts else None,
+        dir=manifest.parent,
+        manifest=manifest,
+        version=pkg["version"],
+        features=frozenset(pkg["features"]),
+        info={
+            "crate": pkg["name"],
+            "bins": shipped["bin"],
+            "cdylibs": shipped["cdylib"],
+            "lib_name": lib_name,
+            "cargo_workspace": str(ws_root),
+            "workspace_version": ws_version,
+        },
+        refs=refs,
+    )
+
+
+def _workspace_version(cargo_toml: Path) -> str | None:
+    import tomllib
+
+    try:
+        data = tomllib.loads(cargo_toml.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return data.get("workspace", {}).get("package", {}).get("version")

@@ -1,0 +1,91 @@
+"""The workspace's file listing: one `git ls-files` call (so .gitignore is honoured), or a walk outside git.
+
+Every discoverer reads this one listing instead of walking the tree again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+from pathlib import Path
+
+# Never part of a workspace's sources when walking without git.
+SKIP_DIRS = frozenset({
+    ".git", ".hg", ".svn", "target", "node_modules", ".venv", "venv", "__pycache__", ".nox", ".tox", "dist",
+    ".polybuild", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build",
+})
+WORKSPACE_MARKERS = ("polybuild.toml",)
+
+
+def list_files(root: Path, exclude: list[str]) -> list[str]:
+    """Sorted POSIX paths relative to `root`, without excluded paths and nested polybuild workspaces."""
+    listing = _git_files(root)
+    if listing is None:
+        listing = _walk(root)
+    nested = _nested_workspaces(root, listing)
+    return sorted(p for p in listing if not _excluded(p, exclude) and not _under(p, nested))
+
+
+def _git_files(root: Path) -> list[str] | None:
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--deduplicate"],
+            cwd=root, capture_output=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    names = [n for n in out.decode("utf-8", "surrogateescape").split("\0") if n]
+    return [n for n in names if os.path.lexists(root / n)]
+
+
+def _walk(root: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+        rel = os.path.relpath(dirpath, root)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        found.extend(prefix + f for f in filenames)
+    return found
+
+
+def _nested_workspaces(root: Path, listing: list[str]) -> list[str]:
+    """Directories below the root with their own polybuild config: built on their own, not as part of this one."""
+    nested = []
+    for p in listing:
+        d, _, name = p.rpartition("/")
+        if not d:
+            continue
+        if name in WORKSPACE_MARKERS:
+            nested.append(d)
+        elif name == "pyproject.toml" and _declares_workspace(root / p):
+            nested.append(d)
+    return nested
+
+
+def _declares_workspace(pyproject: Path) -> bool:
+    try:
+        return "\n[tool.polybuild]" in "\n" + pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _under(path: str, dirs: list[str]) -> bool:
+    return any(path.startswith(d + "/") for d in dirs)
+
+
+def _excluded(path: str, patterns: list[str]) -> bool:
+    """A pattern excludes a path when it matches the path or one of its parent directories."""
+    if not patterns:
+        return False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(p, pat.rstrip("/")) for pat in patterns for p in prefixes)
+
+
+def under_dir(listing: list[str], rel_dir: str) -> list[str]:
+    """The listed files inside `rel_dir` ("." for the root), relative to the root."""
+    if rel_dir in ("", "."):
+        return listing
+    prefix = rel_dir.rstrip("/") + "/"
+    return [p for p in listing if p.startswith(prefix)]

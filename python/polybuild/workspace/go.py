@@ -1,0 +1,132 @@
+"""Go discovery: modules from go.work or every go.mod; `main` packages are the module's binaries.
+
+Package clauses are read from the files directly (no `go list`), so discovery costs no toolchain start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from polybuild.config import Config
+from polybuild.errors import ConfigError
+from polybuild.workspace import Ref, Target
+from polybuild.workspace.files import under_dir
+
+_PACKAGE = re.compile(rb"^package\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_MAJOR = re.compile(r"^v\d+$")
+
+
+def discover(root: Path, listing: list[str], config: Config) -> list[Target]:
+    module_dirs = _module_dirs(root, listing, config)
+    return [_target(root, d, listing, module_dirs) for d in module_dirs]
+
+
+def _module_dirs(root: Path, listing: list[str], config: Config) -> list[str]:
+    if "go.work" in listing:
+        return sorted(_work_uses(root / "go.work"))
+    dirs: set[str] = set()
+    for go_root in config["go-roots"]:
+        for rel in under_dir(listing, go_root):
+            if rel == "go.mod" or rel.endswith("/go.mod"):
+                dirs.add(rel.rpartition("/")[0] or ".")
+    return sorted(dirs)
+
+
+def _work_uses(go_work: Path) -> list[str]:
+    uses: list[str] = []
+    in_block = False
+    for line in go_work.read_text(encoding="utf-8").splitlines():
+        line = line.split("//", 1)[0].strip()
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif line:
+                uses.append(_clean_dir(line))
+        elif line.startswith("use"):
+            rest = line[3:].strip()
+            if rest == "(":
+                in_block = True
+            elif rest:
+                uses.append(_clean_dir(rest))
+    return uses
+
+
+def _clean_dir(d: str) -> str:
+    d = d.strip('"').removeprefix("./").rstrip("/")
+    return d or "."
+
+
+def parse_go_mod(path: Path, display: str) -> tuple[str, list[tuple[str, str, int]]]:
+    """The module path and the local `replace` directives as (module, directory, line)."""
+    module = None
+    replaces: list[tuple[str, str, int]] = []
+    in_replace = False
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split("//", 1)[0].strip()
+        if line.startswith("module "):
+            module = line.split(None, 1)[1].strip('"')
+        elif line == "replace (":
+            in_replace = True
+        elif in_replace and line == ")":
+            in_replace = False
+        elif in_replace or line.startswith("replace "):
+            spec = line.removeprefix("replace ").strip() if not in_replace else line
+            if "=>" in spec:
+                old, new = (s.split() for s in spec.split("=>", 1))
+                if new and new[0].startswith((".", "/")):
+                    replaces.append((old[0], new[0], lineno))
+    if module is None:
+        raise ConfigError("go.mod has no 'module' line", file=display, line=1)
+    return module, replaces
+
+
+def _binary_name(import_path: str) -> str:
+    parts = import_path.split("/")
+    if len(parts) > 1 and _MAJOR.match(parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+def _target(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]) -> Target:
+    directory = (root / rel_dir).resolve()
+    display = "go.mod" if rel_dir == "." else f"{rel_dir}/go.mod"
+    module, replaces = parse_go_mod(directory / "go.mod", display)
+    refs = [Ref("path", str((directory / d).resolve()), f"{display}:{line}: replace {old}")
+            for old, d, line in replaces]
+    mains = _main_packages(root, rel_dir, listing, module_dirs)
+    binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}
+    return Target(
+        id=f"go:{_binary_name(module)}",
+        name=_binary_name(module),
+        kind="go",
+        builder="go" if binaries else None,
+        dir=directory,
+        manifest=directory / "go.mod",
+        info={"module": module, "binaries": dict(sorted(binaries.items()))},
+        refs=refs,
+    )
+
+
+def _main_packages(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]) -> list[str]:
+    """Package directories (relative to the module) whose package clause is `main`."""
+    prefix = "" if rel_dir == "." else rel_dir + "/"
+    nested = [d + "/" for d in module_dirs if d != rel_dir and (d + "/").startswith(prefix) and d != "."]
+    packages: set[str] = set()
+    checked: set[str] = set()
+    for rel in under_dir(listing, rel_dir):
+        if not rel.endswith(".go") or rel.endswith("_test.go") or any(rel.startswith(n) for n in nested):
+            continue
+        pkg_dir = rel[len(prefix):].rpartition("/")[0] or "."
+        if pkg_dir in checked or _ignored_go_dir(pkg_dir):
+            continue
+        checked.add(pkg_dir)
+        with open(root / rel, "rb") as f:
+            m = _PACKAGE.search(f.read(8192))
+        if m and m[1] == b"main":
+            packages.add(pkg_dir)
+    return sorted(packages)
+
+
+def _ignored_go_dir(pkg_dir: str) -> bool:
+    return any(p in ("testdata", "vendor") or p.startswith(("_", ".")) for p in pkg_dir.split("/") if p != ".")

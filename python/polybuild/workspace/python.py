@@ -1,0 +1,103 @@
+"""Python discovery: every pyproject.toml under the configured roots; the build backend picks the builder.
+
+A pyproject whose backend is maturin wraps a crate: the crate and the package become one Python-extension target.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from polybuild import tomlfile
+from polybuild.config import Config
+from polybuild.errors import ConfigError
+from polybuild.workspace import Ref, Target
+from polybuild.workspace.files import under_dir
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalized distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def discover(root: Path, listing: list[str], config: Config, crates: dict[Path, Target]) -> list[Target]:
+    """Python targets; maturin-wrapped crates are removed from `crates` and folded into their package."""
+    found: list[Target] = []
+    seen: set[str] = set()
+    for py_root in config["python-roots"]:
+        for rel in under_dir(listing, py_root):
+            if rel in seen or not (rel == "pyproject.toml" or rel.endswith("/pyproject.toml")):
+                continue
+            seen.add(rel)
+            target = _target(root, rel, crates)
+            if target is not None:
+                found.append(target)
+    return found
+
+
+def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
+    doc = tomlfile.load(root / rel, display=rel)
+    project = doc.data.get("project")
+    if project is None:
+        return None  # a config-only pyproject (tools, or the polybuild config of a non-Python root)
+    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+        raise doc.error(("project", "name"), "[project] needs a 'name' string")
+    backend = doc.data.get("build-system", {}).get("build-backend", "setuptools.build_meta:__legacy__")
+    name = project["name"]
+    directory = (root / rel).parent.resolve()
+    target = Target(
+        id=f"py:{name}",
+        name=name,
+        kind="py",
+        builder="maturin" if backend == "maturin" else "pep517",
+        dir=directory,
+        manifest=(root / rel).resolve(),
+        version=project.get("version"),
+        info={"dist_name": normalize(name), "backend": backend},
+        refs=[Ref("py", normalize(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
+    )
+    if backend == "maturin":
+        _absorb_crate(doc, target, crates)
+    return target
+
+
+def _requirement_names(doc: tomlfile.TomlFile) -> list[str]:
+    project: dict[str, Any] = doc.data["project"]
+    reqs = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        reqs.extend(extra)
+    reqs.extend(doc.data.get("build-system", {}).get("requires", []))
+    names = []
+    for req in reqs:
+        m = _REQ_NAME.match(req) if isinstance(req, str) else None
+        if m:
+            names.append(m[1])
+    return names
+
+
+def _absorb_crate(doc: tomlfile.TomlFile, target: Target, crates: dict[Path, Target]) -> None:
+    maturin = doc.data.get("tool", {}).get("maturin", {})
+    manifest = (target.dir / maturin.get("manifest-path", "Cargo.toml")).resolve()
+    crate = crates.pop(manifest.parent, None)
+    if crate is None:
+        raise ConfigError(
+            f"maturin package '{target.name}' wraps {manifest}, which is not a crate of this workspace",
+            file=doc.display, line=doc.line_of(("tool", "maturin", "manifest-path")) or doc.line_of(("build-system",)),
+            hint="add the crate to the Cargo workspace members, or set [tool.maturin] manifest-path",
+        )
+    target.features = crate.features
+    target.refs.extend(crate.refs)
+    target.info.update(
+        crate=crate.name,
+        crate_manifest=str(manifest),
+        cargo_workspace=crate.info["cargo_workspace"],
+        target_dir=crate.info["target_dir"],
+        workspace_version=crate.info["workspace_version"],
+        aliases=[str(manifest.parent)],
+        module_name=maturin.get("module-name"),
+        maturin_features=list(maturin.get("features", [])),
+    )
+    target.version = target.version or crate.version
