@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON_SRC = REPO / "python"
 # One Cargo target directory for every test build, so crates compile once per test session.
 SHARED_CARGO_TARGET = Path(os.environ.get("POLYBUILD_TEST_CARGO_TARGET", REPO / "target" / "tests"))
+os.environ.setdefault("CARGO_TARGET_DIR", str(SHARED_CARGO_TARGET))
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

@@ -186,7 +186,7 @@ def test_maturin_package_must_wrap_a_workspace_crate(workspace):
         name = "broken"
         version = "1.0"
     """
-    with pytest.raises(UserError, match="maturin package 'broken' wraps .* which is not a crate"):
+    with pytest.raises(UserError, match=r"maturin package 'broken' wraps .* which is not a crate"):
         api.load(workspace(files))
 
 

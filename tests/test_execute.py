@@ -166,7 +166,8 @@ def test_go_build_stamps_version_and_publishes_atomically(workspace):
     root = workspace({
         "pyproject.toml": "[project]\nname = 'tools'\nversion = '2.5.0'\n[tool.polybuild]\npython-roots = []\n",
         "hello/go.mod": "module example.com/hello\n\ngo 1.22\n",
-        "hello/main.go": 'package main\n\nimport "fmt"\n\nvar version = "dev"\n\nfunc main() { fmt.Println(version) }\n',
+        "hello/main.go": 'package main\n\nimport "fmt"\n\nvar version = "dev"\n\n'
+                         'func main() { fmt.Println(version) }\n',
     })
     proc = run_polybuild("build", "--json", cwd=root)
     assert proc.returncode == 0, proc.stderr

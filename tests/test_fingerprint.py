@@ -16,10 +16,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from polybuild import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
-CRATE_MANIFEST = REPO / "rust" / "polybuild-core" / "Cargo.toml"
+CRATE_MANIFEST = str(REPO / "rust" / "polybuild-core" / "Cargo.toml")
 
 # Regression pin for the known tree below: changing it invalidates every existing cache key.
 KNOWN_TREE_DIGEST = "970974b255ad3fd5edd5c33d8e9281e205bd4f96d83eac87eb2ef6ddec2b373a"
@@ -111,10 +112,8 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     wheel_dir = tmp_path_factory.mktemp("wheel")
     site_dir = tmp_path_factory.mktemp("site")
     env = {**os.environ, "CARGO_TARGET_DIR": os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")}
-    cmd = [maturin, "build", "--release", "-m", str(CRATE_MANIFEST), "-i", sys.executable]
-    build = subprocess.run(
-        [*cmd, "-o", str(wheel_dir)], check=False, cwd=REPO, env=env, capture_output=True, text=True
-    )
+    cmd = [maturin, "build", "--release", "-m", CRATE_MANIFEST, "-i", sys.executable, "-o", str(wheel_dir)]
+    build = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True)
     if build.returncode != 0:
         pytest.fail(f"maturin build failed ({build.returncode}):\n{build.stdout}\n{build.stderr}")
     (wheel,) = wheel_dir.glob("polybuild_core-*.whl")
@@ -151,9 +150,8 @@ def test_fallback_empty_tree(tmp_path: Path) -> None:
     assert fingerprint._py_file_digests(tmp_path, []) == []
 
 
-def test_env_var_forces_fallback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reset_backend: None
-) -> None:
+@pytest.mark.usefixtures("reset_backend")
+def test_env_var_forces_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYBUILD_NO_NATIVE", "1")
     assert fingerprint.backend() == "python"
     assert fingerprint.tree_digest(make_known_tree(tmp_path), KNOWN_INPUT) == KNOWN_TREE_DIGEST
@@ -167,9 +165,8 @@ def test_str_paths_rejected(tmp_path: Path) -> None:
 # (b) native core against the fallback
 
 
-def test_native_backend_selected(
-    native: ModuleType, monkeypatch: pytest.MonkeyPatch, reset_backend: None
-) -> None:
+@pytest.mark.usefixtures("reset_backend")
+def test_native_backend_selected(native: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("POLYBUILD_NO_NATIVE", raising=False)
     assert fingerprint.backend() == "native"
     assert fingerprint._native() is native
@@ -185,8 +182,9 @@ def test_native_known_tree(native: ModuleType, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.usefixtures("reset_backend")
 def test_native_matches_fallback_random_tree(
-    native: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reset_backend: None, seed: int
+    native: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     paths = make_random_tree(tmp_path, seed)
     expected = fingerprint._py_tree_digest(tmp_path, paths)
@@ -245,13 +243,12 @@ def test_native_missing_file(native: ModuleType, tmp_path: Path, name: str) -> N
     _check_missing(getattr(native, name), make_known_tree(tmp_path), FIRST_MISSING[name])
 
 
-@pytest.mark.parametrize("name", ["tree_digest", "file_digests"])
-def test_public_missing_file(
-    native: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reset_backend: None, name: str
-) -> None:
+@pytest.mark.usefixtures("reset_backend")
+def test_public_missing_file(native: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_known_tree(tmp_path)
     for no_native, backend in (("0", "native"), ("1", "python")):
         monkeypatch.setenv("POLYBUILD_NO_NATIVE", no_native)
         fingerprint._native.cache_clear()
         assert fingerprint.backend() == backend
-        _check_missing(getattr(fingerprint, name), root, FIRST_MISSING[name])
+        for name, first_missing in FIRST_MISSING.items():
+            _check_missing(getattr(fingerprint, name), root, first_missing)

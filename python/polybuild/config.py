@@ -24,7 +24,7 @@ TASK = Table(
         "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory.", item=str),
         "inputs": Key(list, "Glob patterns, relative to the target, of files the task reads.", [], item=str),
         "outputs": Key(list, "Glob patterns, relative to the target, of files the task writes.", [], item=str),
-        "env": Key(dict, "Extra environment variables for the command.", {}),
+        "env": FreeTable("Extra environment variables for the command.", value_types=(str,)),
         "needs-build": Key(bool, "Build the target and its dependencies first.", False),
     },
     doc="A custom task such as `test`, `lint` or `codegen`: `polybuild run NAME` runs it for every target that "
@@ -36,7 +36,7 @@ TARGET = Table(
         "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests.", [],
                     item=str),
         "features": Key(list, "Cargo features always enabled for this crate.", [], item=str),
-        "env": Key(dict, "Environment variables set for this target's builds.", {}),
+        "env": FreeTable("Environment variables set for this target's builds and tasks.", value_types=(str,)),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` (it stays in the graph).", False),

@@ -33,7 +33,8 @@ __all__ = ["backend", "file_digests", "tree_digest"]
 StrPath = str | os.PathLike[str]
 
 _CHUNK = 1 << 20
-# Files at least this large are hashed in a thread pool; for smaller ones threads cost more than they save.
+# Files at least this large are hashed in a thread pool. Measured on 2 cores: ~2x faster for multi-MiB
+# files, while pooling small files was slower than hashing them inline (GIL hand-offs per file).
 _POOL_MIN_SIZE = 256 << 10
 
 
@@ -79,8 +80,18 @@ def _as_list(paths: Sequence[str]) -> list[str]:
     return list(paths)
 
 
-def _py_hash_entry(path: str, st: os.stat_result) -> tuple[str, str]:
-    """(mode, hex sha256) of one path whose `os.lstat` is `st`; a final symlink is not followed."""
+def _lstat(path: str) -> os.stat_result | OSError:
+    """`os.lstat`, with a failure returned so it can be raised in input order later."""
+    try:
+        return os.lstat(path)
+    except OSError as e:
+        return e
+
+
+def _py_hash_entry(path: str, st: os.stat_result | OSError) -> tuple[str, str]:
+    """(mode, hex sha256) of one path whose `_lstat` is `st`; a final symlink is not followed."""
+    if isinstance(st, OSError):
+        raise st
     if stat.S_ISLNK(st.st_mode):
         return "120000", hashlib.sha256(os.readlink(os.fsencode(path))).hexdigest()
     digest = hashlib.sha256()
@@ -101,16 +112,20 @@ def _py_hash_entries(root: StrPath, paths: Sequence[str]) -> list[tuple[str, str
     """
     root = os.fspath(root)
     full = [os.path.join(root, p) for p in paths]
-    stats = [os.lstat(p) for p in full]
-    big = [i for i, st in enumerate(stats) if stat.S_ISREG(st.st_mode) and st.st_size >= _POOL_MIN_SIZE]
+    stats = [_lstat(p) for p in full]
+    big = [
+        i
+        for i, st in enumerate(stats)
+        if isinstance(st, os.stat_result) and stat.S_ISREG(st.st_mode) and st.st_size >= _POOL_MIN_SIZE
+    ]
     if len(big) < 2:
         return [_py_hash_entry(p, st) for p, st in zip(full, stats, strict=True)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         pending = {i: pool.submit(_py_hash_entry, full[i], stats[i]) for i in big}
-        return [
-            pending[i].result() if i in pending else _py_hash_entry(full[i], stats[i])
-            for i in range(len(full))
-        ]
+        results = []
+        for i, (path, st) in enumerate(zip(full, stats, strict=True)):
+            results.append(pending[i].result() if i in pending else _py_hash_entry(path, st))
+        return results
 
 
 def _py_file_digests(root: StrPath, paths: Sequence[str]) -> list[str]:

@@ -64,7 +64,7 @@ def render(ws: Workspace, g: nx.DiGraph, nodes: set[str], fmt: str) -> str:
         lines = ["digraph polybuild {", "  rankdir=LR;"]
         lines += [f'  "{i}" [label="{i}\\n{_builder(ws, i)}"];' for i in ids]
         lines += [f'  "{a}" -> "{b}";' for a, b in edges]
-        return "\n".join(lines + ["}"])
+        return "\n".join([*lines, "}"])
     if fmt == "mermaid":
         index = {i: f"n{n}" for n, i in enumerate(ids)}
         lines = ["graph LR"]

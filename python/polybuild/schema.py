@@ -83,14 +83,14 @@ class Validator:
         if isinstance(node, Map):
             if not isinstance(value, dict):
                 raise self.error(path, f"'{name}' must be a table, not {_kind(value)}")
-            return {k: self.check(node.value, v, path + (k,)) for k, v in value.items()}
+            return {k: self.check(node.value, v, (*path, k)) for k, v in value.items()}
         if isinstance(node, FreeTable):
             if not isinstance(value, dict):
                 raise self.error(path, f"'{name}' must be a table, not {_kind(value)}")
             for k, v in value.items():
                 if not isinstance(v, node.value_types):
                     allowed = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in node.value_types)
-                    raise self.error(path + (k,), f"'{name}.{k}' must be {allowed}, not {_kind(v)}")
+                    raise self.error((*path, k), f"'{name}.{k}' must be {allowed}, not {_kind(v)}")
             return value
         return self._key(node, value, path, name)
 
@@ -101,8 +101,8 @@ class Validator:
                 close = difflib.get_close_matches(k, node.keys, n=1, cutoff=0.6)
                 where = ".".join(self.prefix + path) or "the top level"
                 hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(node.keys))}"
-                raise self.error(path + (k,), f"unknown key '{k}' in [{where}]", hint)
-            out[k] = self.check(node.keys[k], v, path + (k,))
+                raise self.error((*path, k), f"unknown key '{k}' in [{where}]", hint)
+            out[k] = self.check(node.keys[k], v, (*path, k))
         for k, sub in node.keys.items():
             if k not in out:
                 out[k] = defaults(sub)
@@ -164,11 +164,11 @@ def _document(node: Node, path: list[str], lines: list[str]) -> None:
                 lines.append(f"| `{k}` | {v.describe()} | {default} | {doc} |")
         for k, v in node.keys.items():
             if not isinstance(v, Key):
-                _document(v, path + [k], lines)
+                _document(v, [*path, k], lines)
     elif isinstance(node, Map):
         if node.doc:
             lines.append(f"\n## `[{header}]`\n\n{node.doc}")
-        _document(node.value, path + [node.placeholder], lines)
+        _document(node.value, [*path, node.placeholder], lines)
     elif isinstance(node, FreeTable):
         lines.append(f"\n## `[{header}]`\n\n{node.doc}")
 

@@ -100,7 +100,7 @@ def _inline_keys(rest: str, wanted: list[str]) -> list[str]:
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

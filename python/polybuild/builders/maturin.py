@@ -31,4 +31,14 @@ class MaturinBuilder:
         ]
         if ctx.config["python"]["sdist"] or t.settings.get("sdist"):
             argv.append("--sdist")
-        return [Step(argv, cwd=t.dir)]
+        return [
+            Step(argv, cwd=t.dir),
+            Step(action=lambda: _remap(out, ctx), describe="remove build paths from the wheel's SBOM"),
+        ]
+
+
+def _remap(out: Path, ctx: BuildContext) -> None:
+    from polybuild.wheels import remap_sbom_paths
+
+    for wheel in out.glob("*.whl"):
+        remap_sbom_paths(wheel, ctx.ws.root)

@@ -14,7 +14,6 @@ from typing import Any
 from polybuild.config import Config
 from polybuild.errors import UserError
 
-
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
 
 
@@ -81,7 +80,8 @@ class Workspace:
             raise UserError(f"{source}: '{name}' is ambiguous: {ids}", hint="use the full id")
         names = sorted({*(t.id for t in candidates), *(t.name for t in candidates)})
         close = difflib.get_close_matches(name, names, n=3)
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "run `polybuild graph` to list targets"
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                else "run `polybuild graph` to list targets")
         raise UserError(f"{source}: no target named '{name}'", hint=hint)
 
 

@@ -56,9 +56,7 @@ def _nested_workspaces(root: Path, listing: list[str]) -> list[str]:
         d, _, name = p.rpartition("/")
         if not d:
             continue
-        if name in WORKSPACE_MARKERS:
-            nested.append(d)
-        elif name == "pyproject.toml" and _declares_workspace(root / p):
+        if name in WORKSPACE_MARKERS or (name == "pyproject.toml" and _declares_workspace(root / p)):
             nested.append(d)
     return nested
 

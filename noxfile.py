@@ -1,0 +1,32 @@
+"""Sessions for developers and CI; each is a thin wrapper over the `polybuild` command line."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["build", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+# polybuild plus the backends it drives (maturin for the native core, hatchling for pure wheels).
+SELF = ".[builders]"
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build this repository with polybuild: wheels, native core and Go helper into dist/."""
+    session.install("-e", SELF)
+    session.run("polybuild", "build", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, with the real toolchains (`-- -m "not e2e"` for the fast part only)."""
+    session.install("-e", SELF, "pytest>=8", "ruff")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the Python sources, through polybuild's own `lint` task."""
+    session.install("-e", SELF, "ruff")
+    session.run("polybuild", "run", "lint")

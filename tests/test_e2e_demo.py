@@ -1,0 +1,121 @@
+"""End to end on the demo monorepo (examples/serving) with the real cargo, maturin, hatchling and go."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_example, run_polybuild
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """The demo built once, cpu and cuda variants, from outside its directory (`-C`)."""
+    root = copy_example("serving", tmp_path_factory.mktemp("demo") / "serving")
+    proc = run_polybuild("-C", str(root), "build", "--variant", "cpu", "--variant", "cuda", cwd=root.parent)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def wheel(dist: Path, pattern: str) -> Path:
+    (found,) = dist.glob(pattern)
+    return found
+
+
+def install(wheels: list[Path], site: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
+                    str(site), *map(str, wheels)], check=True)
+    return site
+
+
+def python_in(site: Path, code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, cwd=site)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_artifacts_have_the_right_names_and_tags(demo):
+    dist = demo / "dist"
+    cpu = wheel(dist, "serving_runtime-0.3.0-cp310-abi3-*linux*_x86_64.whl")
+    cuda = wheel(dist / "cuda", "serving_runtime-0.3.0-cp310-abi3-*linux*_x86_64.whl")
+    assert cpu.name == cuda.name and cpu.read_bytes() != cuda.read_bytes()  # same name, never the same path
+    pure = wheel(dist, "serving-0.3.0-py3-none-any.whl")
+    with zipfile.ZipFile(pure) as z:
+        metadata = z.read("serving-0.3.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: serving-runtime==0.3.0" in metadata
+    assert "Provides-Extra: server" in metadata
+    with zipfile.ZipFile(cpu) as z:
+        assert any(n.startswith("serving_runtime/_native") and n.endswith(".so") for n in z.namelist())
+
+
+def test_extension_imports_and_works_per_variant(demo, tmp_path):
+    dist = demo / "dist"
+    code = "import serving_runtime as s; print(s.top_k([1.0, 3.0, 2.0], 2), s.device(), s.__version__)"
+    cpu_site = install([wheel(dist, "serving_runtime-*.whl"), wheel(dist, "serving-*.whl")], tmp_path / "cpu")
+    assert python_in(cpu_site, code) == "[(1, 3.0), (2, 2.0)] cpu 0.3.0"
+    cuda_site = install([wheel(dist / "cuda", "serving_runtime-*.whl")], tmp_path / "cuda")
+    assert python_in(cuda_site, code).endswith("cuda 0.3.0")
+    # the pure package runs on top of the extension wheel it pins
+    assert python_in(cpu_site, "from serving.cli import main; main(['rank', '1.0', '3.0', '2.0', '--k', '2'])"
+                     ).split() == ["1", "2"]
+
+
+def test_go_binary_runs_with_the_stamped_version(demo):
+    out = subprocess.run([str(demo / "dist" / "operator"), "version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "operator 0.3.0"
+
+
+def test_build_report_lists_every_artifact_with_its_digest(demo):
+    report = json.loads((demo / "dist" / "build-report.json").read_text())
+    assert report["status"] == "ok"
+    by_path = {a["path"]: a for a in report["artifacts"]}
+    assert {p.split("/")[-1].split("-")[0] for p in by_path} == {"operator", "serving_runtime", "serving"}
+    assert any(p.startswith("dist/cuda/") and a["variant"] == "cuda" for p, a in by_path.items())
+    for path, entry in by_path.items():
+        data = (demo / path).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
+    tasks = {t["id"]: t for t in report["tasks"]}
+    assert set(tasks) == {"go:operator", "py:serving", "py:serving-runtime", "py:serving-runtime [cuda]"}
+    assert all(t["status"] == "built" and t["duration_s"] > 0 for t in tasks.values())
+
+
+def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
+    proc = run_polybuild("build", "--variant", "metal", cwd=demo)
+    assert proc.returncode == 2
+    assert "variant 'metal' cannot be built for linux/amd64" in proc.stderr
+    assert "'metal' is valid for: darwin/arm64" in proc.stderr
+    assert "start" not in proc.stderr
+
+
+def test_tests_run_in_graph_order_against_built_wheels(demo):
+    proc = run_polybuild("run", "test", cwd=demo)
+    assert proc.returncode == 0, proc.stderr
+    for task in ("rust:serving-core:test", "go:api:test", "go:operator:test", "py:serving:test"):
+        assert f"done   {task}" in proc.stderr
+    pytest_log = (demo / ".polybuild" / "logs" / "py_serving_test.log").read_text()
+    assert " passed" in pytest_log
+
+
+def test_custom_task_runs(demo):
+    proc = run_polybuild("run", "lint", cwd=demo)
+    assert proc.returncode == 0, proc.stderr
+    assert "done   py:serving:lint" in proc.stderr
+
+
+def test_clean_builds_in_two_directories_are_bit_identical(demo, tmp_path):
+    other = copy_example("serving", tmp_path / "elsewhere" / "serving")
+    proc = run_polybuild("build", cwd=other)
+    assert proc.returncode == 0, proc.stderr
+    for rel in ("operator",):
+        assert (other / "dist" / rel).read_bytes() == (demo / "dist" / rel).read_bytes()
+    for pattern in ("serving_runtime-*.whl", "serving-*.whl"):
+        assert wheel(other / "dist", pattern).read_bytes() == wheel(demo / "dist", pattern).read_bytes()
