@@ -21,7 +21,8 @@ def build(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, with the real toolchains (`-- -m "not e2e"` for the fast part only)."""
-    session.install("-e", SELF, "pytest>=8", "ruff")
+    # setuptools: the tests also build a package with a non-hatchling PEP 517 backend.
+    session.install("-e", SELF, "pytest>=8", "ruff", "setuptools>=70")
     session.run("pytest", *session.posargs)
 
 

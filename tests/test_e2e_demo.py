@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -74,18 +75,37 @@ def test_go_binary_runs_with_the_stamped_version(demo):
     assert out.stdout.strip() == "operator 0.3.0"
 
 
+def test_rust_binary_is_built_per_variant(demo):
+    for sub, device in (("", "cpu"), ("cuda", "cuda")):
+        binary = demo / "dist" / sub / "servingctl"
+        out = subprocess.run([str(binary), "version"], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == f"servingctl 0.3.0 ({device})"
+    out = subprocess.run([str(demo / "dist" / "servingctl"), "top-k", "2", "1.0", "3.0", "2.0"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "2"]
+
+
+def test_sdist_is_built_on_request(demo):
+    with tarfile.open(demo / "dist" / "serving-0.3.0.tar.gz") as sdist:
+        assert "serving-0.3.0/src/serving/cli.py" in sdist.getnames()
+
+
 def test_build_report_lists_every_artifact_with_its_digest(demo):
     report = json.loads((demo / "dist" / "build-report.json").read_text())
     assert report["status"] == "ok"
     by_path = {a["path"]: a for a in report["artifacts"]}
-    assert {p.split("/")[-1].split("-")[0] for p in by_path} == {"operator", "serving_runtime", "serving"}
+    assert {p.split("/")[-1].split("-")[0] for p in by_path} == {"operator", "servingctl", "serving_runtime",
+                                                                  "serving", "serving"}
     assert any(p.startswith("dist/cuda/") and a["variant"] == "cuda" for p, a in by_path.items())
     for path, entry in by_path.items():
         data = (demo / path).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     tasks = {t["id"]: t for t in report["tasks"]}
-    assert set(tasks) == {"go:operator", "py:serving", "py:serving-runtime", "py:serving-runtime [cuda]"}
+    assert set(tasks) == {"go:operator", "py:serving", "py:serving-runtime", "py:serving-runtime [cuda]",
+                          "rust:serving-cli", "rust:serving-cli [cuda]"}
     assert all(t["status"] == "built" and t["duration_s"] > 0 for t in tasks.values())
+    assert tasks["py:serving-runtime"]["inputs_sha256"] == tasks["py:serving-runtime [cuda]"]["inputs_sha256"]
+    assert len({t["inputs_sha256"] for t in tasks.values()}) == 4  # one per target
 
 
 def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
@@ -99,7 +119,8 @@ def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
 def test_tests_run_in_graph_order_against_built_wheels(demo):
     proc = run_polybuild("run", "test", cwd=demo)
     assert proc.returncode == 0, proc.stderr
-    for task in ("rust:serving-core:test", "go:api:test", "go:operator:test", "py:serving:test"):
+    for task in ("rust:serving-core:test", "rust:serving-cli:test", "go:api:test", "go:operator:test",
+                 "py:serving:test"):
         assert f"done   {task}" in proc.stderr
     pytest_log = (demo / ".polybuild" / "logs" / "py_serving_test.log").read_text()
     assert " passed" in pytest_log
@@ -115,7 +136,7 @@ def test_clean_builds_in_two_directories_are_bit_identical(demo, tmp_path):
     other = copy_example("serving", tmp_path / "elsewhere" / "serving")
     proc = run_polybuild("build", cwd=other)
     assert proc.returncode == 0, proc.stderr
-    for rel in ("operator",):
+    for rel in ("operator", "servingctl", "serving-0.3.0.tar.gz"):
         assert (other / "dist" / rel).read_bytes() == (demo / "dist" / rel).read_bytes()
     for pattern in ("serving_runtime-*.whl", "serving-*.whl"):
         assert wheel(other / "dist", pattern).read_bytes() == wheel(demo / "dist", pattern).read_bytes()

@@ -72,9 +72,11 @@ class LiveReporter(PlainReporter):
         busy = ", ".join(f"{tid} {now - start:.0f}s" for tid, start in sorted(running.items(), key=lambda x: x[1]))
         line = (f"[{self.finished}/{self.total}] {now - self.start:.0f}s  done {self.counts['built']}"
                 f"  failed {self.counts['failed']}  running: {busy or '-'}")
-        width = shutil.get_terminal_size().columns - 1
+        line = line[: shutil.get_terminal_size().columns - 1]
+        if line == self._status:
+            return
         self._clear()
-        self._status = line[:width]
+        self._status = line
         self.stream.write(self._status)
         self.stream.flush()
 

@@ -32,9 +32,22 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str]:
+    """Per target, the tree digest of its files as git sees them: what a rebuild would start from."""
+    from polybuild import fingerprint
+    from polybuild.workspace.files import under_dir
+
+    digests = {}
+    for target in {r.task.target.id: r.task.target for r in results}.values():
+        if target.kind != "image":
+            digests[target.id] = fingerprint.tree_digest(ctx.ws.root, under_dir(ctx.ws.files, ctx.ws.rel(target.dir)))
+    return digests
+
+
 def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) -> dict:
     root = ctx.ws.root
     failed = [r for r in results if r.status == "failed"]
+    inputs = input_digests(ctx, results)
     return {
         "polybuild": __version__,
         "status": "failed" if failed else "ok",
@@ -49,6 +62,7 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) 
                 "variant": r.task.variant.name if r.task.variant else None,
                 "platform": r.task.platform.name if r.task.platform else None,
                 "status": r.status,
+                "inputs_sha256": inputs.get(r.task.target.id),
                 "duration_s": round(r.duration, 3),
                 "log": _rel(r.log, root) if r.log else None,
                 **({"failed_command": r.failed_step} if r.failed_step else {}),

@@ -3,7 +3,9 @@ equals; and pytest run against the wheels that were just built, so tests see exa
 
 from __future__ import annotations
 
+import functools
 import os
+import shlex
 import shutil
 import subprocess
 import zipfile
@@ -17,14 +19,40 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
 
 
-def _missing_modules(python: str, modules: list[str]) -> list[str]:
-    """Which of `modules` the interpreter cannot import (one interpreter start for all of them)."""
-    probe = "import importlib.util,sys;print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+_PROBE = """
+import importlib.util, sys
+if importlib.util.find_spec("build") is None:
+    print("build")
+    raise SystemExit
+import importlib.metadata as md
+from packaging.requirements import Requirement
+for text in sys.argv[1:]:
+    req = Requirement(text)
+    if req.marker and not req.marker.evaluate():
+        continue
     try:
-        proc = subprocess.run([python, "-c", probe, *modules], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise UserError(f"cannot run the Python interpreter {python}: {exc}") from None
-    return proc.stdout.split()
+        found = md.version(req.name)
+    except md.PackageNotFoundError:
+        print(text)
+        continue
+    if req.specifier and not req.specifier.contains(found, prereleases=True):
+        print(f"{text} (found {found})")
+"""
+
+
+@functools.cache
+def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
+    """Requirements (PEP 508 strings) the interpreter does not satisfy; `build` itself first.
+
+    One interpreter start per distinct requirement set, so a workspace of many hatchling packages pays once.
+    """
+    try:
+        proc = subprocess.run([python, "-c", _PROBE, *requirements], capture_output=True, text=True)
+    except OSError as exc:
+        raise UserError(f"cannot run the Python interpreter {python}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        raise UserError(f"cannot check build requirements with {python}:\n{proc.stderr.strip()}")
+    return proc.stdout.splitlines()
 
 
 class Pep517Builder:
@@ -32,16 +60,16 @@ class Pep517Builder:
     tools = ()
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        if ctx.config["python"]["isolation"]:
-            modules = ["build"]
-        else:
-            backend = task.target.info["backend"].split(":")[0]
-            modules = ["build", backend]
-        missing = _missing_modules(ctx.python, modules)
+        """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
+        isolated = ctx.config["python"]["isolation"]
+        requires = () if isolated else tuple(task.target.info["build_requires"])
+        missing = unmet_requirements(ctx.python, requires)
         if missing:
+            names = " ".join(shlex.quote(m.split(" (found")[0]) for m in missing)
             raise UserError(
-                f"{task.target.id}: the Python at {ctx.python} lacks {', '.join(missing)} (needed to build wheels)",
-                hint=f"{ctx.python} -m pip install {' '.join(_dist_of(m) for m in missing)}",
+                f"{task.target.id}: the Python at {ctx.python} lacks {', '.join(missing)} (needed to build "
+                f"{task.target.name}; [build-system] requires in {ctx.ws.rel(task.target.manifest)})",
+                hint=f"{ctx.python} -m pip install {names}   (or set [python] isolation = true)",
             )
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
@@ -54,10 +82,6 @@ class Pep517Builder:
         return [Step([*argv, str(t.dir)], cwd=t.dir)]
 
 
-def _dist_of(module: str) -> str:
-    return module.split(".")[0]
-
-
 class PytestBuilder:
     """`pytest` in the package directory, with the package and its workspace dependencies importable from the
     wheels this run built (not from the source tree)."""
@@ -66,8 +90,7 @@ class PytestBuilder:
     tools = ()
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        missing = _missing_modules(ctx.python, ["pytest"])
-        if missing:
+        if unmet_requirements(ctx.python, ("pytest",)):
             raise UserError(f"{task.target.id}: pytest is not installed in {ctx.python}",
                             hint=f"{ctx.python} -m pip install pytest")
 

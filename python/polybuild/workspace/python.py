@@ -56,12 +56,19 @@ def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
         dir=directory,
         manifest=(root / rel).resolve(),
         version=project.get("version"),
-        info={"dist_name": normalize(name), "backend": backend},
+        info={"dist_name": normalize(name), "backend": backend, "build_requires": _build_requires(doc)},
         refs=[Ref("py", normalize(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
     )
     if backend == "maturin":
         _absorb_crate(doc, target, crates)
     return target
+
+
+def _build_requires(doc: tomlfile.TomlFile) -> list[str]:
+    requires = doc.data.get("build-system", {}).get("requires", ["setuptools>=40.8.0"])
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise doc.error(("build-system", "requires"), "[build-system] requires must be an array of strings")
+    return requires
 
 
 def _requirement_names(doc: tomlfile.TomlFile) -> list[str]:
