@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
@@ -51,15 +51,19 @@ class BuildContext:
         return self.ws.config.data
 
 
-class Builder(Protocol):
+class Builder:
+    """The interface every builder implements: `steps` is required, the rest has defaults."""
+
     name: ClassVar[str]
-    tools: ClassVar[tuple[str, ...]]  # toolchains checked before anything runs
+    tools: ClassVar[tuple[str, ...]] = ()  # toolchains checked before anything runs
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Raise UserError for problems the user must fix before building (missing backend, ...)."""
+        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         """The steps that build `task`, writing artifacts into `out`."""
+        raise NotImplementedError
 
 
 _MODULES = {

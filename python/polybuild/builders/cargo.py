@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Step
+from polybuild.builders import BuildContext, Builder, Step
 from polybuild.toolchains import require
 
 if TYPE_CHECKING:
@@ -48,12 +48,9 @@ def profile_dir(profile: str) -> str:
     return "debug" if profile in ("dev", "test") else profile
 
 
-class CargoBuilder:
+class CargoBuilder(Builder):
     name = "cargo"
     tools = ("cargo",)
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
@@ -87,12 +84,9 @@ def _cdylib_file(lib: str, os_name: str) -> str:
     return {"darwin": f"lib{lib}.dylib", "windows": f"{lib}.dll"}.get(os_name, f"lib{lib}.so")
 
 
-class CargoTestBuilder:
+class CargoTestBuilder(Builder):
     name = "cargo-test"
     tools = ("cargo",)
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target

@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Step
+from polybuild.builders import BuildContext, Builder, Step
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
 
 
-class CommandBuilder:
+class CommandBuilder(Builder):
     name = "command"
-    tools = ()
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         spec = task.target.settings["tasks"][task.action]

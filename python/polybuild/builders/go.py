@@ -5,19 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Step
+from polybuild.builders import BuildContext, Builder, Step
 from polybuild.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
 
 
-class GoBuilder:
+class GoBuilder(Builder):
     name = "go"
     tools = ("go",)
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
@@ -41,12 +38,9 @@ class GoBuilder:
         return steps
 
 
-class GoTestBuilder:
+class GoTestBuilder(Builder):
     name = "go-test"
     tools = ("go",)
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         return [Step([require("go", task.target.id), "test", "./..."], cwd=task.target.dir)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Step
+from polybuild.builders import BuildContext, Builder, Step
 from polybuild.builders.cargo import profile_args
 from polybuild.toolchains import require
 
@@ -15,12 +15,9 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
 
 
-class MaturinBuilder:
+class MaturinBuilder(Builder):
     name = "maturin"
     tools = ("cargo", "maturin")
-
-    def preflight(self, task: Task, ctx: BuildContext) -> None:
-        return None
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Step
+from polybuild.builders import BuildContext, Builder, Step
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
@@ -55,9 +55,8 @@ def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
     return proc.stdout.splitlines()
 
 
-class Pep517Builder:
+class Pep517Builder(Builder):
     name = "pep517"
-    tools = ()
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
@@ -82,12 +81,11 @@ class Pep517Builder:
         return [Step([*argv, str(t.dir)], cwd=t.dir)]
 
 
-class PytestBuilder:
+class PytestBuilder(Builder):
     """`pytest` in the package directory, with the package and its workspace dependencies importable from the
     wheels this run built (not from the source tree)."""
 
     name = "pytest"
-    tools = ()
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         if unmet_requirements(ctx.python, ("pytest",)):
