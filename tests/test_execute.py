@@ -102,7 +102,7 @@ def test_keep_going_finishes_independent_work(workspace):
     assert proc.returncode == 1
     names = {(w, n) for w, n, _ in events(root)}
     assert ("end", "other") in names and ("start", "y") not in names
-    assert "1 built, 1 failed, 1 skipped" in proc.stderr
+    assert "polybuild: 1 done, 1 failed, 1 skipped" in proc.stderr
 
 
 def test_ctrl_c_terminates_children_and_exits_130(workspace):

@@ -76,7 +76,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     loaded = _load(args)
     outcome = api.build(loaded, args.targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
                         keep_going=args.keep_going, json_mode=args.json)
-    return _finish(loaded, outcome, args.json)
+    return _finish(loaded, outcome, args.json, done="built")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -85,10 +85,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args)
     outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json)
-    return _finish(loaded, outcome, args.json)
+    return _finish(loaded, outcome, args.json, done="done")
 
 
-def _finish(loaded, outcome, json_mode: bool) -> int:
+def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
     from polybuild.report import failure_details
 
     root = loaded.ws.root
@@ -102,7 +102,7 @@ def _finish(loaded, outcome, json_mode: bool) -> int:
         artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results) for s in ("built", "failed", "cancelled",
                                                                           "skipped")}
-        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
         print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
         for a in artifacts:
             print(f"  {a.path.relative_to(root)}  {a.size:,} bytes  sha256:{a.sha256[:16]}", file=out)

@@ -13,7 +13,7 @@ from pathlib import Path
 # Never part of a workspace's sources when walking without git.
 SKIP_DIRS = frozenset({
     ".git", ".hg", ".svn", "target", "node_modules", ".venv", "venv", "__pycache__", ".nox", ".tox", "dist",
-    ".polybuild", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build",
+    ".polybuild", ".mypy_cache", ".pytest_cache", ".ruff_cache",
 })
 WORKSPACE_MARKERS = ("polybuild.toml",)
 
