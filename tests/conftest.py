@@ -41,6 +41,14 @@ def run_polybuild(*args: str, cwd: Path, env: dict[str, str] | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty cache of its own, so no test is served another's results."""
+    cache = tmp_path / "polybuild-cache"
+    monkeypatch.setenv("POLYBUILD_CACHE_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture
 def workspace(tmp_path: Path):
     """A factory for synthetic workspaces: workspace({"path": "content", ...}) -> root."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_example, run_polybuild
+from conftest import copy_example, polybuild_env, run_polybuild
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +21,15 @@ pytestmark = pytest.mark.e2e
 def demo(tmp_path_factory) -> Path:
     """The demo built once, cpu and cuda variants, from outside its directory (`-C`)."""
     root = copy_example("serving", tmp_path_factory.mktemp("demo") / "serving")
-    proc = run_polybuild("-C", str(root), "build", "--variant", "cpu", "--variant", "cuda", cwd=root.parent)
+    proc = run_polybuild("-C", str(root), "build", "--variant", "cpu", "--variant", "cuda", cwd=root.parent,
+                         env=demo_env(root))
     assert proc.returncode == 0, proc.stderr
     return root
+
+
+def demo_env(root: Path) -> dict[str, str]:
+    """The demo's own cache, shared by the tests of this module (each test otherwise gets an empty one)."""
+    return polybuild_env(POLYBUILD_CACHE_DIR=str(root.parent / "cache"))
 
 
 def wheel(dist: Path, pattern: str) -> Path:
@@ -117,7 +123,7 @@ def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
 
 
 def test_tests_run_in_graph_order_against_built_wheels(demo):
-    proc = run_polybuild("run", "test", cwd=demo)
+    proc = run_polybuild("run", "test", cwd=demo, env=demo_env(demo))
     assert proc.returncode == 0, proc.stderr
     for task in ("rust:serving-core:test", "rust:serving-cli:test", "go:api:test", "go:operator:test",
                  "py:serving:test"):
@@ -127,14 +133,14 @@ def test_tests_run_in_graph_order_against_built_wheels(demo):
 
 
 def test_custom_task_runs(demo):
-    proc = run_polybuild("run", "lint", cwd=demo)
+    proc = run_polybuild("run", "lint", cwd=demo, env=demo_env(demo))
     assert proc.returncode == 0, proc.stderr
     assert "done   py:serving:lint" in proc.stderr
 
 
 def test_clean_builds_in_two_directories_are_bit_identical(demo, tmp_path):
     other = copy_example("serving", tmp_path / "elsewhere" / "serving")
-    proc = run_polybuild("build", cwd=other)
+    proc = run_polybuild("build", "--no-cache", cwd=other)
     assert proc.returncode == 0, proc.stderr
     for rel in ("operator", "servingctl", "serving-0.3.0.tar.gz"):
         assert (other / "dist" / rel).read_bytes() == (demo / "dist" / rel).read_bytes()

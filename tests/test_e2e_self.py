@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_polybuild
+from conftest import REPO, polybuild_env, run_polybuild
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def checkout_copy(dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     root = checkout_copy(tmp_path_factory.mktemp("self") / "polybuild")
-    proc = run_polybuild("build", cwd=root)
+    proc = run_polybuild("build", cwd=root, env=polybuild_env(POLYBUILD_CACHE_DIR=str(root.parent / "cache")))
     assert proc.returncode == 0, proc.stderr
     return root
 

@@ -59,11 +59,12 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return all(r.status == "built" for r in self.results)
+        return all(r.status in ("built", "cached") for r in self.results)
 
 
 def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), platforms: list[str] = (),
-          jobs: int | None = None, keep_going: bool = False, json_mode: bool = False) -> Outcome:
+          jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
+          use_cache: bool = True) -> Outcome:
     """Build the targets (all by default) and their dependencies; writes dist/build-report.json."""
     from polybuild.plan import build_plan, choose_dimensions
 
@@ -72,12 +73,12 @@ def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), 
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
     plan = build_plan(loaded.ws, loaded.graph, select(loaded, list(targets)), chosen_variants, chosen_platforms)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, use_cache=use_cache)
 
 
 def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[str] = (),
         platforms: list[str] = (), jobs: int | None = None, keep_going: bool = False,
-        json_mode: bool = False) -> Outcome:
+        json_mode: bool = False, use_cache: bool = True) -> Outcome:
     """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
     from polybuild.plan import choose_dimensions, run_plan
 
@@ -85,17 +86,59 @@ def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[
     names = list(targets)
     selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
     plan = run_plan(loaded.ws, loaded.graph, selected, action, chosen_variants, chosen_platforms)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, use_cache=use_cache)
 
 
-def _context(loaded: Loaded):
+def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
+    """Why each task of the target would rebuild (or that it is up to date)."""
+    from polybuild.explain import explain as explain_plan
+    from polybuild.graph import closure
+    from polybuild.plan import build_plan, choose_dimensions
+
+    target = loaded.ws.resolve(name)
+    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
+    plan = build_plan(loaded.ws, loaded.graph, closure(loaded.graph, [target.id]), chosen_variants,
+                      chosen_platforms)
+    if not any(t.target.id == target.id for t in plan.tasks.values()):
+        return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
+    ctx = _context(loaded, use_cache=True)
+    try:
+        return explain_plan(plan, ctx, target.id)
+    finally:
+        ctx.stat_cache.save()
+
+
+def local_store(loaded: Loaded):
+    """The workspace's local cache store."""
+    ctx = _context(loaded, use_cache=True)
+    return ctx.cache.store
+
+
+# Reproducible by default: archive timestamps are fixed unless the caller chose an epoch (1980-01-01, the zip minimum).
+DEFAULT_SOURCE_DATE_EPOCH = "315532800"
+
+
+def _context(loaded: Loaded, use_cache: bool):
     from polybuild.builders import BuildContext
+    from polybuild.cache import TaskCache
+    from polybuild.fingerprint import StatCache
+    from polybuild.inputs import InputIndex
+    from polybuild.keys import Toolchains
     from polybuild.platforms import host
+    from polybuild.store import LocalStore, default_dir
 
     ws = loaded.ws
     python = ws.config["python"]["interpreter"] or sys.executable
-    return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev",
-                        state_dir=ws.root / ws.config["state-dir"])
+    state_dir = ws.root / ws.config["state-dir"]
+    env = {**os.environ}
+    env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
+    cache = None
+    if use_cache:
+        cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
+        cache = TaskCache(LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir))
+    return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev", state_dir=state_dir,
+                        env=env, inputs=InputIndex(ws, loaded.graph), toolchains=Toolchains(python),
+                        stat_cache=StatCache(state_dir / "statcache"), cache=cache)
 
 
 def preflight(plan: Plan, ctx) -> None:
@@ -114,21 +157,24 @@ def preflight(plan: Plan, ctx) -> None:
 
 
 def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
-             write_report: bool) -> Outcome:
+             write_report: bool, use_cache: bool) -> Outcome:
     import json
 
     from polybuild.execute import Executor
+    from polybuild.lock import workspace_lock
     from polybuild.progress import make_reporter
     from polybuild.report import build_report, write_atomic
 
-    ctx = _context(loaded)
+    ctx = _context(loaded, use_cache)
     preflight(plan, ctx)
-    reporter = make_reporter(len(plan.tasks), json_mode)
-    start = time.monotonic()
-    try:
-        results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter).run()
-    finally:
-        reporter.close()
+    with workspace_lock(ctx.state_dir):
+        reporter = make_reporter(len(plan.tasks), json_mode)
+        start = time.monotonic()
+        try:
+            results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter).run()
+        finally:
+            reporter.close()
+            ctx.stat_cache.save()
     report_path = None
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"

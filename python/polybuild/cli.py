@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                         help="target platform such as linux/arm64 (repeatable; default: the host)")
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+        sp.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
     dims(sub.add_parser("build", help="build targets and their dependencies into dist/"))
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="print the target graph")
     graph.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets and their dependencies")
     graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    explain = sub.add_parser("explain", help="say why a target would rebuild")
+    explain.add_argument("target", metavar="TARGET")
+    explain.add_argument("--variant", action="append", default=[], metavar="NAME")
+    explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH")
+    cache = sub.add_parser("cache", help="inspect or trim the local cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
+    cache_sub.add_parser("stats", help="entries, blobs and size")
+    gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
+    gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     return p
@@ -75,7 +85,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     outcome = api.build(loaded, args.targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                        keep_going=args.keep_going, json_mode=args.json)
+                        keep_going=args.keep_going, json_mode=args.json, use_cache=not args.no_cache)
     return _finish(loaded, outcome, args.json, done="built")
 
 
@@ -84,7 +94,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
-                      jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json)
+                      jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
+                      use_cache=not args.no_cache)
     return _finish(loaded, outcome, args.json, done="done")
 
 
@@ -100,8 +111,8 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
         print(failure_details(r, root), file=out)
     if not json_mode:
         artifacts = [a for r in outcome.results for a in r.artifacts]
-        counts = {s: sum(r.status == s for r in outcome.results) for s in ("built", "failed", "cancelled",
-                                                                          "skipped")}
+        counts = {s: sum(r.status == s for r in outcome.results)
+                  for s in ("built", "cached", "failed", "cancelled", "skipped")}
         parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
         print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
         for a in artifacts:
@@ -117,6 +128,34 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     print(render(loaded.ws, loaded.graph, api.select(loaded, args.targets), args.format))
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from polybuild import api
+
+    loaded = _load(args)
+    print(api.explain(loaded, args.target, variants=args.variant, platforms=args.platform))
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from polybuild import api
+    from polybuild.store import parse_size
+
+    store = api.local_store(_load(args))
+    if args.cache_command == "stats":
+        stats = store.stats()
+        print(f"cache: {store.root}\n  entries: {stats.entries}\n  blobs: {stats.blobs}\n"
+              f"  size: {stats.bytes:,} bytes")
+        return 0
+    try:
+        limit = parse_size(args.max_size)
+    except ValueError:
+        print(f"polybuild: error: --max-size {args.max_size!r} is not a size (e.g. 500M, 2G)", file=sys.stderr)
+        return 2
+    entries, blobs = store.gc(limit)
+    print(f"removed {entries} entries and {blobs} blobs; {store.stats().bytes:,} bytes remain in {store.root}")
     return 0
 
 
@@ -139,6 +178,8 @@ _COMMANDS = {
     "build": _cmd_build,
     "run": _cmd_run,
     "graph": _cmd_graph,
+    "explain": _cmd_explain,
+    "cache": _cmd_cache,
     "doctor": _cmd_doctor,
     "config-reference": _cmd_config_reference,
 }

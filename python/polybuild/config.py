@@ -26,6 +26,7 @@ TASK = Table(
         "outputs": Key(list, "Glob patterns, relative to the target, of files the task writes.", [], item=str),
         "env": FreeTable("Extra environment variables for the command.", value_types=(str,)),
         "needs-build": Key(bool, "Build the target and its dependencies first.", False),
+        "cache": Key(bool, "Cache the task's result (and its declared outputs) by its inputs.", True),
     },
     doc="A custom task such as `test`, `lint` or `codegen`: `polybuild run NAME` runs it for every target that "
     "has it, dependencies first. A custom `test` replaces the built-in default (cargo test, pytest, go test).",
@@ -37,6 +38,10 @@ TARGET = Table(
                     item=str),
         "features": Key(list, "Cargo features always enabled for this crate.", [], item=str),
         "env": FreeTable("Environment variables set for this target's builds and tasks.", value_types=(str,)),
+        "inputs": Key(list, "Glob patterns, relative to the target, of its input files (default: every file in its "
+                      "directory as git sees them, minus nested targets).", [], item=str),
+        "env-inputs": Key(list, "Environment variables whose values are part of this target's cache keys.", [],
+                          item=str),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` (it stays in the graph).", False),
@@ -77,6 +82,10 @@ SCHEMA = Table(
         "version": Key(str, "The workspace version stamped into Go binaries; default: the root [project].version "
                        "or [workspace.package].version."),
         "jobs": Key(int, "Parallel tasks; default: the number of cores.", minimum=1),
+        "cache-dir": Key(str, "The local cache; default: $POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, "
+                         "else ~/.cache/polybuild."),
+        "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "
+                          "stored in clear).", [], item=str),
         "platforms": Key(list, "Platforms the workspace may be built for; empty means any known platform.", [],
                          item=str),
         "rust": Table(

@@ -3,8 +3,8 @@ task runner that builds into a private staging directory and publishes artifacts
 
 from __future__ import annotations
 
-import hashlib
 import heapq
+import json
 import os
 import re
 import shutil
@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from polybuild import builders
+from polybuild.cache import Output, describe
 from polybuild.process import Cancelled, ProcessGroup
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, Step
+    from polybuild.keys import KeyParts
     from polybuild.plan import Plan, Task
-
-# Reproducible by default: archive timestamps are fixed unless the caller chose an epoch (1980-01-01, the zip minimum).
-DEFAULT_SOURCE_DATE_EPOCH = "315532800"
-
 
 @dataclass
 class Artifact:
@@ -40,7 +38,7 @@ class Artifact:
 @dataclass
 class TaskResult:
     task: Task
-    status: str  # "built", "failed", "cancelled" or "skipped"
+    status: str  # "built", "cached", "failed", "cancelled" or "skipped"
     duration: float = 0.0
     artifacts: list[Artifact] = field(default_factory=list)
     log: Path | None = None
@@ -58,14 +56,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Executor:
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter) -> None:
         self.plan = plan
@@ -75,8 +65,6 @@ class Executor:
         self.reporter = reporter
         self.procs = ProcessGroup()
         self.results: dict[str, TaskResult] = {}
-        self.env = {**os.environ}
-        self.env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
 
     def run(self) -> list[TaskResult]:
         """Run every task whose dependencies succeeded; on Ctrl-C stop all children and re-raise."""
@@ -104,7 +92,7 @@ class Executor:
                         tid, _ = running.pop(fut)
                         result = fut.result()
                         self._record(result)
-                        if result.status == "built":
+                        if result.status in ("built", "cached"):
                             for dep in dependents[tid]:
                                 waiting[dep].discard(tid)
                                 if not waiting[dep]:
@@ -126,7 +114,7 @@ class Executor:
 
     def _record(self, result: TaskResult) -> None:
         self.results[result.task.id] = result
-        if result.status == "built":
+        if result.status in ("built", "cached"):
             self.ctx.artifacts[result.task.id] = [a.path for a in result.artifacts]
         self.reporter.task_finished(result)
 
@@ -139,31 +127,83 @@ class Executor:
                 stack.extend(dependents[d])
 
     def _run_task(self, task: Task) -> TaskResult:
-        state = self.ctx.state_dir
-        name = slug(task.id)
-        log_path = state / "logs" / f"{name}.log"
-        staging = state / "tmp" / f"{name}-{uuid.uuid4().hex[:8]}"
-        out = staging / "out"
-        out.mkdir(parents=True)
+        ctx = self.ctx
+        log_path = ctx.state_dir / "logs" / f"{slug(task.id)}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         result = TaskResult(task, "built", log=log_path)
         try:
-            with open(log_path, "wb") as log:
-                for step in builders.get(task.builder).steps(task, self.ctx, out):
-                    if not self._run_step(step, task, log):
-                        result.status, result.failed_step = "failed", step.display()
-                        break
-            if result.status == "built":
-                result.artifacts = self._publish(task, out)
+            parts = self._key_parts(task)
+            base = self._output_base(task)
+            cache = ctx.cache if _cacheable(task) else None
+            restored = cache.restore(parts.key, task.id, base, log_path) if cache else None
+            if restored is not None:
+                result.status = "cached"
+                outputs = restored
+            else:
+                outputs = self._build(task, base, log_path, result)
+                if outputs is not None and cache:
+                    cache.save(parts.key, task.id, base, outputs, log_path)
+            if outputs is not None:
+                result.artifacts = [self._artifact(task, base, o) for o in outputs]
+                self._remember(task, parts, outputs)
         except Cancelled:
             result.status, result.reason = "cancelled", "stopped because another task failed"
         except OSError as exc:
             result.status, result.reason = "failed", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
             result.duration = time.monotonic() - start
         return result
+
+    def _key_parts(self, task: Task) -> KeyParts:
+        from polybuild.keys import key_parts
+
+        patterns = None
+        if task.builder == "command":
+            patterns = task.target.settings["tasks"][task.action]["inputs"] or None
+        files = self.ctx.inputs.files(task.target, patterns)
+        return key_parts(task, self.ctx, files, {d: self.ctx.outputs[d] for d in sorted(task.deps)})
+
+    def _output_base(self, task: Task) -> Path:
+        """Build artifacts go to the dist directory (per variant and platform); task outputs stay in place."""
+        if task.action != "build":
+            return task.target.dir
+        dest = self.ctx.ws.root / self.ctx.config["dist-dir"]
+        if task.variant:
+            dest /= task.variant.name
+        if task.platform and task.platform != self.ctx.host:
+            dest /= task.platform.slug
+        return dest
+
+    def _build(self, task: Task, base: Path, log_path: Path, result: TaskResult) -> list[Output] | None:
+        """Run the builder's steps in a private staging directory; publish on success."""
+        staging = self.ctx.state_dir / "tmp" / f"{slug(task.id)}-{uuid.uuid4().hex[:8]}"
+        out = staging / "out"
+        out.mkdir(parents=True)
+        try:
+            with open(log_path, "wb") as log:
+                for step in builders.get(task.builder).steps(task, self.ctx, out):
+                    if not self._run_step(step, task, log):
+                        result.status, result.failed_step = "failed", step.display()
+                        return None
+            if task.action == "build":
+                return self._publish(out, base)
+            return self._declared_outputs(task, base)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _remember(self, task: Task, parts: KeyParts, outputs: list[Output]) -> None:
+        """Dependents' keys use our output digest; `explain` compares against the parts recorded here."""
+        from polybuild.keys import output_digest
+        from polybuild.report import write_atomic
+
+        self.ctx.outputs[task.id] = output_digest([(o.path, o.sha256) for o in outputs])
+        record = {"task": task.id, "key": parts.key, "output": self.ctx.outputs[task.id], "parts": parts.to_json()}
+        write_atomic(self.ctx.state_dir / "keys" / f"{slug(task.id)}.json", json.dumps(record, sort_keys=True))
+
+    def _artifact(self, task: Task, base: Path, out: Output) -> Artifact:
+        return Artifact(task.id, task.target.id, task.variant.name if task.variant else None,
+                        task.platform.name if task.platform else None, base / out.path, out.sha256, out.size)
 
     def _run_step(self, step: Step, task: Task, log) -> bool:
         log.write(f"$ {step.display()}\n".encode())
@@ -173,28 +213,33 @@ class Executor:
                 raise Cancelled
             step.action()
             return True
-        env = {**self.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
+        env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
         code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log)
         if code != 0:
             log.write(f"\n[polybuild] command exited with status {code}\n".encode())
         return code == 0
 
-    def _publish(self, task: Task, out: Path) -> list[Artifact]:
+    def _publish(self, out: Path, dest: Path) -> list[Output]:
         """Move each output into the dist directory with a rename, so readers never see a partial file."""
-        dest = self.ctx.ws.root / self.ctx.config["dist-dir"]
-        if task.variant:
-            dest /= task.variant.name
-        if task.platform and task.platform != self.ctx.host:
-            dest /= task.platform.slug
-        artifacts = []
+        outputs = []
         for src in sorted(p for p in out.rglob("*") if p.is_file()):
-            target = dest / src.relative_to(out)
+            output = describe(src, out)
+            target = dest / output.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest, size = sha256_file(src), src.stat().st_size
             _atomic_move(src, target)
-            artifacts.append(Artifact(task.id, task.target.id, task.variant.name if task.variant else None,
-                                      task.platform.name if task.platform else None, target, digest, size))
-        return artifacts
+            outputs.append(output)
+        return outputs
+
+    def _declared_outputs(self, task: Task, base: Path) -> list[Output]:
+        if task.builder != "command":
+            return []
+        patterns = task.target.settings["tasks"][task.action]["outputs"]
+        found = {p for pattern in patterns for p in base.glob(pattern) if p.is_file()}
+        return [describe(p, base) for p in sorted(found)]
+
+
+def _cacheable(task: Task) -> bool:
+    return task.builder != "command" or task.target.settings["tasks"][task.action]["cache"]
 
 
 def _atomic_move(src: Path, dst: Path) -> None:

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -141,3 +142,85 @@ def _py_tree_digest(root: StrPath, paths: Sequence[str]) -> str:
     for path, (mode, digest) in zip(unique, _py_hash_entries(root, unique), strict=True):
         tree.update(f"{mode} {digest} {path}\n".encode())
     return tree.hexdigest()
+
+
+def tree_digest_of(entries: dict[str, tuple[str, str]]) -> str:
+    """The tree digest of already-hashed entries (path -> (mode, digest)), same format as `tree_digest`."""
+    tree = hashlib.sha256()
+    for path in sorted(entries):
+        mode, digest = entries[path]
+        tree.update(f"{mode} {digest} {path}\n".encode())
+    return tree.hexdigest()
+
+
+# An entry is trusted only once its file is older than this, so an edit within the timestamp granularity of
+# the filesystem right after hashing can never be mistaken for the cached content (git's "racy clean" problem).
+_RACY_NS = 2_000_000_000
+_STATCACHE_HEADER = "polybuild-statcache 1\n"
+
+
+class StatCache:
+    """Persistent (size, mtime_ns, ctime_ns, inode) -> digest cache, like git's index: an unchanged file costs one
+    `lstat`. File format, one entry per line, sorted by path: `mode digest size mtime_ns ctime_ns inode path`."""
+
+    def __init__(self, file: StrPath) -> None:
+        self.file = os.fspath(file)
+        self._entries: dict[str, tuple[tuple[int, int, int, int], tuple[str, str]]] = {}
+        self._dirty = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.file, encoding="utf-8", errors="surrogateescape") as f:
+                if f.readline() != _STATCACHE_HEADER:
+                    return
+                for line in f:
+                    mode, digest, size, mtime, ctime, ino, path = line.rstrip("\n").split(" ", 6)
+                    self._entries[path] = ((int(size), int(mtime), int(ctime), int(ino)), (mode, digest))
+        except (OSError, ValueError):
+            self._entries.clear()  # a missing or damaged cache only costs re-hashing
+
+    def entries(self, root: StrPath, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """path -> (mode, digest) for the regular files and symlinks among `paths` (special files are skipped)."""
+        root = os.fspath(root)
+        out: dict[str, tuple[str, str]] = {}
+        misses: list[tuple[str, os.stat_result]] = []
+        for path in paths:
+            st = os.lstat(os.path.join(root, path))
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue
+            cached = self._entries.get(path)
+            if cached and cached[0] == _signature(st):
+                out[path] = cached[1]
+            else:
+                misses.append((path, st))
+        if misses:
+            now = time.time_ns()
+            digests = file_digests(root, [p for p, _ in misses])
+            for (path, st), digest in zip(misses, digests, strict=True):
+                mode = "120000" if stat.S_ISLNK(st.st_mode) else "100755" if st.st_mode & 0o111 else "100644"
+                out[path] = (mode, digest)
+                if now - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS and "\n" not in path:
+                    self._entries[path] = (_signature(st), (mode, digest))
+                else:
+                    self._entries.pop(path, None)
+                self._dirty = True
+        return out
+
+    def save(self) -> None:
+        """Write atomically (temp file + rename); concurrent writers just race to a complete file."""
+        if not self._dirty:
+            return
+        os.makedirs(os.path.dirname(self.file) or ".", exist_ok=True)
+        tmp = f"{self.file}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(_STATCACHE_HEADER)
+            for path in sorted(self._entries):
+                (size, mtime, ctime, ino), (mode, digest) = self._entries[path]
+                f.write(f"{mode} {digest} {size} {mtime} {ctime} {ino} {path}\n")
+        os.replace(tmp, self.file)
+        self._dirty = False
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)

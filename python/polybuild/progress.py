@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from polybuild.execute import TaskResult
     from polybuild.plan import Task
 
-_MARK = {"built": "done", "failed": "FAILED", "cancelled": "stopped", "skipped": "skipped"}
+_MARK = {"built": "done", "cached": "cached", "failed": "FAILED", "cancelled": "stopped", "skipped": "skipped"}
 
 
 class PlainReporter:
@@ -48,7 +48,7 @@ class LiveReporter(PlainReporter):
 
     def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         super().__init__(total, stream)
-        self.counts = {"built": 0, "failed": 0, "cancelled": 0, "skipped": 0}
+        self.counts = dict.fromkeys(_MARK, 0)
         self._status = ""
 
     def _print(self, text: str) -> None:
@@ -71,7 +71,7 @@ class LiveReporter(PlainReporter):
         now = time.monotonic()
         busy = ", ".join(f"{tid} {now - start:.0f}s" for tid, start in sorted(running.items(), key=lambda x: x[1]))
         line = (f"[{self.finished}/{self.total}] {now - self.start:.0f}s  done {self.counts['built']}"
-                f"  failed {self.counts['failed']}  running: {busy or '-'}")
+                f"  cached {self.counts['cached']}  failed {self.counts['failed']}  running: {busy or '-'}")
         line = line[: shutil.get_terminal_size().columns - 1]
         if line == self._status:
             return

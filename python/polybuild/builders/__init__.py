@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from polybuild.cache import TaskCache
+    from polybuild.fingerprint import StatCache
+    from polybuild.inputs import InputIndex
+    from polybuild.keys import Toolchains
     from polybuild.plan import Task
     from polybuild.platforms import Platform
     from polybuild.workspace import Workspace
@@ -44,7 +48,13 @@ class BuildContext:
     python: str
     version: str
     state_dir: Path
+    env: dict[str, str]  # the environment every task runs with
+    inputs: InputIndex
+    toolchains: Toolchains
+    stat_cache: StatCache
+    cache: TaskCache | None = None  # None with --no-cache
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
+    outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
 
     @property
     def config(self) -> dict:

@@ -1,0 +1,88 @@
+"""Task results in the store: saving a task's outputs under its key, and restoring them (verified) on a hit."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, sha256_file, warn
+
+
+@dataclass
+class Output:
+    """One file a task produced: where it lives (relative to the task's output base) and its content digest."""
+
+    path: str
+    sha256: str
+    size: int
+    mode: int
+
+
+class TaskCache:
+    def __init__(self, store: LocalStore, read: bool = True, write: bool = True) -> None:
+        self.store = store
+        self.read = read
+        self.write = write
+
+    def save(self, key: str, task_id: str, base: Path, outputs: list[Output], log: Path | None) -> None:
+        """Blobs first, manifest last, each atomically: readers never see an entry with missing content."""
+        if not self.write:
+            return
+        for out in outputs:
+            self.store.put_blob(out.sha256, source=base / out.path)
+        log_digest = None
+        if log is not None and log.is_file():
+            data = log.read_bytes()
+            log_digest = hashlib.sha256(data).hexdigest()
+            self.store.put_blob(log_digest, data=data)
+        self.store.put_manifest(key, {
+            "format": MANIFEST_FORMAT,
+            "key": key,
+            "task": task_id,
+            "created": int(time.time()),
+            "artifacts": [{"path": o.path, "sha256": o.sha256, "size": o.size, "mode": o.mode} for o in outputs],
+            "log": log_digest,
+        })
+
+    def restore(self, key: str, task_id: str, base: Path, log: Path) -> list[Output] | None:
+        """Put the cached outputs in place (skipping files already identical); None on a miss or bad entry."""
+        if not self.read:
+            return None
+        manifest = self.store.get_manifest(key)
+        if manifest is None:
+            return None
+        outputs = [Output(a["path"], a["sha256"], a["size"], a["mode"]) for a in manifest["artifacts"]]
+        digests = [o.sha256 for o in outputs] + ([manifest["log"]] if manifest.get("log") else [])
+        if any(not self.store.has_blob(d) for d in digests):
+            warn(f"cache entry for {task_id} is incomplete (a blob is missing); dropped, rebuilding")
+            self.store.drop(key)
+            return None
+        try:
+            for out in outputs:
+                dest = base / out.path
+                if not _same_file(dest, out):
+                    self.store.copy_out(out.sha256, dest, out.mode)
+            if manifest.get("log"):
+                self.store.copy_out(manifest["log"], log, 0o644)
+        except CorruptEntry as exc:
+            warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
+            self.store.drop(key, digests)
+            return None
+        return outputs
+
+
+def _same_file(path: Path, out: Output) -> bool:
+    try:
+        if path.stat().st_size != out.size:
+            return False
+    except OSError:
+        return False
+    return sha256_file(path) == out.sha256
+
+
+def describe(path: Path, base: Path) -> Output:
+    """An output file as the cache records it."""
+    st = path.stat()
+    return Output(path.relative_to(base).as_posix(), sha256_file(path), st.st_size, st.st_mode & 0o777)

@@ -1,0 +1,97 @@
+"""`polybuild explain TARGET`: why a target would rebuild, by name — which input file, config key, toolchain,
+environment variable or dependency changed since its last build in this workspace."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from polybuild.execute import slug
+from polybuild.keys import KeyParts, key_parts
+
+if TYPE_CHECKING:
+    from polybuild.builders import BuildContext
+    from polybuild.plan import Plan, Task
+
+
+def _record(ctx: BuildContext, task_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads((ctx.state_dir / "keys" / f"{slug(task_id)}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def explain(plan: Plan, ctx: BuildContext, target_id: str) -> str:
+    """Reasons per task of `target_id`; dependencies are evaluated first, as a build would."""
+    from graphlib import TopologicalSorter
+
+    changed: dict[str, bool] = {}
+    lines: list[str] = []
+    for tid in TopologicalSorter({i: t.deps for i, t in plan.tasks.items()}).static_order():
+        task = plan.tasks[tid]
+        reasons = _reasons(task, ctx, changed)
+        changed[tid] = bool(reasons)
+        if task.target.id == target_id:
+            lines.append(f"{tid}: " + ("would rebuild" if reasons else "up to date"))
+            lines += [f"  {r}" for r in reasons]
+    return "\n".join(lines)
+
+
+def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[str]:
+    record = _record(ctx, task.id)
+    dep_records = {d: _record(ctx, d) for d in sorted(task.deps)}
+    deps = {d: (r["output"] if r and not changed.get(d) else "(will be rebuilt)") for d, r in dep_records.items()}
+    patterns = task.target.settings["tasks"][task.action]["inputs"] or None if task.builder == "command" else None
+    parts = key_parts(task, ctx, ctx.inputs.files(task.target, patterns), deps)
+    if record is None:
+        return ["never built in this workspace"]
+    if record["key"] == parts.key:
+        in_cache = ctx.cache is not None and ctx.cache.store.get_manifest(parts.key) is not None
+        return [] if in_cache else ["its cache entry is gone (cleared or collected)"]
+    return diff(KeyParts.from_json(record["parts"]), parts)
+
+
+def diff(old: KeyParts, new: KeyParts) -> list[str]:
+    """Human-readable differences between two sets of key parts."""
+    out: list[str] = []
+    for path in sorted(old.files.keys() | new.files.keys()):
+        before, after = old.files.get(path), new.files.get(path)
+        if before == after:
+            continue
+        if before is None:
+            out.append(f"input added: {path}")
+        elif after is None:
+            out.append(f"input removed: {path}")
+        elif before.split()[0] != after.split()[0]:
+            out.append(f"input mode changed: {path} ({before.split()[0]} -> {after.split()[0]})")
+        else:
+            out.append(f"input changed: {path}")
+    old_conf, new_conf = _flatten(old.config), _flatten(new.config)
+    for key in sorted(old_conf.keys() | new_conf.keys()):
+        if old_conf.get(key) != new_conf.get(key):
+            out.append(f"config changed: {key} ({_show(old_conf.get(key))} -> {_show(new_conf.get(key))})")
+    for tool in sorted(old.toolchain.keys() | new.toolchain.keys()):
+        if old.toolchain.get(tool) != new.toolchain.get(tool):
+            out.append(f"toolchain changed: {tool}")
+    for var in sorted(old.env.keys() | new.env.keys()):
+        if old.env.get(var) != new.env.get(var):
+            out.append(f"environment variable changed: {var}")
+    for dep in sorted(old.deps.keys() | new.deps.keys()):
+        if old.deps.get(dep) != new.deps.get(dep):
+            out.append(f"dependency changed: {dep}")
+    if old.format != new.format:
+        out.append("the cache key format changed (new polybuild version)")
+    return out or ["the key changed"]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for k, v in value.items():
+            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else k))
+        return flat
+    return {prefix: value}
+
+
+def _show(value: Any) -> str:
+    return "unset" if value is None else json.dumps(value)

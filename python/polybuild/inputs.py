@@ -1,0 +1,95 @@
+"""Which files each target's output depends on.
+
+A target's inputs are the files in its directory (as git sees them), minus the directories of other targets nested
+inside it, plus the files of the library targets it uses (a crate's path dependencies, a Go module's local
+`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
+`[targets.<name>] inputs` replaces the directory part with explicit globs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from polybuild.workspace import Target, Workspace
+
+CARGO_WORKSPACE_FILES = ("Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "rust-toolchain", ".cargo/config.toml")
+GO_WORKSPACE_FILES = ("go.work", "go.work.sum")
+
+
+class InputIndex:
+    """Input files per target, computed once per run from the workspace listing."""
+
+    def __init__(self, ws: Workspace, graph: nx.DiGraph) -> None:
+        self.ws = ws
+        self.graph = graph
+        self._own = self._own_files()
+        self._cache: dict[str, list[str]] = {}
+
+    def _own_files(self) -> dict[str, list[str]]:
+        """Assign every listed file to the deepest target directory containing it."""
+        ws = self.ws
+        dirs: dict[str, list[str]] = {}
+        for t in ws.targets.values():
+            if t.kind != "image":
+                dirs.setdefault(ws.rel(t.dir), []).append(t.id)
+        own: dict[str, list[str]] = {tid: [] for tid in ws.targets}
+        for rel in ws.files:
+            d = rel
+            while d:
+                d = d.rpartition("/")[0]
+                key = d or "."
+                if key in dirs:
+                    for tid in dirs[key]:
+                        own[tid].append(rel)
+                    break
+        return own
+
+    def files(self, target: Target, patterns: list[str] | None = None) -> list[str]:
+        """The sorted input files of `target` (relative to the workspace root)."""
+        cache_key = target.id if patterns is None else f"{target.id}\0{patterns}"
+        if cache_key not in self._cache:
+            self._cache[cache_key] = sorted(self._collect(target, patterns))
+        return self._cache[cache_key]
+
+    def _collect(self, target: Target, patterns: list[str] | None) -> set[str]:
+        ws = self.ws
+        patterns = patterns if patterns is not None else target.settings.get("inputs") or None
+        if patterns:
+            base = ws.rel(target.dir)
+            prefix = "" if base == "." else base + "/"
+            files = {f for f in ws.files if f.startswith(prefix) and
+                     any(fnmatch.fnmatchcase(f[len(prefix):], p) for p in patterns)}
+        else:
+            files = set(self._own[target.id])
+        for lib in self._libraries(target):
+            files.update(self._own[lib])
+        files.update(self._toolchain_files(target))
+        return files
+
+    def _libraries(self, target: Target) -> set[str]:
+        """Dependencies without a build of their own, followed transitively: their sources are our inputs."""
+        found: set[str] = set()
+        stack = list(self.graph.successors(target.id))
+        while stack:
+            dep = stack.pop()
+            if dep in found or self.ws.targets[dep].builder is not None:
+                continue
+            found.add(dep)
+            stack.extend(self.graph.successors(dep))
+        return found
+
+    def _toolchain_files(self, target: Target) -> list[str]:
+        ws = self.ws
+        listed = set(ws.files)
+        extra: list[str] = []
+        if "cargo_workspace" in target.info:
+            base = ws.rel(Path(target.info["cargo_workspace"]))
+            extra += [f if base == "." else f"{base}/{f}" for f in CARGO_WORKSPACE_FILES]
+        if target.kind == "go":
+            extra += list(GO_WORKSPACE_FILES)
+        return [f for f in extra if f in listed]

@@ -1,0 +1,168 @@
+"""Cache keys: a digest of everything that can change a task's output, and nothing else.
+
+The parts are kept by name (files, config, toolchain, env, dependency outputs) so that `polybuild explain` can say
+exactly which one changed since the last build. Nothing machine-specific enters a key (no absolute paths), so
+two checkouts, or two machines, share cache entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polybuild.toolchains import find
+
+if TYPE_CHECKING:
+    from polybuild.builders import BuildContext
+    from polybuild.plan import Task
+
+KEY_FORMAT = 1  # bump when the key recipe changes, so old entries are never reused
+
+# Environment variables that change what each builder produces, beyond those declared in config.
+BUILDER_ENV = {
+    "cargo": ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS"),
+    "maturin": ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "LDFLAGS", "MACOSX_DEPLOYMENT_TARGET"),
+    "go": ("GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64", "CC", "CGO_CFLAGS", "CGO_LDFLAGS"),
+    "pep517": (),
+}
+# Which toolchain identities each builder depends on.
+BUILDER_TOOLS = {
+    "cargo": ("rustc", "cargo"),
+    "cargo-test": ("rustc", "cargo"),
+    "maturin": ("rustc", "cargo", "maturin", "python"),
+    "pep517": ("python", "backend"),
+    "pytest": ("python", "pytest"),
+    "go": ("go",),
+    "go-test": ("go",),
+    "command": (),
+}
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class KeyParts:
+    """Everything a task's output depends on, by name."""
+
+    files: dict[str, str]  # workspace-relative path -> "mode sha256"
+    config: dict[str, Any]
+    toolchain: dict[str, str]  # tool -> sha256 of its identity
+    env: dict[str, str]  # variable -> sha256 of "NAME=value" (values are never stored in clear)
+    deps: dict[str, str]  # dependency task id -> its output digest
+    format: int = KEY_FORMAT
+    key: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        body = {k: v for k, v in asdict(self).items() if k != "key"}
+        self.key = sha256_text(json.dumps(body, sort_keys=True, separators=(",", ":")))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyParts:
+        return cls(data["files"], data["config"], data["toolchain"], data["env"], data["deps"], data["format"])
+
+
+class Toolchains:
+    """Toolchain identities, probed at most once per run (and only for the builders a run uses)."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, ...], str] = {}
+
+    def identity(self, tool: str, cwd: Path, extra: tuple[str, ...] = ()) -> str:
+        key = (tool, str(cwd) if tool in ("rustc", "cargo") else "", *extra)  # rustup honours rust-toolchain.toml
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = sha256_text(self._probe(tool, cwd, extra))
+            return self._cache[key]
+
+    def _probe(self, tool: str, cwd: Path, extra: tuple[str, ...]) -> str:
+        if tool == "python":
+            argv = [self.python, "-c", "import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
+                    "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())"]
+        elif tool in ("backend", "pytest"):
+            names = extra if tool == "backend" else ("pytest",)
+            argv = [self.python, "-c", "import sys, importlib.metadata as md\nfor n in sys.argv[1:]:\n"
+                    "    try: print(n, md.version(n))\n    except md.PackageNotFoundError: print(n, '-')", *names]
+        else:
+            path = find(tool)
+            if path is None:
+                return f"{tool}: not installed"
+            argv = [path, "version" if tool == "go" else ("-vV" if tool == "rustc" else "--version")]
+        try:
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{tool}: {exc}"
+        return proc.stdout + proc.stderr
+
+
+def requirement_names(requires: list[str]) -> tuple[str, ...]:
+    import re
+
+    names = (re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", r) for r in requires)
+    return tuple(sorted({m[1].lower() for m in names if m}))
+
+
+def key_parts(task: Task, ctx: BuildContext, files: list[str], deps: dict[str, str]) -> KeyParts:
+    """The key parts of `task`, whose dependencies have finished with output digests `deps`."""
+    from polybuild.fingerprint import StatCache
+
+    t = task.target
+    assert isinstance(ctx.stat_cache, StatCache)
+    entries = ctx.stat_cache.entries(ctx.ws.root, files)
+    cwd = Path(t.info.get("cargo_workspace", t.dir))
+    tools = {}
+    for tool in BUILDER_TOOLS.get(task.builder, ()):
+        extra = ("build", *requirement_names(t.info.get("build_requires", []))) if tool == "backend" else ()
+        tools[tool] = ctx.toolchains.identity(tool, cwd, extra)
+    names = {*BUILDER_ENV.get(task.builder, ()), *ctx.config["env-inputs"], *t.settings.get("env-inputs", ())}
+    names.add("SOURCE_DATE_EPOCH")
+    env = {n: sha256_text(f"{n}={ctx.env[n]}") if n in ctx.env else "unset" for n in sorted(names)}
+    return KeyParts(
+        files={p: f"{m} {d}" for p, (m, d) in entries.items()},
+        config=config_slice(task, ctx),
+        toolchain=tools,
+        env=env,
+        deps=deps,
+    )
+
+
+def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
+    """The parts of config (and of the task) that shape this task's output; nothing else."""
+    t = task.target
+    settings = {k: v for k, v in t.settings.items() if k not in ("tasks", "skip", "deps")}
+    slice_: dict[str, Any] = {
+        "builder": task.builder,
+        "action": task.action,
+        "target": t.id,
+        "dir": ctx.ws.rel(t.dir),
+        "variant": task.variant.name if task.variant else None,
+        "features": task.features,
+        "platform": task.platform.name if task.platform else None,
+        "settings": settings,
+    }
+    if task.builder in ("cargo", "maturin"):
+        slice_["rust"] = ctx.config["rust"]
+    if task.builder in ("maturin", "pep517"):
+        slice_["python"] = {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
+    if task.builder == "go":
+        slice_["go"] = ctx.config["go"]
+        slice_["version"] = ctx.version
+    if task.builder == "command":
+        slice_["task"] = t.settings["tasks"][task.action]
+    return slice_
+
+
+def output_digest(artifacts: list[tuple[str, str]]) -> str:
+    """A task's output digest: its artifacts by relative path and content."""
+    return sha256_text("".join(f"{sha} {path}\n" for path, sha in sorted(artifacts)))

@@ -1,0 +1,183 @@
+"""Incremental builds: cache keys, the local store, restores, explain, corruption and concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import PYTHON_SRC, polybuild_env, run_polybuild
+from polybuild.fingerprint import StatCache
+
+GO_WS = {
+    "polybuild.toml": "version = '1.0.0'\nenv-inputs = ['DEMO_SECRET']\n",
+    "lib/go.mod": "module example.com/lib\n\ngo 1.22\n",
+    "lib/lib.go": 'package lib\n\nfunc Name() string { return "lib" }\n',
+    "svc/go.mod": "module example.com/svc\n\ngo 1.22\n\nrequire example.com/lib v0.0.0\n\n"
+                  "replace example.com/lib => ../lib\n",
+    "svc/main.go": 'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/lib"\n)\n\nvar version = "dev"\n\n'
+                   "func main() { fmt.Println(lib.Name(), version) }\n",
+    "tool/go.mod": "module example.com/tool\n\ngo 1.22\n",
+    "tool/main.go": 'package main\n\nfunc main() { println("tool") }\n',
+    "app/pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+                          '[project]\nname = "app"\nversion = "1.0.0"\n',
+    "app/app/__init__.py": "VALUE = 1\n",
+}
+
+
+def statuses(proc) -> dict[str, str]:
+    """task id -> status word, from the plain progress lines."""
+    out = {}
+    for line in proc.stderr.splitlines():
+        if line.startswith("[") and "] " in line:
+            word, _, rest = line.split("] ", 1)[1].partition(" ")
+            if word != "start":
+                out[rest.strip().split("  ")[0]] = word
+    return out
+
+
+def build(root: Path, *args: str, **env: str):
+    proc = run_polybuild("build", *args, cwd=root, env=polybuild_env(**env))
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_second_build_is_fully_cached_and_restores_identical_files(workspace):
+    root = workspace(GO_WS)
+    first = build(root)
+    assert set(statuses(first).values()) == {"done"}
+    digests = {p.name: p.read_bytes() for p in (root / "dist").iterdir() if p.name != "build-report.json"}
+    second = build(root)
+    assert set(statuses(second).values()) == {"cached"}
+    assert "polybuild: 3 cached" in second.stderr
+    for name in digests:
+        (root / "dist" / name).unlink()
+    third = build(root)
+    assert set(statuses(third).values()) == {"cached"}
+    assert {p.name: p.read_bytes() for p in (root / "dist").iterdir() if p.name != "build-report.json"} == digests
+    assert os.access(root / "dist" / "svc", os.X_OK)  # modes come back too
+    report = json.loads((root / "dist" / "build-report.json").read_text())
+    assert {t["status"] for t in report["tasks"]} == {"cached"}
+
+
+def test_an_edit_rebuilds_exactly_what_depends_on_it(workspace):
+    root = workspace(GO_WS)
+    build(root)
+    (root / "lib" / "lib.go").write_text('package lib\n\nfunc Name() string { return "LIB" }\n')
+    proc = build(root)
+    assert statuses(proc) == {"go:svc": "done", "go:tool": "cached", "py:app": "cached"}
+    out = subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout
+    assert out.strip() == "LIB 1.0.0"
+
+
+def test_explain_names_the_file_config_and_env_var(workspace):
+    root = workspace(GO_WS)
+    build(root, DEMO_SECRET="s3cret-value")
+    explain = run_polybuild("explain", "svc", cwd=root, env=polybuild_env(DEMO_SECRET="s3cret-value"))
+    assert explain.stdout.strip() == "go:svc: up to date"
+    (root / "lib" / "lib.go").write_text("package lib\n\nfunc Name() string { return \"x\" }\n")
+    (root / "svc" / "extra.go").write_text("package main\n")
+    (root / "polybuild.toml").write_text(GO_WS["polybuild.toml"] + "[go]\nldflags = ['-s']\n")
+    explain = run_polybuild("explain", "svc", cwd=root, env=polybuild_env(DEMO_SECRET="other"))
+    assert explain.returncode == 0, explain.stderr
+    lines = explain.stdout.splitlines()
+    assert lines[0] == "go:svc: would rebuild"
+    assert "  input changed: lib/lib.go" in lines
+    assert "  input added: svc/extra.go" in lines
+    assert '  config changed: go.ldflags ([] -> ["-s"])' in lines
+    assert "  environment variable changed: DEMO_SECRET" in lines
+    # the secret's value is hashed into keys, never stored in clear
+    for path in [*root.joinpath(".polybuild").rglob("*"), *Path(os.environ["POLYBUILD_CACHE_DIR"]).rglob("*")]:
+        if path.is_file():
+            assert b"s3cret-value" not in path.read_bytes(), path
+
+
+def test_explain_for_a_target_never_built(workspace):
+    root = workspace(GO_WS)
+    proc = run_polybuild("explain", "tool", cwd=root)
+    assert proc.stdout.strip() == "go:tool: would rebuild\n  never built in this workspace"
+
+
+def test_corrupt_or_truncated_entries_are_dropped_and_rebuilt(workspace, private_cache):
+    root = workspace(GO_WS)
+    build(root)
+    blob = next(p for p in (private_cache / "cas").rglob("*") if p.is_file() and p.stat().st_size > 100_000)
+    blob.write_bytes(blob.read_bytes()[:-10] + b"corrupted!")
+    manifest = next(p for p in (private_cache / "ac").rglob("*") if p.is_file() and b'"py:app"' in p.read_bytes())
+    manifest.write_bytes(manifest.read_bytes()[:20])
+    (root / "dist" / "svc").unlink()
+    (root / "dist" / "tool").unlink()
+    next((root / "dist").glob("app-1.0.0-*.whl")).unlink()
+    proc = build(root)
+    assert proc.stderr.count("warning:") >= 2
+    assert "is corrupt" in proc.stderr and "unreadable" in proc.stderr
+    rebuilt = [t for t, s in statuses(proc).items() if s == "done"]
+    assert "py:app" in rebuilt and len(rebuilt) >= 2
+    assert subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout.strip() == "lib 1.0.0"
+    assert set(statuses(build(root)).values()) == {"cached"}  # the cache healed
+
+
+def test_missing_blob_is_a_miss_not_an_error(workspace, private_cache):
+    root = workspace(GO_WS)
+    build(root)
+    for blob in (private_cache / "cas").rglob("*"):
+        if blob.is_file():
+            blob.unlink()
+    proc = build(root)
+    assert "incomplete" in proc.stderr
+    assert set(statuses(proc).values()) == {"done"}
+
+
+def test_no_cache_builds_everything(workspace):
+    root = workspace(GO_WS)
+    build(root)
+    assert set(statuses(build(root, "--no-cache")).values()) == {"done"}
+
+
+def test_cache_stats_and_gc(workspace, private_cache):
+    root = workspace(GO_WS)
+    build(root)
+    stats = run_polybuild("cache", "stats", cwd=root)
+    assert "entries: 3" in stats.stdout
+    gc = run_polybuild("cache", "gc", "--max-size", "0", cwd=root)
+    assert gc.returncode == 0 and "removed 3 entries" in gc.stdout
+    assert set(statuses(build(root)).values()) == {"done"}
+    bad = run_polybuild("cache", "gc", "--max-size", "lots", cwd=root)
+    assert bad.returncode == 2 and "not a size" in bad.stderr
+
+
+def test_concurrent_builds_in_one_workspace_do_not_corrupt_anything(workspace):
+    root = workspace(GO_WS)
+    env = polybuild_env(PYTHONPATH=str(PYTHON_SRC))
+    procs = [subprocess.Popen([sys.executable, "-m", "polybuild", "build"], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    assert any("waiting for another polybuild run" in err for _, err in results)
+    out = subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout
+    assert out.strip() == "lib 1.0.0"
+    assert set(statuses(build(root)).values()) == {"cached"}
+
+
+def test_stat_cache_trusts_only_unchanged_old_files(tmp_path):
+    root = tmp_path / "tree"
+    root.mkdir()
+    old, fresh = root / "old.txt", root / "fresh.txt"
+    old.write_text("aaaa")
+    past = time.time() - 60
+    os.utime(old, (past, past))
+    time.sleep(2.1)  # a file changed within the last 2 s (mtime or ctime) is never trusted from the cache
+    fresh.write_text("bbbb")
+    cache = StatCache(tmp_path / "statcache")
+    first = cache.entries(root, ["old.txt", "fresh.txt"])
+    cache.save()
+    text = (tmp_path / "statcache").read_text()
+    assert " old.txt\n" in text and "fresh.txt" not in text  # racy: too recent to trust
+    # same size, same mtime, new content: ctime gives it away
+    old.write_text("cccc")
+    os.utime(old, (past, past))
+    again = StatCache(tmp_path / "statcache").entries(root, ["old.txt", "fresh.txt"])
+    assert again["old.txt"] != first["old.txt"] and again["fresh.txt"] == first["fresh.txt"]
