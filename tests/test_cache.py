@@ -181,3 +181,30 @@ def test_stat_cache_trusts_only_unchanged_old_files(tmp_path):
     os.utime(old, (past, past))
     again = StatCache(tmp_path / "statcache").entries(root, ["old.txt", "fresh.txt"])
     assert again["old.txt"] != first["old.txt"] and again["fresh.txt"] == first["fresh.txt"]
+
+
+CONCAT = ("import pathlib; src = sorted(pathlib.Path('src').glob('*.txt')); "
+          "pathlib.Path('out.txt').write_text(''.join(p.read_text() for p in src))")
+
+
+def test_workspace_task_runs_per_target_and_restores_its_outputs(workspace):
+    files = {"polybuild.toml": f"[tasks.concat]\ncmd = {json.dumps([sys.executable, '-c', CONCAT])}\n"
+                               "inputs = ['src/*.txt']\noutputs = ['out.txt']\nkinds = ['py']\n"}
+    for name, deps in (("a", []), ("b", ["a"])):
+        files[f"{name}/pyproject.toml"] = f'[project]\nname = "{name}"\nversion = "1"\ndependencies = {deps}\n'
+        files[f"{name}/src/1.txt"] = f"{name}-one\n"
+        files[f"{name}/src/2.txt"] = f"{name}-two\n"
+    files["gomod/go.mod"] = "module example.com/gomod\n"
+    root = workspace(files)
+    first = run_polybuild("run", "concat", cwd=root)
+    assert first.returncode == 0, first.stderr
+    assert statuses(first) == {"py:a:concat": "done", "py:b:concat": "done"}  # go:gomod is not a py target
+    assert (root / "b" / "out.txt").read_text() == "b-one\nb-two\n"
+    (root / "a" / "out.txt").unlink()
+    second = run_polybuild("run", "concat", cwd=root)
+    assert statuses(second) == {"py:a:concat": "cached", "py:b:concat": "cached"}
+    assert (root / "a" / "out.txt").read_text() == "a-one\na-two\n"
+    (root / "a" / "src" / "2.txt").write_text("a-TWO\n")
+    third = run_polybuild("run", "concat", cwd=root)
+    assert statuses(third) == {"py:a:concat": "done", "py:b:concat": "done"}  # b's key has a's output digest
+    assert (root / "a" / "out.txt").read_text() == "a-one\na-TWO\n"

@@ -32,6 +32,15 @@ TASK = Table(
     "has it, dependencies first. A custom `test` replaces the built-in default (cargo test, pytest, go test).",
 )
 
+WORKSPACE_TASK = Table(
+    {
+        **TASK.keys,
+        "kinds": Key(list, "Only for targets of these kinds (rust, py, go); empty means all.", [], item=str),
+    },
+    doc="A task for every target (of the given kinds), e.g. a `lint` or `build` script per package; a target's own "
+    "`[targets.<name>.tasks.<task>]` takes precedence.",
+)
+
 TARGET = Table(
     {
         "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests.", [],
@@ -123,6 +132,7 @@ SCHEMA = Table(
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
+        "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),
     },
     doc="The root of polybuild's config, in `pyproject.toml` as `[tool.polybuild]` or in `polybuild.toml`.",
 )
@@ -230,6 +240,11 @@ def _check_platforms(config: Config) -> None:
             check(p, ("images", name, "platforms"))
         if not image["template"]:
             raise config.error(("images", name), f"image '{name}' needs a 'template'")
+    for name, task in config["tasks"].items():
+        for kind in task["kinds"]:
+            if kind not in ("rust", "py", "go"):
+                raise config.error(("tasks", name, "kinds"), f"unknown target kind '{kind}'",
+                                   "kinds are rust, py and go")
     defaults = [n for n, v in config["variants"].items() if v["default"]]
     if len(defaults) > 1:
         raise config.error(("variants", defaults[1], "default"),

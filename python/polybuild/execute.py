@@ -160,7 +160,7 @@ class Executor:
 
         patterns = None
         if task.builder == "command":
-            patterns = task.target.settings["tasks"][task.action]["inputs"] or None
+            patterns = task.spec["inputs"] or None
         files = self.ctx.inputs.files(task.target, patterns)
         return key_parts(task, self.ctx, files, {d: self.ctx.outputs[d] for d in sorted(task.deps)})
 
@@ -233,13 +233,13 @@ class Executor:
     def _declared_outputs(self, task: Task, base: Path) -> list[Output]:
         if task.builder != "command":
             return []
-        patterns = task.target.settings["tasks"][task.action]["outputs"]
+        patterns = task.spec["outputs"]
         found = {p for pattern in patterns for p in base.glob(pattern) if p.is_file()}
         return [describe(p, base) for p in sorted(found)]
 
 
 def _cacheable(task: Task) -> bool:
-    return task.builder != "command" or task.target.settings["tasks"][task.action]["cache"]
+    return task.spec is None or task.spec["cache"]
 
 
 def _atomic_move(src: Path, dst: Path) -> None:

@@ -41,7 +41,7 @@ def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[st
     record = _record(ctx, task.id)
     dep_records = {d: _record(ctx, d) for d in sorted(task.deps)}
     deps = {d: (r["output"] if r and not changed.get(d) else "(will be rebuilt)") for d, r in dep_records.items()}
-    patterns = task.target.settings["tasks"][task.action]["inputs"] or None if task.builder == "command" else None
+    patterns = task.spec["inputs"] or None if task.spec else None
     parts = key_parts(task, ctx, ctx.inputs.files(task.target, patterns), deps)
     if record is None:
         return ["never built in this workspace"]

@@ -159,7 +159,7 @@ def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
         slice_["go"] = ctx.config["go"]
         slice_["version"] = ctx.version
     if task.builder == "command":
-        slice_["task"] = t.settings["tasks"][task.action]
+        slice_["task"] = task.spec
     return slice_
 
 

@@ -40,6 +40,7 @@ class Task:
     platform: Platform | None
     deps: set[str] = field(default_factory=set)
     priority: float = 0.0  # length of the longest chain of work waiting on this task
+    spec: dict | None = None  # the config of a custom (command) task
 
     @property
     def features(self) -> list[str]:
@@ -208,8 +209,19 @@ def _has_python_tests(ws: Workspace, target: Target) -> bool:
     return False
 
 
+def task_spec(ws: Workspace, target: Target, action: str) -> dict | None:
+    """The custom task `action` of a target: its own, else the workspace-wide one if it applies to its kind."""
+    own = target.settings.get("tasks", {}).get(action)
+    if own is not None:
+        return own
+    shared = ws.config["tasks"].get(action)
+    if shared is not None and (not shared["kinds"] or target.kind in shared["kinds"]):
+        return shared
+    return None
+
+
 def task_builder(ws: Workspace, target: Target, action: str) -> str | None:
-    if action in target.settings.get("tasks", {}):
+    if task_spec(ws, target, action) is not None:
         return "command"
     return _default_task_builder(ws, target, action)
 
@@ -224,7 +236,7 @@ def run_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], action: str, vari
         raise UserError(f"no selected target has a task named '{action}'",
                         hint=f"declare one in [targets.<name>.tasks.{action}]")
     needs_build = [i for i, b in with_action.items() if b == "pytest" or (
-        b == "command" and ws.targets[i].settings["tasks"][action]["needs-build"])]
+        b == "command" and task_spec(ws, ws.targets[i], action)["needs-build"])]
     plan = build_plan(ws, g, closure(g, needs_build), variants, platforms) if needs_build else Plan(
         {}, [], variants, platforms)
     tasks = plan.tasks
@@ -236,6 +248,7 @@ def run_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], action: str, vari
         for v in variants:
             for p in platforms:
                 task = _task(target, action, with_action[tid], v, p)
+                task.spec = task_spec(ws, target, action)
                 task = tasks.setdefault(task.id, task)
                 for dep in _buildable_deps(ws, g, tid, set(with_action)):
                     dep_target = ws.targets[dep]

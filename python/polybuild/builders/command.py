@@ -15,6 +15,6 @@ class CommandBuilder(Builder):
     name = "command"
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
-        spec = task.target.settings["tasks"][task.action]
+        spec = task.spec
         env = {k: str(v) for k, v in spec["env"].items()}
         return [Step(list(spec["cmd"]), cwd=task.target.dir, env=env)]
