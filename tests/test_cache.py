@@ -208,3 +208,60 @@ def test_workspace_task_runs_per_target_and_restores_its_outputs(workspace):
     third = run_polybuild("run", "concat", cwd=root)
     assert statuses(third) == {"py:a:concat": "done", "py:b:concat": "done"}  # b's key has a's output digest
     assert (root / "a" / "out.txt").read_text() == "a-one\na-TWO\n"
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+def affected(root: Path, since: str) -> dict:
+    proc = run_polybuild("affected", "--since", since, "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_affected_follows_edits_to_their_dependents(workspace):
+    files = dict(GO_WS)
+    files["polybuild.toml"] += "[images.svc-image]\ntemplate = 'x.j2'\nartifacts = ['svc']\n"
+    root = workspace(files)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    assert affected(root, "HEAD")["targets"] == []
+    (root / "lib" / "lib.go").write_text("package lib\n\nfunc Name() string { return \"x\" }\n")
+    result = affected(root, "HEAD")
+    assert result["changed_files"] == ["lib/lib.go"]
+    assert result["targets"] == ["go:lib", "go:svc", "image:svc-image"]
+    git(root, "commit", "-qam", "edit lib")
+    (root / "tool" / "new.go").write_text("package main\n")  # untracked files count as changes
+    assert affected(root, "HEAD~1")["targets"] == ["go:lib", "go:svc", "go:tool", "image:svc-image"]
+    (root / "tool" / "new.go").unlink()
+    (root / "app" / "app" / "__init__.py").unlink()  # a deletion belongs to the directory's target
+    assert affected(root, "HEAD")["targets"] == ["py:app"]
+    text = run_polybuild("affected", "--since", "HEAD", cwd=root).stdout
+    assert text.strip() == "py:app"
+
+
+def test_build_affected_builds_only_those(workspace):
+    root = workspace(GO_WS)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    nothing = run_polybuild("build", "--affected", "HEAD", cwd=root)
+    assert nothing.returncode == 0 and "nothing is affected" in nothing.stderr
+    (root / "tool" / "main.go").write_text('package main\n\nfunc main() { println("tool2") }\n')
+    proc = build(root, "--affected", "HEAD")
+    assert statuses(proc) == {"go:tool": "done"}
+
+
+def test_affected_with_a_bad_ref_or_outside_git(workspace):
+    root = workspace(GO_WS)
+    outside = run_polybuild("affected", "--since", "HEAD", cwd=root)
+    assert outside.returncode == 2 and "not a git checkout" in outside.stderr
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    bad = run_polybuild("affected", "--since", "no-such-branch", cwd=root)
+    assert bad.returncode == 2 and "cannot compare with 'no-such-branch'" in bad.stderr

@@ -37,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
         sp.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
-    dims(sub.add_parser("build", help="build targets and their dependencies into dist/"))
+    build = sub.add_parser("build", help="build targets and their dependencies into dist/")
+    dims(build)
+    build.add_argument("--affected", metavar="REF", help="only the targets affected by changes since REF")
+    affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
+    affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
+    affected.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
     run.add_argument("task", help="the task name, e.g. test")
     dims(run)
@@ -84,7 +89,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from polybuild import api
 
     loaded = _load(args)
-    outcome = api.build(loaded, args.targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
+    targets = list(args.targets)
+    if args.affected:
+        from polybuild.affected import affected
+
+        named = {loaded.ws.resolve(n).id for n in targets}
+        targets = [t for t in affected(loaded.ws, loaded.graph, args.affected).targets if not named or t in named]
+        if not targets:
+            print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
+            return 0
+    outcome = api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
                         keep_going=args.keep_going, json_mode=args.json, use_cache=not args.no_cache)
     return _finish(loaded, outcome, args.json, done="built")
 
@@ -128,6 +142,21 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     print(render(loaded.ws, loaded.graph, api.select(loaded, args.targets), args.format))
+    return 0
+
+
+def _cmd_affected(args: argparse.Namespace) -> int:
+    import json
+
+    from polybuild.affected import affected
+
+    loaded = _load(args)
+    found = affected(loaded.ws, loaded.graph, args.since)
+    if args.json:
+        print(json.dumps({"since": found.since, "changed_files": found.changed_files, "targets": found.targets},
+                         indent=2))
+    else:
+        print("\n".join(found.targets))
     return 0
 
 
@@ -179,6 +208,7 @@ _COMMANDS = {
     "run": _cmd_run,
     "graph": _cmd_graph,
     "explain": _cmd_explain,
+    "affected": _cmd_affected,
     "cache": _cmd_cache,
     "doctor": _cmd_doctor,
     "config-reference": _cmd_config_reference,

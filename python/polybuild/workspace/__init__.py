@@ -59,6 +59,7 @@ class Workspace:
     files: list[str]
     targets: dict[str, Target]
     version: str | None
+    untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
 
     def rel(self, path: Path) -> str:
         try:
@@ -90,14 +91,15 @@ def discover(config: Config) -> Workspace:
     from polybuild.workspace import cargo, files, go, images, python
 
     root = config.root
-    listing = files.list_files(root, config["exclude"])
+    found_files = files.list_files(root, config["exclude"])
+    listing = found_files.files
     rust_targets = cargo.discover(root, listing, config)
     py_targets = python.discover(root, listing, config, rust_targets)
     go_targets = go.discover(root, listing, config)
     found = [*rust_targets.values(), *py_targets, *go_targets]
     found += images.discover(root, config, found)
     targets = _index(found, root)
-    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets))
+    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws

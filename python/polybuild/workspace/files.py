@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 # Never part of a workspace's sources when walking without git.
@@ -18,25 +19,39 @@ SKIP_DIRS = frozenset({
 WORKSPACE_MARKERS = ("polybuild.toml",)
 
 
-def list_files(root: Path, exclude: list[str]) -> list[str]:
+@dataclass(frozen=True)
+class Listing:
+    files: list[str]  # sorted, relative to the root
+    untracked: frozenset[str] | None  # files git does not track yet; None outside git
+
+
+def list_files(root: Path, exclude: list[str]) -> Listing:
     """Sorted POSIX paths relative to `root`, without excluded paths and nested polybuild workspaces."""
-    listing = _git_files(root)
-    if listing is None:
-        listing = _walk(root)
+    tagged = _git_files(root)
+    if tagged is None:
+        listing, untracked = _walk(root), None
+    else:
+        listing = list(tagged)
+        untracked = frozenset(p for p, tag in tagged.items() if tag == "?")
     nested = _nested_workspaces(root, listing)
-    return sorted(p for p in listing if not _excluded(p, exclude) and not _under(p, nested))
+    return Listing(sorted(p for p in listing if not _excluded(p, exclude) and not _under(p, nested)), untracked)
 
 
-def _git_files(root: Path) -> list[str] | None:
+def _git_files(root: Path) -> dict[str, str] | None:
+    """path -> git's status tag ("?" for untracked), from the run's one `git ls-files` call."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--deduplicate"],
+            ["git", "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--deduplicate"],
             cwd=root, capture_output=True, check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    names = [n for n in out.decode("utf-8", "surrogateescape").split("\0") if n]
-    return [n for n in names if os.path.lexists(root / n)]
+    tagged = {}
+    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+        tag, _, name = entry.partition(" ")
+        if name and os.path.lexists(root / name):
+            tagged.setdefault(name, tag)
+    return tagged
 
 
 def _walk(root: Path) -> list[str]:
