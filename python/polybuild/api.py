@@ -64,7 +64,7 @@ class Outcome:
 
 def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), platforms: list[str] = (),
           jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
-          use_cache: bool = True) -> Outcome:
+          cache: CacheOptions | None = None) -> Outcome:
     """Build the targets (all by default) and their dependencies; writes dist/build-report.json."""
     from polybuild.plan import build_plan, choose_dimensions
 
@@ -73,12 +73,12 @@ def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), 
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
     plan = build_plan(loaded.ws, loaded.graph, select(loaded, list(targets)), chosen_variants, chosen_platforms)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, use_cache=use_cache)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
 
 
 def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[str] = (),
         platforms: list[str] = (), jobs: int | None = None, keep_going: bool = False,
-        json_mode: bool = False, use_cache: bool = True) -> Outcome:
+        json_mode: bool = False, cache: CacheOptions | None = None) -> Outcome:
     """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
     from polybuild.plan import choose_dimensions, run_plan
 
@@ -86,7 +86,7 @@ def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[
     names = list(targets)
     selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
     plan = run_plan(loaded.ws, loaded.graph, selected, action, chosen_variants, chosen_platforms)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, use_cache=use_cache)
+    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, cache=cache or CacheOptions())
 
 
 def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
@@ -101,7 +101,7 @@ def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: l
                       chosen_platforms)
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
-    ctx = _context(loaded, use_cache=True)
+    ctx = _context(loaded, CacheOptions())
     try:
         return explain_plan(plan, ctx, target.id)
     finally:
@@ -110,7 +110,7 @@ def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: l
 
 def local_store(loaded: Loaded):
     """The workspace's local cache store."""
-    ctx = _context(loaded, use_cache=True)
+    ctx = _context(loaded, CacheOptions())
     return ctx.cache.store
 
 
@@ -118,7 +118,33 @@ def local_store(loaded: Loaded):
 DEFAULT_SOURCE_DATE_EPOCH = "315532800"
 
 
-def _context(loaded: Loaded, use_cache: bool):
+@dataclass
+class CacheOptions:
+    """How a run uses caches: off entirely, and the remote's URL and upload switch from the command line."""
+
+    enabled: bool = True
+    remote_url: str | None = None
+    remote_upload: bool = False
+
+
+def _remote(ws: Workspace, options: CacheOptions):
+    from polybuild.remote import RemoteCache
+
+    conf = ws.config["remote"]
+    url = options.remote_url or os.environ.get("POLYBUILD_REMOTE_URL") or conf["url"]
+    if not url:
+        return None
+    import urllib.parse
+
+    if not url.startswith(("http://", "https://")) or not urllib.parse.urlsplit(url).hostname:
+        raise UserError(f"not a remote cache URL: {url.split('@')[-1]}",
+                        hint="use http(s)://host:port[/prefix], e.g. http://cache.internal:8080")
+    token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
+    return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
+                       retries=conf["retries"], token=token)
+
+
+def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.builders import BuildContext
     from polybuild.cache import TaskCache
     from polybuild.fingerprint import StatCache
@@ -133,9 +159,10 @@ def _context(loaded: Loaded, use_cache: bool):
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
     cache = None
-    if use_cache:
+    if cache_options.enabled:
         cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
-        cache = TaskCache(LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir))
+        store = LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir)
+        cache = TaskCache(store, _remote(ws, cache_options))
     return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev", state_dir=state_dir,
                         env=env, inputs=InputIndex(ws, loaded.graph), toolchains=Toolchains(python),
                         stat_cache=StatCache(state_dir / "statcache"), cache=cache)
@@ -157,7 +184,7 @@ def preflight(plan: Plan, ctx) -> None:
 
 
 def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
-             write_report: bool, use_cache: bool) -> Outcome:
+             write_report: bool, cache: CacheOptions) -> Outcome:
     import json
 
     from polybuild.execute import Executor
@@ -165,7 +192,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     from polybuild.progress import make_reporter
     from polybuild.report import build_report, write_atomic
 
-    ctx = _context(loaded, use_cache)
+    ctx = _context(loaded, cache)
     preflight(plan, ctx)
     with workspace_lock(ctx.state_dir):
         reporter = make_reporter(len(plan.tasks), json_mode)

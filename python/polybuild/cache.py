@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from polybuild.remote import RemoteCache, RemoteFile
 from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, sha256_file, warn
 
 
@@ -20,37 +21,52 @@ class Output:
     mode: int
 
 
+def _manifest(key: str, task_id: str, outputs: list[Output], log_digest: str | None) -> dict:
+    return {
+        "format": MANIFEST_FORMAT,
+        "key": key,
+        "task": task_id,
+        "created": int(time.time()),
+        "artifacts": [{"path": o.path, "sha256": o.sha256, "size": o.size, "mode": o.mode} for o in outputs],
+        "log": log_digest,
+    }
+
+
 class TaskCache:
-    def __init__(self, store: LocalStore, read: bool = True, write: bool = True) -> None:
+    """The local store, backed by an optional remote cache (read first on a local miss; written when allowed)."""
+
+    def __init__(self, store: LocalStore, remote: RemoteCache | None = None) -> None:
         self.store = store
-        self.read = read
-        self.write = write
+        self.remote = remote
 
     def save(self, key: str, task_id: str, base: Path, outputs: list[Output], log: Path | None) -> None:
         """Blobs first, manifest last, each atomically: readers never see an entry with missing content."""
-        if not self.write:
-            return
         for out in outputs:
             self.store.put_blob(out.sha256, source=base / out.path)
-        log_digest = None
+        log_blob = None
         if log is not None and log.is_file():
             data = log.read_bytes()
-            log_digest = hashlib.sha256(data).hexdigest()
-            self.store.put_blob(log_digest, data=data)
-        self.store.put_manifest(key, {
-            "format": MANIFEST_FORMAT,
-            "key": key,
-            "task": task_id,
-            "created": int(time.time()),
-            "artifacts": [{"path": o.path, "sha256": o.sha256, "size": o.size, "mode": o.mode} for o in outputs],
-            "log": log_digest,
-        })
+            log_blob = (hashlib.sha256(data).hexdigest(), len(data))
+            self.store.put_blob(log_blob[0], data=data)
+        self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None))
+        if self.remote is not None:
+            files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
+            self.remote.push(key, files, log_blob, self.store)
+
+    def _lookup(self, key: str, task_id: str) -> dict | None:
+        manifest = self.store.get_manifest(key)
+        if manifest is None and self.remote is not None:
+            fetched = self.remote.fetch(key, self.store)
+            if fetched is not None:
+                files, log_digest = fetched
+                outputs = [Output(f.path, f.sha256, f.size, 0o755 if f.executable else 0o644) for f in files]
+                manifest = _manifest(key, task_id, outputs, log_digest)
+                self.store.put_manifest(key, manifest)
+        return manifest
 
     def restore(self, key: str, task_id: str, base: Path, log: Path) -> list[Output] | None:
         """Put the cached outputs in place (skipping files already identical); None on a miss or bad entry."""
-        if not self.read:
-            return None
-        manifest = self.store.get_manifest(key)
+        manifest = self._lookup(key, task_id)
         if manifest is None:
             return None
         outputs = [Output(a["path"], a["sha256"], a["size"], a["mode"]) for a in manifest["artifacts"]]

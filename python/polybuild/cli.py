@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                         help="target platform such as linux/arm64 (repeatable; default: the host)")
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
-        sp.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+        sp.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
+        sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol)")
+        sp.add_argument("--remote-upload", action="store_true", help="upload results to the remote cache")
 
     build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
@@ -99,7 +101,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
             return 0
     outcome = api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                        keep_going=args.keep_going, json_mode=args.json, use_cache=not args.no_cache)
+                        keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
     return _finish(loaded, outcome, args.json, done="built")
 
 
@@ -109,8 +111,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args)
     outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
-                      use_cache=not args.no_cache)
+                      cache=_cache_options(args))
     return _finish(loaded, outcome, args.json, done="done")
+
+
+def _cache_options(args: argparse.Namespace):
+    from polybuild.api import CacheOptions
+
+    return CacheOptions(enabled=not args.no_cache, remote_url=args.remote, remote_upload=args.remote_upload)
 
 
 def _finish(loaded, outcome, json_mode: bool, done: str) -> int:

@@ -129,6 +129,21 @@ SCHEMA = Table(
             },
             doc="How Go binaries are built (`go build -trimpath`).",
         ),
+        "remote": Table(
+            {
+                "url": Key(str, "Base URL of a cache speaking bazel-remote's HTTP protocol (bazel-remote, nginx "
+                           "WebDAV, ...); also $POLYBUILD_REMOTE_URL or --remote."),
+                "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
+                              "--remote-upload.", False),
+                "timeout": Key(int, "Seconds before a request is abandoned.", 10, minimum=1),
+                "retries": Key(int, "Retries of a failed request before the remote is skipped for the run.", 2,
+                               minimum=0),
+                "token-env": Key(str, "Name of an environment variable holding a bearer token (the token itself "
+                                 "never goes in config or logs)."),
+            },
+            doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
+            "says so once.",
+        ),
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
