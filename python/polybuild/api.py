@@ -151,6 +151,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.inputs import InputIndex
     from polybuild.keys import Toolchains
     from polybuild.platforms import host
+    from polybuild.records import BuildRecords
     from polybuild.store import LocalStore, default_dir
 
     ws = loaded.ws
@@ -165,7 +166,8 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
         cache = TaskCache(store, _remote(ws, cache_options))
     return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev", state_dir=state_dir,
                         env=env, inputs=InputIndex(ws, loaded.graph), toolchains=Toolchains(python),
-                        stat_cache=StatCache(state_dir / "statcache"), cache=cache)
+                        stat_cache=StatCache(state_dir / "statcache"), records=BuildRecords(state_dir / "records.json"),
+                        cache=cache)
 
 
 def preflight(plan: Plan, ctx) -> None:
@@ -202,6 +204,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         finally:
             reporter.close()
             ctx.stat_cache.save()
+            ctx.records.save()
     report_path = None
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"

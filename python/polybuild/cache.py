@@ -80,8 +80,9 @@ class TaskCache:
                 dest = base / out.path
                 if not _same_file(dest, out):
                     self.store.copy_out(out.sha256, dest, out.mode)
-            if manifest.get("log"):
-                self.store.copy_out(manifest["log"], log, 0o644)
+            log_digest = manifest.get("log")
+            if log_digest and not _same_content(log, log_digest):
+                self.store.copy_out(log_digest, log, 0o644)
         except CorruptEntry as exc:
             warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
             self.store.drop(key, digests)
@@ -96,6 +97,13 @@ def _same_file(path: Path, out: Output) -> bool:
     except OSError:
         return False
     return sha256_file(path) == out.sha256
+
+
+def _same_content(path: Path, digest: str) -> bool:
+    try:
+        return sha256_file(path) == digest
+    except OSError:
+        return False
 
 
 def describe(path: Path, base: Path) -> Output:

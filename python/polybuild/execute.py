@@ -4,7 +4,6 @@ task runner that builds into a private staging directory and publishes artifacts
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import re
 import shutil
@@ -195,11 +194,9 @@ class Executor:
     def _remember(self, task: Task, parts: KeyParts, outputs: list[Output]) -> None:
         """Dependents' keys use our output digest; `explain` compares against the parts recorded here."""
         from polybuild.keys import output_digest
-        from polybuild.report import write_atomic
 
         self.ctx.outputs[task.id] = output_digest([(o.path, o.sha256) for o in outputs])
-        record = {"task": task.id, "key": parts.key, "output": self.ctx.outputs[task.id], "parts": parts.to_json()}
-        write_atomic(self.ctx.state_dir / "keys" / f"{slug(task.id)}.json", json.dumps(record, sort_keys=True))
+        self.ctx.records.put(task.id, parts.key, self.ctx.outputs[task.id], parts.to_json())
 
     def _artifact(self, task: Task, base: Path, out: Output) -> Artifact:
         return Artifact(task.id, task.target.id, task.variant.name if task.variant else None,

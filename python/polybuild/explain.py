@@ -6,19 +6,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from polybuild.execute import slug
 from polybuild.keys import KeyParts, key_parts
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.plan import Plan, Task
-
-
-def _record(ctx: BuildContext, task_id: str) -> dict[str, Any] | None:
-    try:
-        return json.loads((ctx.state_dir / "keys" / f"{slug(task_id)}.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def explain(plan: Plan, ctx: BuildContext, target_id: str) -> str:
@@ -38,8 +30,8 @@ def explain(plan: Plan, ctx: BuildContext, target_id: str) -> str:
 
 
 def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[str]:
-    record = _record(ctx, task.id)
-    dep_records = {d: _record(ctx, d) for d in sorted(task.deps)}
+    record = ctx.records.get(task.id)
+    dep_records = {d: ctx.records.get(d) for d in sorted(task.deps)}
     deps = {d: (r["output"] if r and not changed.get(d) else "(will be rebuilt)") for d, r in dep_records.items()}
     patterns = task.spec["inputs"] or None if task.spec else None
     parts = key_parts(task, ctx, ctx.inputs.files(task.target, patterns), deps)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from polybuild.keys import Toolchains
     from polybuild.plan import Task
     from polybuild.platforms import Platform
+    from polybuild.records import BuildRecords
     from polybuild.workspace import Workspace
 
 
@@ -52,6 +53,7 @@ class BuildContext:
     inputs: InputIndex
     toolchains: Toolchains
     stat_cache: StatCache
+    records: BuildRecords
     cache: TaskCache | None = None  # None with --no-cache
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
