@@ -64,6 +64,7 @@ class Executor:
         self.reporter = reporter
         self.procs = ProcessGroup()
         self.results: dict[str, TaskResult] = {}
+        self._parts: dict[str, KeyParts] = {}  # keys computed by a local-hit check, reused by the worker
 
     def run(self) -> list[TaskResult]:
         """Run every task whose dependencies succeeded; on Ctrl-C stop all children and re-raise."""
@@ -82,9 +83,16 @@ class Executor:
                 while ready or running:
                     while ready and not stopping and len(running) < self.jobs:
                         _, tid = heapq.heappop(ready)
+                        hit = self._local_hit(tasks[tid])
+                        if hit is not None:  # no thread hand-off for the common no-op case
+                            self._record(hit)
+                            self._release(tid, dependents, waiting, ready)
+                            continue
                         self.reporter.task_started(tasks[tid])
                         running[pool.submit(self._run_task, tasks[tid])] = (tid, time.monotonic())
                     if not running:
+                        if ready and not stopping:
+                            continue
                         break
                     done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -92,10 +100,7 @@ class Executor:
                         result = fut.result()
                         self._record(result)
                         if result.status in ("built", "cached"):
-                            for dep in dependents[tid]:
-                                waiting[dep].discard(tid)
-                                if not waiting[dep]:
-                                    heapq.heappush(ready, (-tasks[dep].priority, dep))
+                            self._release(tid, dependents, waiting, ready)
                         elif result.status == "failed" and not stopping:
                             if self.keep_going:
                                 self._skip_dependents(tid, dependents)
@@ -110,6 +115,39 @@ class Executor:
             if tid not in self.results:
                 self._record(TaskResult(task, "skipped", reason="not started: the build stopped at a failure"))
         return [self.results[i] for i in tasks]
+
+    def _release(self, tid: str, dependents: dict[str, list[str]], waiting: dict[str, set[str]],
+                 ready: list[tuple[float, str]]) -> None:
+        for dep in dependents[tid]:
+            waiting[dep].discard(tid)
+            if not waiting[dep]:
+                heapq.heappush(ready, (-self.plan.tasks[dep].priority, dep))
+
+    def _local_hit(self, task: Task) -> TaskResult | None:
+        """Restore from the local store right here, or return None (and leave the key for the worker)."""
+        cache = self.ctx.cache if _cacheable(task) else None
+        if cache is None:
+            return None
+        start = time.monotonic()
+        try:
+            parts = self._parts[task.id] = self._key_parts(task)
+            if not cache.store.has_manifest(parts.key):
+                return None
+            base = self._output_base(task)
+            log_path = self._log_path(task)
+            restored = cache.restore(parts.key, task.id, base, log_path)
+        except OSError:
+            return None  # the worker will run it and report the problem
+        if restored is None:
+            return None
+        self._remember(task, parts, restored)
+        return TaskResult(task, "cached", time.monotonic() - start, [self._artifact(task, base, o) for o in restored],
+                          log=log_path)
+
+    def _log_path(self, task: Task) -> Path:
+        path = self.ctx.state_dir / "logs" / f"{slug(task.id)}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _record(self, result: TaskResult) -> None:
         self.results[result.task.id] = result
@@ -127,12 +165,11 @@ class Executor:
 
     def _run_task(self, task: Task) -> TaskResult:
         ctx = self.ctx
-        log_path = ctx.state_dir / "logs" / f"{slug(task.id)}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_path(task)
         start = time.monotonic()
         result = TaskResult(task, "built", log=log_path)
         try:
-            parts = self._key_parts(task)
+            parts = self._parts.pop(task.id, None) or self._key_parts(task)
             base = self._output_base(task)
             cache = ctx.cache if _cacheable(task) else None
             restored = cache.restore(parts.key, task.id, base, log_path) if cache else None

@@ -28,6 +28,7 @@ class InputIndex:
         self.ws = ws
         self.graph = graph
         self._own = self._own_files()
+        self._listed = set(ws.files)
         self._cache: dict[str, list[str]] = {}
 
     def _own_files(self) -> dict[str, list[str]]:
@@ -61,9 +62,8 @@ class InputIndex:
         patterns = patterns if patterns is not None else target.settings.get("inputs") or None
         if patterns:
             base = ws.rel(target.dir)
-            prefix = "" if base == "." else base + "/"
-            files = {f for f in ws.files if f.startswith(prefix) and
-                     any(fnmatch.fnmatchcase(f[len(prefix):], p) for p in patterns)}
+            cut = 0 if base == "." else len(base) + 1
+            files = {f for f in self._own[target.id] if any(fnmatch.fnmatchcase(f[cut:], p) for p in patterns)}
         else:
             files = set(self._own[target.id])
         for lib in self._libraries(target):
@@ -85,11 +85,10 @@ class InputIndex:
 
     def _toolchain_files(self, target: Target) -> list[str]:
         ws = self.ws
-        listed = set(ws.files)
         extra: list[str] = []
         if "cargo_workspace" in target.info:
             base = ws.rel(Path(target.info["cargo_workspace"]))
             extra += [f if base == "." else f"{base}/{f}" for f in CARGO_WORKSPACE_FILES]
         if target.kind == "go":
             extra += list(GO_WORKSPACE_FILES)
-        return [f for f in extra if f in listed]
+        return [f for f in extra if f in self._listed]

@@ -11,7 +11,7 @@ import hashlib
 import json
 import subprocess
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +60,14 @@ class KeyParts:
     key: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        body = {k: v for k, v in asdict(self).items() if k != "key"}
-        self.key = sha256_text(json.dumps(body, sort_keys=True, separators=(",", ":")))
+        self.key = sha256_text(json.dumps(self._body(), sort_keys=True, separators=(",", ":")))
+
+    def _body(self) -> dict[str, Any]:
+        return {"files": self.files, "config": self.config, "toolchain": self.toolchain, "env": self.env,
+                "deps": self.deps, "format": self.format}
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**self._body(), "key": self.key}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyParts:

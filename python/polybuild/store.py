@@ -76,6 +76,9 @@ class LocalStore:
         """Store the manifest last, after its blobs: a reader that finds it finds everything it names."""
         self._write_atomic(self._ac(key), data=json.dumps(manifest, sort_keys=True).encode())
 
+    def has_manifest(self, key: str) -> bool:
+        return self._ac(key).is_file()
+
     def get_manifest(self, key: str) -> dict[str, Any] | None:
         path = self._ac(key)
         try:

@@ -7,6 +7,7 @@ target name); `discover` resolves those references into edges, so the graph laye
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def _resolve_ref(ws: Workspace, ref: Ref, by_dir: dict[Path, str], by_dist: dict
     if ref.kind == "py":
         return by_dist.get(ref.value)
     if ref.kind == "path":
-        path = Path(ref.value).resolve()
+        path = Path(os.path.normpath(ref.value))
         if path in by_dir:
             return by_dir[path]
         if not ref.required:

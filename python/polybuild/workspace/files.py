@@ -41,16 +41,22 @@ def _git_files(root: Path) -> dict[str, str] | None:
     """path -> git's status tag ("?" for untracked), from the run's one `git ls-files` call."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--deduplicate"],
+            ["git", "ls-files", "-z", "-t", "--cached", "--others", "--deleted", "--exclude-standard",
+             "--deduplicate"],
             cwd=root, capture_output=True, check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    tagged = {}
+    tagged: dict[str, str] = {}
+    deleted: set[str] = set()
     for entry in out.decode("utf-8", "surrogateescape").split("\0"):
         tag, _, name = entry.partition(" ")
-        if name and os.path.lexists(root / name):
+        if tag == "R":  # tracked but deleted from the work tree (listed again, as "H")
+            deleted.add(name)
+        elif name:
             tagged.setdefault(name, tag)
+    for name in deleted:
+        tagged.pop(name, None)
     return tagged
 
 

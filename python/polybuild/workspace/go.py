@@ -5,6 +5,7 @@ Package clauses are read from the files directly (no `go list`), so discovery co
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -89,10 +90,10 @@ def _binary_name(import_path: str) -> str:
 
 
 def _target(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]) -> Target:
-    directory = (root / rel_dir).resolve()
+    directory = root if rel_dir == "." else root / rel_dir
     display = "go.mod" if rel_dir == "." else f"{rel_dir}/go.mod"
     module, replaces = parse_go_mod(directory / "go.mod", display)
-    refs = [Ref("path", str((directory / d).resolve()), f"{display}:{line}: replace {old}")
+    refs = [Ref("path", os.path.normpath(directory / d), f"{display}:{line}: replace {old}")
             for old, d, line in replaces]
     mains = _main_packages(root, rel_dir, listing, module_dirs)
     binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}

@@ -5,6 +5,7 @@ A pyproject whose backend is maturin wraps a crate: the crate and the package be
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,14 @@ def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
         raise doc.error(("project", "name"), "[project] needs a 'name' string")
     backend = doc.data.get("build-system", {}).get("build-backend", "setuptools.build_meta:__legacy__")
     name = project["name"]
-    directory = (root / rel).parent.resolve()
+    directory = (root / rel).parent  # the root is resolved and listed paths have no symlinked directories
     target = Target(
         id=f"py:{name}",
         name=name,
         kind="py",
         builder="maturin" if backend == "maturin" else "pep517",
         dir=directory,
-        manifest=(root / rel).resolve(),
+        manifest=root / rel,
         version=project.get("version"),
         info={"dist_name": normalize(name), "backend": backend, "build_requires": _build_requires(doc)},
         refs=[Ref("py", normalize(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
@@ -87,7 +88,7 @@ def _requirement_names(doc: tomlfile.TomlFile) -> list[str]:
 
 def _absorb_crate(doc: tomlfile.TomlFile, target: Target, crates: dict[Path, Target]) -> None:
     maturin = doc.data.get("tool", {}).get("maturin", {})
-    manifest = (target.dir / maturin.get("manifest-path", "Cargo.toml")).resolve()
+    manifest = Path(os.path.normpath(target.dir / maturin.get("manifest-path", "Cargo.toml")))
     crate = crates.pop(manifest.parent, None)
     if crate is None:
         raise ConfigError(
