@@ -74,6 +74,9 @@ class Executor:
         for t in tasks.values():
             for d in t.deps:
                 dependents[d].append(t.id)
+        from polybuild.keys import toolchain_probes
+
+        self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
         ready: list[tuple[float, str]] = [(-tasks[i].priority, i) for i, w in waiting.items() if not w]
         heapq.heapify(ready)
         running: dict[Future[TaskResult], tuple[str, float]] = {}

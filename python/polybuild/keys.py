@@ -81,10 +81,20 @@ class Toolchains:
         self.python = python
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], str] = {}
+        self._probing: dict[tuple[str, ...], threading.Lock] = {}
+
+    def prefetch(self, probes: set[tuple[str, Path, tuple[str, ...]]]) -> None:
+        """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(probes)))) as pool:
+            list(pool.map(lambda p: self.identity(*p), probes))
 
     def identity(self, tool: str, cwd: Path, extra: tuple[str, ...] = ()) -> str:
         key = (tool, str(cwd) if tool in ("rustc", "cargo") else "", *extra)  # rustup honours rust-toolchain.toml
         with self._lock:
+            lock = self._probing.setdefault(key, threading.Lock())
+        with lock:  # one probe per identity, different identities in parallel
             if key not in self._cache:
                 self._cache[key] = sha256_text(self._probe(tool, cwd, extra))
             return self._cache[key]
@@ -116,6 +126,17 @@ def requirement_names(requires: list[str]) -> tuple[str, ...]:
     return tuple(sorted({m[1].lower() for m in names if m}))
 
 
+def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]:
+    """tool -> the arguments of `Toolchains.identity` for this task."""
+    t = task.target
+    cwd = Path(t.info.get("cargo_workspace", t.dir))
+    probes = {}
+    for tool in BUILDER_TOOLS.get(task.builder, ()):
+        extra = ("build", *requirement_names(t.info.get("build_requires", []))) if tool == "backend" else ()
+        probes[tool] = (tool, cwd, extra)
+    return probes
+
+
 def key_parts(task: Task, ctx: BuildContext, files: list[str], deps: dict[str, str]) -> KeyParts:
     """The key parts of `task`, whose dependencies have finished with output digests `deps`."""
     from polybuild.fingerprint import StatCache
@@ -123,11 +144,7 @@ def key_parts(task: Task, ctx: BuildContext, files: list[str], deps: dict[str, s
     t = task.target
     assert isinstance(ctx.stat_cache, StatCache)
     entries = ctx.stat_cache.entries(ctx.ws.root, files)
-    cwd = Path(t.info.get("cargo_workspace", t.dir))
-    tools = {}
-    for tool in BUILDER_TOOLS.get(task.builder, ()):
-        extra = ("build", *requirement_names(t.info.get("build_requires", []))) if tool == "backend" else ()
-        tools[tool] = ctx.toolchains.identity(tool, cwd, extra)
+    tools = {tool: ctx.toolchains.identity(*probe) for tool, probe in toolchain_probes(task).items()}
     names = {*BUILDER_ENV.get(task.builder, ()), *ctx.config["env-inputs"], *t.settings.get("env-inputs", ())}
     names.add("SOURCE_DATE_EPOCH")
     env = {n: sha256_text(f"{n}={ctx.env[n]}") if n in ctx.env else "unset" for n in sorted(names)}
