@@ -85,7 +85,7 @@ def test_explain_names_the_file_config_and_env_var(workspace):
     assert explain.returncode == 0, explain.stderr
     lines = explain.stdout.splitlines()
     assert lines[0] == "go:svc: would rebuild"
-    assert "  input changed: lib/lib.go" in lines
+    assert "  input changed: lib/lib.go (library go:lib)" in lines
     assert "  input added: svc/extra.go" in lines
     assert '  config changed: go.ldflags ([] -> ["-s"])' in lines
     assert "  environment variable changed: DEMO_SECRET" in lines

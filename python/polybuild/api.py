@@ -149,7 +149,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.cache import TaskCache
     from polybuild.fingerprint import StatCache
     from polybuild.inputs import InputIndex
-    from polybuild.keys import Toolchains
+    from polybuild.keys import Fingerprints, Toolchains
     from polybuild.platforms import host
     from polybuild.records import BuildRecords
     from polybuild.store import LocalStore, default_dir
@@ -164,10 +164,12 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
         cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
         store = LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir)
         cache = TaskCache(store, _remote(ws, cache_options))
+    inputs = InputIndex(ws, loaded.graph)
+    stat_cache = StatCache(state_dir / "statcache")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev", state_dir=state_dir,
-                        env=env, inputs=InputIndex(ws, loaded.graph), toolchains=Toolchains(python),
-                        stat_cache=StatCache(state_dir / "statcache"), records=BuildRecords(state_dir / "records.json"),
-                        cache=cache)
+                        env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
+                        fingerprints=Fingerprints(ws.root, stat_cache, inputs),
+                        records=BuildRecords(state_dir / "records.json"), cache=cache)
 
 
 def preflight(plan: Plan, ctx) -> None:

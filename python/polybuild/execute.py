@@ -237,6 +237,10 @@ class Executor:
 
         self.ctx.outputs[task.id] = output_digest([(o.path, o.sha256) for o in outputs])
         self.ctx.records.put(task.id, parts.key, self.ctx.outputs[task.id], parts.to_json())
+        for lib, digest in parts.libraries.items():
+            if self.ctx.records.library_digest(lib) != digest:
+                entries = self.ctx.fingerprints.library_entries(lib)
+                self.ctx.records.put_library(lib, digest, {p: f"{m} {d}" for p, (m, d) in entries.items()})
 
     def _artifact(self, task: Task, base: Path, out: Output) -> Artifact:
         return Artifact(task.id, task.target.id, task.variant.name if task.variant else None,

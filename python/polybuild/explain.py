@@ -40,24 +40,39 @@ def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[st
     if record["key"] == parts.key:
         in_cache = ctx.cache is not None and ctx.cache.store.get_manifest(parts.key) is not None
         return [] if in_cache else ["its cache entry is gone (cleared or collected)"]
-    return diff(KeyParts.from_json(record["parts"]), parts)
+    if record["parts"].get("format") != parts.format:
+        return ["the cache key format changed (new polybuild version)"]
+    old = KeyParts.from_json(record["parts"])
+    out = _file_changes(old.files, parts.files, "")
+    for lib in sorted(old.libraries.keys() | parts.libraries.keys()):
+        if old.libraries.get(lib) != parts.libraries.get(lib):
+            then = ctx.records.library(lib)
+            now = {p: f"{m} {d}" for p, (m, d) in ctx.fingerprints.library_entries(lib).items()}
+            changes = _file_changes(then["files"], now, f" (library {lib})") if then else []
+            out += changes or [f"library changed: {lib}"]
+    return out + diff(old, parts) or ["the key changed"]
 
 
-def diff(old: KeyParts, new: KeyParts) -> list[str]:
-    """Human-readable differences between two sets of key parts."""
-    out: list[str] = []
-    for path in sorted(old.files.keys() | new.files.keys()):
-        before, after = old.files.get(path), new.files.get(path)
+def _file_changes(before_files: dict[str, str], after_files: dict[str, str], suffix: str) -> list[str]:
+    out = []
+    for path in sorted(before_files.keys() | after_files.keys()):
+        before, after = before_files.get(path), after_files.get(path)
         if before == after:
             continue
         if before is None:
-            out.append(f"input added: {path}")
+            out.append(f"input added: {path}{suffix}")
         elif after is None:
-            out.append(f"input removed: {path}")
+            out.append(f"input removed: {path}{suffix}")
         elif before.split()[0] != after.split()[0]:
-            out.append(f"input mode changed: {path} ({before.split()[0]} -> {after.split()[0]})")
+            out.append(f"input mode changed: {path} ({before.split()[0]} -> {after.split()[0]}){suffix}")
         else:
-            out.append(f"input changed: {path}")
+            out.append(f"input changed: {path}{suffix}")
+    return out
+
+
+def diff(old: KeyParts, new: KeyParts) -> list[str]:
+    """Human-readable differences between the non-file parts of two keys."""
+    out: list[str] = []
     old_conf, new_conf = _flatten(old.config), _flatten(new.config)
     for key in sorted(old_conf.keys() | new_conf.keys()):
         if old_conf.get(key) != new_conf.get(key):
@@ -73,7 +88,7 @@ def diff(old: KeyParts, new: KeyParts) -> list[str]:
             out.append(f"dependency changed: {dep}")
     if old.format != new.format:
         out.append("the cache key format changed (new polybuild version)")
-    return out or ["the key changed"]
+    return out
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

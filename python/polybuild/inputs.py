@@ -4,6 +4,9 @@ A target's inputs are the files in its directory (as git sees them), minus the d
 inside it, plus the files of the library targets it uses (a crate's path dependencies, a Go module's local
 `replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
 `[targets.<name>] inputs` replaces the directory part with explicit globs.
+
+Libraries enter a key as one digest each (computed once per run), not file by file: in a deep graph of Go or Rust
+libraries that keeps the work per run proportional to the number of files, not files times dependents.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class InputIndex:
         self._own = self._own_files()
         self._listed = set(ws.files)
         self._cache: dict[str, list[str]] = {}
+        self._library_cache: dict[str, list[str]] = {}
 
     def _own_files(self) -> dict[str, list[str]]:
         """Assign every listed file to the deepest target directory containing it."""
@@ -66,13 +70,19 @@ class InputIndex:
             files = {f for f in self._own[target.id] if any(fnmatch.fnmatchcase(f[cut:], p) for p in patterns)}
         else:
             files = set(self._own[target.id])
-        for lib in self._libraries(target):
-            files.update(self._own[lib])
         files.update(self._toolchain_files(target))
         return files
 
-    def _libraries(self, target: Target) -> set[str]:
+    def library_files(self, library_id: str) -> list[str]:
+        return self._own[library_id]
+
+    def libraries(self, target: Target) -> list[str]:
         """Dependencies without a build of their own, followed transitively: their sources are our inputs."""
+        if target.id not in self._library_cache:
+            self._library_cache[target.id] = self._find_libraries(target)
+        return self._library_cache[target.id]
+
+    def _find_libraries(self, target: Target) -> list[str]:
         found: set[str] = set()
         stack = list(self.graph.successors(target.id))
         while stack:
@@ -81,7 +91,7 @@ class InputIndex:
                 continue
             found.add(dep)
             stack.extend(self.graph.successors(dep))
-        return found
+        return sorted(found)
 
     def _toolchain_files(self, target: Target) -> list[str]:
         ws = self.ws

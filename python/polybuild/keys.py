@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.plan import Task
 
-KEY_FORMAT = 1  # bump when the key recipe changes, so old entries are never reused
+KEY_FORMAT = 2  # bump when the key recipe changes, so old entries are never reused
 
 # Environment variables that change what each builder produces, beyond those declared in config.
 BUILDER_ENV = {
@@ -52,6 +52,7 @@ class KeyParts:
     """Everything a task's output depends on, by name."""
 
     files: dict[str, str]  # workspace-relative path -> "mode sha256"
+    libraries: dict[str, str]  # library target id -> tree digest of its files
     config: dict[str, Any]
     toolchain: dict[str, str]  # tool -> sha256 of its identity
     env: dict[str, str]  # variable -> sha256 of "NAME=value" (values are never stored in clear)
@@ -63,15 +64,49 @@ class KeyParts:
         self.key = sha256_text(json.dumps(self._body(), sort_keys=True, separators=(",", ":")))
 
     def _body(self) -> dict[str, Any]:
-        return {"files": self.files, "config": self.config, "toolchain": self.toolchain, "env": self.env,
-                "deps": self.deps, "format": self.format}
+        return {"files": self.files, "libraries": self.libraries, "config": self.config,
+                "toolchain": self.toolchain, "env": self.env, "deps": self.deps, "format": self.format}
 
     def to_json(self) -> dict[str, Any]:
         return {**self._body(), "key": self.key}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyParts:
-        return cls(data["files"], data["config"], data["toolchain"], data["env"], data["deps"], data["format"])
+        return cls(data["files"], data.get("libraries", {}), data["config"], data["toolchain"], data["env"],
+                   data["deps"], data["format"])
+
+
+class Fingerprints:
+    """File entries for this run: each file is looked up in the stat cache once, each library digested once."""
+
+    def __init__(self, root: Path, stat_cache: Any, inputs: Any) -> None:
+        self.root = root
+        self.stat_cache = stat_cache
+        self.inputs = inputs
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[str, str] | None] = {}
+        self._libraries: dict[str, str] = {}
+
+    def entries(self, paths: list[str]) -> dict[str, tuple[str, str]]:
+        with self._lock:
+            misses = [p for p in paths if p not in self._entries]
+        if misses:
+            found = self.stat_cache.entries(self.root, misses)
+            with self._lock:
+                for p in misses:
+                    self._entries[p] = found.get(p)  # None: a special file, not an input
+        with self._lock:
+            return {p: e for p in paths if (e := self._entries[p]) is not None}
+
+    def library(self, library_id: str) -> str:
+        from polybuild.fingerprint import tree_digest_of
+
+        if library_id not in self._libraries:
+            self._libraries[library_id] = tree_digest_of(self.entries(self.inputs.library_files(library_id)))
+        return self._libraries[library_id]
+
+    def library_entries(self, library_id: str) -> dict[str, tuple[str, str]]:
+        return self.entries(self.inputs.library_files(library_id))
 
 
 class Toolchains:
@@ -139,17 +174,16 @@ def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]
 
 def key_parts(task: Task, ctx: BuildContext, files: list[str], deps: dict[str, str]) -> KeyParts:
     """The key parts of `task`, whose dependencies have finished with output digests `deps`."""
-    from polybuild.fingerprint import StatCache
-
     t = task.target
-    assert isinstance(ctx.stat_cache, StatCache)
-    entries = ctx.stat_cache.entries(ctx.ws.root, files)
+    entries = ctx.fingerprints.entries(files)
+    libraries = {lib: ctx.fingerprints.library(lib) for lib in ctx.inputs.libraries(t)}
     tools = {tool: ctx.toolchains.identity(*probe) for tool, probe in toolchain_probes(task).items()}
     names = {*BUILDER_ENV.get(task.builder, ()), *ctx.config["env-inputs"], *t.settings.get("env-inputs", ())}
     names.add("SOURCE_DATE_EPOCH")
     env = {n: sha256_text(f"{n}={ctx.env[n]}") if n in ctx.env else "unset" for n in sorted(names)}
     return KeyParts(
         files={p: f"{m} {d}" for p, (m, d) in entries.items()},
+        libraries=libraries,
         config=config_slice(task, ctx),
         toolchain=tools,
         env=env,

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-FILE_FORMAT = 1
+FILE_FORMAT = 2
 
 
 class BuildRecords:
@@ -19,16 +19,36 @@ class BuildRecords:
         self.path = path
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Any]] | None = None
+        self._libraries: dict[str, dict[str, Any]] = {}
         self._dirty = False
 
     def _loaded(self) -> dict[str, dict[str, Any]]:
         if self._records is None:
             try:
                 data = json.loads(self.path.read_bytes())
-                self._records = data["tasks"] if data.get("format") == FILE_FORMAT else {}
+                ok = data.get("format") == FILE_FORMAT
+                self._records, self._libraries = (data["tasks"], data["libraries"]) if ok else ({}, {})
             except (OSError, ValueError, KeyError, AttributeError):
-                self._records = {}
+                self._records, self._libraries = {}, {}
         return self._records
+
+    def library(self, library_id: str) -> dict[str, Any] | None:
+        """The files (path -> "mode digest") a library had when a task using it last succeeded."""
+        with self._lock:
+            self._loaded()
+            return self._libraries.get(library_id)
+
+    def library_digest(self, library_id: str) -> str | None:
+        record = self.library(library_id)
+        return record["digest"] if record else None
+
+    def put_library(self, library_id: str, digest: str, files: dict[str, str]) -> None:
+        with self._lock:
+            self._loaded()
+            old = self._libraries.get(library_id)
+            if old is None or old["digest"] != digest:
+                self._libraries[library_id] = {"digest": digest, "files": files}
+                self._dirty = True
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -47,6 +67,6 @@ class BuildRecords:
 
         with self._lock:
             if self._dirty and self._records is not None:
-                write_atomic(self.path, json.dumps({"format": FILE_FORMAT, "tasks": self._records},
-                                                   sort_keys=True, separators=(",", ":")))
+                data = {"format": FILE_FORMAT, "tasks": self._records, "libraries": self._libraries}
+                write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")))
                 self._dirty = False

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from polybuild.cache import TaskCache
     from polybuild.fingerprint import StatCache
     from polybuild.inputs import InputIndex
-    from polybuild.keys import Toolchains
+    from polybuild.keys import Fingerprints, Toolchains
     from polybuild.plan import Task
     from polybuild.platforms import Platform
     from polybuild.records import BuildRecords
@@ -53,6 +53,7 @@ class BuildContext:
     inputs: InputIndex
     toolchains: Toolchains
     stat_cache: StatCache
+    fingerprints: Fingerprints
     records: BuildRecords
     cache: TaskCache | None = None  # None with --no-cache
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts

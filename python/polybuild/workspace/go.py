@@ -20,7 +20,23 @@ _MAJOR = re.compile(r"^v\d+$")
 
 def discover(root: Path, listing: list[str], config: Config) -> list[Target]:
     module_dirs = _module_dirs(root, listing, config)
-    return [_target(root, d, listing, module_dirs) for d in module_dirs]
+    go_files = _go_files_by_module(listing, set(module_dirs))
+    return [_target(root, d, go_files.get(d, [])) for d in module_dirs]
+
+
+def _go_files_by_module(listing: list[str], module_dirs: set[str]) -> dict[str, list[str]]:
+    """Non-test .go files grouped by the innermost module containing them, in one pass over the listing."""
+    grouped: dict[str, list[str]] = {}
+    for rel in listing:
+        if not rel.endswith(".go") or rel.endswith("_test.go"):
+            continue
+        d = rel
+        while d:
+            d = d.rpartition("/")[0]
+            if (d or ".") in module_dirs:
+                grouped.setdefault(d or ".", []).append(rel)
+                break
+    return grouped
 
 
 def _module_dirs(root: Path, listing: list[str], config: Config) -> list[str]:
@@ -89,13 +105,13 @@ def _binary_name(import_path: str) -> str:
     return parts[-1]
 
 
-def _target(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]) -> Target:
+def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
     directory = root if rel_dir == "." else root / rel_dir
     display = "go.mod" if rel_dir == "." else f"{rel_dir}/go.mod"
     module, replaces = parse_go_mod(directory / "go.mod", display)
     refs = [Ref("path", os.path.normpath(directory / d), f"{display}:{line}: replace {old}")
             for old, d, line in replaces]
-    mains = _main_packages(root, rel_dir, listing, module_dirs)
+    mains = _main_packages(root, rel_dir, go_files)
     binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}
     return Target(
         id=f"go:{_binary_name(module)}",
@@ -109,15 +125,12 @@ def _target(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]
     )
 
 
-def _main_packages(root: Path, rel_dir: str, listing: list[str], module_dirs: list[str]) -> list[str]:
+def _main_packages(root: Path, rel_dir: str, go_files: list[str]) -> list[str]:
     """Package directories (relative to the module) whose package clause is `main`."""
     prefix = "" if rel_dir == "." else rel_dir + "/"
-    nested = [d + "/" for d in module_dirs if d != rel_dir and (d + "/").startswith(prefix) and d != "."]
     packages: set[str] = set()
     checked: set[str] = set()
-    for rel in under_dir(listing, rel_dir):
-        if not rel.endswith(".go") or rel.endswith("_test.go") or any(rel.startswith(n) for n in nested):
-            continue
+    for rel in go_files:
         pkg_dir = rel[len(prefix):].rpartition("/")[0] or "."
         if pkg_dir in checked or _ignored_go_dir(pkg_dir):
             continue
