@@ -28,7 +28,9 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def polybuild_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(PYTHON_SRC), "CARGO_TARGET_DIR": str(SHARED_CARGO_TARGET)}
+    # The no-op fast path would answer repeated runs from a summary; tests of per-task caching need every task.
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_SRC), "CARGO_TARGET_DIR": str(SHARED_CARGO_TARGET),
+           "POLYBUILD_FAST_PATH": "0"}
     env.pop("CI", None)
     env.update(extra)
     return env

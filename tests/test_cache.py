@@ -265,3 +265,33 @@ def test_affected_with_a_bad_ref_or_outside_git(workspace):
     git(root, "commit", "-q", "-m", "base")
     bad = run_polybuild("affected", "--since", "no-such-branch", cwd=root)
     assert bad.returncode == 2 and "cannot compare with 'no-such-branch'" in bad.stderr
+
+
+def test_no_op_fast_path_answers_only_when_nothing_changed(workspace):
+    root = workspace(GO_WS)
+    time.sleep(2.1)  # files younger than 2 s are never trusted by stat alone
+    env = polybuild_env(POLYBUILD_FAST_PATH="1")
+
+    def run(**extra: str):
+        proc = run_polybuild("build", cwd=root, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    assert set(statuses(run()).values()) == {"done"}
+    time.sleep(2.1)
+    assert set(statuses(run()).values()) == {"cached"}  # outputs were too fresh to record a summary
+    fast = run()
+    assert "3 cached (nothing changed since the last run)" in fast.stderr and not statuses(fast)
+    assert "dist/svc" in fast.stderr
+    report = json.loads((root / "dist" / "build-report.json").read_text())
+    assert {t["status"] for t in report["tasks"]} == {"cached"}
+    # every kind of change goes the normal way
+    assert statuses(run(DEMO_SECRET="x"))
+    (root / "dist" / "tool").unlink()
+    assert statuses(run())["go:tool"] == "cached" and (root / "dist" / "tool").exists()
+    (root / "svc" / "new.go").write_text("package main\n")
+    assert statuses(run())["go:svc"] == "done"
+    (root / "lib" / "lib.go").write_text('package lib\n\nfunc Name() string { return "edited" }\n')
+    assert statuses(run())["go:svc"] == "done"
+    out = subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout
+    assert out.strip() == "edited 1.0.0"

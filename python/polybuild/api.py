@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +56,9 @@ class Outcome:
     plan: Plan
     results: list[TaskResult]
     report_path: Path | None
+    report: dict | None = None
+    tools: set[str] = field(default_factory=set)  # toolchains whose identity entered keys
+    python: str = sys.executable
 
     @property
     def ok(self) -> bool:
@@ -207,13 +210,13 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
             reporter.close()
             ctx.stat_cache.save()
             ctx.records.save()
-    report_path = None
+    report_path = report = None
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
         report = build_report(ctx, results, time.monotonic() - start)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
-    return Outcome(plan, results, report_path)
+    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python)
 
 
 def _clean_tmp(state_dir: Path) -> None:

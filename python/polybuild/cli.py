@@ -4,6 +4,7 @@ config error, 130 interrupted). All the work is in `polybuild.api`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -87,9 +88,82 @@ def _load(args: argparse.Namespace):
     return api.load(Path(args.directory), args.config)
 
 
+def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None, Path | None]:
+    """(exit code, None) when the last identical run still holds; (None, state dir) otherwise."""
+    if args.json or getattr(args, "affected", None) or args.no_cache or args.remote_upload:
+        return None, None
+    if os.environ.get("POLYBUILD_FAST_PATH") == "0":
+        return None, None
+    from polybuild import fastpath
+    from polybuild.config import find_root, load_config
+
+    root = args.config.resolve().parent if args.config else find_root(Path(args.directory))
+    config = load_config(root, args.config)
+    state_dir = root / config["state-dir"]
+    summary = fastpath.check(state_dir, command)
+    if summary is None:
+        return None, state_dir
+    for target_id, reason in summary["skipped"]:
+        print(f"note: skipped {target_id}: {reason}", file=sys.stderr)
+    print(f"polybuild: {summary['tasks']} cached (nothing changed since the last run)", file=sys.stderr)
+    _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
+    if summary["report"]:
+        import json
+
+        from polybuild.report import write_atomic
+
+        report_path = root / config["dist-dir"] / "build-report.json"
+        write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n")
+        print(f"  report: {report_path.relative_to(root)}", file=sys.stderr)
+    return 0, None
+
+
+MAX_LISTED = 20
+
+
+def _print_artifacts(artifacts: list[tuple[str, int, str]]) -> None:
+    """One line per artifact; a long list is cut (the report has them all)."""
+    shown = artifacts if len(artifacts) <= MAX_LISTED else artifacts[: MAX_LISTED // 2]
+    for path, size, sha in shown:
+        print(f"  {path}  {size:,} bytes  sha256:{sha[:16]}", file=sys.stderr)
+    if len(shown) < len(artifacts):
+        print(f"  ... and {len(artifacts) - len(shown)} more", file=sys.stderr)
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    """What makes two invocations the same run, for the fast path."""
+    name = "run " + args.task if args.command == "run" else args.command
+    return [name, str(Path(args.directory).resolve()), str(args.config), *args.targets, "--variant",
+            *args.variant, "--platform", *args.platform, str(args.remote)]
+
+
+def _remember_run(loaded, outcome, state_dir: Path | None, command: list[str]) -> None:
+    if state_dir is None or not outcome.ok:
+        return
+    from polybuild import fastpath
+
+    root = loaded.ws.root
+    artifacts = [a for r in outcome.results for a in r.artifacts]
+    report = outcome.report and {**outcome.report, "duration_s": 0.0, "tasks": [
+        {**t, "status": "cached", "duration_s": 0.0} for t in outcome.report["tasks"]]}
+    summary = {
+        "tasks": len(outcome.results),
+        "skipped": outcome.plan.skipped,
+        "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
+                       a.sha256] for a in artifacts],
+        "report": report,
+    }
+    fastpath.record(root, state_dir, command, loaded.ws.files, [str(a.path) for a in artifacts],
+                    fastpath.tool_paths(outcome.tools, outcome.python), summary)
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from polybuild import api
 
+    command = _command(args)
+    code, state_dir = _fast_path(args, command)
+    if code is not None:
+        return code
     loaded = _load(args)
     targets = list(args.targets)
     if args.affected:
@@ -102,16 +176,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
             return 0
     outcome = api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+    _remember_run(loaded, outcome, state_dir, command)
     return _finish(loaded, outcome, args.json, done="built")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from polybuild import api
 
+    command = _command(args)
+    code, state_dir = _fast_path(args, command)
+    if code is not None:
+        return code
     loaded = _load(args)
     outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
                       cache=_cache_options(args))
+    _remember_run(loaded, outcome, state_dir, command)
     return _finish(loaded, outcome, args.json, done="done")
 
 
@@ -137,8 +217,7 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
         parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
         print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
-        for a in artifacts:
-            print(f"  {a.path.relative_to(root)}  {a.size:,} bytes  sha256:{a.sha256[:16]}", file=out)
+        _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
     return 0 if outcome.ok else 1

@@ -118,6 +118,11 @@ class Toolchains:
         self._cache: dict[tuple[str, ...], str] = {}
         self._probing: dict[tuple[str, ...], threading.Lock] = {}
 
+    def used(self) -> set[str]:
+        """The tools probed in this run."""
+        with self._lock:
+            return {key[0] for key in self._cache}
+
     def prefetch(self, probes: set[tuple[str, Path, tuple[str, ...]]]) -> None:
         """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
         from concurrent.futures import ThreadPoolExecutor
