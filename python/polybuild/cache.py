@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,12 @@ class TaskCache:
                 self.store.put_manifest(key, manifest)
         return manifest
 
-    def restore(self, key: str, task_id: str, base: Path, log: Path) -> list[Output] | None:
-        """Put the cached outputs in place (skipping files already identical); None on a miss or bad entry."""
+    def restore(self, key: str, task_id: str, base: Path, log: Path,
+                unchanged: Callable[[Path, str], bool] | None = None) -> list[Output] | None:
+        """Put the cached outputs in place (skipping files already identical); None on a miss or bad entry.
+
+        `unchanged(path, sha256)` says whether a file already has that content (default: hash it)."""
+        same = unchanged or _same_content
         manifest = self._lookup(key, task_id)
         if manifest is None:
             return None
@@ -78,25 +83,16 @@ class TaskCache:
         try:
             for out in outputs:
                 dest = base / out.path
-                if not _same_file(dest, out):
+                if not same(dest, out.sha256):
                     self.store.copy_out(out.sha256, dest, out.mode)
             log_digest = manifest.get("log")
-            if log_digest and not _same_content(log, log_digest):
+            if log_digest and not same(log, log_digest):
                 self.store.copy_out(log_digest, log, 0o644)
         except CorruptEntry as exc:
             warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
             self.store.drop(key, digests)
             return None
         return outputs
-
-
-def _same_file(path: Path, out: Output) -> bool:
-    try:
-        if path.stat().st_size != out.size:
-            return False
-    except OSError:
-        return False
-    return sha256_file(path) == out.sha256
 
 
 def _same_content(path: Path, digest: str) -> bool:

@@ -138,7 +138,7 @@ class Executor:
                 return None
             base = self._output_base(task)
             log_path = self._log_path(task)
-            restored = cache.restore(parts.key, task.id, base, log_path)
+            restored = cache.restore(parts.key, task.id, base, log_path, self._unchanged)
         except OSError:
             return None  # the worker will run it and report the problem
         if restored is None:
@@ -146,6 +146,16 @@ class Executor:
         self._remember(task, parts, restored)
         return TaskResult(task, "cached", time.monotonic() - start, [self._artifact(task, base, o) for o in restored],
                           log=log_path)
+
+    def _unchanged(self, path: Path, sha256: str) -> bool:
+        """Whether `path` holds that content, by the stat cache (one lstat when the file was not touched)."""
+        root = self.ctx.ws.root
+        try:
+            rel = path.relative_to(root).as_posix()
+            entry = self.ctx.stat_cache.entries(root, [rel]).get(rel)
+        except (ValueError, OSError):
+            return False
+        return entry is not None and entry[1] == sha256
 
     def _log_path(self, task: Task) -> Path:
         path = self.ctx.state_dir / "logs" / f"{slug(task.id)}.log"
@@ -175,7 +185,7 @@ class Executor:
             parts = self._parts.pop(task.id, None) or self._key_parts(task)
             base = self._output_base(task)
             cache = ctx.cache if _cacheable(task) else None
-            restored = cache.restore(parts.key, task.id, base, log_path) if cache else None
+            restored = cache.restore(parts.key, task.id, base, log_path, self._unchanged) if cache else None
             if restored is not None:
                 result.status = "cached"
                 outputs = restored
@@ -215,21 +225,24 @@ class Executor:
         return dest
 
     def _build(self, task: Task, base: Path, log_path: Path, result: TaskResult) -> list[Output] | None:
-        """Run the builder's steps in a private staging directory; publish on success."""
-        staging = self.ctx.state_dir / "tmp" / f"{slug(task.id)}-{uuid.uuid4().hex[:8]}"
-        out = staging / "out"
-        out.mkdir(parents=True)
+        """Run the builder's steps (builds write into a private staging directory, published on success)."""
+        staging = None
+        if task.action == "build":
+            staging = self.ctx.state_dir / "tmp" / f"{slug(task.id)}-{uuid.uuid4().hex[:8]}"
+            (staging / "out").mkdir(parents=True)
         try:
             with open(log_path, "wb") as log:
+                out = staging / "out" if staging else base
                 for step in builders.get(task.builder).steps(task, self.ctx, out):
                     if not self._run_step(step, task, log):
                         result.status, result.failed_step = "failed", step.display()
                         return None
-            if task.action == "build":
-                return self._publish(out, base)
+            if staging:
+                return self._publish(staging / "out", base)
             return self._declared_outputs(task, base)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging:
+                shutil.rmtree(staging, ignore_errors=True)
 
     def _remember(self, task: Task, parts: KeyParts, outputs: list[Output]) -> None:
         """Dependents' keys use our output digest; `explain` compares against the parts recorded here."""

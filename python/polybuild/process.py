@@ -25,12 +25,15 @@ class ProcessGroup:
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: IO[bytes]) -> int:
         """Run to completion with output into `log`; raise Cancelled if the run is being stopped."""
+        if self.cancelled.is_set():
+            raise Cancelled
+        # Spawn outside the lock so parallel tasks start in parallel; a cancel that raced us is honoured below.
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:
-            if self.cancelled.is_set():
-                raise Cancelled
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
             self._running.add(proc)
+        if self.cancelled.is_set():
+            _signal_group(proc, signal.SIGTERM)
         try:
             code = proc.wait()
         finally:
