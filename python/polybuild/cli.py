@@ -160,42 +160,48 @@ def _remember_run(loaded, outcome, state_dir: Path | None, command: list[str]) -
                     fastpath.tool_paths(outcome.tools, outcome.python), summary)
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    from polybuild import api
-
+def _with_fast_path(args: argparse.Namespace, execute, done: str) -> int:
+    """Answer from the last identical run when nothing changed; otherwise load, execute and remember the run."""
     command = _command(args)
     code, state_dir = _fast_path(args, command)
     if code is not None:
         return code
     loaded = _load(args)
-    targets = list(args.targets)
-    if args.affected:
-        from polybuild.affected import affected
-
-        named = {loaded.ws.resolve(n).id for n in targets}
-        targets = [t for t in affected(loaded.ws, loaded.graph, args.affected).targets if not named or t in named]
-        if not targets:
-            print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
-            return 0
-    outcome = api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                        keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+    outcome = execute(loaded)
+    if isinstance(outcome, int):
+        return outcome
     _remember_run(loaded, outcome, state_dir, command)
-    return _finish(loaded, outcome, args.json, done="built")
+    return _finish(loaded, outcome, args.json, done=done)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from polybuild import api
+
+    def execute(loaded):
+        targets = list(args.targets)
+        if args.affected:
+            from polybuild.affected import affected
+
+            named = {loaded.ws.resolve(n).id for n in targets}
+            found = affected(loaded.ws, loaded.graph, args.affected).targets
+            targets = [t for t in found if not named or t in named]
+            if not targets:
+                print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
+                return 0
+        return api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
+                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+
+    return _with_fast_path(args, execute, done="built")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from polybuild import api
 
-    command = _command(args)
-    code, state_dir = _fast_path(args, command)
-    if code is not None:
-        return code
-    loaded = _load(args)
-    outcome = api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
-                      jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
-                      cache=_cache_options(args))
-    _remember_run(loaded, outcome, state_dir, command)
-    return _finish(loaded, outcome, args.json, done="done")
+    def execute(loaded):
+        return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
+                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+
+    return _with_fast_path(args, execute, done="done")
 
 
 def _cache_options(args: argparse.Namespace):
