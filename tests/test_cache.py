@@ -295,3 +295,22 @@ def test_no_op_fast_path_answers_only_when_nothing_changed(workspace):
     assert statuses(run())["go:svc"] == "done"
     out = subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout
     assert out.strip() == "edited 1.0.0"
+
+
+def test_fast_path_speaks_json_too(workspace):
+    root = workspace(GO_WS)
+    time.sleep(2.1)
+    env = polybuild_env(POLYBUILD_FAST_PATH="1")
+    run_polybuild("build", "--json", cwd=root, env=env)
+    time.sleep(2.1)
+    normal = run_polybuild("build", "--json", cwd=root, env=env)  # records the summary (outputs are old now)
+    assert json.loads((root / "dist" / "build-report.json").read_text())["duration_s"] > 0
+    fast = run_polybuild("build", "--json", cwd=root, env=env)
+    assert fast.returncode == 0 and "nothing changed" not in fast.stderr
+    assert json.loads((root / "dist" / "build-report.json").read_text())["duration_s"] == 0.0  # the fast path
+    events = [json.loads(line) for line in fast.stdout.splitlines()]
+    expected = [json.loads(line) for line in normal.stdout.splitlines() if '"start"' not in line]
+    assert events[0] == {"event": "plan", "tasks": 3}
+    assert sorted(e["task"] for e in events[1:]) == sorted(e["task"] for e in expected[1:])
+    assert {e["status"] for e in events[1:]} == {"cached"}
+    assert {p for e in events[1:] for p in e["artifacts"]} == {p for e in expected[1:] for p in e["artifacts"]}

@@ -93,7 +93,7 @@ def _load(args: argparse.Namespace):
 
 def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None, Path | None]:
     """(exit code, None) when the last identical run still holds; (None, state dir) otherwise."""
-    if args.json or getattr(args, "affected", None) or args.no_cache or args.remote_upload:
+    if getattr(args, "affected", None) or args.no_cache or args.remote_upload:
         return None, None
     if os.environ.get("POLYBUILD_FAST_PATH") == "0":
         return None, None
@@ -106,18 +106,26 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     summary = fastpath.check(state_dir, command)
     if summary is None:
         return None, state_dir
+    import json
+
     for target_id, reason in summary["skipped"]:
         print(f"note: skipped {target_id}: {reason}", file=sys.stderr)
-    print(f"polybuild: {summary['tasks']} cached (nothing changed since the last run)", file=sys.stderr)
-    _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
+    if args.json:  # the same events as a run in which every task was cached
+        lines = [json.dumps({"event": "plan", "tasks": len(summary["task_artifacts"])})]
+        lines += [json.dumps({"event": "finish", "task": task, "status": "cached", "duration_s": 0.0,
+                              "artifacts": paths}) for task, paths in summary["task_artifacts"]]
+        print("\n".join(lines))
+    else:
+        print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run)",
+              file=sys.stderr)
+        _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
     if summary["report"]:
-        import json
-
         from polybuild.report import write_atomic
 
         report_path = root / config["dist-dir"] / "build-report.json"
         write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n")
-        print(f"  report: {report_path.relative_to(root)}", file=sys.stderr)
+        if not args.json:
+            print(f"  report: {report_path.relative_to(root)}", file=sys.stderr)
     return 0, None
 
 
@@ -150,7 +158,7 @@ def _remember_run(loaded, outcome, state_dir: Path | None, command: list[str]) -
     report = outcome.report and {**outcome.report, "duration_s": 0.0, "tasks": [
         {**t, "status": "cached", "duration_s": 0.0} for t in outcome.report["tasks"]]}
     summary = {
-        "tasks": len(outcome.results),
+        "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
         "skipped": outcome.plan.skipped,
         "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
                        a.sha256] for a in artifacts],

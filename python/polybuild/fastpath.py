@@ -39,8 +39,9 @@ def _env_digest() -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
-def _summary_path(state_dir: Path, command: list[str]) -> Path:
-    return state_dir / "fastpath" / (hashlib.sha256(json.dumps(command).encode()).hexdigest()[:32] + ".json")
+def _summary_path(state_dir: Path, command: list[str], env: str) -> Path:
+    """One summary per command and environment, so alternating environments do not evict each other."""
+    return state_dir / "fastpath" / (hashlib.sha256(json.dumps([command, env]).encode()).hexdigest()[:32] + ".json")
 
 
 def _own_files() -> list[str]:
@@ -75,9 +76,9 @@ def record(root: Path, state_dir: Path, command: list[str], files: list[str], ou
     now = time.time_ns()
     if any(s is not None and now - max(s[1], s[2]) < _RACY_NS for s in sigs):
         return
-    data = {"format": FORMAT, "command": command, "env": _env_digest(), "paths": watched, "sigs": sigs,
-            "summary": summary}
-    path = _summary_path(state_dir, command)
+    env = _env_digest()
+    data = {"format": FORMAT, "command": command, "env": env, "paths": watched, "sigs": sigs, "summary": summary}
+    path = _summary_path(state_dir, command, env)
     from polybuild.report import write_atomic
 
     write_atomic(path, json.dumps(data, separators=(",", ":")))
@@ -85,11 +86,12 @@ def record(root: Path, state_dir: Path, command: list[str], files: list[str], ou
 
 def check(state_dir: Path, command: list[str]) -> dict[str, Any] | None:
     """The last run's summary if nothing it depended on changed, else None."""
+    env = _env_digest()
     try:
-        data = json.loads(_summary_path(state_dir, command).read_bytes())
+        data = json.loads(_summary_path(state_dir, command, env).read_bytes())
     except (OSError, ValueError):
         return None
-    if data.get("format") != FORMAT or data.get("command") != command or data.get("env") != _env_digest():
+    if data.get("format") != FORMAT or data.get("command") != command or data.get("env") != env:
         return None
     if data["paths"] != sorted({*data["paths"], *_own_files()}):
         return None
