@@ -215,3 +215,26 @@ def test_malformed_manifest_is_located(workspace):
     proc = run_polybuild("graph", cwd=workspace(files))
     assert proc.returncode == 2
     assert "py/app/pyproject.toml:2:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_discovery_memo_is_reused_and_never_stale(workspace):
+    import time
+
+    root = workspace(MONOREPO)
+    time.sleep(2.1)  # a memo is only written when every file it depends on is older than 2 s
+    first = api.load(root)
+    memo = root / ".polybuild" / "discovery.json"
+    assert memo.is_file()
+    stamp = memo.stat().st_mtime_ns
+    again = api.load(root)
+    assert memo.stat().st_mtime_ns == stamp  # read, not rewritten
+    assert set(again.graph.edges) == set(first.graph.edges)
+    assert again.ws.targets["py:Ext_Py"].features == {"cuda"}
+    # a new main package and a new feature are both seen
+    (root / "go" / "lib" / "cmd" / "libtool").mkdir(parents=True)
+    (root / "go" / "lib" / "cmd" / "libtool" / "main.go").write_text("package main\n\nfunc main() {}\n")
+    cargo = root / "crates" / "core" / "Cargo.toml"
+    cargo.write_text(cargo.read_text().replace("cuda = []", "cuda = []\nmetal = []"))
+    fresh = api.load(root)
+    assert fresh.ws.targets["go:lib"].info["binaries"] == {"libtool": "cmd/libtool"}
+    assert fresh.ws.targets["rust:core-lib"].features == {"cuda", "metal"}

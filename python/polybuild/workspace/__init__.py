@@ -89,21 +89,34 @@ class Workspace:
 
 def discover(config: Config) -> Workspace:
     """Read every manifest of the workspace and resolve references into edges."""
-    from polybuild.workspace import cargo, files, go, images, python
+    from polybuild.workspace import files, images, memo
 
     root = config.root
     found_files = files.list_files(root, config["exclude"])
     listing = found_files.files
-    rust_targets = cargo.discover(root, listing, config)
-    py_targets = python.discover(root, listing, config, rust_targets)
-    go_targets = go.discover(root, listing, config)
-    found = [*rust_targets.values(), *py_targets, *go_targets]
+    memo_path = root / config["state-dir"] / "discovery.json"
+    signature, trusted = memo.signature(root, config, listing)
+    found = memo.load(memo_path, signature) if trusted else None
+    if found is None:
+        found = _discover_manifests(config, listing)
+        if trusted:
+            memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
+
+
+def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
+    """The targets the native manifests declare, one discoverer per ecosystem."""
+    from polybuild.workspace import cargo, go, python
+
+    rust_targets = cargo.discover(config.root, listing, config)
+    py_targets = python.discover(config.root, listing, config, rust_targets)
+    go_targets = go.discover(config.root, listing, config)
+    return [*rust_targets.values(), *py_targets, *go_targets]
 
 
 def _index(found: list[Target], root: Path) -> dict[str, Target]:
