@@ -63,16 +63,21 @@ def found_by_polybuild(bin_dir: Path, *tools: str) -> dict[str, str | None]:
     return found
 
 
+def assert_refused(proc: subprocess.CompletedProcess[str], root: Path, *messages: str) -> None:
+    """A usage error (exit 2) saying `messages`, with no traceback and nothing built."""
+    assert proc.returncode == 2, proc.stderr
+    for message in messages:
+        assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (root / "dist").exists()
+
+
 def test_missing_cargo_is_named_with_rustup_hint(workspace, tmp_path):
     root = workspace(CRATE)
     bin_dir = bare_bin(tmp_path)
     assert found_by_polybuild(bin_dir, "cargo", "maturin") == {"cargo": None, "maturin": None}
-    proc = run_isolated(bin_dir, "build", cwd=root)
-    assert proc.returncode == 2, proc.stderr
-    assert "cargo is not installed" in proc.stderr
-    assert "hint: install Rust with rustup (https://rustup.rs)" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (root / "dist").exists()
+    assert_refused(run_isolated(bin_dir, "build", cwd=root), root, "cargo is not installed",
+                   "hint: install Rust with rustup (https://rustup.rs)")
 
 
 def test_missing_maturin_is_named_with_pip_hint(workspace, tmp_path):
@@ -84,12 +89,8 @@ def test_missing_maturin_is_named_with_pip_hint(workspace, tmp_path):
     bin_dir = bare_bin(tmp_path, "cargo", *(["rustc"] if shutil.which("rustc") else []))
     found = found_by_polybuild(bin_dir, "cargo", "maturin")
     assert found["cargo"] == str(bin_dir / "cargo") and found["maturin"] is None
-    proc = run_isolated(bin_dir, "build", cwd=root)
-    assert proc.returncode == 2, proc.stderr
-    assert "maturin is not installed (needed by py:native-ext (maturin))" in proc.stderr
-    assert "hint: pip install maturin" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not (root / "dist").exists()
+    assert_refused(run_isolated(bin_dir, "build", cwd=root), root,
+                   "maturin is not installed (needed by py:native-ext (maturin))", "hint: pip install maturin")
 
 
 def absent_backend() -> str:

@@ -207,11 +207,7 @@ class Executor:
     def _key_parts(self, task: Task) -> KeyParts:
         from polybuild.keys import key_parts
 
-        patterns = None
-        if task.builder == "command":
-            patterns = task.spec["inputs"] or None
-        files = self.ctx.inputs.files(task.target, patterns)
-        return key_parts(task, self.ctx, files, {d: self.ctx.outputs[d] for d in sorted(task.deps)})
+        return key_parts(task, self.ctx, {d: self.ctx.outputs[d] for d in sorted(task.deps)})
 
     def _output_base(self, task: Task) -> Path:
         """Build artifacts go to the dist directory (per variant and platform); task outputs stay in place."""

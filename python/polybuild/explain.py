@@ -33,8 +33,7 @@ def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[st
     record = ctx.records.get(task.id)
     dep_records = {d: ctx.records.get(d) for d in sorted(task.deps)}
     deps = {d: (r["output"] if r and not changed.get(d) else "(will be rebuilt)") for d, r in dep_records.items()}
-    patterns = task.spec["inputs"] or None if task.spec else None
-    parts = key_parts(task, ctx, ctx.inputs.files(task.target, patterns), deps)
+    parts = key_parts(task, ctx, deps)
     if record is None:
         return ["never built in this workspace"]
     if record["key"] == parts.key:

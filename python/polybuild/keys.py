@@ -177,10 +177,11 @@ def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]
     return probes
 
 
-def key_parts(task: Task, ctx: BuildContext, files: list[str], deps: dict[str, str]) -> KeyParts:
+def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
     """The key parts of `task`, whose dependencies have finished with output digests `deps`."""
     t = task.target
-    entries = ctx.fingerprints.entries(files)
+    patterns = task.spec["inputs"] or None if task.spec else None  # a custom task's declared inputs
+    entries = ctx.fingerprints.entries(ctx.inputs.files(t, patterns))
     libraries = {lib: ctx.fingerprints.library(lib) for lib in ctx.inputs.libraries(t)}
     tools = {tool: ctx.toolchains.identity(*probe) for tool, probe in toolchain_probes(task).items()}
     names = {*BUILDER_ENV.get(task.builder, ()), *ctx.config["env-inputs"], *t.settings.get("env-inputs", ())}

@@ -33,14 +33,17 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str]:
-    """Per target, the tree digest of its files as git sees them: what a rebuild would start from."""
-    from polybuild import fingerprint
+    """Per target, the tree digest of its files as git sees them: what a rebuild would start from.
+
+    The files come from the run's fingerprints (already looked up for the cache keys), so nothing is hashed twice."""
+    from polybuild.fingerprint import tree_digest_of
     from polybuild.workspace.files import under_dir
 
     digests = {}
     for target in {r.task.target.id: r.task.target for r in results}.values():
         if target.kind != "image":
-            digests[target.id] = fingerprint.tree_digest(ctx.ws.root, under_dir(ctx.ws.files, ctx.ws.rel(target.dir)))
+            files = under_dir(ctx.ws.files, ctx.ws.rel(target.dir))
+            digests[target.id] = tree_digest_of(ctx.fingerprints.entries(files))
     return digests
 
 
