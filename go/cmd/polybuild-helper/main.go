@@ -16,6 +16,14 @@ var version = "dev"
 const usage = `usage:
   polybuild-helper version
   polybuild-helper digest ROOT PATH...
+  polybuild-helper image build --spec SPEC.json --layout OUT_DIR [--insecure]
+  polybuild-helper image push --layout DIR --ref REF [--insecure]
+  polybuild-helper image copy SRC DST [--insecure]      (SRC: REF or oci:DIR)
+  polybuild-helper image digest --layout DIR
+
+image commands print one JSON object on stdout; errors are one line on
+stderr, with exit status 1 (2 for a bad command line). --insecure uses plain
+HTTP for registries that are not on localhost or a private address.
 `
 
 func main() {
@@ -47,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, d)
 		return 0
+	case "image":
+		return runImage(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
