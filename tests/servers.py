@@ -81,3 +81,28 @@ class Nginx:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
+
+
+class Registry:
+    """Debian's docker-registry (the CNCF distribution registry) on a loopback port, storing into `workdir`."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("docker-registry")
+        assert binary, "docker-registry is not installed: apt-get install docker-registry (see .ci/run)"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        conf = workdir / "config.yml"
+        conf.write_text(textwrap.dedent(f"""
+            version: 0.1
+            log: {{level: warn}}
+            storage: {{filesystem: {{rootdirectory: {workdir / "data"}}}, delete: {{enabled: true}}}}
+            http: {{addr: "127.0.0.1:{self.port}"}}
+        """))
+        with open(workdir / "registry.log", "wb") as log:
+            self.proc = subprocess.Popen([binary, "serve", str(conf)], stdout=subprocess.DEVNULL, stderr=log)
+        wait_for_port(self.port)
+        self.host = f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)

@@ -76,6 +76,7 @@ def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), 
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
     plan = build_plan(loaded.ws, loaded.graph, select(loaded, list(targets)), chosen_variants, chosen_platforms)
+    _skip_unavailable_images(loaded, plan, {loaded.ws.resolve(n).id for n in targets})
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
 
 
@@ -90,6 +91,21 @@ def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[
     selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
     plan = run_plan(loaded.ws, loaded.graph, selected, action, chosen_variants, chosen_platforms)
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, cache=cache or CacheOptions())
+
+
+def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> None:
+    """Optional images that cannot be built here (no engine, a base that cannot be pulled) leave the plan, with
+    the reason in the summary; a required or explicitly named image fails in preflight instead."""
+    from polybuild.container.availability import unavailable
+
+    for task in [t for t in plan.tasks.values() if t.builder == "dockerfile"]:
+        spec = task.target.info["spec"]
+        if not spec["optional"] or task.target.id in named:
+            continue
+        reason = unavailable(loaded.ws, task)
+        if reason:
+            del plan.tasks[task.id]
+            plan.skipped.append((task.id, reason))
 
 
 def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
@@ -169,7 +185,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
         cache = TaskCache(store, _remote(ws, cache_options))
     inputs = InputIndex(ws, loaded.graph)
     stat_cache = StatCache(state_dir / "statcache")
-    return BuildContext(ws=ws, host=host(), python=python, version=ws.version or "0.0.0-dev", state_dir=state_dir,
+    return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
                         records=BuildRecords(state_dir / "records.json"), cache=cache)
@@ -223,3 +239,72 @@ def _clean_tmp(state_dir: Path) -> None:
     tmp = state_dir / "tmp"
     if tmp.is_dir() and not any(tmp.iterdir()):
         os.rmdir(tmp)
+
+
+def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
+    """Override an image's config for this run (`--var`, `--target`, `--tag`, ...); the overrides are part of its
+    cache key like the config they replace. Returns the image's target id."""
+    image = loaded.ws.resolve(name, kinds=frozenset({"image"}))
+    spec = dict(image.info["spec"])
+    if options.get("vars"):
+        spec["set"] = {**spec.get("set", {}), **options["vars"]}
+    if options.get("target"):
+        spec["target"] = options["target"]
+    if options.get("platforms"):
+        spec["platforms"] = list(options["platforms"])
+    if options.get("tags"):
+        spec["tags"] = list(options["tags"])
+    if options.get("build_args"):
+        spec["build-args"] = {**spec["build-args"], **options["build_args"]}
+    if options.get("no_cache"):
+        spec["no-cache"] = True
+    image.info = {**image.info, "spec": spec}
+    return image.id
+
+
+def render_image(loaded: Loaded, name: str, platform: str | None = None):
+    """The rendered Dockerfile of an image (after `set_image_options`), for one platform."""
+    from polybuild.builders.image import render
+    from polybuild.plan import Task
+    from polybuild.platforms import Platform, host
+
+    image = loaded.ws.resolve(name, kinds=frozenset({"image"}))
+    if not image.info["spec"]["template"]:
+        raise UserError(f"{image.id} is assembled from artifacts and has no Dockerfile template")
+    names = [platform] if platform else image.info["spec"]["platforms"] or [f"linux/{host().arch}"]
+    task = Task(image.id, image, "build", image.builder, None, Platform.parse(names[0]))
+    return render(task, loaded.ws, Platform.parse(names[0]))
+
+
+def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool = False) -> list[dict]:
+    """Push the image an `Outcome` built to each reference (its configured tags when none are given)."""
+    import json
+    import tempfile
+
+    from polybuild.container import helper, layout
+    from polybuild.store import default_dir
+
+    archives = [a.path for r in outcome.results for a in r.artifacts if a.path.name.endswith(".oci.tar")]
+    if len(archives) != 1:
+        raise UserError(f"push needs exactly one built image, found {len(archives)}",
+                        hint="push one image and one platform at a time (assembled images hold every platform)")
+    described = json.loads(archives[0].with_name(archives[0].name[:-len(".oci.tar")] + ".json").read_text())
+    refs = refs or described["tags"]
+    if not refs:
+        raise UserError(f"nothing to push {described['image']} to", hint="pass --tag REF or set tags in config")
+    binary = helper.find(default_dir())
+    pushed = []
+    with tempfile.TemporaryDirectory(prefix="polybuild-push-") as tmp:
+        layout_dir = layout.unpack(archives[0], Path(tmp) / "layout")
+        for ref in refs:
+            args = ["image", "push", "--layout", str(layout_dir), "--ref", ref, *(["--insecure"] if insecure else [])]
+            pushed.append(helper.call(binary, args))
+    return pushed
+
+
+def promote(src: str, dst: str, insecure: bool = False) -> dict:
+    """Copy an image by digest, every platform, from one reference to another (like `crane copy`)."""
+    from polybuild.container import helper
+    from polybuild.store import default_dir
+
+    return helper.call(helper.find(default_dir()), ["image", "copy", *(["--insecure"] if insecure else []), src, dst])

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from polybuild import __version__
-from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError
+from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,9 +61,45 @@ def _parser() -> argparse.ArgumentParser:
     cache_sub.add_parser("stats", help="entries, blobs and size")
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
+    _container_parser(sub)
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     return p
+
+
+def _container_parser(sub) -> None:
+    container = sub.add_parser("container", help="render, build, push and promote container images")
+    actions = container.add_subparsers(dest="container_command", metavar="ACTION", parser_class=_Parser,
+                                       required=True)
+
+    def options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
+        sp.add_argument("--target", metavar="STAGE", help="the stage to build (default: the last)")
+        sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (default: the image's, or host)")
+        sp.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a template variable")
+
+    render = actions.add_parser("render", help="print the rendered Dockerfile, with template markers")
+    options(render)
+    render.add_argument("--check", action="store_true", help="lint it: stages, latest tags, secrets in ARG/ENV")
+    render.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
+    build = actions.add_parser("build", help="build an image (and the artifacts it holds)")
+    options(build)
+    build.add_argument("--tag", action="append", default=[], metavar="REF", help="tag (repeatable)")
+    build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE", help="build argument")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every layer and skip polybuild's cache")
+    build.add_argument("--push", action="store_true", help="push to the tags after building")
+    build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
+    build.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+    build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+    push = actions.add_parser("push", help="push a built image (building it first if needed)")
+    push.add_argument("image", metavar="IMAGE")
+    push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
+    push.add_argument("--platform", metavar="OS/ARCH", help="the platform of a Dockerfile image")
+    push.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
+    promote = actions.add_parser("promote", help="copy an image by digest, all platforms, to another reference")
+    promote.add_argument("src", metavar="SRC", help="registry reference, or oci:DIR")
+    promote.add_argument("dst", metavar="DST", help="registry reference")
+    promote.add_argument("--insecure", action="store_true", help="plain HTTP to registries that are not local")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +328,64 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise UserError(f"{flag} {value!r} is not NAME=VALUE")
+        pairs[name] = rest
+    return pairs
+
+
+def _cmd_container(args: argparse.Namespace) -> int:
+    import json
+
+    from polybuild import api
+
+    if args.container_command == "promote":
+        print(json.dumps(api.promote(args.src, args.dst, args.insecure)))
+        return 0
+    loaded = _load(args)
+    platforms = [args.platform] if args.platform else []
+    image_id = api.set_image_options(
+        loaded, args.image, vars=_pairs(getattr(args, "var", []), "--var"), target=getattr(args, "target", None),
+        platforms=platforms, tags=getattr(args, "tag", []), build_args=_pairs(getattr(args, "build_arg", []),
+                                                                             "--build-arg"),
+        no_cache=getattr(args, "no_cache", False))
+    if args.container_command == "render":
+        return _render(loaded, args)
+    json_mode = getattr(args, "json", False)
+    outcome = api.build(loaded, [image_id], jobs=getattr(args, "jobs", None), json_mode=json_mode,
+                        cache=api.CacheOptions(enabled=not getattr(args, "no_cache", False)))
+    code = _finish(loaded, outcome, json_mode, done="built")
+    if code == 0 and (args.container_command == "push" or args.push):
+        for pushed in api.push_image(loaded, outcome, [] if args.container_command == "build" else args.tag,
+                                     args.insecure):
+            print(f"pushed {pushed['ref']}@{pushed['digest']}", file=sys.stderr)
+    return code
+
+
+def _render(loaded, args: argparse.Namespace) -> int:
+    from polybuild import api
+
+    rendered = api.render_image(loaded, args.image, args.platform)
+    if args.output:
+        from polybuild.report import write_atomic
+
+        write_atomic(args.output, rendered.text)
+    else:
+        print(rendered.text, end="")
+    if not args.check:
+        return 0
+    from polybuild.container.lint import check
+
+    problems = check(rendered, loaded.ws.resolve(args.image).info["spec"]["allow-latest"])
+    for problem in problems:
+        print(f"{problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from polybuild.doctor import report
 
@@ -314,6 +408,7 @@ _COMMANDS = {
     "explain": _cmd_explain,
     "affected": _cmd_affected,
     "cache": _cmd_cache,
+    "container": _cmd_container,
     "doctor": _cmd_doctor,
     "config-reference": _cmd_config_reference,
 }

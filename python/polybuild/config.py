@@ -71,12 +71,52 @@ VARIANT = Table(
 
 IMAGE = Table(
     {
-        "template": Key(str, "The Dockerfile template, relative to the workspace root."),
-        "artifacts": Key(list, "Targets whose artifacts go into the image (names or ids).", [], item=str),
-        "platforms": Key(list, "Platforms the image is built for; empty means the host's.", [], item=str),
-        "vars": FreeTable("Template variables for this image."),
+        "template": Key(str, "The Dockerfile template (Jinja), relative to the workspace root; it may include stage "
+                        "templates from its directory. Without one, the image is assembled from its artifacts by "
+                        "polybuild's Go helper on top of `from`."),
+        "artifacts": Key(list, "Targets whose artifacts go into the image (names or ids): wheels into `wheelhouse/`, "
+                         "binaries into `bin/`.", [], item=str),
+        "files": Key(list, "Extra files (workspace-relative globs) copied into the build context at the same paths.",
+                     [], item=str),
+        "platforms": Key(list, "Linux platforms the image is built for; empty means the host's.", [], item=str),
+        "vars": FreeTable("Template variables for this image (base images per device, tool versions, flags)."),
+        "choices": FreeTable("Template variables with a fixed set of values, e.g. `device = [\"cpu\", \"cuda\"]`; "
+                             "the first is the default and `--var` may pick another.", value_types=(list,)),
+        "exclude": Key(list, "Combinations that are not allowed, as tables over choices and `platform`/`target`, "
+                       "e.g. `{ device = \"cuda\", platform = \"linux/arm64\" }`.", [], item=dict),
+        "target": Key(str, "The stage to build (default: the last one)."),
+        "tags": Key(list, "Tags given to the built image; `{version}` is replaced by the workspace version.", [],
+                    item=str),
+        "build-args": FreeTable("Build arguments (never secrets: use `secrets`).", value_types=(str,)),
+        "secrets": FreeTable("Build secrets as secret mounts: id -> the environment variable holding the value "
+                             "(`RUN --mount=type=secret,id=<id>`). Values never enter logs or cache keys.",
+                             value_types=(str,)),
+        "allow-latest": Key(bool, "Allow `latest` (or untagged) base images in the template.", False),
+        "from": Key(str, "Base of an image assembled from artifacts: `scratch`, `oci:<layout dir>` or a registry "
+                    "reference (pin it by digest).", "scratch"),
+        "python": Key(str, "The base image's Python, written into the scripts of wheels installed into an "
+                      "assembled image.", "/usr/local/bin/python3"),
+        "site-packages": Key(str, "Where an assembled image's wheels are installed, e.g. "
+                             "`/usr/local/lib/python3.11/site-packages`."),
+        "optional": Key(bool, "Skip the image (saying why) instead of failing when no engine is installed or a "
+                        "base image cannot be pulled, unless it is named on the command line.", False),
+        "entrypoint": Key(list, "Entrypoint of an assembled image.", [], item=str),
+        "cmd": Key(list, "Default command of an assembled image.", [], item=str),
+        "env": FreeTable("Environment of an assembled image.", value_types=(str,)),
+        "workdir": Key(str, "Working directory of an assembled image."),
+        "labels": FreeTable("Labels of the image; `org.opencontainers.image.version` and `.revision` are added.",
+                            value_types=(str,)),
     },
-    doc="A container image target. Images appear in the graph with edges to the artifacts they contain.",
+    doc="A container image target. Images appear in the graph with edges to the artifacts they contain, and "
+    "build into an OCI layout under `<dist-dir>/images/<image>/`.",
+)
+
+CONTAINER = Table(
+    {
+        "engine": Key(str, "The engine for Dockerfile images; `auto` picks the first installed of buildah, docker "
+                      "(buildx) and podman.", "auto", choices=("auto", "buildah", "docker", "podman")),
+    },
+    doc="How container images are built.",
 )
 
 SCHEMA = Table(
@@ -146,6 +186,7 @@ SCHEMA = Table(
         ),
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
+        "container": CONTAINER,
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
         "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),
     },
@@ -251,10 +292,7 @@ def _check_platforms(config: Config) -> None:
         for p in variant["platforms"]:
             check(p, ("variants", name, "platforms"))
     for name, image in config["images"].items():
-        for p in image["platforms"]:
-            check(p, ("images", name, "platforms"))
-        if not image["template"]:
-            raise config.error(("images", name), f"image '{name}' needs a 'template'")
+        _check_image(config, name, image, check)
     for name, task in config["tasks"].items():
         for kind in task["kinds"]:
             if kind not in ("rust", "py", "go"):
@@ -264,3 +302,21 @@ def _check_platforms(config: Config) -> None:
     if len(defaults) > 1:
         raise config.error(("variants", defaults[1], "default"),
                            f"more than one default variant: {', '.join(defaults)}", "mark exactly one as default")
+
+
+def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -> None:
+    for p in image["platforms"]:
+        check(p, ("images", name, "platforms"))
+        if not p.startswith("linux/"):
+            raise config.error(("images", name, "platforms"), f"image '{name}': {p} is not a Linux platform",
+                               "container images are built for linux/amd64 and linux/arm64")
+    for var, values in image["choices"].items():
+        if not values or not all(isinstance(v, str) for v in values):
+            raise config.error(("images", name, "choices", var),
+                               f"choices for '{var}' must be a non-empty array of strings")
+    axes = {*image["choices"], "platform", "target", "variant"}
+    for combo in image["exclude"]:
+        for key in combo:
+            if key not in axes:
+                raise config.error(("images", name, "exclude"), f"exclude names '{key}', which is not a choice",
+                                   f"choices: {', '.join(sorted(axes))}")

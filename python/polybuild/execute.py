@@ -65,6 +65,7 @@ class Executor:
         self.procs = ProcessGroup()
         self.results: dict[str, TaskResult] = {}
         self._parts: dict[str, KeyParts] = {}  # keys computed by a local-hit check, reused by the worker
+        ctx.tasks = plan.tasks
 
     def run(self) -> list[TaskResult]:
         """Run every task whose dependencies succeeded; on Ctrl-C stop all children and re-raise."""

@@ -63,6 +63,8 @@ class InputIndex:
 
     def _collect(self, target: Target, patterns: list[str] | None) -> set[str]:
         ws = self.ws
+        if target.kind == "image":  # root-relative globs: its templates and context files
+            return {f for f in ws.files if any(fnmatch.fnmatchcase(f, p) for p in target.info["inputs"])}
         patterns = patterns if patterns is not None else target.settings.get("inputs") or None
         if patterns:
             base = ws.rel(target.dir)

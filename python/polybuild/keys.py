@@ -40,6 +40,8 @@ BUILDER_TOOLS = {
     "go": ("go",),
     "go-test": ("go",),
     "command": (),
+    "dockerfile": ("container-engine",),
+    "assemble": ("polybuild-helper",),
 }
 
 
@@ -143,6 +145,19 @@ class Toolchains:
         if tool == "python":
             argv = [self.python, "-c", "import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
                     "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())"]
+        elif tool == "container-engine":
+            from polybuild.container.engines import detect
+
+            engine = detect(extra[0])
+            if engine is None:
+                return "no container engine"
+            argv = [engine.path, "--version"]
+        elif tool == "polybuild-helper":
+            from polybuild.container import helper
+            from polybuild.store import default_dir
+
+            with open(helper.find(default_dir()), "rb") as f:
+                return "polybuild-helper " + hashlib.file_digest(f, "sha256").hexdigest()
         elif tool in ("backend", "pytest"):
             names = extra if tool == "backend" else ("pytest",)
             argv = [self.python, "-c", "import sys, importlib.metadata as md\nfor n in sys.argv[1:]:\n"
@@ -173,6 +188,8 @@ def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]
     probes = {}
     for tool in BUILDER_TOOLS.get(task.builder, ()):
         extra = ("build", *requirement_names(t.info.get("build_requires", []))) if tool == "backend" else ()
+        if tool == "container-engine":
+            extra = (t.info["engine"],)
         probes[tool] = (tool, cwd, extra)
     return probes
 
@@ -220,6 +237,12 @@ def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
         slice_["version"] = ctx.version
     if task.builder == "command":
         slice_["task"] = task.spec
+    if task.target.kind == "image":
+        from polybuild.builders.image import labels
+
+        slice_["image"] = task.target.info["spec"]
+        slice_["version"] = ctx.version
+        slice_["labels"] = labels(task, ctx)
     return slice_
 
 

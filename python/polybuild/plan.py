@@ -14,6 +14,8 @@ from polybuild.errors import UserError
 from polybuild.platforms import Platform, host
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import networkx as nx
 
     from polybuild.workspace import Target, Workspace
@@ -123,25 +125,59 @@ def build_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], variants: list[
     from polybuild.graph import order
 
     tasks: dict[str, Task] = {}
-    skipped = []
+    skipped = [(tid, f"skip = true in [targets.{ws.targets[tid].name}]")
+               for tid in order(g, selected) if ws.targets[tid].settings.get("skip")]
     buildable = {i for i in selected if ws.targets[i].builder and not ws.targets[i].settings.get("skip")}
-    for tid in order(g, selected):
-        t = ws.targets[tid]
-        if t.kind == "image":
-            skipped.append((tid, "container images are not built yet (they arrive with the container builder)"))
-        elif t.settings.get("skip"):
-            skipped.append((tid, f"skip = true in [targets.{t.name}]"))
-    for tid in order(g, buildable):
+    images = [i for i in order(g, buildable) if ws.targets[i].kind == "image"]
+    artifacts = buildable.difference(images)
+
+    def add(tid: str, v: Variant | None, p: Platform) -> Task:
         target = ws.targets[tid]
+        task = _task(target, "build", target.builder, v, p)
+        task = tasks.setdefault(task.id, task)
+        for dep in _buildable_deps(ws, g, tid, artifacts):
+            dep_target = ws.targets[dep]
+            task.deps.add(_task(dep_target, "build", dep_target.builder, v, p).id)
+        return task
+
+    for tid in order(g, artifacts):
         for v in variants:
             for p in platforms:
-                task = _task(target, "build", target.builder, v, p)
-                task = tasks.setdefault(task.id, task)
-                for dep in _buildable_deps(ws, g, tid, buildable):
-                    dep_target = ws.targets[dep]
-                    task.deps.add(_task(dep_target, "build", dep_target.builder, v, p).id)
+                add(tid, v, p)
+    for tid in images:
+        for v in variants:
+            _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
+                       order(g, closure_of(g, tid) & artifacts), add, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
+
+
+def closure_of(g: nx.DiGraph, tid: str) -> set[str]:
+    from polybuild.graph import closure
+
+    return closure(g, [tid]) - {tid}
+
+
+def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:
+    """Images are Linux: the image's own platforms, else the Linux side of the requested ones."""
+    names = image.info["spec"]["platforms"]
+    if names:
+        return [Platform.parse(n) for n in names]
+    return sorted({Platform("linux", p.arch) for p in platforms})
+
+
+def _add_image(image: Target, v: Variant | None, platforms: list[Platform], contents: list[str],
+               add: Callable[[str, Variant | None, Platform], Task], tasks: dict[str, Task]) -> None:
+    """An image task needs every artifact of its closure built for its platforms; a Dockerfile image is built
+    per platform, an assembled image once for all of them (one multi-platform index)."""
+    per_platform = {p: {add(tid, v, p).id for tid in contents} for p in platforms}
+    groups = [[p] for p in platforms] if image.builder == "dockerfile" else [platforms]
+    for group in groups:
+        deps = set().union(*(per_platform[p] for p in group))
+        variant = v if any(tasks[d].variant for d in deps) else None
+        platform = group[0] if image.builder == "dockerfile" else None
+        task = Task(task_id(image.id, "build", variant, platform), image, "build", image.builder, variant, platform)
+        tasks.setdefault(task.id, task).deps |= deps
 
 
 def _task(target: Target, action: str, builder: str, v: Variant | None, p: Platform) -> Task:
@@ -168,7 +204,8 @@ def _buildable_deps(ws: Workspace, g: nx.DiGraph, tid: str, buildable: set[str])
 
 
 # Rough relative costs, used only to order ready tasks until real durations are known.
-_WEIGHT = {"maturin": 10.0, "cargo": 8.0, "cargo-test": 8.0, "go": 2.0, "go-test": 2.0}
+_WEIGHT = {"maturin": 10.0, "cargo": 8.0, "cargo-test": 8.0, "go": 2.0, "go-test": 2.0, "dockerfile": 5.0,
+           "assemble": 2.0}
 
 
 def _prioritize(tasks: dict[str, Task]) -> None:

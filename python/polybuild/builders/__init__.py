@@ -58,6 +58,7 @@ class BuildContext:
     cache: TaskCache | None = None  # None with --no-cache
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
+    tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
 
     @property
     def config(self) -> dict:
@@ -88,6 +89,8 @@ _MODULES = {
     "go": "polybuild.builders.go:GoBuilder",
     "go-test": "polybuild.builders.go:GoTestBuilder",
     "command": "polybuild.builders.command:CommandBuilder",
+    "dockerfile": "polybuild.builders.image:DockerfileBuilder",
+    "assemble": "polybuild.builders.image:AssembleBuilder",
 }
 BUILDERS = tuple(_MODULES)
 

@@ -62,6 +62,11 @@ class Workspace:
     version: str | None
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
 
+    @property
+    def release_version(self) -> str:
+        """The version stamped into artifacts ("0.0.0-dev" when none is declared)."""
+        return self.version or "0.0.0-dev"
+
     def rel(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix() or "."

@@ -108,3 +108,29 @@ def under_dir(listing: list[str], rel_dir: str) -> list[str]:
         return listing
     prefix = rel_dir.rstrip("/") + "/"
     return [p for p in listing if p.startswith(prefix)]
+
+
+def head_revision(root: Path) -> str | None:
+    """The commit checked out at `root`, read from .git without starting git (None outside a checkout)."""
+    for d in (root, *root.parents):
+        git = d / ".git"
+        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            git = (d / git.read_text().split(":", 1)[1].strip()).resolve()
+        if not git.is_dir():
+            continue
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        common = git / "commondir"
+        bases = [git, (git / common.read_text().strip()).resolve()] if common.is_file() else [git]
+        for base in bases:
+            if (base / ref).is_file():
+                return (base / ref).read_text().strip()
+            packed = base / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split(" ", 1)[0]
+        return None
+    return None

@@ -11,14 +11,17 @@ from polybuild.workspace import BUILT_KINDS, Ref, Target
 def discover(root: Path, config: Config, others: list[Target]) -> list[Target]:
     images = []
     for name, spec in config["images"].items():
+        template = spec["template"]
+        # Inputs: the template's directory (stage templates it may include) and the extra context files.
+        inputs = [f"{template.rpartition('/')[0]}/**" if "/" in template else template] if template else []
         images.append(Target(
             id=f"image:{name}",
             name=name,
             kind="image",
-            builder=None,  # image builds arrive with the container builder
+            builder="dockerfile" if template else "assemble",
             dir=root,
             manifest=config.file.path if config.file else root,
-            info={"template": spec["template"], "vars": spec["vars"], "platforms": spec["platforms"]},
+            info={"spec": spec, "inputs": inputs + spec["files"], "engine": config["container"]["engine"]},
             refs=[Ref("name", a, f"{config.display}: [images.{name}].artifacts", kinds=BUILT_KINDS)
                   for a in spec["artifacts"]],
         ))

@@ -1,0 +1,247 @@
+"""Container images: `dockerfile` renders the image's template and builds it with an engine; `assemble` layers
+artifacts onto a base with polybuild's Go helper (no engine, no daemon, bit-identical output).
+
+Both take their artifacts from the tasks they depend on, never from whatever lies in dist/, so an image cannot
+contain a stale wheel; both leave `images/<name>.oci.tar` (an OCI layout) and `images/<name>.json` (digest, tags).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polybuild.builders import BuildContext, Builder, Step
+from polybuild.errors import UserError
+
+if TYPE_CHECKING:
+    from polybuild.container.templates import Rendered
+    from polybuild.plan import Task
+    from polybuild.platforms import Platform
+    from polybuild.workspace import Workspace
+
+
+def image_platforms(task: Task, ctx: BuildContext) -> list[Platform]:
+    """The platforms one image task builds: its own (a Dockerfile build), else the image's configured ones."""
+    from polybuild.platforms import Platform
+
+    if task.platform:
+        return [task.platform]
+    names = task.target.info["spec"]["platforms"]
+    return [Platform.parse(n) for n in names] if names else [linux(ctx.host)]
+
+
+def linux(platform: Platform) -> Platform:
+    from polybuild.platforms import Platform
+
+    return Platform("linux", platform.arch)
+
+
+def artifacts(task: Task, ctx: BuildContext, platform: Platform) -> tuple[list[Path], list[Path]]:
+    """(wheels, binaries) built by the tasks this image depends on, for `platform`."""
+    wheels, binaries = [], []
+    for dep in sorted(task.deps):
+        dep_platform = ctx.tasks[dep].platform
+        if dep_platform is not None and linux(dep_platform) != platform:
+            continue
+        for path in ctx.artifacts.get(dep, []):
+            if path.suffix == ".whl":
+                wheels.append(path)
+            elif path.suffix in ("", ".exe") and os.access(path, os.X_OK):
+                binaries.append(path)
+    return wheels, binaries
+
+
+def labels(task: Task, ctx: BuildContext) -> dict[str, str]:
+    from polybuild.workspace.files import head_revision
+
+    found = {"org.opencontainers.image.title": task.target.name, "org.opencontainers.image.version": ctx.version}
+    revision = head_revision(ctx.ws.root)
+    if revision:
+        found["org.opencontainers.image.revision"] = revision
+    return {**found, **task.target.info["spec"]["labels"]}
+
+
+def tags(task: Task, ctx: BuildContext) -> list[str]:
+    return [t.replace("{version}", ctx.version) for t in task.target.info["spec"]["tags"]]
+
+
+def ref_name(task: Task, ctx: BuildContext) -> str:
+    return f"{task.target.name}:{ctx.version}"
+
+
+def render(task: Task, ws: Workspace, platform: Platform) -> Rendered:
+    """The image's Dockerfile for `platform`, its combination of choices checked first."""
+    from polybuild.container import templates
+
+    spec = task.target.info["spec"]
+    builtins = {"image": task.target.name, "version": ws.release_version, "platform": platform.name, "os": platform.os,
+                "arch": platform.arch, "variant": task.variant.name if task.variant else "",
+                "target": spec["target"] or ""}
+    context = templates.variables(task.target.name, spec, spec.get("set", {}), builtins)
+    return templates.render(ws.root, spec["template"], context)
+
+
+def _copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def context_files(task: Task, ctx: BuildContext) -> list[str]:
+    return ctx.inputs.files(task.target) if task.target.info["spec"]["files"] else []
+
+
+class _ImageBuilder(Builder):
+    """What both image builders share: the layout becomes one archive plus a small JSON description."""
+
+    def finish(self, task: Task, ctx: BuildContext, layout: Path, out: Path, platforms: list[Platform]) -> Step:
+        def action() -> None:
+            from polybuild.container.layout import digest, pack, write_json
+
+            dest = out / "images"
+            dest.mkdir(parents=True, exist_ok=True)
+            pack(layout, dest / f"{task.target.name}.oci.tar")
+            write_json(dest / f"{task.target.name}.json", {
+                "image": task.target.name, "digest": digest(layout), "tags": tags(task, ctx),
+                "platforms": [p.name for p in platforms], "ref": ref_name(task, ctx)})
+
+        return Step(action=action, describe="pack the OCI layout")
+
+
+class DockerfileBuilder(_ImageBuilder):
+    name = "dockerfile"
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        from polybuild.container import engines, lint
+
+        engines.require(task.target.info["engine"], task.target.id)
+        spec = task.target.info["spec"]
+        for secret_id, var in spec["secrets"].items():
+            if var not in ctx.env:
+                raise UserError(f"{task.target.id}: secret '{secret_id}' reads ${var}, which is not set",
+                                hint=f"export {var} before building (its value never enters logs or caches)")
+        for platform in image_platforms(task, ctx):
+            stages = lint.stages(render(task, ctx.ws, platform).text)
+            if spec["target"] and spec["target"] not in stages:
+                raise UserError(f"{task.target.id}: unknown stage '{spec['target']}'",
+                                hint=f"stages in {spec['template']}: {', '.join(stages)}")
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        from polybuild.container import engines
+
+        spec = task.target.info["spec"]
+        engine = engines.require(task.target.info["engine"], task.target.id)
+        platform = image_platforms(task, ctx)[0]
+        work = out.parent / "image"
+        request = engines.BuildRequest(
+            dockerfile=work / "Dockerfile", context=work / "context", layout=work / "layout",
+            ref=ref_name(task, ctx), platform=platform.name, timestamp=ctx.env["SOURCE_DATE_EPOCH"],
+            target=spec["target"], tags=tags(task, ctx), build_args=spec["build-args"], secrets=spec["secrets"],
+            no_cache=bool(spec.get("no-cache")))
+        scratch_tag = f"localhost/polybuild-scratch/{task.target.name}:{uuid.uuid4().hex[:12]}"
+
+        def assemble() -> None:
+            request.context.mkdir(parents=True)
+            request.dockerfile.write_text(render(task, ctx.ws, platform).text)
+            wheels, binaries = artifacts(task, ctx, platform)
+            for wheel in wheels:
+                _copy(wheel, request.context / "wheelhouse" / wheel.name)
+            for binary in binaries:
+                _copy(binary, request.context / "bin" / binary.name)
+            for rel in context_files(task, ctx):
+                _copy(ctx.ws.root / rel, request.context / rel)
+
+        steps = [Step(action=assemble, describe="render the Dockerfile and assemble the build context")]
+        steps += [Step(argv, cwd=work) for argv in engine.build_steps(request, scratch_tag)]
+        return [*steps, self.finish(task, ctx, request.layout, out, [platform])]
+
+
+class AssembleBuilder(_ImageBuilder):
+    name = "assemble"
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        from polybuild.container import helper
+
+        helper.find(_cache_dir(ctx))
+
+    def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        from polybuild.container import helper
+
+        work = out.parent / "image"
+        platforms = image_platforms(task, ctx)
+        spec_path, layout = work / "spec.json", work / "layout"
+
+        def prepare() -> None:
+            from polybuild.container.layout import write_json
+
+            work.mkdir(parents=True)
+            write_json(spec_path, self.spec(task, ctx, platforms, work))
+
+        binary = helper.find(_cache_dir(ctx))
+        return [Step(action=prepare, describe="install wheels and describe the layers"),
+                Step([binary, "image", "build", "--spec", str(spec_path), "--layout", str(layout)], cwd=work),
+                self.finish(task, ctx, layout, out, platforms)]
+
+    def spec(self, task: Task, ctx: BuildContext, platforms: list[Platform], work: Path) -> dict[str, Any]:
+        """The Go helper's image spec: one set of layers per platform (binaries, installed wheels, files)."""
+        conf = task.target.info["spec"]
+        per_platform = []
+        for platform in platforms:
+            wheels, binaries = artifacts(task, ctx, platform)
+            layers = []
+            if wheels:
+                root = work / "wheels" / platform.slug
+                install_wheels(wheels, root, conf, task.target.id)
+                layers.append({"comment": "wheels: " + ", ".join(w.name for w in wheels),
+                               "entries": [{"src": str(root), "dest": "/"}]})
+            if binaries:
+                layers.append({"comment": "binaries", "entries": [
+                    {"src": str(b), "dest": f"/usr/local/bin/{b.name}", "mode": 0o755} for b in binaries]})
+            files = context_files(task, ctx)
+            if files:
+                workdir = conf["workdir"] or "/"
+                layers.append({"comment": "files", "entries": [
+                    {"src": str(ctx.ws.root / f), "dest": f"{workdir.rstrip('/')}/{f}"} for f in files]})
+            per_platform.append({"platform": platform.name, "layers": layers})
+        return {
+            "name": ref_name(task, ctx), "base": _base(conf["from"], ctx.ws.root),
+            "created": int(ctx.env["SOURCE_DATE_EPOCH"]), "platforms": per_platform,
+            "config": {"entrypoint": conf["entrypoint"], "cmd": conf["cmd"], "env": conf["env"],
+                       "workdir": conf["workdir"] or "", "labels": labels(task, ctx)},
+        }
+
+
+def _base(base: str, root: Path) -> str:
+    if base.startswith("oci:") and not Path(base[4:]).is_absolute():
+        return f"oci:{root / base[4:]}"
+    return base
+
+
+def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any], who: str) -> None:
+    """Install wheels under `root` laid out as in the image, so RECORD and scripts hold the image's paths."""
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    site = conf["site-packages"]
+    if not site:
+        raise UserError(f"{who}: the image holds wheels but does not say where to install them",
+                        hint="set site-packages, e.g. \"/usr/local/lib/python3.11/site-packages\"")
+    inside = {"purelib": site, "platlib": site, "scripts": "/usr/local/bin", "data": "/usr/local",
+              "headers": "/usr/local/include"}
+    scheme = {k: str(root / v.lstrip("/")) for k, v in inside.items()}
+    destination = SchemeDictionaryDestination(scheme, interpreter=conf["python"], script_kind="posix")
+    for wheel in wheels:
+        with WheelFile.open(wheel) as source:
+            install(source, destination, {"INSTALLER": b"polybuild\n"})
+
+
+def _cache_dir(ctx: BuildContext) -> Path:
+    from polybuild.store import default_dir
+
+    return ctx.cache.store.root if ctx.cache else default_dir()

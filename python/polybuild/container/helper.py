@@ -1,0 +1,63 @@
+"""polybuild's Go helper (`go/`): assembles images from artifacts, pushes layouts and copies images between
+registries with go-containerregistry. Found as $POLYBUILD_HELPER, on PATH, or built once from its source."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from polybuild.errors import BuildFailed, UserError
+
+_SOURCE = (Path(__file__).resolve().parents[1] / "_helper", Path(__file__).resolve().parents[3] / "go")
+
+
+def find(cache_dir: Path) -> str:
+    """The helper binary; built with `go build` into the cache the first time it is needed."""
+    explicit = os.environ.get("POLYBUILD_HELPER")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise UserError(f"POLYBUILD_HELPER={explicit} is not an executable file")
+        return explicit
+    on_path = shutil.which("polybuild-helper")
+    if on_path:
+        return on_path
+    source = next((s for s in _SOURCE if (s / "go.mod").is_file()), None)
+    if source is None:
+        raise UserError("polybuild's Go helper is not installed",
+                        hint="put polybuild-helper on PATH or set POLYBUILD_HELPER")
+    return _build(source, cache_dir)
+
+
+def _build(source: Path, cache_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in (".go", ".mod", ".sum")):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    binary = cache_dir / "helper" / digest.hexdigest()[:16] / "polybuild-helper"
+    if binary.is_file():
+        return str(binary)
+    go = shutil.which("go")
+    if go is None:
+        raise UserError("polybuild's Go helper is needed to assemble and push images, and Go is not installed",
+                        hint="install Go, or put a polybuild-helper binary on PATH")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_name(f".polybuild-helper.{os.getpid()}")
+    proc = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "./cmd/polybuild-helper"], cwd=source,
+                          capture_output=True, text=True, env={**os.environ, "CGO_ENABLED": "0"})
+    if proc.returncode != 0:
+        raise UserError(f"building polybuild's Go helper failed:\n{proc.stderr.strip()}")
+    os.replace(tmp, binary)
+    return str(binary)
+
+
+def call(helper: str, args: list[str]) -> dict[str, Any]:
+    """Run one helper command and return its JSON answer; its one-line error becomes a failed build."""
+    proc = subprocess.run([helper, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        message = proc.stderr.strip() or f"polybuild-helper exited with status {proc.returncode}"
+        raise BuildFailed(message)
+    return json.loads(proc.stdout)

@@ -1,0 +1,259 @@
+"""Container images for real: templates rendered and linted, multi-stage Dockerfiles built by buildah on bases
+made here, images assembled from artifacts by the Go helper, pushed to and pulled from a real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import polybuild_env, run_polybuild, write_tree
+from containers import (
+    BUSYBOX_BASE,
+    PYTHON_BASE,
+    build_helper,
+    buildah,
+    buildah_env,
+    busybox_rootfs,
+    commit_rootfs,
+    debian_python_rootfs,
+    pip_wheel,
+)
+
+pytestmark = pytest.mark.e2e
+
+APP_TOML = """
+version = "1.2.3"
+
+[images.app]
+template = "container/Dockerfile.j2"
+artifacts = ["demo-app", "tool"]
+files = ["container/pip.whl"]
+vars = {{ base = "{base}" }}
+choices = {{ flavor = ["runtime", "dev"] }}
+exclude = [{{ flavor = "dev", platform = "linux/arm64" }}]
+tags = ["localhost/app:{{version}}"]
+
+[images.tool-image]
+artifacts = ["tool"]
+from = "scratch"
+entrypoint = ["/usr/local/bin/tool"]
+platforms = ["linux/amd64", "linux/arm64"]
+"""
+
+SOURCES = {
+    "pkg/pyproject.toml": """
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+
+        [project]
+        name = "demo-app"
+        version = "1.2.3"
+
+        [project.scripts]
+        demo-app = "demo_app:main"
+    """,
+    "pkg/demo_app/__init__.py": """
+        def main():
+            print("demo-app ok")
+    """,
+    "tool/go.mod": "module example.com/tool\n\ngo 1.21\n",
+    "tool/main.go": """
+        package main
+
+        import "fmt"
+
+        var version = "dev"
+
+        func main() { fmt.Println("tool " + version) }
+    """,
+    "container/Dockerfile.j2": """
+        {# The app image: a base stage with the wheels installed, then the chosen flavour. #}
+        {% include "stages/base.j2" %}
+        {% include "stages/" ~ flavor ~ ".j2" %}
+    """,
+    "container/stages/base.j2": """
+        FROM {{ base }} AS base
+        COPY container/pip.whl /tmp/pip.whl
+        COPY wheelhouse/ /tmp/wheelhouse/
+        RUN python3 /tmp/pip.whl/pip install --break-system-packages --no-index --no-cache-dir \\
+            --find-links /tmp/wheelhouse demo-app \\
+            && rm -rf /tmp/wheelhouse /tmp/pip.whl
+    """,
+    "container/stages/runtime.j2": """
+        FROM base AS runtime
+        COPY bin/tool /usr/local/bin/tool
+        ENTRYPOINT ["demo-app"]
+    """,
+    "container/stages/dev.j2": """
+        FROM base AS dev
+        RUN echo dev > /etc/flavor
+    """,
+}
+
+
+@pytest.fixture(scope="session")
+def engine_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """buildah with a private store holding the two base images, and the Go helper built from go/."""
+    env = buildah_env(tmp_path_factory.mktemp("buildah"))
+    commit_rootfs(env, busybox_rootfs(tmp_path_factory.mktemp("busybox") / "busybox.tar"), BUSYBOX_BASE)
+    commit_rootfs(env, debian_python_rootfs(), PYTHON_BASE)
+    env["POLYBUILD_HELPER"] = str(build_helper(tmp_path_factory.mktemp("helper")))
+    return env
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    root = write_tree(tmp_path / "ws", {**SOURCES, "polybuild.toml": APP_TOML.format(base=PYTHON_BASE)})
+    shutil.copy(pip_wheel(), root / "container" / "pip.whl")
+    return root
+
+
+def pb(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_polybuild(*args, cwd=root, env=polybuild_env(**env))
+
+
+def load_image(env: dict[str, str], archive: Path, tmp: Path) -> str:
+    """A buildah working container from a built `.oci.tar`."""
+    layout = tmp / f"layout-{archive.parent.name}-{len(list(tmp.iterdir()))}"
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout, filter="data")
+    return buildah(env, "from", "--quiet", f"oci:{layout}")
+
+
+# --- templates ---------------------------------------------------------------------------------------------------
+
+def test_render_marks_each_template_and_applies_choices(app: Path, engine_env: dict[str, str]) -> None:
+    out = pb(app, engine_env, "container", "render", "app", "--check")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "# >>> Dockerfile.j2" in text and "# >>> stages/base.j2" in text and "# <<< stages/runtime.j2" in text
+    assert f"FROM {PYTHON_BASE} AS base" in text and "FROM base AS runtime" in text and "dev" not in text
+    dev = pb(app, engine_env, "container", "render", "app", "--var", "flavor=dev")
+    assert "RUN echo dev > /etc/flavor" in dev.stdout and "runtime" not in dev.stdout
+
+
+def test_render_errors_name_template_line_and_valid_choices(app: Path, engine_env: dict[str, str]) -> None:
+    bad = pb(app, engine_env, "container", "render", "app", "--var", "flavor=gpu")
+    assert bad.returncode == 2 and "'gpu' is not a valid flavor" in bad.stderr and "runtime, dev" in bad.stderr
+    combo = pb(app, engine_env, "container", "render", "app", "--var", "flavor=dev", "--platform", "linux/arm64")
+    assert combo.returncode == 2 and "flavor=dev with platform=linux/arm64" in combo.stderr
+    assert "allowed: flavor=runtime" in combo.stderr
+    (app / "container/stages/runtime.j2").write_text("FROM base AS runtime\nCOPY bin/tool {{ tool_dir }}/tool\n")
+    undefined = pb(app, engine_env, "container", "render", "app")
+    assert undefined.returncode == 2, undefined.stderr
+    assert "container/stages/runtime.j2:2: undefined variable: 'tool_dir' is undefined" in undefined.stderr
+    (app / "container/Dockerfile.j2").write_text('{% include "stages/missing.j2" %}\n')
+    missing = pb(app, engine_env, "container", "render", "app")
+    assert missing.returncode == 2 and "container/Dockerfile.j2:1: unknown template 'stages/missing.j2'" in \
+        missing.stderr
+    assert "Traceback" not in undefined.stderr + missing.stderr
+
+
+def test_check_lints_stages_latest_tags_and_secrets(app: Path, engine_env: dict[str, str]) -> None:
+    (app / "container/stages/runtime.j2").write_text(
+        "FROM debian AS runtime\nARG HF_TOKEN=abc\nCOPY --from=builder /x /x\nFROM busybox:latest\n")
+    out = pb(app, engine_env, "container", "render", "app", "--check")
+    assert out.returncode == 1
+    problems = [line for line in out.stderr.splitlines() if line.startswith("Dockerfile:")]
+    assert len(problems) == 4, out.stderr
+    assert "(from stages/runtime.j2): image 'debian' has no tag" in problems[0]
+    assert "ARG HF_TOKEN looks like a secret" in problems[1]
+    assert "stage 'builder' is not defined" in problems[2]
+    assert "image 'busybox:latest' uses the `latest` tag" in problems[3]
+
+
+# --- Dockerfile images with buildah ------------------------------------------------------------------------------
+
+def test_multistage_image_builds_from_artifacts_and_runs(app: Path, engine_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    out = pb(app, engine_env, "build")
+    assert out.returncode == 0, out.stderr
+    archive = app / "dist/images/app.oci.tar"
+    described = json.loads((app / "dist/images/app.json").read_text())
+    assert described["tags"] == ["localhost/app:1.2.3"] and described["digest"].startswith("sha256:")
+    container = load_image(engine_env, archive, tmp_path)
+    assert buildah(engine_env, "run", container, "--", "demo-app") == "demo-app ok"
+    assert buildah(engine_env, "run", container, "--", "tool") == "tool 1.2.3"
+    # The wheel was installed by pip inside the image, from the wheelhouse polybuild assembled.
+    listing = buildah(engine_env, "run", container, "--", "python3", "-c",
+                      "import demo_app, importlib.metadata as m; print(m.version('demo-app'))")
+    assert listing == "1.2.3"
+    again = pb(app, engine_env, "build", "--json")
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    assert {e["task"]: e["status"] for e in events if e["event"] == "finish"}["image:app"] == "cached"
+    # A template edit rebuilds the image, and only the image.
+    with open(app / "container/stages/runtime.j2", "a") as f:
+        f.write('LABEL note="edited"\n')
+    edited = pb(app, engine_env, "build", "--json")
+    statuses = {e["task"]: e["status"] for e in map(json.loads, edited.stdout.splitlines()) if e["event"] == "finish"}
+    assert statuses["image:app"] == "built" and statuses["py:demo-app"] == "cached", statuses
+
+
+def test_dev_target_and_failing_run_step(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
+    dev = pb(app, engine_env, "container", "build", "app", "--var", "flavor=dev")
+    assert dev.returncode == 0, dev.stderr
+    container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", container, "--", "cat", "/etc/flavor") == "dev"
+    (app / "container/stages/dev.j2").write_text("FROM base AS dev\nRUN echo about to fail && exit 3\n")
+    failed = pb(app, engine_env, "container", "build", "app", "--var", "flavor=dev")
+    assert failed.returncode == 1
+    assert "image:app" in failed.stderr and "about to fail" in failed.stderr  # the step's output is shown
+
+
+def test_unknown_stage_and_missing_secret_are_usage_errors(app: Path, engine_env: dict[str, str]) -> None:
+    stage = pb(app, engine_env, "container", "build", "app", "--target", "tests")
+    assert stage.returncode == 2 and "unknown stage 'tests'" in stage.stderr and "base, runtime" in stage.stderr
+    toml = app / "polybuild.toml"
+    toml.write_text(toml.read_text().replace('tags = ["localhost', 'secrets = { pip_token = "PIP_TOKEN" }\ntags = '
+                                             '["localhost', 1))
+    secret = pb(app, engine_env, "container", "build", "app")
+    assert secret.returncode == 2 and "secret 'pip_token' reads $PIP_TOKEN, which is not set" in secret.stderr
+
+
+def test_secret_mount_reaches_run_but_not_logs_or_image(app: Path, engine_env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    toml = app / "polybuild.toml"
+    toml.write_text(toml.read_text().replace('tags = ["localhost', 'secrets = { token = "APP_TOKEN" }\ntags = '
+                                             '["localhost', 1))
+    (app / "container/stages/dev.j2").write_text(
+        "FROM base AS dev\nRUN --mount=type=secret,id=token test \"$(cat /run/secrets/token)\" = s3cr3t-value "
+        "&& echo secret-seen > /etc/flavor\n")
+    out = pb(app, {**engine_env, "APP_TOKEN": "s3cr3t-value"}, "container", "build", "app", "--var", "flavor=dev")
+    assert out.returncode == 0, out.stderr
+    container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", container, "--", "cat", "/etc/flavor") == "secret-seen"
+    logs = "".join(p.read_text(errors="replace") for p in (app / ".polybuild/logs").glob("*.log"))
+    assert "s3cr3t-value" not in logs + out.stderr
+    assert b"s3cr3t-value" not in (app / "dist/images/app.oci.tar").read_bytes()
+
+
+def test_missing_engine(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("go", "git"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    env = {**engine_env, "PATH": f"{bin_dir}:{Path(os.sys.executable).parent}"}
+    named = pb(app, env, "build", "image:app")
+    assert named.returncode == 2 and "no container engine found" in named.stderr
+    assert "apt-get install buildah" in named.stderr
+    toml = app / "polybuild.toml"
+    toml.write_text(toml.read_text().replace('[images.app]\n', '[images.app]\noptional = true\n'))
+    everything = pb(app, env, "build")
+    assert everything.returncode == 0, everything.stderr
+    assert "note: skipped image:app: no container engine is installed" in everything.stderr
+    assert (app / "dist/images/tool-image.oci.tar").is_file()  # the assembled image needs no engine
+
+
+def test_failed_artifact_skips_its_image(app: Path, engine_env: dict[str, str]) -> None:
+    (app / "tool/main.go").write_text("package main\n\nfunc main() { undefined() }\n")
+    out = pb(app, engine_env, "build", "--keep-going", "image:app")
+    assert out.returncode == 1
+    assert "go:tool" in out.stderr and "dependency go:tool failed" in out.stderr + out.stdout
+    assert not (app / "dist/images/app.oci.tar").exists()
