@@ -17,6 +17,22 @@ import (
 // failure of the work it asked for (exit 1).
 var errUsage = errors.New("usage")
 
+// JSON outputs of push, copy and digest (build prints ociimage.Result).
+type (
+	pushResult struct {
+		Ref    string `json:"ref"`
+		Digest string `json:"digest"`
+	}
+	copyResult struct {
+		Src    string `json:"src"`
+		Dst    string `json:"dst"`
+		Digest string `json:"digest"`
+	}
+	digestResult struct {
+		Digest string `json:"digest"`
+	}
+)
+
 // runImage runs `image SUBCOMMAND ...`. Every subcommand prints one JSON
 // object on success; the Python side parses it.
 func runImage(args []string, stdout, stderr io.Writer) int {
@@ -132,7 +148,7 @@ func imagePush(ctx context.Context, args []string, stderr io.Writer) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"ref": *ref, "digest": d}, nil
+	return pushResult{Ref: *ref, Digest: d}, nil
 }
 
 func imageCopy(ctx context.Context, args []string, stderr io.Writer) (any, error) {
@@ -145,7 +161,7 @@ func imageCopy(ctx context.Context, args []string, stderr io.Writer) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"src": pos[0], "dst": pos[1], "digest": d}, nil
+	return copyResult{Src: pos[0], Dst: pos[1], Digest: d}, nil
 }
 
 func imageDigest(args []string, stderr io.Writer) (any, error) {
@@ -163,5 +179,5 @@ func imageDigest(args []string, stderr io.Writer) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"digest": d}, nil
+	return digestResult{Digest: d}, nil
 }

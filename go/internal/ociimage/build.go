@@ -33,13 +33,18 @@ type ManifestResult struct {
 // Build assembles the spec's image index and writes it as the OCI image
 // layout layoutDir, replacing whatever layout was there.
 func Build(ctx context.Context, spec *Spec, layoutDir string, opts Options) (*Result, error) {
+	layoutDir, err := prepareLayoutDir(layoutDir)
+	if err != nil {
+		return nil, err
+	}
 	b, err := openBase(ctx, spec.Base, opts)
 	if err != nil {
 		return nil, err
 	}
-	// Compressed layers are staged as files (not memory) for
-	// go-containerregistry to hash and then copy into the layout.
-	staging, err := os.MkdirTemp("", "polybuild-layers-")
+	// Compressed layers are staged as files, not in memory, next to the
+	// output: that file system has to hold them anyway, and /tmp may be a
+	// small tmpfs.
+	staging, err := os.MkdirTemp(filepath.Dir(layoutDir), "."+filepath.Base(layoutDir)+".layers-")
 	if err != nil {
 		return nil, err
 	}

@@ -434,6 +434,11 @@ func TestBuildErrors(t *testing.T) {
 			}
 		})
 	}
+	// Neither staged layers nor half-written layouts are left behind.
+	ents, _ := os.ReadDir(tmp)
+	if len(ents) != 1 || ents[0].Name() != "base" {
+		t.Errorf("left in %s: %v", tmp, ents)
+	}
 }
 
 func TestBuildReplacesLayout(t *testing.T) {
@@ -478,7 +483,7 @@ func TestParseSpecErrors(t *testing.T) {
 		json string
 		want string
 	}{
-		{`{"base": "scratch", "created": 1, "platforms": [}`, "invalid JSON at line 1, column 50"},
+		{`{"base": "scratch", "created": 1, "platforms": [}`, "invalid JSON at line 1, column 49"},
 		{"{\n \"base\": \"scratch\",\n \"created\": \"now\"}", `field "created" (line 3, column 18): got JSON string, want an integer`},
 		{`{"base": "scratch", "created": 1, "platforms": [{"platform": "linux/amd64", "layers": {}}]}`, `field "platforms.layers"`},
 		{`{"base": "scratch", "created": 1, "platform": []}`, `unknown field "platform"`},

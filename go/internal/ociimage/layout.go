@@ -18,31 +18,35 @@ import (
 // annotationRefName is the OCI annotation that names an index.json entry.
 const annotationRefName = "org.opencontainers.image.ref.name"
 
-// writeLayout writes idx as the only entry of a new OCI image layout at
-// dir. The layout is written next to dir and renamed into place, so a
-// reader sees the old layout or the new one, never a half-written one.
-// An existing dir is replaced only if it is empty or an OCI layout, so a
-// wrong path cannot delete unrelated files.
-func writeLayout(dir string, idx v1.ImageIndex, refName string) error {
+// prepareLayoutDir returns dir made absolute, with its parent created,
+// after checking that an existing dir may be replaced: only an empty
+// directory or an OCI layout is, so a wrong path cannot delete unrelated
+// files. It runs before any work so that such a mistake fails fast.
+func prepareLayoutDir(dir string) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := checkReplaceable(dir); err != nil {
-		return err
+		return "", err
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", parent, err)
+		return "", fmt.Errorf("creating %s: %w", parent, err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	return dir, nil
+}
+
+// writeLayout writes idx as the only entry of a new OCI image layout at
+// dir (from prepareLayoutDir). The layout is written next to dir and
+// renamed into place, so a reader sees the old layout or the new one,
+// never a half-written one.
+func writeLayout(dir string, idx v1.ImageIndex, refName string) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("creating a temporary layout next to %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
 	p, err := layout.Write(tmp, empty.Index)
 	if err != nil {
 		return fmt.Errorf("writing layout: %w", err)
@@ -53,6 +57,9 @@ func writeLayout(dir string, idx v1.ImageIndex, refName string) error {
 	}
 	if err := p.AppendIndex(idx, lopts...); err != nil {
 		return fmt.Errorf("writing layout: %w", err)
+	}
+	if err := makeReadable(tmp); err != nil {
+		return err
 	}
 
 	// rename(2) cannot replace a non-empty directory, so the old layout is
@@ -75,6 +82,22 @@ func writeLayout(dir string, idx v1.ImageIndex, refName string) error {
 		return os.RemoveAll(old)
 	}
 	return nil
+}
+
+// makeReadable gives the layout the usual 0755/0644 modes: blobs are
+// written as private temp files, and the layout may be read by another
+// user, such as a rootless container tool.
+func makeReadable(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(p, mode)
+	})
 }
 
 func checkReplaceable(dir string) error {

@@ -81,7 +81,9 @@ func registryError(op string, ref name.Reference, err error) error {
 		if len(terr.Errors) > 0 {
 			var ds []string
 			for _, d := range terr.Errors {
-				ds = append(ds, d.String())
+				// Code and message only: the detail is free-form JSON that
+				// would print as a Go map.
+				ds = append(ds, fmt.Sprintf("%s: %s", d.Code, d.Message))
 			}
 			msg += " (" + strings.Join(ds, "; ") + ")"
 		}
@@ -96,7 +98,10 @@ func registryError(op string, ref name.Reference, err error) error {
 		hint = "is the registry running on that address?"
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		msg = fmt.Sprintf("registry %s did not answer in time: %v", reg, err)
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case ref.Context().Registry.Scheme() == "https" && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// Only meaningful when HTTPS was all that was tried: for localhost
+		// go-containerregistry tries HTTPS first and then HTTP, and the
+		// first failure shows up in the message whatever the real cause.
 		msg = fmt.Sprintf("registry %s speaks plain HTTP, not HTTPS", reg)
 		hint = "pass --insecure for a plain-HTTP registry that is not on localhost"
 	case isTLSError(err):
