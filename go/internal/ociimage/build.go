@@ -212,8 +212,9 @@ func writeLayer(path string, ls LayerSpec, created time.Time) (v1.Layer, error) 
 // mergeConfig applies the spec's config onto the base's. Given entrypoint
 // or cmd replace the base's; as in a Dockerfile, a new entrypoint without a
 // cmd also drops the base's cmd, which was meant as arguments to the old
-// entrypoint. Env entries replace same-named ones in place and new ones are
-// appended in name order; labels and exposed ports are merged.
+// entrypoint. A workdir or user given replaces the base's. Env entries
+// replace same-named ones in place and new ones are appended in name
+// order; labels and exposed ports are merged.
 func mergeConfig(c *v1.Config, s ConfigSpec) {
 	if s.Entrypoint != nil {
 		c.Entrypoint = append([]string{}, *s.Entrypoint...)
@@ -224,11 +225,11 @@ func mergeConfig(c *v1.Config, s ConfigSpec) {
 	if s.Cmd != nil {
 		c.Cmd = append([]string{}, *s.Cmd...)
 	}
-	if s.Workdir != nil {
-		c.WorkingDir = *s.Workdir
+	if s.Workdir != "" {
+		c.WorkingDir = s.Workdir
 	}
-	if s.User != nil {
-		c.User = *s.User
+	if s.User != "" {
+		c.User = s.User
 	}
 	c.Env = mergeEnv(c.Env, s.Env)
 	if len(s.Labels) > 0 {

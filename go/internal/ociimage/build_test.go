@@ -59,7 +59,6 @@ func (f fixture) spec(base string) *Spec {
 	c := int64(created)
 	entry := []string{"operator"}
 	cmd := []string{"serve"}
-	workdir := "/srv"
 	plat := func(p, arch string) PlatformSpec {
 		return PlatformSpec{Platform: p, Layers: []LayerSpec{
 			{Comment: "site-packages", Entries: []EntrySpec{{Src: f.path("site"), Dest: "/usr/lib/python3/site-packages"}}},
@@ -75,7 +74,8 @@ func (f fixture) spec(base string) *Spec {
 			Entrypoint:   &entry,
 			Cmd:          &cmd,
 			Env:          map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin", "APP": "frontend"},
-			Workdir:      &workdir,
+			Workdir:      "/srv",
+			User:         "1000",
 			Labels:       map[string]string{"org.opencontainers.image.version": "1.2.3"},
 			ExposedPorts: []string{"8080/tcp", "9090"},
 		},
@@ -339,9 +339,10 @@ func TestBuildOnLayoutBase(t *testing.T) {
 	if want := map[string]string{"org.opencontainers.image.version": "1.2.3", "extra": "yes"}; !reflect.DeepEqual(cfg.Labels, want) {
 		t.Errorf("labels = %v", cfg.Labels)
 	}
-	// A new entrypoint drops the base's cmd; workdir and ports are kept.
-	if !reflect.DeepEqual(cfg.Entrypoint, entry) || cfg.Cmd != nil || cfg.WorkingDir != "/srv" {
-		t.Errorf("entrypoint %v cmd %v workdir %q", cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir)
+	// A new entrypoint drops the base's cmd; workdir, user and ports are
+	// kept.
+	if !reflect.DeepEqual(cfg.Entrypoint, entry) || cfg.Cmd != nil || cfg.WorkingDir != "/srv" || cfg.User != "1000" {
+		t.Errorf("entrypoint %v cmd %v workdir %q user %q", cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir, cfg.User)
 	}
 	if _, ok := cfg.ExposedPorts["9090/tcp"]; !ok || len(cfg.ExposedPorts) != 2 {
 		t.Errorf("exposed ports = %v", cfg.ExposedPorts)
@@ -534,7 +535,7 @@ func TestParseSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *s.Platforms[0].Layers[0].Entries[0].Mode != 0o755 || *s.Config.User != "" {
+	if *s.Platforms[0].Layers[0].Entries[0].Mode != 0o755 || s.Config.Workdir != "/" {
 		t.Errorf("parsed %+v", s)
 	}
 }

@@ -58,14 +58,16 @@ type EntrySpec struct {
 	Mode *int64 `json:"mode"`
 }
 
-// ConfigSpec is merged onto the base image's config. Pointer fields
-// distinguish "not given" (keep the base's) from an explicit empty value.
+// ConfigSpec is merged onto the base image's config. Entrypoint and Cmd
+// are pointers to tell "not given" (null or absent: keep the base's) from
+// an explicit [] (clear it). An empty Workdir or User keeps the base's:
+// "/" and "root" say the defaults explicitly.
 type ConfigSpec struct {
 	Entrypoint   *[]string         `json:"entrypoint"`
 	Cmd          *[]string         `json:"cmd"`
 	Env          map[string]string `json:"env"`
-	Workdir      *string           `json:"workdir"`
-	User         *string           `json:"user"`
+	Workdir      string            `json:"workdir"`
+	User         string            `json:"user"`
 	Labels       map[string]string `json:"labels"`
 	ExposedPorts []string          `json:"exposed_ports"`
 }
