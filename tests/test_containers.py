@@ -3,6 +3,7 @@ made here, images assembled from artifacts by the Go helper, pushed to and pulle
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from containers import (
     debian_python_rootfs,
     pip_wheel,
 )
+from servers import Registry
 
 pytestmark = pytest.mark.e2e
 
@@ -222,9 +224,10 @@ def test_secret_mount_reaches_run_but_not_logs_or_image(app: Path, engine_env: d
     toml = app / "polybuild.toml"
     toml.write_text(toml.read_text().replace('tags = ["localhost', 'secrets = { token = "APP_TOKEN" }\ntags = '
                                              '["localhost', 1))
+    digest = hashlib.sha256(b"s3cr3t-value").hexdigest()  # the Dockerfile must not hold the value either
     (app / "container/stages/dev.j2").write_text(
-        "FROM base AS dev\nRUN --mount=type=secret,id=token test \"$(cat /run/secrets/token)\" = s3cr3t-value "
-        "&& echo secret-seen > /etc/flavor\n")
+        "FROM base AS dev\nRUN --mount=type=secret,id=token test \"$(sha256sum < /run/secrets/token | cut -c1-64)\""
+        f" = {digest} && echo secret-seen > /etc/flavor\n")
     out = pb(app, {**engine_env, "APP_TOKEN": "s3cr3t-value"}, "container", "build", "app", "--var", "flavor=dev")
     assert out.returncode == 0, out.stderr
     container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
@@ -257,3 +260,86 @@ def test_failed_artifact_skips_its_image(app: Path, engine_env: dict[str, str]) 
     assert out.returncode == 1
     assert "go:tool" in out.stderr and "dependency go:tool failed" in out.stderr + out.stdout
     assert not (app / "dist/images/app.oci.tar").exists()
+
+
+# --- images assembled from artifacts by the Go helper, and a real registry -------------------------------------------
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    server = Registry(tmp_path / "registry")
+    yield server
+    server.stop()
+
+
+def index_platforms(archive: Path, tmp: Path) -> list[str]:
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    top = json.loads((tmp / "index.json").read_text())["manifests"][0]["digest"].split(":")[1]
+    index = json.loads((tmp / "blobs/sha256" / top).read_text())
+    return [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]]
+
+
+def test_assembled_image_is_bit_identical_across_checkouts(app: Path, engine_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    other = shutil.copytree(app, tmp_path / "elsewhere")
+    first = pb(app, engine_env, "build", "image:tool-image")
+    os.utime(other / "tool/main.go", (1, 1))  # different mtimes must not matter
+    second = pb(other, engine_env, "build", "image:tool-image")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a = (app / "dist/images/tool-image.oci.tar").read_bytes()
+    b = (other / "dist/images/tool-image.oci.tar").read_bytes()
+    assert a == b
+    assert index_platforms(app / "dist/images/tool-image.oci.tar", tmp_path / "x") == ["linux/amd64", "linux/arm64"]
+
+
+def test_push_pull_run_and_promote_through_a_registry(app: Path, engine_env: dict[str, str], tmp_path: Path,
+                                                      registry: Registry) -> None:
+    ref = f"{registry.host}/team/tool:1.2.3"
+    pushed = pb(app, engine_env, "container", "push", "tool-image", "--tag", ref)
+    assert pushed.returncode == 0, pushed.stderr
+    digest = json.loads((app / "dist/images/tool-image.json").read_text())["digest"]
+    assert f"pushed {ref}@{digest}" in pushed.stderr
+    buildah(engine_env, "pull", "--quiet", "--tls-verify=false", f"docker://{ref}")
+    container = buildah(engine_env, "from", "--quiet", "--tls-verify=false", f"docker://{ref}")
+    assert buildah(engine_env, "run", container, "--", "/usr/local/bin/tool") == "tool 1.2.3"
+    prod = f"{registry.host}/prod/tool:1.2.3"
+    promoted = pb(app, engine_env, "container", "promote", ref, prod)
+    assert promoted.returncode == 0, promoted.stderr
+    assert json.loads(promoted.stdout)["digest"] == digest
+    # Every platform came along: the arm64 image is there by the same index.
+    arm = buildah(engine_env, "pull", "--quiet", "--tls-verify=false", "--arch", "arm64", f"docker://{prod}")
+    assert arm
+
+
+def test_registry_down_or_refusing_is_a_clear_failure(app: Path, engine_env: dict[str, str],
+                                                      registry: Registry) -> None:
+    registry.stop()
+    down = pb(app, engine_env, "container", "push", "tool-image", "--tag", f"{registry.host}/tool:1")
+    assert down.returncode == 1 and f"cannot connect to registry {registry.host}" in down.stderr
+    assert "Traceback" not in down.stderr and "goroutine" not in down.stderr
+    missing = pb(app, engine_env, "container", "promote", f"{registry.host}/none:1", f"{registry.host}/x:1")
+    assert missing.returncode == 1 and registry.host in missing.stderr
+
+
+def test_assembled_python_image_installs_wheels_on_a_layout_base(app: Path, engine_env: dict[str, str],
+                                                                 tmp_path: Path) -> None:
+    base = tmp_path / "python-base"
+    buildah(engine_env, "push", "--quiet", PYTHON_BASE, f"oci:{base}")
+    with open(app / "polybuild.toml", "a") as f:
+        f.write(f"""
+[images.app-slim]
+artifacts = ["demo-app"]
+from = "oci:{base}"
+python = "/usr/bin/python3"
+site-packages = "/usr/local/lib/python3.11/dist-packages"
+entrypoint = ["/usr/local/bin/demo-app"]
+labels = {{ "org.opencontainers.image.vendor" = "polybuild tests" }}
+""")
+    out = pb(app, engine_env, "build", "image:app-slim")
+    assert out.returncode == 0, out.stderr
+    container = load_image(engine_env, app / "dist/images/app-slim.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", container, "--", "/usr/local/bin/demo-app") == "demo-app ok"
+    config = json.loads(buildah(engine_env, "inspect", "--type", "container", container))["OCIv1"]["config"]
+    assert config["Labels"]["org.opencontainers.image.version"] == "1.2.3"
+    assert config["Labels"]["org.opencontainers.image.vendor"] == "polybuild tests"
+    assert config["Entrypoint"] == ["/usr/local/bin/demo-app"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from polybuild import builders
 from polybuild.cache import Output, describe
+from polybuild.errors import PolybuildError
 from polybuild.process import Cancelled, ProcessGroup
 
 if TYPE_CHECKING:
@@ -262,7 +263,11 @@ class Executor:
         if step.action is not None:
             if self.procs.cancelled.is_set():
                 raise Cancelled
-            step.action()
+            try:
+                step.action()
+            except PolybuildError as exc:  # e.g. the helper's one-line error: the log and summary show it
+                log.write(f"{exc}\n".encode())
+                return False
             return True
         env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
         code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log)

@@ -168,6 +168,9 @@ class AssembleBuilder(_ImageBuilder):
         from polybuild.container import helper
 
         helper.find(_cache_dir(ctx))
+        if any(d.startswith("py:") for d in task.deps) and not task.target.info["spec"]["site-packages"]:
+            raise UserError(f"{task.target.id}: the image holds wheels but does not say where to install them",
+                            hint='set site-packages, e.g. "/usr/local/lib/python3.11/site-packages"')
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         from polybuild.container import helper
@@ -196,7 +199,7 @@ class AssembleBuilder(_ImageBuilder):
             layers = []
             if wheels:
                 root = work / "wheels" / platform.slug
-                install_wheels(wheels, root, conf, task.target.id)
+                install_wheels(wheels, root, conf)
                 layers.append({"comment": "wheels: " + ", ".join(w.name for w in wheels),
                                "entries": [{"src": str(root), "dest": "/"}]})
             if binaries:
@@ -211,7 +214,8 @@ class AssembleBuilder(_ImageBuilder):
         return {
             "name": ref_name(task, ctx), "base": _base(conf["from"], ctx.ws.root),
             "created": int(ctx.env["SOURCE_DATE_EPOCH"]), "platforms": per_platform,
-            "config": {"entrypoint": conf["entrypoint"], "cmd": conf["cmd"], "env": conf["env"],
+            # An unset entrypoint or cmd is left out, so the base's own stays.
+            "config": {"entrypoint": conf["entrypoint"] or None, "cmd": conf["cmd"] or None, "env": conf["env"],
                        "workdir": conf["workdir"] or "", "labels": labels(task, ctx)},
         }
 
@@ -222,16 +226,13 @@ def _base(base: str, root: Path) -> str:
     return base
 
 
-def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any], who: str) -> None:
+def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any]) -> None:
     """Install wheels under `root` laid out as in the image, so RECORD and scripts hold the image's paths."""
     from installer import install
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
     site = conf["site-packages"]
-    if not site:
-        raise UserError(f"{who}: the image holds wheels but does not say where to install them",
-                        hint="set site-packages, e.g. \"/usr/local/lib/python3.11/site-packages\"")
     inside = {"purelib": site, "platlib": site, "scripts": "/usr/local/bin", "data": "/usr/local",
               "headers": "/usr/local/include"}
     scheme = {k: str(root / v.lstrip("/")) for k, v in inside.items()}
