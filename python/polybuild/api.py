@@ -241,10 +241,15 @@ def _clean_tmp(state_dir: Path) -> None:
         os.rmdir(tmp)
 
 
+def image_target(loaded: Loaded, name: str):
+    """The image target called `name` (an image may share its name with the package it holds)."""
+    return loaded.ws.resolve(name, kinds=frozenset({"image"}))
+
+
 def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
     """Override an image's config for this run (`--var`, `--target`, `--tag`, ...); the overrides are part of its
     cache key like the config they replace. Returns the image's target id."""
-    image = loaded.ws.resolve(name, kinds=frozenset({"image"}))
+    image = image_target(loaded, name)
     spec = dict(image.info["spec"])
     if options.get("vars"):
         spec["set"] = {**spec.get("set", {}), **options["vars"]}
@@ -268,7 +273,7 @@ def render_image(loaded: Loaded, name: str, platform: str | None = None):
     from polybuild.plan import Task
     from polybuild.platforms import Platform, host
 
-    image = loaded.ws.resolve(name, kinds=frozenset({"image"}))
+    image = image_target(loaded, name)
     if not image.info["spec"]["template"]:
         raise UserError(f"{image.id} is assembled from artifacts and has no Dockerfile template")
     names = [platform] if platform else image.info["spec"]["platforms"] or [f"linux/{host().arch}"]

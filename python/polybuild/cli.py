@@ -380,7 +380,7 @@ def _render(loaded, args: argparse.Namespace) -> int:
         return 0
     from polybuild.container.lint import check
 
-    problems = check(rendered, loaded.ws.resolve(args.image).info["spec"]["allow-latest"])
+    problems = check(rendered, api.image_target(loaded, args.image).info["spec"]["allow-latest"])
     for problem in problems:
         print(f"{problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -108,7 +108,7 @@ IMAGE = Table(
                             value_types=(str,)),
     },
     doc="A container image target. Images appear in the graph with edges to the artifacts they contain, and "
-    "build into an OCI layout under `<dist-dir>/images/<image>/`.",
+    "build into `<dist-dir>/images/<image>.oci.tar` (an OCI layout) and `<image>.json` (digest, tags).",
 )
 
 CONTAINER = Table(

@@ -13,7 +13,8 @@ from typing import Any
 
 from polybuild.errors import BuildFailed, UserError
 
-_SOURCE = (Path(__file__).resolve().parents[1] / "_helper", Path(__file__).resolve().parents[3] / "go")
+# In a checkout of polybuild the helper's source sits at the top level, next to python/.
+_SOURCE = Path(__file__).resolve().parents[3] / "go"
 
 
 def find(cache_dir: Path) -> str:
@@ -26,11 +27,10 @@ def find(cache_dir: Path) -> str:
     on_path = shutil.which("polybuild-helper")
     if on_path:
         return on_path
-    source = next((s for s in _SOURCE if (s / "go.mod").is_file()), None)
-    if source is None:
+    if not (_SOURCE / "go.mod").is_file():
         raise UserError("polybuild's Go helper is not installed",
-                        hint="put polybuild-helper on PATH or set POLYBUILD_HELPER")
-    return _build(source, cache_dir)
+                        hint="put polybuild-helper (built from polybuild's go/) on PATH, or set POLYBUILD_HELPER")
+    return _build(_SOURCE, cache_dir)
 
 
 def _build(source: Path, cache_dir: Path) -> str:
