@@ -343,3 +343,16 @@ labels = {{ "org.opencontainers.image.vendor" = "polybuild tests" }}
     assert config["Labels"]["org.opencontainers.image.version"] == "1.2.3"
     assert config["Labels"]["org.opencontainers.image.vendor"] == "polybuild tests"
     assert config["Entrypoint"] == ["/usr/local/bin/demo-app"]
+
+
+def test_build_args_tags_and_push_of_a_dockerfile_image(app: Path, engine_env: dict[str, str],
+                                                        registry: Registry) -> None:
+    (app / "container/stages/dev.j2").write_text("FROM base AS dev\nARG NOTE\nRUN echo \"$NOTE\" > /etc/flavor\n")
+    ref = f"{registry.host}/app:dev"
+    out = pb(app, engine_env, "container", "build", "app", "--var", "flavor=dev", "--build-arg", "NOTE=from-arg",
+             "--tag", ref, "--push")
+    assert out.returncode == 0, out.stderr
+    digest = json.loads((app / "dist/images/app.json").read_text())["digest"]
+    assert f"pushed {ref}@{digest}" in out.stderr
+    container = buildah(engine_env, "from", "--quiet", "--tls-verify=false", f"docker://{ref}")
+    assert buildah(engine_env, "run", container, "--", "cat", "/etc/flavor") == "from-arg"
