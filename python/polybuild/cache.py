@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from polybuild.remote import RemoteCache, RemoteFile
 from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, sha256_file, warn
+
+if TYPE_CHECKING:
+    from polybuild.remote import RemoteCache
 
 
 @dataclass
@@ -51,6 +54,8 @@ class TaskCache:
             self.store.put_blob(log_blob[0], data=data)
         self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None))
         if self.remote is not None:
+            from polybuild.remote import RemoteFile
+
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
             self.remote.push(key, files, log_blob, self.store)
 
