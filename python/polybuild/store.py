@@ -45,11 +45,12 @@ class LocalStore:
         self.root = root
         self._dirs: set[Path] = set()  # fan-out directories known to exist: one mkdir per run, not per write
 
+    # 16 fan-out directories each: a fresh store creates few directories, and none holds too many files.
     def _blob(self, digest: str) -> Path:
-        return self.root / "cas" / digest[:2] / digest
+        return self.root / "cas" / digest[:1] / digest
 
     def _ac(self, key: str) -> Path:
-        return self.root / "ac" / key[:2] / key
+        return self.root / "ac" / key[:1] / key
 
     def _ensure_dir(self, path: Path) -> None:
         if path not in self._dirs:
@@ -137,13 +138,13 @@ class LocalStore:
         """Drop least recently used entries until the store (manifests, which hold small files inline, and blobs)
         fits in `max_bytes`; returns (entries, blobs) removed."""
         manifests = sorted(((p.stat().st_mtime, p) for p in (self.root / "ac").glob("*/*")), reverse=True)
-        blobs = {p.name: p.stat().st_size for p in (self.root / "cas").glob("*/*")}
+        blobs = {p.name: (p, p.stat().st_size) for p in (self.root / "cas").glob("*/*")}
         kept: set[str] = set()
         used = 0
         removed_entries = 0
         for _, path in manifests:  # newest first: keep while they fit
             entry = _entry_size_and_blobs(path)
-            extra = entry[0] + sum(blobs.get(d, 0) for d in entry[1] - kept) if entry else 0
+            extra = entry[0] + sum(blobs[d][1] for d in entry[1] - kept if d in blobs) if entry else 0
             if entry is None or used + extra > max_bytes:
                 path.unlink(missing_ok=True)
                 removed_entries += 1
@@ -151,9 +152,9 @@ class LocalStore:
             kept |= entry[1]
             used += extra
         removed_blobs = 0
-        for name in blobs:
+        for name, (path, _) in blobs.items():
             if name not in kept:
-                self._blob(name).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
                 removed_blobs += 1
         return removed_entries, removed_blobs
 
