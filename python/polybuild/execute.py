@@ -57,8 +57,8 @@ def slug(text: str) -> str:
 
 class Executor:
     """Runs a plan on `jobs` worker threads. Each worker takes the next ready task itself as soon as it finishes one,
-    so no task waits for a hand-off through the main thread, which only refreshes the progress line and takes
-    Ctrl-C."""
+    so no task waits for a hand-off through the main thread, which only refreshes the progress line (woken by a
+    timer, not by every task) and takes Ctrl-C."""
 
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter) -> None:
         self.plan = plan
@@ -92,10 +92,11 @@ class Executor:
         for worker in workers:
             worker.start()
         try:
-            with self._cond:
-                while self._running or (self._ready and not self._stopping):
-                    self._cond.wait(0.25)
-                    self.reporter.tick(dict(self._running))
+            for worker in workers:  # they stop when nothing is left to start
+                while worker.is_alive():
+                    worker.join(0.25)
+                    with self._cond:
+                        self.reporter.tick(dict(self._running))
         except KeyboardInterrupt:
             with self._cond:
                 self._stopping = True
