@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -128,7 +129,26 @@ def test_missing_blob_is_a_miss_not_an_error(workspace, private_cache):
             blob.unlink()
     proc = build(root)
     assert "incomplete" in proc.stderr
-    assert set(statuses(proc).values()) == {"done"}
+    done = statuses(proc)
+    assert done["go:svc"] == done["go:tool"] == "done"  # binaries are blobs; the small wheel is in its manifest
+    assert set(done.values()) <= {"done", "cached"}
+
+
+def test_small_outputs_live_in_the_manifest_and_are_verified(workspace, private_cache):
+    root = workspace(GO_WS)
+    build(root)
+    wheel = next((root / "dist").glob("app-1.0.0-*.whl"))
+    manifest_path = next(p for p in (private_cache / "ac").rglob("*") if p.is_file() and b'"py:app"' in p.read_bytes())
+    manifest = json.loads(manifest_path.read_bytes())
+    digest = manifest["artifacts"][0]["sha256"]
+    assert base64.b64decode(manifest["inline"][digest]) == wheel.read_bytes()
+    assert not list((private_cache / "cas").rglob(digest))
+    manifest["inline"][digest] = base64.b64encode(b"not the wheel").decode()
+    manifest_path.write_text(json.dumps(manifest))
+    wheel.unlink()
+    proc = build(root)
+    assert "is corrupt" in proc.stderr and statuses(proc)["py:app"] == "done"
+    assert set(statuses(build(root)).values()) == {"cached"}
 
 
 def test_no_cache_builds_everything(workspace):

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
-    import networkx as nx
-
+    from polybuild.graph import TargetGraph
     from polybuild.workspace import Workspace
 
 
@@ -38,10 +37,9 @@ def changed_files(ws: Workspace, since: str) -> list[str]:
     return sorted(diffed | ws.untracked)
 
 
-def affected(ws: Workspace, graph: nx.DiGraph, since: str) -> Affected:
+def affected(ws: Workspace, graph: TargetGraph, since: str) -> Affected:
     import networkx as nx
 
-    from polybuild.graph import order
     from polybuild.inputs import InputIndex
 
     files = changed_files(ws, since)
@@ -57,9 +55,10 @@ def affected(ws: Workspace, graph: nx.DiGraph, since: str) -> Affected:
         hit = set()
         for f in files:
             hit |= owners.get(f) or _owner_by_directory(ws, f)
+    digraph = graph.to_networkx()
     for tid in list(hit):
-        hit |= nx.ancestors(graph, tid)
-    return Affected(since, files, order(graph, hit))
+        hit |= nx.ancestors(digraph, tid)
+    return Affected(since, files, graph.order(hit))
 
 
 def _owner_by_directory(ws: Workspace, path: str) -> set[str]:

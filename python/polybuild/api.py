@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from polybuild.execute import TaskResult
+    from polybuild.graph import TargetGraph
     from polybuild.plan import Plan
     from polybuild.workspace import Workspace
 
@@ -25,7 +27,12 @@ if TYPE_CHECKING:
 @dataclass
 class Loaded:
     ws: Workspace
-    graph: nx.DiGraph
+    dag: TargetGraph  # what build and run use: plain dicts, no networkx import
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The target graph as a networkx DiGraph: an edge from each target to each target it depends on."""
+        return self.dag.to_networkx()
 
 
 def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded:
@@ -44,11 +51,9 @@ def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded
 
 def select(loaded: Loaded, names: list[str]) -> set[str]:
     """The named targets and their dependencies; all targets when none are named."""
-    from polybuild.graph import closure
-
     if not names:
         return set(loaded.ws.targets)
-    return closure(loaded.graph, [loaded.ws.resolve(n).id for n in names])
+    return loaded.dag.closure(loaded.ws.resolve(n).id for n in names)
 
 
 @dataclass
@@ -75,7 +80,7 @@ def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), 
         raise UserError(f"no targets found under {loaded.ws.root}",
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    plan = build_plan(loaded.ws, loaded.graph, select(loaded, list(targets)), chosen_variants, chosen_platforms)
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms)
     _skip_unavailable_images(loaded, plan, {loaded.ws.resolve(n).id for n in targets})
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
 
@@ -89,7 +94,7 @@ def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
     names = list(targets)
     selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
-    plan = run_plan(loaded.ws, loaded.graph, selected, action, chosen_variants, chosen_platforms)
+    plan = run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, cache=cache or CacheOptions())
 
 
@@ -111,13 +116,11 @@ def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> Non
 def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
     """Why each task of the target would rebuild (or that it is up to date)."""
     from polybuild.explain import explain as explain_plan
-    from polybuild.graph import closure
     from polybuild.plan import build_plan, choose_dimensions
 
     target = loaded.ws.resolve(name)
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    plan = build_plan(loaded.ws, loaded.graph, closure(loaded.graph, [target.id]), chosen_variants,
-                      chosen_platforms)
+    plan = build_plan(loaded.ws, loaded.dag, loaded.dag.closure([target.id]), chosen_variants, chosen_platforms)
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
     ctx = _context(loaded, CacheOptions())
@@ -147,13 +150,13 @@ class CacheOptions:
 
 
 def _remote(ws: Workspace, options: CacheOptions):
-    from polybuild.remote import RemoteCache
-
     conf = ws.config["remote"]
     url = options.remote_url or os.environ.get("POLYBUILD_REMOTE_URL") or conf["url"]
     if not url:
         return None
     import urllib.parse
+
+    from polybuild.remote import RemoteCache
 
     if not url.startswith(("http://", "https://")) or not urllib.parse.urlsplit(url).hostname:
         raise UserError(f"not a remote cache URL: {url.split('@')[-1]}",
@@ -183,7 +186,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
         cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
         store = LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir)
         cache = TaskCache(store, _remote(ws, cache_options))
-    inputs = InputIndex(ws, loaded.graph)
+    inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,

@@ -1,15 +1,27 @@
-"""Task results in the store: saving a task's outputs under its key, and restoring them (verified) on a hit."""
+"""Task results in the store: saving a task's outputs under its key, and restoring them (verified) on a hit.
+
+Small files (outputs and logs) live inside the entry's manifest instead of as blobs of their own: an entry of small
+files is one file in the store, not one per file plus the manifest. Creating files is most of what saving costs.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from polybuild.remote import RemoteCache, RemoteFile
 from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, sha256_file, warn
+
+if TYPE_CHECKING:
+    from polybuild.remote import RemoteCache
+
+INLINE_MAX = 64 * 1024  # a file up to this size is kept in the manifest...
+INLINE_BUDGET = 1024 * 1024  # ...while the manifest's inline files add up to at most this
 
 
 @dataclass
@@ -20,9 +32,11 @@ class Output:
     sha256: str
     size: int
     mode: int
+    content: bytes | None = field(default=None, repr=False, compare=False)  # read while hashing, if small
 
 
-def _manifest(key: str, task_id: str, outputs: list[Output], log_digest: str | None) -> dict:
+def _manifest(key: str, task_id: str, outputs: list[Output], log_digest: str | None,
+              inline: dict[str, str]) -> dict:
     return {
         "format": MANIFEST_FORMAT,
         "key": key,
@@ -30,6 +44,7 @@ def _manifest(key: str, task_id: str, outputs: list[Output], log_digest: str | N
         "created": int(time.time()),
         "artifacts": [{"path": o.path, "sha256": o.sha256, "size": o.size, "mode": o.mode} for o in outputs],
         "log": log_digest,
+        "inline": inline,  # digest -> base64 content, for the small files
     }
 
 
@@ -42,17 +57,30 @@ class TaskCache:
 
     def save(self, key: str, task_id: str, base: Path, outputs: list[Output], log: Path | None) -> None:
         """Blobs first, manifest last, each atomically: readers never see an entry with missing content."""
+        contents: dict[str, bytes] = {}  # what the manifest holds inline
+        budget = INLINE_BUDGET
         for out in outputs:
-            self.store.put_blob(out.sha256, source=base / out.path)
+            if out.content is not None and out.size <= min(INLINE_MAX, budget):
+                contents[out.sha256] = out.content
+                budget -= out.size
+            else:
+                self.store.put_blob(out.sha256, source=base / out.path)
         log_blob = None
         if log is not None and log.is_file():
             data = log.read_bytes()
             log_blob = (hashlib.sha256(data).hexdigest(), len(data))
-            self.store.put_blob(log_blob[0], data=data)
-        self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None))
+            if len(data) <= min(INLINE_MAX, budget):
+                contents[log_blob[0]] = data
+            else:
+                self.store.put_blob(log_blob[0], data=data)
+        inline = {digest: base64.b64encode(data).decode() for digest, data in contents.items()}
+        self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None, inline))
         if self.remote is not None:
+            from polybuild.remote import RemoteFile
+
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
-            self.remote.push(key, files, log_blob, self.store)
+            self.remote.push(key, files, log_blob,
+                             lambda d: contents[d] if d in contents else self.store.read_blob(d))
 
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
@@ -61,7 +89,7 @@ class TaskCache:
             if fetched is not None:
                 files, log_digest = fetched
                 outputs = [Output(f.path, f.sha256, f.size, 0o755 if f.executable else 0o644) for f in files]
-                manifest = _manifest(key, task_id, outputs, log_digest)
+                manifest = _manifest(key, task_id, outputs, log_digest, {})
                 self.store.put_manifest(key, manifest)
         return manifest
 
@@ -75,24 +103,33 @@ class TaskCache:
         if manifest is None:
             return None
         outputs = [Output(a["path"], a["sha256"], a["size"], a["mode"]) for a in manifest["artifacts"]]
-        digests = [o.sha256 for o in outputs] + ([manifest["log"]] if manifest.get("log") else [])
-        if any(not self.store.has_blob(d) for d in digests):
+        inline = manifest["inline"]
+        digests = [o.sha256 for o in outputs] + ([manifest["log"]] if manifest["log"] else [])
+        if any(d not in inline and not self.store.has_blob(d) for d in digests):
             warn(f"cache entry for {task_id} is incomplete (a blob is missing); dropped, rebuilding")
             self.store.drop(key)
             return None
         try:
-            for out in outputs:
-                dest = base / out.path
-                if not same(dest, out.sha256):
-                    self.store.copy_out(out.sha256, dest, out.mode)
-            log_digest = manifest.get("log")
-            if log_digest and not same(log, log_digest):
-                self.store.copy_out(log_digest, log, 0o644)
+            places = [(base / o.path, o.sha256, o.mode) for o in outputs]
+            if manifest["log"]:
+                places.append((log, manifest["log"], 0o644))
+            for dest, digest, mode in places:
+                if not same(dest, digest):
+                    self.store.copy_out(digest, dest, mode, _decoded(inline.get(digest)))
         except CorruptEntry as exc:
             warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
-            self.store.drop(key, digests)
+            self.store.drop(key, [d for d in digests if d not in inline])
             return None
         return outputs
+
+
+def _decoded(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise CorruptEntry("an inline file is not base64") from None
 
 
 def _same_content(path: Path, digest: str) -> bool:
@@ -103,6 +140,10 @@ def _same_content(path: Path, digest: str) -> bool:
 
 
 def describe(path: Path, base: Path) -> Output:
-    """An output file as the cache records it."""
+    """An output file as the cache records it (a small one with its content, read once for hash and cache)."""
     st = path.stat()
-    return Output(path.relative_to(base).as_posix(), sha256_file(path), st.st_size, st.st_mode & 0o777)
+    if st.st_size > INLINE_MAX:
+        return Output(path.relative_to(base).as_posix(), sha256_file(path), st.st_size, st.st_mode & 0o777)
+    content = path.read_bytes()
+    return Output(path.relative_to(base).as_posix(), hashlib.sha256(content).hexdigest(), len(content),
+                  st.st_mode & 0o777, content)

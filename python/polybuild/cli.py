@@ -227,7 +227,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             from polybuild.affected import affected
 
             named = {loaded.ws.resolve(n).id for n in targets}
-            found = affected(loaded.ws, loaded.graph, args.affected).targets
+            found = affected(loaded.ws, loaded.dag, args.affected).targets
             targets = [t for t in found if not named or t in named]
             if not targets:
                 print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
@@ -281,7 +281,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     from polybuild.graph import render
 
     loaded = _load(args)
-    print(render(loaded.ws, loaded.graph, api.select(loaded, args.targets), args.format))
+    print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets), args.format))
     return 0
 
 
@@ -291,7 +291,7 @@ def _cmd_affected(args: argparse.Namespace) -> int:
     from polybuild.affected import affected
 
     loaded = _load(args)
-    found = affected(loaded.ws, loaded.graph, args.since)
+    found = affected(loaded.ws, loaded.dag, args.since)
     if args.json:
         print(json.dumps({"since": found.since, "changed_files": found.changed_files, "targets": found.targets},
                          indent=2))

@@ -7,9 +7,9 @@ import heapq
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -57,6 +57,10 @@ def slug(text: str) -> str:
 
 
 class Executor:
+    """Runs a plan on `jobs` worker threads. Each worker takes the next ready task itself as soon as it finishes one,
+    so no task waits for a hand-off through the main thread, which only refreshes the progress line (woken by a
+    timer, not by every task) and takes Ctrl-C."""
+
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter) -> None:
         self.plan = plan
         self.ctx = ctx
@@ -65,89 +69,95 @@ class Executor:
         self.reporter = reporter
         self.procs = ProcessGroup()
         self.results: dict[str, TaskResult] = {}
-        self._parts: dict[str, KeyParts] = {}  # keys computed by a local-hit check, reused by the worker
         ctx.tasks = plan.tasks
+        tasks = plan.tasks
+        self._waiting = {i: set(t.deps) for i, t in tasks.items()}
+        self._dependents: dict[str, list[str]] = {i: [] for i in tasks}
+        for t in tasks.values():
+            for d in t.deps:
+                self._dependents[d].append(t.id)
+        self._ready = [(-t.priority, i) for i, t in tasks.items() if not t.deps]
+        heapq.heapify(self._ready)
+        self._running: dict[str, float] = {}  # task id -> start (monotonic)
+        self._stopping = False
+        self._error: BaseException | None = None  # a bug in a worker, re-raised by run()
+        self._cond = threading.Condition()  # guards everything above, the results and the reporter
 
     def run(self) -> list[TaskResult]:
         """Run every task whose dependencies succeeded; on Ctrl-C stop all children and re-raise."""
-        tasks = self.plan.tasks
-        waiting = {i: set(t.deps) for i, t in tasks.items()}
-        dependents: dict[str, list[str]] = {i: [] for i in tasks}
-        for t in tasks.values():
-            for d in t.deps:
-                dependents[d].append(t.id)
         from polybuild.keys import toolchain_probes
 
+        tasks = self.plan.tasks
         self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
-        ready: list[tuple[float, str]] = [(-tasks[i].priority, i) for i, w in waiting.items() if not w]
-        heapq.heapify(ready)
-        running: dict[Future[TaskResult], tuple[str, float]] = {}
-        stopping = False
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="polybuild") as pool:
-            try:
-                while ready or running:
-                    while ready and not stopping and len(running) < self.jobs:
-                        _, tid = heapq.heappop(ready)
-                        hit = self._local_hit(tasks[tid])
-                        if hit is not None:  # no thread hand-off for the common no-op case
-                            self._record(hit)
-                            self._release(tid, dependents, waiting, ready)
-                            continue
-                        self.reporter.task_started(tasks[tid])
-                        running[pool.submit(self._run_task, tasks[tid])] = (tid, time.monotonic())
-                    if not running:
-                        if ready and not stopping:
-                            continue
-                        break
-                    done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        tid, _ = running.pop(fut)
-                        result = fut.result()
-                        self._record(result)
-                        if result.status in ("built", "cached"):
-                            self._release(tid, dependents, waiting, ready)
-                        elif result.status == "failed" and not stopping:
-                            if self.keep_going:
-                                self._skip_dependents(tid, dependents)
-                            else:
-                                stopping = True
-                                self.procs.terminate_all()
-                    self.reporter.tick({tid: start for tid, start in running.values()})
-            except KeyboardInterrupt:
-                self.procs.terminate_all(grace=2.0)
-                raise
+        (self.ctx.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        workers = [threading.Thread(target=self._work, name=f"polybuild-{n}") for n in range(self.jobs)]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:  # they stop when nothing is left to start
+                while worker.is_alive():
+                    worker.join(0.25)
+                    with self._cond:
+                        self.reporter.tick(dict(self._running))
+        except KeyboardInterrupt:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self.procs.terminate_all(grace=2.0)
+            raise
+        finally:
+            for worker in workers:
+                worker.join()
+        if self._error is not None:
+            raise self._error
         for tid, task in tasks.items():
             if tid not in self.results:
                 self._record(TaskResult(task, "skipped", reason="not started: the build stopped at a failure"))
         return [self.results[i] for i in tasks]
 
-    def _release(self, tid: str, dependents: dict[str, list[str]], waiting: dict[str, set[str]],
-                 ready: list[tuple[float, str]]) -> None:
-        for dep in dependents[tid]:
-            waiting[dep].discard(tid)
-            if not waiting[dep]:
-                heapq.heappush(ready, (-self.plan.tasks[dep].priority, dep))
+    def _work(self) -> None:
+        while (task := self._next()) is not None:
+            try:
+                result = self._run_task(task)
+            except BaseException as exc:  # a bug rather than a failed task: stop, and re-raise it in run()
+                self._error = exc
+                result = TaskResult(task, "failed", reason=f"internal error: {exc!r}")
+            self._finish(result)
 
-    def _local_hit(self, task: Task) -> TaskResult | None:
-        """Restore from the local store right here, or return None (and leave the key for the worker)."""
-        cache = self.ctx.cache if _cacheable(task) else None
-        if cache is None:
-            return None
-        start = time.monotonic()
-        try:
-            parts = self._parts[task.id] = self._key_parts(task)
-            if not cache.store.has_manifest(parts.key):
-                return None
-            base = self._output_base(task)
-            log_path = self._log_path(task)
-            restored = cache.restore(parts.key, task.id, base, log_path, self._unchanged)
-        except OSError:
-            return None  # the worker will run it and report the problem
-        if restored is None:
-            return None
-        self._remember(task, parts, restored)
-        return TaskResult(task, "cached", time.monotonic() - start, [self._artifact(task, base, o) for o in restored],
-                          log=log_path)
+    def _next(self) -> Task | None:
+        """The ready task with the longest critical path, waiting while running ones may release more; None when
+        nothing is left to start."""
+        with self._cond:
+            while not self._ready or self._stopping:
+                if self._stopping or not self._running:
+                    return None
+                self._cond.wait()
+            _, tid = heapq.heappop(self._ready)
+            self._running[tid] = time.monotonic()
+            return self.plan.tasks[tid]
+
+    def _finish(self, result: TaskResult) -> None:
+        tid = result.task.id
+        stop = False
+        with self._cond:
+            del self._running[tid]
+            self._record(result)
+            if result.status in ("built", "cached"):
+                self._release(tid)
+            elif result.status == "failed" and not self._stopping:
+                if self.keep_going and self._error is None:
+                    self._skip_dependents(tid)
+                else:
+                    self._stopping = stop = True
+            self._cond.notify_all()
+        if stop:
+            self.procs.terminate_all()
+
+    def _release(self, tid: str) -> None:
+        for dep in self._dependents[tid]:
+            self._waiting[dep].discard(tid)
+            if not self._waiting[dep]:
+                heapq.heappush(self._ready, (-self.plan.tasks[dep].priority, dep))
 
     def _unchanged(self, path: Path, sha256: str) -> bool:
         """Whether `path` holds that content, by the stat cache (one lstat when the file was not touched)."""
@@ -160,9 +170,7 @@ class Executor:
         return entry is not None and entry[1] == sha256
 
     def _log_path(self, task: Task) -> Path:
-        path = self.ctx.state_dir / "logs" / f"{slug(task.id)}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.ctx.state_dir / "logs" / f"{slug(task.id)}.log"
 
     def _record(self, result: TaskResult) -> None:
         self.results[result.task.id] = result
@@ -170,28 +178,30 @@ class Executor:
             self.ctx.artifacts[result.task.id] = [a.path for a in result.artifacts]
         self.reporter.task_finished(result)
 
-    def _skip_dependents(self, tid: str, dependents: dict[str, list[str]]) -> None:
-        stack = list(dependents[tid])
+    def _skip_dependents(self, tid: str) -> None:
+        stack = list(self._dependents[tid])
         while stack:
             d = stack.pop()
             if d not in self.results:
                 self._record(TaskResult(self.plan.tasks[d], "skipped", reason=f"dependency {tid} failed"))
-                stack.extend(dependents[d])
+                stack.extend(self._dependents[d])
 
     def _run_task(self, task: Task) -> TaskResult:
+        """Restore the task's outputs from the cache, or run it (reported as started) and cache what it made."""
         ctx = self.ctx
         log_path = self._log_path(task)
         start = time.monotonic()
         result = TaskResult(task, "built", log=log_path)
         try:
-            parts = self._parts.pop(task.id, None) or self._key_parts(task)
+            parts = self._key_parts(task)
             base = self._output_base(task)
             cache = ctx.cache if _cacheable(task) else None
-            restored = cache.restore(parts.key, task.id, base, log_path, self._unchanged) if cache else None
-            if restored is not None:
+            outputs = cache.restore(parts.key, task.id, base, log_path, self._unchanged) if cache else None
+            if outputs is not None:
                 result.status = "cached"
-                outputs = restored
             else:
+                with self._cond:
+                    self.reporter.task_started(task)
                 outputs = self._build(task, base, log_path, result)
                 if outputs is not None and cache:
                     cache.save(parts.key, task.id, base, outputs, log_path)

@@ -70,11 +70,15 @@ def tool_paths(tools: set[str], python: str) -> list[str]:
 def record(root: Path, state_dir: Path, command: list[str], files: list[str], outputs: list[str],
            tool_files: list[str], summary: dict[str, Any]) -> None:
     """Remember a successful run, unless something it read is too fresh to be trusted by stat alone."""
-    dirs = sorted({str(root)} | {str(root / f).rpartition("/")[0] for f in files})
-    watched = sorted({*(str(root / f) for f in files), *dirs, *outputs, *tool_files, *_own_files()})
-    sigs = [_sig(p) for p in watched]
     now = time.time_ns()
-    if any(s is not None and now - max(s[1], s[2]) < _RACY_NS for s in sigs):
+    if any(_racy(_sig(p), now) for p in outputs):  # the run just wrote them: no need to stat everything else
+        return
+    top = str(root)
+    listed = [os.path.join(top, f) for f in files]
+    dirs = {top} | {p.rpartition("/")[0] for p in listed}
+    watched = sorted({*listed, *dirs, *outputs, *tool_files, *_own_files()})
+    sigs = [_sig(p) for p in watched]
+    if any(_racy(s, now) for s in sigs):
         return
     env = _env_digest()
     data = {"format": FORMAT, "command": command, "env": env, "paths": watched, "sigs": sigs, "summary": summary}
@@ -82,6 +86,11 @@ def record(root: Path, state_dir: Path, command: list[str], files: list[str], ou
     from polybuild.report import write_atomic
 
     write_atomic(path, json.dumps(data, separators=(",", ":")))
+
+
+def _racy(sig: list[int] | None, now: int) -> bool:
+    """Changed within the last two seconds: a later change in the same tick could go unnoticed by stat."""
+    return sig is not None and now - max(sig[1], sig[2]) < _RACY_NS
 
 
 def check(state_dir: Path, command: list[str]) -> dict[str, Any] | None:

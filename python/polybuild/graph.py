@@ -1,61 +1,121 @@
-"""The target graph: a networkx DiGraph with an edge from each target to each target it depends on."""
+"""The target graph: an edge from each target to each target it depends on.
+
+Build and run walk it as plain dicts, because importing networkx costs more than a small cached build. The same
+graph as a networkx DiGraph (`TargetGraph.to_networkx`) is what the Python API hands out and what `affected` and
+`polybuild graph` work on.
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 from typing import TYPE_CHECKING
 
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import networkx as nx
 
     from polybuild.workspace import Workspace
 
 
-def build_graph(ws: Workspace) -> nx.DiGraph:
-    """The dependency graph; a cycle is an error that prints the cycle."""
-    import networkx as nx
+class TargetGraph:
+    """Each target's direct dependencies, sorted; acyclic once `build_graph` returned it."""
 
-    g = nx.DiGraph()
-    for t in ws.targets.values():
-        g.add_node(t.id)
-    for t in ws.targets.values():
-        for dep in sorted(t.deps):
-            g.add_edge(t.id, dep)
-    if nx.is_directed_acyclic_graph(g):  # linear; find_cycle is much slower and only needed to report one
+    def __init__(self, deps: dict[str, list[str]]) -> None:
+        self.deps = deps
+
+    def successors(self, node: str) -> list[str]:
+        """The targets `node` depends on directly."""
+        return self.deps[node]
+
+    def closure(self, roots: Iterable[str]) -> set[str]:
+        """The roots and everything they depend on."""
+        selected: set[str] = set()
+        stack = list(roots)
+        while stack:
+            node = stack.pop()
+            if node not in selected:
+                selected.add(node)
+                stack.extend(self.deps[node])
+        return selected
+
+    def order(self, nodes: set[str]) -> list[str]:
+        """Dependencies first, ties broken by id so the order is stable.
+
+        Kahn's algorithm from the dependents' side, taking the largest id first, then reversed: the order
+        networkx's `lexicographical_topological_sort` gave with `_reverse_key`, kept so outputs do not change."""
+        indegree = dict.fromkeys(nodes, 0)
+        for node in nodes:
+            for dep in self.deps[node]:
+                if dep in indegree:
+                    indegree[dep] += 1
+        ready = [(_reverse_key(n), n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        dependents_first = []
+        while ready:
+            _, node = heapq.heappop(ready)
+            dependents_first.append(node)
+            for dep in self.deps[node]:
+                if dep in indegree:
+                    indegree[dep] -= 1
+                    if indegree[dep] == 0:
+                        heapq.heappush(ready, (_reverse_key(dep), dep))
+        return dependents_first[::-1]
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The same graph as a networkx DiGraph (nodes in workspace order, edges in sorted order)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.deps)
+        g.add_edges_from((node, dep) for node, deps in self.deps.items() for dep in deps)
         return g
-    cycle = nx.find_cycle(g)
-    path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-    raise UserError(f"dependency cycle: {path}", hint="remove one of these dependencies")
+
+    def find_cycle(self) -> list[str] | None:
+        """One cycle as [a, b, ..., a], or None: a depth-first search, nodes and edges in order."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: finished
+        for start in self.deps:
+            if start in state:
+                continue
+            path = [start]
+            pending = [iter(self.deps[start])]
+            state[start] = 1
+            while pending:
+                dep = next(pending[-1], None)
+                if dep is None:
+                    state[path.pop()] = 2
+                    pending.pop()
+                elif state.get(dep) == 1:
+                    return [*path[path.index(dep):], dep]
+                elif dep not in state:
+                    state[dep] = 1
+                    path.append(dep)
+                    pending.append(iter(self.deps[dep]))
+        return None
 
 
-def closure(g: nx.DiGraph, roots: list[str]) -> set[str]:
-    """The roots and everything they depend on."""
-    import networkx as nx
-
-    selected = set(roots)
-    for r in roots:
-        selected |= nx.descendants(g, r)
-    return selected
-
-
-def order(g: nx.DiGraph, nodes: set[str]) -> list[str]:
-    """Dependencies first; ties broken by id so the order is stable."""
-    import networkx as nx
-
-    return list(reversed(list(nx.lexicographical_topological_sort(g.subgraph(nodes), key=_reverse_key))))
+def build_graph(ws: Workspace) -> TargetGraph:
+    """The dependency graph; a cycle is an error that prints the cycle."""
+    graph = TargetGraph({t.id: sorted(t.deps) for t in ws.targets.values()})
+    cycle = graph.find_cycle()
+    if cycle:
+        raise UserError(f"dependency cycle: {' -> '.join(cycle)}", hint="remove one of these dependencies")
+    return graph
 
 
 def _reverse_key(node: str) -> str:
-    # lexicographical_topological_sort yields dependents first; reversing it must still give sorted ties.
+    # The dependents-first pass takes the smallest key first; reversing its result must still give sorted ties.
     return "".join(chr(0x10FFFF - ord(c)) for c in node)
 
 
-def render(ws: Workspace, g: nx.DiGraph, nodes: set[str], fmt: str) -> str:
+def render(ws: Workspace, graph: TargetGraph, nodes: set[str], fmt: str) -> str:
     """The graph as text, json, dot or mermaid."""
-    ids = order(g, nodes)
-    edges = sorted((a, b) for a, b in g.subgraph(nodes).edges)
+    ids = graph.order(nodes)
+    selected = graph.to_networkx().subgraph(nodes)
+    edges = sorted(selected.edges)
     if fmt == "json":
         return json.dumps({"targets": [_node_json(ws, i) for i in ids],
                            "edges": [{"from": a, "to": b} for a, b in edges]}, indent=2)
@@ -73,7 +133,7 @@ def render(ws: Workspace, g: nx.DiGraph, nodes: set[str], fmt: str) -> str:
     lines = []
     for i in ids:
         t = ws.targets[i]
-        deps = sorted(g.successors(i))
+        deps = sorted(selected.successors(i))
         line = f"{i}  ({_builder(ws, i)}, {ws.rel(t.dir)})"
         lines.append(line + (f"\n    -> {', '.join(deps)}" if deps else ""))
     return "\n".join(lines)

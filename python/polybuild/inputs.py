@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import networkx as nx
-
+    from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
 
 CARGO_WORKSPACE_FILES = ("Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "rust-toolchain", ".cargo/config.toml")
@@ -27,7 +26,7 @@ GO_WORKSPACE_FILES = ("go.work", "go.work.sum")
 class InputIndex:
     """Input files per target, computed once per run from the workspace listing."""
 
-    def __init__(self, ws: Workspace, graph: nx.DiGraph) -> None:
+    def __init__(self, ws: Workspace, graph: TargetGraph) -> None:
         self.ws = ws
         self.graph = graph
         self._own = self._own_files()

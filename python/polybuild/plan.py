@@ -16,8 +16,7 @@ from polybuild.platforms import Platform, host
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import networkx as nx
-
+    from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
 
 PLATFORM_SENSITIVE = frozenset({"cargo", "maturin", "go"})
@@ -119,16 +118,14 @@ def task_id(target_id: str, action: str, variant: Variant | None, platform: Plat
     return f"{base} [{', '.join(dims)}]" if dims else base
 
 
-def build_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], variants: list[Variant | None],
+def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list[Variant | None],
                platforms: list[Platform]) -> Plan:
     """Build tasks for the selected targets (and what they need), deduplicated across dimensions."""
-    from polybuild.graph import order
-
     tasks: dict[str, Task] = {}
     skipped = [(tid, f"skip = true in [targets.{ws.targets[tid].name}]")
-               for tid in order(g, selected) if ws.targets[tid].settings.get("skip")]
+               for tid in g.order(selected) if ws.targets[tid].settings.get("skip")]
     buildable = {i for i in selected if ws.targets[i].builder and not ws.targets[i].settings.get("skip")}
-    images = [i for i in order(g, buildable) if ws.targets[i].kind == "image"]
+    images = [i for i in g.order(buildable) if ws.targets[i].kind == "image"]
     artifacts = buildable.difference(images)
 
     def add(tid: str, v: Variant | None, p: Platform) -> Task:
@@ -140,22 +137,16 @@ def build_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], variants: list[
             task.deps.add(_task(dep_target, "build", dep_target.builder, v, p).id)
         return task
 
-    for tid in order(g, artifacts):
+    for tid in g.order(artifacts):
         for v in variants:
             for p in platforms:
                 add(tid, v, p)
     for tid in images:
         for v in variants:
             _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
-                       order(g, closure_of(g, tid) & artifacts), add, tasks)
+                       g.order(g.closure([tid]) & artifacts), add, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
-
-
-def closure_of(g: nx.DiGraph, tid: str) -> set[str]:
-    from polybuild.graph import closure
-
-    return closure(g, [tid]) - {tid}
 
 
 def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:
@@ -186,7 +177,7 @@ def _task(target: Target, action: str, builder: str, v: Variant | None, p: Platf
     return Task(task_id(target.id, action, variant, platform), target, action, builder, variant, platform)
 
 
-def _buildable_deps(ws: Workspace, g: nx.DiGraph, tid: str, buildable: set[str]) -> set[str]:
+def _buildable_deps(ws: Workspace, g: TargetGraph, tid: str, buildable: set[str]) -> set[str]:
     """The nearest dependencies that have a build task, looking through libraries."""
     found: set[str] = set()
     stack = list(g.successors(tid))
@@ -263,18 +254,16 @@ def task_builder(ws: Workspace, target: Target, action: str) -> str | None:
     return _default_task_builder(ws, target, action)
 
 
-def run_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], action: str, variants: list[Variant | None],
+def run_plan(ws: Workspace, g: TargetGraph, selected: set[str], action: str, variants: list[Variant | None],
              platforms: list[Platform]) -> Plan:
     """Tasks named `action` for the selected targets, in graph order, plus the builds that some of them need."""
-    from polybuild.graph import closure
-
     with_action = {i: b for i in selected if (b := task_builder(ws, ws.targets[i], action))}
     if not with_action:
         raise UserError(f"no selected target has a task named '{action}'",
                         hint=f"declare one in [targets.<name>.tasks.{action}]")
     needs_build = [i for i, b in with_action.items() if b == "pytest" or (
         b == "command" and task_spec(ws, ws.targets[i], action)["needs-build"])]
-    plan = build_plan(ws, g, closure(g, needs_build), variants, platforms) if needs_build else Plan(
+    plan = build_plan(ws, g, g.closure(needs_build), variants, platforms) if needs_build else Plan(
         {}, [], variants, platforms)
     tasks = plan.tasks
     build_ids = {t.target.id: [] for t in tasks.values()}
@@ -291,7 +280,7 @@ def run_plan(ws: Workspace, g: nx.DiGraph, selected: set[str], action: str, vari
                     dep_target = ws.targets[dep]
                     task.deps.add(_task(dep_target, action, with_action[dep], v, p).id)
                 if tid in needs_build:
-                    for built in closure(g, [tid]):
+                    for built in g.closure([tid]):
                         task.deps.update(build_ids.get(built, []))
     _prioritize(tasks)
     return plan

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,18 +119,19 @@ class RemoteCache:
             warn(f"remote cache {self.shown} has an unreadable entry {key[:12]}; ignored")
         return None
 
-    def push(self, key: str, files: list[RemoteFile], log: tuple[str, int] | None, store: LocalStore) -> None:
-        """Upload blobs, then the action result (only when uploads are enabled)."""
+    def push(self, key: str, files: list[RemoteFile], log: tuple[str, int] | None,
+             content: Callable[[str], bytes | None]) -> None:
+        """Upload blobs (`content` gives each by digest), then the action result (only when uploads are enabled)."""
         if not self.upload:
             return
         try:
             for digest in [f.sha256 for f in files] + ([log[0]] if log else []):
                 status, _ = self._request("HEAD", f"cas/{digest}")
                 if status != 200:
-                    path = store.blob_path(digest)
-                    if path is None:
+                    data = content(digest)
+                    if data is None:
                         return
-                    self._check(self._request("PUT", f"cas/{digest}", data=path.read_bytes()), f"cas/{digest}")
+                    self._check(self._request("PUT", f"cas/{digest}", data=data), f"cas/{digest}")
             body = json.dumps(_action_result(files, log), sort_keys=True).encode()
             self._check(self._request("PUT", f"ac/{key}", data=body, headers={"Content-Type": "application/json"}),
                         f"ac/{key}")

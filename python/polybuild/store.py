@@ -13,11 +13,12 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: small files inline
 
 
 class CorruptEntry(Exception):
@@ -42,15 +43,22 @@ class Stats:
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._dirs: set[Path] = set()  # fan-out directories known to exist: one mkdir per run, not per write
 
+    # 16 fan-out directories each: a fresh store creates few directories, and none holds too many files.
     def _blob(self, digest: str) -> Path:
-        return self.root / "cas" / digest[:2] / digest
+        return self.root / "cas" / digest[:1] / digest
 
     def _ac(self, key: str) -> Path:
-        return self.root / "ac" / key[:2] / key
+        return self.root / "ac" / key[:1] / key
+
+    def _ensure_dir(self, path: Path) -> None:
+        if path not in self._dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path)
 
     def _write_atomic(self, dest: Path, data: bytes | None = None, source: Path | None = None) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_dir(dest.parent)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             if source is not None:
@@ -58,8 +66,9 @@ class LocalStore:
             else:
                 tmp.write_bytes(data or b"")
             os.replace(tmp, dest)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
 
     def has_blob(self, digest: str) -> bool:
         return self._blob(digest).is_file()
@@ -68,9 +77,11 @@ class LocalStore:
         if not self.has_blob(digest):
             self._write_atomic(self._blob(digest), data=data, source=source)
 
-    def blob_path(self, digest: str) -> Path | None:
-        path = self._blob(digest)
-        return path if path.is_file() else None
+    def read_blob(self, digest: str) -> bytes | None:
+        try:
+            return self._blob(digest).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def put_manifest(self, key: str, manifest: dict[str, Any]) -> None:
         """Store the manifest last, after its blobs: a reader that finds it finds everything it names."""
@@ -99,62 +110,76 @@ class LocalStore:
         for d in digests:
             self._blob(d).unlink(missing_ok=True)
 
-    def copy_out(self, digest: str, dest: Path, mode: int) -> None:
-        """Copy a blob to `dest` atomically, verifying its digest on the way; raise CorruptEntry if it differs."""
-        src = self._blob(digest)
+    def copy_out(self, digest: str, dest: Path, mode: int, content: bytes | None = None) -> None:
+        """Write the blob, or `content` (the manifest's inline copy), to `dest` atomically, verifying its digest on
+        the way; raise CorruptEntry if it differs."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         h = hashlib.sha256()
         try:
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                for chunk in iter(lambda: fin.read(1 << 20), b""):
+            with open(tmp, "wb") as fout:
+                for chunk in _chunks(self._blob(digest)) if content is None else [content]:
                     h.update(chunk)
                     fout.write(chunk)
             if h.hexdigest() != digest:
                 raise CorruptEntry(f"blob {digest[:12]} has content {h.hexdigest()[:12]}")
             os.chmod(tmp, mode)
             os.replace(tmp, dest)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
 
     def stats(self) -> Stats:
-        entries = sum(1 for _ in (self.root / "ac").glob("*/*")) if (self.root / "ac").is_dir() else 0
-        blobs = list((self.root / "cas").glob("*/*")) if (self.root / "cas").is_dir() else []
-        return Stats(entries, len(blobs), sum(b.stat().st_size for b in blobs))
+        manifests = list((self.root / "ac").glob("*/*"))
+        blobs = list((self.root / "cas").glob("*/*"))
+        return Stats(len(manifests), len(blobs), sum(p.stat().st_size for p in manifests + blobs))
 
     def gc(self, max_bytes: int) -> tuple[int, int]:
-        """Drop least recently used entries until blobs fit in `max_bytes`; returns (entries, blobs) removed."""
+        """Drop least recently used entries until the store (manifests, which hold small files inline, and blobs)
+        fits in `max_bytes`; returns (entries, blobs) removed."""
         manifests = sorted(((p.stat().st_mtime, p) for p in (self.root / "ac").glob("*/*")), reverse=True)
-        blobs = {p.name: p.stat().st_size for p in (self.root / "cas").glob("*/*")}
+        blobs = {p.name: (p, p.stat().st_size) for p in (self.root / "cas").glob("*/*")}
         kept: set[str] = set()
         used = 0
         removed_entries = 0
         for _, path in manifests:  # newest first: keep while they fit
-            try:
-                digests = {a["sha256"] for a in json.loads(path.read_bytes())["artifacts"]}
-            except (OSError, ValueError, KeyError):
-                digests = None
-            extra = sum(blobs.get(d, 0) for d in (digests or ()) if d not in kept)
-            if digests is None or used + extra > max_bytes:
+            entry = _entry_size_and_blobs(path)
+            extra = entry[0] + sum(blobs[d][1] for d in entry[1] - kept if d in blobs) if entry else 0
+            if entry is None or used + extra > max_bytes:
                 path.unlink(missing_ok=True)
                 removed_entries += 1
                 continue
-            kept |= digests
+            kept |= entry[1]
             used += extra
         removed_blobs = 0
-        for name in blobs:
+        for name, (path, _) in blobs.items():
             if name not in kept:
-                self._blob(name).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
                 removed_blobs += 1
         return removed_entries, removed_blobs
 
 
+def _entry_size_and_blobs(manifest: Path) -> tuple[int, set[str]] | None:
+    """A manifest's own size and the blobs it needs (outputs and log not held inline); None if unreadable."""
+    try:
+        data = manifest.read_bytes()
+        entry = json.loads(data)
+        digests = {a["sha256"] for a in entry["artifacts"]} | ({entry["log"]} if entry["log"] else set())
+        return len(data), digests - set(entry["inline"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for chunk in _chunks(path):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        yield from iter(lambda: f.read(1 << 20), b"")
 
 
 def warn(message: str) -> None:

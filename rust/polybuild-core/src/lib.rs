@@ -106,6 +106,25 @@ fn hash_with_meta(path: &Path, meta: &Metadata) -> io::Result<Entry> {
     Ok((mode, hasher.finalize().into()))
 }
 
+/// Below this many items, or this many bytes to hash, a stat cache lookup runs in the calling
+/// thread: handing a batch to rayon's pool (waking its threads, waiting for them) costs more than
+/// stat'ing and hashing a handful of small files, which is what a task's inputs usually are.
+const PARALLEL_MIN_ITEMS: usize = 64;
+const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
+/// `f` over `items` in input order; on rayon's pool only when `parallel`.
+fn map_in_order<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    if parallel {
+        items.par_iter().map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
+}
+
 /// Hashes all paths in parallel; on failure reports the first failing path in input order,
 /// so the error does not depend on thread scheduling.
 fn hash_all(root: &Path, paths: &[String]) -> Result<Vec<Entry>, PathError> {
@@ -187,9 +206,11 @@ mod statcache {
     use pyo3::intern;
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyDict, PyString};
-    use rayon::prelude::*;
 
-    use super::{hash_with_meta, to_hex, to_py_err, Entry, PathError};
+    use super::{
+        hash_with_meta, map_in_order, to_hex, to_py_err, Entry, PathError, PARALLEL_MIN_BYTES,
+        PARALLEL_MIN_ITEMS,
+    };
 
     pub(crate) const HEADER: &[u8] = b"polybuild-statcache 1\n";
     /// Files changed less than this long ago (mtime or ctime) are not stored.
@@ -343,13 +364,11 @@ mod statcache {
         root: &Path,
         paths: &[(PathBuf, Vec<u8>)],
     ) -> Result<Vec<Option<Entry>>, PathError> {
-        let metas: Result<Vec<Metadata>, PathError> = paths
-            .par_iter()
-            .map(|(path, _)| {
+        let metas: Result<Vec<Metadata>, PathError> =
+            map_in_order(paths, paths.len() >= PARALLEL_MIN_ITEMS, |(path, _)| {
                 let full = root.join(path);
                 fs::symlink_metadata(&full).map_err(|e| (full, e))
             })
-            .collect::<Vec<_>>()
             .into_iter()
             .collect();
         let metas = metas?;
@@ -374,15 +393,15 @@ mod statcache {
             return Ok(out);
         }
         let now = now_ns();
-        let hashed: Result<Vec<Entry>, PathError> = misses
-            .par_iter()
-            .map(|&i| {
-                let full = root.join(&paths[i].0);
-                hash_with_meta(&full, &metas[i]).map_err(|e| (full, e))
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .collect();
+        let bytes: u64 = misses.iter().map(|&i| metas[i].len()).sum();
+        let parallel =
+            misses.len() >= PARALLEL_MIN_ITEMS || (misses.len() > 1 && bytes >= PARALLEL_MIN_BYTES);
+        let hashed: Result<Vec<Entry>, PathError> = map_in_order(&misses, parallel, |&i| {
+            let full = root.join(&paths[i].0);
+            hash_with_meta(&full, &metas[i]).map_err(|e| (full, e))
+        })
+        .into_iter()
+        .collect();
         let hashed = hashed?;
         let mut guard = lock(state);
         let state = &mut *guard;
