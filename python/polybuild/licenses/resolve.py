@@ -1,0 +1,127 @@
+"""Choosing each package's license, in a fixed order: a deny.toml `clarify` whose file hashes still match; the
+declared SPDX expression; legacy Python metadata that names exactly one license; detection from the package's own
+license texts above the confidence threshold; otherwise unlicensed (which the policy rejects)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from polybuild.licenses.expression import ExpressionError, licenses, normalize, parse
+from polybuild.licenses.model import Package, Resolved
+
+if TYPE_CHECKING:
+    from polybuild.licenses.policy import Policy
+
+# Trove classifiers and common legacy `License:` strings that name exactly one license.
+_CLASSIFIERS = {
+    "License :: OSI Approved :: MIT License": "MIT",
+    "License :: OSI Approved :: MIT No Attribution License (MIT-0)": "MIT-0",
+    "License :: OSI Approved :: Apache Software License": "Apache-2.0",
+    "License :: OSI Approved :: BSD License": None,  # which BSD is not said: needs the text
+    "License :: OSI Approved :: ISC License (ISCL)": "ISC",
+    "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "License :: OSI Approved :: Python Software Foundation License": "PSF-2.0",
+    "License :: OSI Approved :: The Unlicense (Unlicense)": "Unlicense",
+    "License :: OSI Approved :: zlib/libpng License": "Zlib",
+    "License :: OSI Approved :: GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
+    "License :: OSI Approved :: GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)": "LGPL-2.0-or-later",
+    "License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
+    "License :: OSI Approved :: Boost Software License 1.0 (BSL-1.0)": "BSL-1.0",
+    "License :: OSI Approved :: Universal Permissive License (UPL)": "UPL-1.0",
+    "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication": "CC0-1.0",
+}
+_LEGACY = {
+    "mit": "MIT", "mit license": "MIT", "the mit license": "MIT", "expat": "MIT",
+    "apache 2.0": "Apache-2.0", "apache-2.0": "Apache-2.0", "apache 2": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
+    "apache software license": "Apache-2.0",
+    "bsd-2-clause": "BSD-2-Clause", "bsd 2-clause": "BSD-2-Clause", "bsd-3-clause": "BSD-3-Clause",
+    "bsd 3-clause": "BSD-3-Clause", "new bsd": "BSD-3-Clause", "new bsd license": "BSD-3-Clause",
+    "isc": "ISC", "isc license": "ISC", "mpl-2.0": "MPL-2.0", "mpl 2.0": "MPL-2.0", "psf": "PSF-2.0",
+    "unlicense": "Unlicense", "zlib": "Zlib", "cc0": "CC0-1.0", "public domain": None,
+}
+
+Detector = Callable[[Sequence[str]], list]  # texts -> [Detection(license, confidence) | None]
+
+
+def resolve_all(packages: list[Package], policy: Policy, detect_many: Detector) -> list[Resolved]:
+    """Resolve every package; the license texts of all packages are detected in one batch."""
+    texts = [(i, f.path, f.text) for i, p in enumerate(packages) for f in p.files if f.kind == "license"]
+    # A whole license pasted into Python's legacy `License:` field is a license text too.
+    texts += [(i, "METADATA License", p.legacy) for i, p in enumerate(packages) if p.legacy and len(p.legacy) >= 100]
+    found = detect_many([text for _, _, text in texts]) if texts else []
+    detected: dict[int, list[tuple[str, float, str]]] = {}
+    for (i, path, _), hit in zip(texts, found, strict=True):
+        if hit is not None:
+            detected.setdefault(i, []).append((hit.license, hit.confidence, path))
+    return [resolve(p, policy, detected.get(i, [])) for i, p in enumerate(packages)]
+
+
+def resolve(package: Package, policy: Policy, detected: list[tuple[str, float, str]]) -> Resolved:
+    """One package's license; `detected` is (license, confidence, file) for each of its license texts."""
+    warnings: list[str] = []
+    clarified = _clarified(package, policy, warnings)
+    if clarified:
+        return Resolved(package, clarified, "clarify", warnings=warnings)
+    confident = [(lic, score, path) for lic, score, path in detected if score >= policy.threshold]
+    declared = _declared(package, warnings)
+    if declared:
+        _compare(declared, confident, warnings)
+        return Resolved(package, declared, "declared", warnings=warnings)
+    legacy = _legacy(package)
+    if legacy:
+        return Resolved(package, legacy, "legacy", warnings=warnings)
+    if confident:
+        ids = sorted({lic for lic, _, _ in confident})
+        score = min(s for _, s, _ in confident)
+        return Resolved(package, " AND ".join(ids), "detected", confidence=score, warnings=warnings)
+    best = max(detected, key=lambda d: d[1], default=None)
+    if best:
+        warnings.append(f"{best[2]} looks like {best[0]} only at {best[1]:.2f} (threshold {policy.threshold})")
+    return Resolved(package, None, "unlicensed", warnings=warnings)
+
+
+def _clarified(package: Package, policy: Policy, warnings: list[str]) -> str | None:
+    entry = policy.clarification_for(package.ecosystem, package.name, package.version)
+    if entry is None:
+        return None
+    texts = {f.path: f.text for f in package.files}
+    for path, expected in entry.files:
+        actual = zlib.crc32(texts[path].encode()) if path in texts else None
+        if actual != expected:
+            got = "missing" if actual is None else f"0x{actual:08x}"
+            warnings.append(f"clarify for {package.name} ignored: {path} is {got}, deny.toml expects "
+                            f"0x{expected:08x} (the license may have changed: review it and update the hash)")
+            return None
+    return normalize(entry.expression)
+
+
+def _declared(package: Package, warnings: list[str]) -> str | None:
+    if not package.declared:
+        return None
+    try:
+        return normalize(package.declared)
+    except ExpressionError as exc:
+        warnings.append(f"declared license is not an SPDX expression: {exc}")
+        return None
+
+
+def _legacy(package: Package) -> str | None:
+    """Legacy Python metadata, only when it names exactly one license."""
+    found = {_CLASSIFIERS.get(c) for c in package.classifiers if c.startswith("License ::")}
+    if package.legacy and len(package.legacy) < 100:
+        found.add(_LEGACY.get(package.legacy.strip().lower()))
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
+
+
+def _compare(declared: str, confident: list[tuple[str, float, str]], warnings: list[str]) -> None:
+    """Warn when a license text says something the declaration does not."""
+    named = {lic.id.lower() for lic in licenses(parse(declared))}
+    for lic, score, path in confident:
+        if lic.lower() not in named:
+            warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")
