@@ -1,0 +1,177 @@
+"""The license policy on hand-made packages: SPDX expression semantics, deny.toml as cargo-deny writes it plus
+the Python/Go extensions, the resolution order, bans, sources and OSV advisories."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+from conftest import write_tree
+from polybuild.errors import ConfigError
+from polybuild.licenses.check import check
+from polybuild.licenses.expression import ExpressionError, normalize, parse, satisfied
+from polybuild.licenses.model import LicenseFile, Package
+from polybuild.licenses.policy import load_policy
+from polybuild.licenses.resolve import resolve, resolve_all
+
+DENY = """
+[graph]
+all-features = true
+
+[licenses]
+allow = ["MIT", "Apache-2.0", "BSD-3-Clause"]
+confidence-threshold = 0.9
+exceptions = [
+    { allow = ["LicenseRef-Acme-Proprietary"], crate = "pkg:pypi/acme-sdk" },
+]
+
+[[licenses.clarify]]
+crate = "ring"
+expression = "MIT AND ISC AND OpenSSL"
+license-files = [{ path = "LICENSE", hash = 0x%08x }]
+
+[licenses.python]
+allow = ["PSF-2.0"]
+
+[bans]
+multiple-versions = "deny"
+deny = [{ crate = "openssl-sys", reason = "use rustls" }, "pkg:golang/github.com/evil/mod"]
+skip = ["pkg:pypi/six@1.15.0"]
+
+[sources]
+unknown-git = "deny"
+allow-git = ["https://github.com/acme/fork"]
+
+[sources.go]
+allow-prefixes = ["github.com/google", "golang.org/x", "example.com"]
+
+[advisories]
+db-path = "advisories"
+ignore = ["GHSA-ignored"]
+"""
+
+RING_LICENSE = "Copyright 2015-2016 Brian Smith.\nISC-style license text ...\n"
+
+
+def pkg(ecosystem: str, name: str, version: str, declared: str | None = None, **kw) -> Package:
+    return Package(ecosystem, name, version, f"pkg:{ecosystem}/{name}@{version}", declared=declared,
+                   dependents=[("py:app", name)], **kw)
+
+
+@pytest.fixture
+def policy(tmp_path: Path):
+    root = write_tree(tmp_path, {"deny.toml": DENY % zlib.crc32(RING_LICENSE.encode())})
+    return load_policy(root / "deny.toml")
+
+
+def no_texts(texts):  # every package in these tests that reaches detection has no license file
+    assert not texts
+    return []
+
+
+def verdicts(policy, packages: list[Package], root: Path) -> list[str]:
+    return [f"{v.severity} {v.check} {v.package.name if v.package else '-'}: {v.message}"
+            for v in check(resolve_all(packages, policy, no_texts), policy, root)]
+
+
+def test_expression_semantics() -> None:
+    assert normalize("MIT/Apache-2.0") == "MIT OR Apache-2.0"
+    assert normalize("mit or (apache-2.0 and bsd-3-clause)") == "mit OR (apache-2.0 AND bsd-3-clause)"
+    allowed = {"MIT", "Apache-2.0"}
+
+    def ok(lic) -> bool:
+        return str(lic) in allowed
+
+    assert satisfied(parse("MIT OR GPL-3.0-only"), ok)  # OR: one allowed branch is enough
+    assert not satisfied(parse("MIT AND GPL-3.0-only"), ok)  # AND: every operand
+    assert not satisfied(parse("Apache-2.0 WITH LLVM-exception"), ok)  # WITH is its own token
+    assert not satisfied(parse("GPL-2.0+"), lambda lic: str(lic) == "GPL-2.0-or-later")  # deprecated ids: exact
+    for bad in ("MIT OR", "(MIT", "MIT WITH", "MIT, BSD", ""):
+        with pytest.raises(ExpressionError):
+            parse(bad)
+
+
+def test_deny_toml_is_validated_with_locations(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"deny.toml": "[licenses]\nalow = ['MIT']\n"})
+    with pytest.raises(ConfigError) as err:
+        load_policy(root / "deny.toml")
+    assert "deny.toml:2: unknown key 'alow' in [licenses]" in str(err.value) and "did you mean 'allow'" in str(
+        err.value)
+
+
+def test_cargo_deny_config_of_this_repository_is_accepted() -> None:
+    policy = load_policy(Path(__file__).parent.parent / "deny.toml")
+    assert "Apache-2.0 WITH LLVM-exception" in policy.allowed_licenses("cargo")
+
+
+def test_license_verdicts(policy, tmp_path: Path) -> None:
+    (tmp_path / "advisories").mkdir()
+    packages = [
+        pkg("cargo", "itoa", "1.0.0", "MIT OR Apache-2.0"),
+        pkg("cargo", "serde", "1.0.0", "MIT/Apache-2.0"),
+        pkg("cargo", "libc-llvm", "1.0.0", "Apache-2.0 WITH LLVM-exception"),
+        pkg("cargo", "gpl-thing", "1.0.0", "GPL-2.0+"),
+        pkg("pypi", "typing-extensions", "4.0.0", "PSF-2.0"),
+        pkg("golang", "github.com/google/psf", "v1.0.0", "PSF-2.0"),  # [licenses.python] is Python only
+        pkg("pypi", "acme-sdk", "2.0.0", "LicenseRef-Acme-Proprietary"),
+        pkg("pypi", "other-proprietary", "1.0.0", "LicenseRef-Acme-Proprietary"),
+        pkg("pypi", "nothing", "0.1.0"),
+    ]
+    found = verdicts(policy, packages, tmp_path)
+    denied = sorted(line.split(":")[0].split()[-1] for line in found if line.startswith("deny licenses"))
+    assert denied == ["github.com/google/psf", "gpl-thing", "libc-llvm", "nothing", "other-proprietary"], found
+    assert any("nothing: unlicensed" in line and "clarify" in line for line in found)
+
+
+def test_resolution_order_and_clarify_hash(policy) -> None:
+    ring = pkg("cargo", "ring", "0.17.0", None, files=[LicenseFile("LICENSE", "license", RING_LICENSE)])
+    chosen = resolve(ring, policy, [])
+    assert (chosen.expression, chosen.how) == ("MIT AND ISC AND OpenSSL", "clarify")
+    changed = pkg("cargo", "ring", "0.17.1", None, files=[LicenseFile("LICENSE", "license", RING_LICENSE + "x")])
+    stale = resolve(changed, policy, [])
+    assert stale.how == "unlicensed" and "clarify for ring ignored: LICENSE is 0x" in stale.warnings[0]
+    classifier = pkg("pypi", "old", "1.0", classifiers=("License :: OSI Approved :: MIT License",))
+    assert (resolve(classifier, policy, []).expression, resolve(classifier, policy, []).how) == ("MIT", "legacy")
+    ambiguous = pkg("pypi", "bsd", "1.0", classifiers=("License :: OSI Approved :: BSD License",))
+    assert resolve(ambiguous, policy, []).how == "unlicensed"  # which BSD needs the text
+    detected = resolve(pkg("golang", "example.com/x", "v1.0.0"), policy, [("BSD-3-Clause", 0.97, "LICENSE")])
+    assert (detected.expression, detected.how, detected.confidence) == ("BSD-3-Clause", "detected", 0.97)
+    weak = resolve(pkg("golang", "example.com/y", "v1.0.0"), policy, [("MIT", 0.5, "LICENSE")])
+    assert weak.how == "unlicensed" and "only at 0.50" in weak.warnings[0]
+    disagree = resolve(pkg("cargo", "x", "1.0.0", "MIT"), policy, [("Apache-2.0", 0.99, "LICENSE")])
+    assert disagree.expression == "MIT" and "reads as Apache-2.0" in disagree.warnings[0]
+
+
+def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:
+    write_tree(tmp_path, {
+        "advisories/GHSA-1.json": json.dumps({"id": "GHSA-1", "summary": "bad parsing", "affected": [
+            {"package": {"ecosystem": "PyPI", "name": "Jinja2"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.5"}]}]}]}),
+        "advisories/GHSA-ignored.json": json.dumps({"id": "GHSA-ignored", "affected": [
+            {"package": {"ecosystem": "crates.io", "name": "itoa"}, "versions": ["1.0.0"]}]}),
+    })
+    packages = [
+        pkg("cargo", "openssl-sys", "0.9.0", "MIT"),
+        pkg("golang", "github.com/evil/mod", "v0.1.0", "MIT"),
+        pkg("pypi", "six", "1.15.0", "MIT"), pkg("pypi", "six", "1.16.0", "MIT"),  # skipped
+        pkg("cargo", "syn", "1.0.0", "MIT"), pkg("cargo", "syn", "2.0.0", "MIT"),
+        pkg("cargo", "forked", "0.1.0", "MIT", source="git+https://github.com/someone/forked?rev=1"),
+        pkg("cargo", "ok-fork", "0.1.0", "MIT", source="git+https://github.com/acme/fork#abc"),
+        pkg("golang", "github.com/unknown/mod", "v1.0.0", "MIT", source="proxy.golang.org"),
+        pkg("pypi", "jinja2", "3.1.4", "BSD-3-Clause"), pkg("pypi", "jinja2x", "3.1.4", "BSD-3-Clause"),
+        pkg("cargo", "itoa", "1.0.0", "MIT"),
+    ]
+    found = [line for line in verdicts(policy, packages, tmp_path) if not line.startswith("deny licenses")]
+    assert found == [
+        "deny bans openssl-sys: banned by [bans].deny: use rustls",
+        "deny bans github.com/evil/mod: banned by [bans].deny",
+        "deny bans syn: 2 versions of syn (1.0.0, 2.0.0); unify them or add one to [bans].skip",
+        "deny sources forked: from git repository https://github.com/someone/forked, which is not in "
+        "[sources].allow-git",
+        "deny sources github.com/evil/mod: module path not under [sources.go].allow-prefixes",
+        "deny sources github.com/unknown/mod: module path not under [sources.go].allow-prefixes",
+        "deny advisories jinja2: GHSA-1: bad parsing",
+    ], found
