@@ -169,9 +169,9 @@ def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:
         "deny bans openssl-sys: banned by [bans].deny: use rustls",
         "deny bans github.com/evil/mod: banned by [bans].deny",
         "deny bans syn: 2 versions of syn (1.0.0, 2.0.0); unify them or add one to [bans].skip",
+        "deny sources github.com/evil/mod: module path not under [sources.go].allow-prefixes",
         "deny sources forked: from git repository https://github.com/someone/forked, which is not in "
         "[sources].allow-git",
-        "deny sources github.com/evil/mod: module path not under [sources.go].allow-prefixes",
         "deny sources github.com/unknown/mod: module path not under [sources.go].allow-prefixes",
         "deny advisories jinja2: GHSA-1: bad parsing",
     ], found
