@@ -1,0 +1,127 @@
+"""Rust inventory: every crate the workspace's Cargo workspaces compile into shipped code, read from
+`cargo metadata --locked --offline` (the resolve graph, without dev-dependencies) and the crates' unpacked sources."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.errors import UserError
+from polybuild.licenses.inventory import license_files
+from polybuild.licenses.model import Package
+
+if TYPE_CHECKING:
+    from polybuild.workspace import Workspace
+
+CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
+
+
+def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
+    """Crates of every Cargo workspace holding a target (workspace members flagged `workspace`)."""
+    roots: dict[str, dict[str, str]] = {}  # cargo workspace root -> crate name -> target id
+    for target in ws.targets.values():
+        if target.kind in ("rust", "py") and target.info.get("cargo_workspace"):
+            roots.setdefault(target.info["cargo_workspace"], {})[target.info["crate"]] = target.id
+    found: list[Package] = []
+    for root, targets in sorted(roots.items()):
+        found += workspace_packages(Path(root), targets, all_features=all_features)
+    return found
+
+
+def workspace_packages(root: Path, targets: dict[str, str], *, all_features: bool = True) -> list[Package]:
+    """The crates one Cargo workspace ships; `targets` maps member crate names to the target ids chains start at."""
+    meta = metadata(root / "Cargo.toml", all_features=all_features)
+    members = set(meta["workspace_members"])
+    by_id = {p["id"]: p for p in meta["packages"]}
+    label = {pid: targets.get(p["name"], f"{p['name']}@{p['version']}") if pid in members
+             else f"{p['name']}@{p['version']}" for pid, p in by_id.items()}
+    starts = {pid: targets[p["name"]] for pid, p in by_id.items() if pid in members and p["name"] in targets}
+    chains = shipped_chains(_shipping_edges(meta), starts, label)
+    shipped = [pid for pid in by_id if pid in chains or pid in members]
+    return [_package(by_id[pid], pid in members, chains.get(pid, [])) for pid in shipped]
+
+
+def metadata(manifest: Path, *, all_features: bool) -> dict:
+    """`cargo metadata` with the resolve graph, locked and offline; failures name the manifest and the fix."""
+    from polybuild.toolchains import require
+
+    cargo = require("cargo", f"the license inventory of {manifest}")
+    argv = [cargo, "metadata", "--locked", "--offline", "--format-version", "1", "--manifest-path", str(manifest)]
+    if all_features:
+        argv.append("--all-features")
+    return json.loads(_run(argv, manifest))
+
+
+def _run(argv: list[str], manifest: Path) -> str:
+    import subprocess
+
+    env = {**os.environ, "CARGO_NET_OFFLINE": "true"}
+    proc = subprocess.run(argv, cwd=manifest.parent, capture_output=True, text=True, env=env)
+    if proc.returncode == 0:
+        return proc.stdout
+    detail = proc.stderr.strip()
+    if "--locked" in detail or "lock file" in detail:
+        hint = f"Cargo.lock is missing or out of date: run `cargo update -w` in {manifest.parent} and commit it"
+    elif "offline" in detail or "failed to download" in detail or "failed to load source" in detail:
+        hint = f"crates are missing from the local cache: run `cargo fetch --locked` in {manifest.parent}"
+    else:
+        hint = None
+    raise UserError(f"cargo metadata for {manifest} failed:\n{detail}", hint=hint)
+
+
+def _shipping_edges(meta: dict) -> dict[str, list[str]]:
+    """Package id -> the package ids it needs as a normal or build dependency (dev-dependencies do not ship)."""
+    edges: dict[str, list[str]] = {}
+    for node in meta["resolve"]["nodes"]:
+        edges[node["id"]] = sorted(d["pkg"] for d in node["deps"]
+                                   if any(k["kind"] != "dev" for k in d["dep_kinds"]))
+    return edges
+
+
+def shipped_chains(edges: dict[str, list[str]], starts: dict[str, str],
+                   label: dict[str, str]) -> dict[str, list[tuple[str, ...]]]:
+    """For every node reachable from a start: the shortest chain from each start (breadth first), labelled."""
+    chains: dict[str, list[tuple[str, ...]]] = {}
+    for start, target_id in sorted(starts.items(), key=lambda s: s[1]):
+        seen = {start: (target_id,)}
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for dep in edges.get(node, ()):
+                if dep not in seen:
+                    seen[dep] = seen[node] + (label[node],) if node != start else seen[node]
+                    queue.append(dep)
+        for node, chain in seen.items():
+            if node != start:
+                chains.setdefault(node, []).append(chain)
+    return chains
+
+
+def _package(pkg: dict, member: bool, dependents: list[tuple[str, ...]]) -> Package:
+    from polybuild.licenses.purl import purl
+
+    source = source_of(pkg["source"])
+    crate_dir = Path(pkg["manifest_path"]).parent
+    extra = [pkg["license_file"]] if pkg.get("license_file") else []
+    return Package(
+        ecosystem="cargo",
+        name=pkg["name"],
+        version=pkg["version"],
+        purl=purl("cargo", pkg["name"], pkg["version"]),
+        declared=pkg.get("license"),
+        files=license_files(crate_dir, extra),
+        source="path" if member else source,
+        url=f"https://crates.io/crates/{pkg['name']}/{pkg['version']}" if source == "crates.io" else None,
+        workspace=member,
+        dependents=dependents,
+    )
+
+
+def source_of(source: str | None) -> str:
+    """"crates.io", "path", or the source as Cargo spells it (`registry+<url>`, `sparse+<url>`, `git+<url>`)."""
+    if source is None:
+        return "path"
+    return "crates.io" if source in CRATES_IO else source

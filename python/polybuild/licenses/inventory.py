@@ -1,0 +1,134 @@
+"""The offline inventory of everything a workspace ships: Cargo crates, Python distributions and Go modules, each
+with its license evidence and the chains of workspace targets that pull it in. Nothing is fetched: every scanner
+reads lockfiles, local caches and installed environments, and says how to fill them when something is missing.
+
+Dependents chains start at a workspace target id (`py:serving[server]` when an extra pulls the package in) and go
+through the intermediate packages down to the package's direct dependent; the package itself is not repeated."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polybuild.licenses.model import LicenseFile, Package
+
+if TYPE_CHECKING:
+    from polybuild.workspace import Workspace
+
+Key = tuple[str, str, str]
+
+# Names of license and notice texts, any case and any extension ("LICENSE-MIT", "license.md", "COPYING.LESSER").
+_LICENSE_NAME = re.compile(r"^(licen[cs]e|copying|unlicense)", re.I)
+_NOTICE_NAME = re.compile(r"^(notice|copyright|patents)", re.I)  # Go's x/ modules grant patents in PATENTS
+_CODE_SUFFIXES = frozenset({".go", ".rs", ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".sh"})
+_MAX_TEXT = 2 << 20
+
+
+@dataclass
+class Inventory:
+    """Every package the workspace ships, and which of them each target ships (for per-artifact attributions)."""
+
+    packages: list[Package]
+    by_target: dict[str, set[Key]] = field(default_factory=dict)
+
+
+def inventory(ws: Workspace, *, all_features: bool = True, python: str | None = None) -> Inventory:
+    """Scan all three ecosystems (offline) and merge them; `python` is the build environment's interpreter."""
+    from polybuild.licenses import cargo, golang, pypi
+
+    found = [
+        *cargo.packages(ws, all_features=all_features),
+        *pypi.packages(ws, python=python or ws.config["python"]["interpreter"]),
+        *golang.packages(ws),
+    ]
+    packages = merge(found)
+    return Inventory(packages, _by_target(ws, packages))
+
+
+def merge(found: list[Package]) -> list[Package]:
+    """One package per key (the first one's evidence), dependents of all merged, sorted by key."""
+    by_key: dict[Key, Package] = {}
+    for package in found:
+        kept = by_key.setdefault(package.key, package)
+        if kept is not package:
+            kept.dependents.extend(c for c in package.dependents if c not in kept.dependents)
+    return sorted(by_key.values(), key=lambda p: p.key)
+
+
+def _by_target(ws: Workspace, packages: list[Package]) -> dict[str, set[Key]]:
+    """Target id -> keys of the packages in its closure; an image ships everything of the targets it holds."""
+    shipped: dict[str, set[Key]] = {t: set() for t in ws.targets}
+    for package in packages:
+        for chain in package.dependents:
+            shipped.setdefault(chain[0].partition("[")[0], set()).add(package.key)
+    for target in ws.targets.values():
+        if target.kind == "image":
+            for dep in _closure(ws, target.id):
+                shipped[target.id] |= shipped.get(dep, set())
+    return shipped
+
+
+def _closure(ws: Workspace, start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for dep in ws.targets[todo.pop()].deps:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def license_files(directory: Path, extra: list[str] = ()) -> list[LicenseFile]:
+    """The license and NOTICE texts at the top of a package's directory (and in a LICENSES/ directory, REUSE
+    style), plus `extra` paths relative to it (a manifest's `license-file`)."""
+    found: dict[str, LicenseFile] = {}
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        kind = license_kind(entry.name)
+        if kind is None:
+            continue
+        children = sorted(entry.iterdir()) if entry.is_dir() else [entry]
+        for path in children:
+            _add(found, directory, path, kind if path is entry else license_kind(path.name) or kind)
+    for rel in extra:
+        _add(found, directory, directory / rel, license_kind(Path(rel).name) or "license")
+    return sorted(found.values(), key=lambda f: f.path)
+
+
+def license_kind(name: str) -> str | None:
+    """"license" or "notice" when the file name says it holds one, else None."""
+    if Path(name).suffix.lower() in _CODE_SUFFIXES:
+        return None
+    if _LICENSE_NAME.match(name):
+        return "license"
+    if _NOTICE_NAME.match(name):
+        return "notice"
+    return None
+
+
+def _add(found: dict[str, LicenseFile], root: Path, path: Path, kind: str) -> None:
+    rel = Path(_relative(path, root)).as_posix()
+    if rel in found or not path.is_file():
+        return
+    text = read_text(path.read_bytes()[:_MAX_TEXT])
+    if text is not None:
+        found[rel] = LicenseFile(rel, kind, text)
+
+
+def _relative(path: Path, root: Path) -> str:
+    import os
+
+    return os.path.normpath(os.path.relpath(path, root))
+
+
+def read_text(data: bytes) -> str | None:
+    """A license file's text; None for binary files."""
+    if b"\0" in data:
+        return None
+    return data.decode("utf-8", errors="replace")
