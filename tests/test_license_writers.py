@@ -56,14 +56,14 @@ def package(ecosystem: str, name: str, version: str, expression: str | None, how
 
 def fixtures() -> list[Resolved]:
     return [
-        package("cargo", "serde", "1.0.210", "MIT OR Apache-2.0", chains=(("polybuild-core",),),
+        package("cargo", "serde", "1.0.210", "MIT OR Apache-2.0", chains=(("rust:polybuild-core",),),
                 files=(lic("LICENSE-MIT", "Copyright (c) David Tolnay\n\nPermission is hereby granted (serde)\n"),
                        lic("LICENSE-APACHE", APACHE))),
-        package("cargo", "serde", "1.0.9", "MIT OR Apache-2.0", chains=(("polybuild-core", "serde@1.0.210"),),
+        package("cargo", "serde", "1.0.9", "MIT OR Apache-2.0", chains=(("rust:polybuild-core", "serde@1.0.210"),),
                 files=(lic("LICENSE-MIT", "Copyright (c) Erick Tryzelaar\n\nPermission is hereby granted (old)\n"),
                        lic("LICENSE-APACHE", APACHE))),
         package("cargo", "regalloc2", "0.9.3", "Apache-2.0 WITH LLVM-exception",
-                chains=(("polybuild-core", "serde@1.0.210", "missing@9.9.9"),),
+                chains=(("rust:polybuild-core", "serde@1.0.210", "missing@9.9.9"),),
                 files=(lic("LICENSE", APACHE + "\n--- LLVM Exceptions to the Apache 2.0 License ----\n"),)),
         package("cargo", "oddcrate", "0.3.0", "BSD-3-Clause AND Unknown-1.0", declared="BSD-3-Clause/Unknown 1.0",
                 files=(lic("COPYING", "Odd terms: redistribute with this notice.\n"),)),
@@ -71,21 +71,21 @@ def fixtures() -> list[Resolved]:
                 files=(lic("LICENSE", "polybuild's own license\n"),)),
         package("pypi", "apache-thing", "2.0.0", "Apache-2.0", "legacy", declared=None, legacy="Apache License 2.0",
                 classifiers=("License :: OSI Approved :: Apache Software License",),
-                chains=(("polybuild[server]",),),
+                chains=(("py:polybuild[server]",),),
                 files=(lic("apache_thing-2.0.0.dist-info/licenses/LICENSE", APACHE),
                        lic("apache_thing-2.0.0.dist-info/licenses/NOTICE",
                            "Apache Thing\nThis product includes software developed at Example Corp.\n", "notice"))),
-        package("pypi", "jinja2", "3.1.6", "BSD-3-Clause", chains=(("polybuild",),),
+        package("pypi", "jinja2", "3.1.6", "BSD-3-Clause", chains=(("py:polybuild",),),
                 files=(lic("jinja2-3.1.6.dist-info/licenses/LICENSE.txt", "Copyright 2007 Pallets (jinja2)\n"),)),
         package("pypi", "markupsafe", "2.1.5", "BSD-3-Clause", "detected", declared=None, confidence=0.97,
-                chains=(("polybuild", "jinja2@3.1.6"), ("polybuild[server]", "Jinja2[i18n]@3.1.6")),
+                chains=(("py:polybuild", "jinja2@3.1.6"), ("py:polybuild[server]", "Jinja2[i18n]@3.1.6")),
                 files=(lic("markupsafe-2.1.5.dist-info/LICENSE.rst", "Copyright 2010 Pallets (markupsafe)\n"),)),
-        package("pypi", "no-text", "1.0", "MIT", chains=(("polybuild",),)),
+        package("pypi", "no-text", "1.0", "MIT", chains=(("py:polybuild",),)),
         package("pypi", "half-known", "0.1", "MIT AND LicenseRef-custom", "clarify", declared=None),
         package("golang", "github.com/BurntSushi/toml", "v1.4.0", "MIT", "detected", declared=None, confidence=0.99,
-                chains=(("polybuild-go",),), files=(lic("LICENSE", "Copyright (c) 2013 TOML authors\n"),)),
+                chains=(("go:polybuild",),), files=(lic("LICENSE", "Copyright (c) 2013 TOML authors\n"),)),
         package("golang", "github.com/example/Proprietary", "v2.0.0+incompatible", "LicenseRef-proprietary", "clarify",
-                declared=None, chains=(("polybuild-go", "github.com/BurntSushi/toml@v1.4.0"),),
+                declared=None, chains=(("go:polybuild", "github.com/BurntSushi/toml@v1.4.0"),),
                 files=(lic("LICENSE", "Copyright Example Inc. All rights reserved. (proprietary terms)\n"),)),
         package("golang", "golang.org/x/mystery", "v0.1.0", None, "unlicensed", declared=None),
     ]
@@ -147,6 +147,27 @@ def test_cyclonedx_valid_for_an_artifact_with_hash_and_purl() -> None:
     assert {c["purl"] for c in bom["components"] if "purl" in c} >= {"pkg:pypi/jinja2@3.1.6"}
 
 
+def test_the_validators_do_reject_what_is_wrong(tmp_path) -> None:
+    """Guards the two tests above: a license id off the SPDX list must fail both tools."""
+    bom = cyclonedx(WORKSPACE, fixtures())
+    bom["components"][0]["licenses"] = [{"license": {"id": "Apache-2"}}]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(dumps(bom)) is not None
+    doc = spdx(WORKSPACE, fixtures())
+    doc["packages"][0]["licenseConcluded"] = "Apache-2"
+    assert validate_spdx(doc, tmp_path) != []
+
+
+def test_a_subject_that_is_a_package_is_not_listed_twice(tmp_path) -> None:
+    wheel = Subject("polybuild", "0.1.0", "wheel", purl=purl("pypi", "polybuild", "0.1.0"))
+    own = package("pypi", "polybuild", "0.1.0", "MIT", workspace=True)
+    jinja2 = package("pypi", "jinja2", "3.1.6", "BSD-3-Clause", chains=(("pkg:pypi/polybuild@0.1.0",),))
+    bom = cyclonedx(wheel, [own, jinja2])
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(dumps(bom)) is None
+    assert [c["bom-ref"] for c in bom["components"]] == ["pkg:pypi/jinja2@3.1.6"]
+    assert bom["dependencies"] == [{"ref": "pkg:pypi/polybuild@0.1.0", "dependsOn": ["pkg:pypi/jinja2@3.1.6"]}]
+    assert validate_spdx(spdx(wheel, [own, jinja2]), tmp_path) == []
+
+
 def test_cyclonedx_components_licenses_and_edges() -> None:
     bom = cyclonedx(WORKSPACE, fixtures())
     by_ref = {c["bom-ref"]: c for c in bom["components"]}
@@ -160,15 +181,15 @@ def test_cyclonedx_components_licenses_and_edges() -> None:
     assert "All rights reserved" in proprietary["licenses"][0]["license"]["text"]["content"]
     assert "licenses" not in by_ref["pkg:golang/golang.org/x/mystery@v0.1.0"]
     assert by_ref["pkg:cargo/oddcrate@0.3.0"]["licenses"][0]["expression"] == "BSD-3-Clause AND LicenseRef-Unknown-1.0"
-    assert {"name": "polybuild:workspace", "value": "true"} in by_ref["polybuild:target:polybuild"]["properties"]
+    assert {"name": "polybuild:workspace", "value": "true"} in by_ref["polybuild:target:py:polybuild"]["properties"]
     assert {"name": "polybuild:workspace", "value": "true"} in by_ref["pkg:cargo/polybuild-core@0.1.0"]["properties"]
     deps = {d["ref"]: d["dependsOn"] for d in bom["dependencies"]}
     subject = bom["metadata"]["component"]["bom-ref"]
-    assert "polybuild:target:polybuild" in deps[subject]
-    assert deps["polybuild:target:polybuild-core"] == ["pkg:cargo/serde@1.0.210"]
+    assert "polybuild:target:py:polybuild" in deps[subject]
+    assert deps["polybuild:target:rust:polybuild-core"] == ["pkg:cargo/serde@1.0.210"]
     assert deps["pkg:cargo/serde@1.0.210"] == ["pkg:cargo/serde@1.0.9"]  # not regalloc2: via a package not here
     assert deps["pkg:pypi/jinja2@3.1.6"] == ["pkg:pypi/markupsafe@2.1.5"]  # through `Jinja2[i18n]@3.1.6` too
-    assert "polybuild:target:polybuild[server]" not in deps
+    assert "polybuild:target:py:polybuild[server]" not in deps
     # nothing floats: what no chain reaches hangs off the subject
     assert {"pkg:pypi/half-known@0.1", "pkg:cargo/polybuild-core@0.1.0", "pkg:cargo/regalloc2@0.9.3"} <= set(
         deps[subject])

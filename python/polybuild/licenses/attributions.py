@@ -26,16 +26,17 @@ ECOSYSTEM_TITLES = {"cargo": "Rust", "pypi": "Python", "golang": "Go"}
 FALLBACK_MARKER = "⚠ FALLBACK"
 NO_TEXT_MARKER = "⚠ NO LICENSE TEXT FOUND"
 _HOW = {"declared": "the declared license", "clarify": "a clarification in the polybuild config",
-        "legacy": "Python's legacy License field or classifiers", "detected": "detected from the package's texts",
-        "unlicensed": "no license could be determined"}
+        "legacy": "Python's legacy License field or classifiers", "detected": "detection in the package's texts",
+        "unlicensed": "nothing: no license could be determined"}
 
 
 @dataclass(frozen=True)
 class Text:
     """One text printed for a package: from the package itself, or a canonical fallback."""
 
-    title: str  # the path inside the package, or "`MIT` (canonical SPDX text)"
+    title: str  # the path inside the package and the kind, or "`MIT` (canonical text, fallback)"
     text: str
+    license_id: str | None = None  # for a canonical text: the license it is the text of
 
     @property
     def sha256(self) -> str:
@@ -83,7 +84,7 @@ def _ecosystem_table(packages: list[Resolved]) -> list[str]:
 def _license_totals(packages: list[Resolved]) -> list[str]:
     counts = Counter(r.expression for r in packages)
     rows = [f"| {_code(expr) if expr else '*none found*'} | {n} |"
-            for expr, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))]
+            for expr, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))]
     return ["## Licenses", "", "| License | Packages |", "|---|---:|", *rows]
 
 
@@ -160,7 +161,7 @@ def _texts(r: Resolved, canonical_text: CanonicalText) -> Texts:
     if _license_files(r) or r.expression is None:
         return Texts(own, [], [])
     canonical = {lic: canonical_text(lic) for lic in _license_ids(r.expression)}
-    fallback = [Text(f"{_code(lic)} (canonical text, fallback)", text) for lic, text in canonical.items() if text]
+    fallback = [Text(f"{_code(lic)} (canonical text, fallback)", text, lic) for lic, text in canonical.items() if text]
     return Texts(own, fallback, [lic for lic, text in canonical.items() if not text])
 
 
@@ -185,11 +186,13 @@ def _flag_lines(r: Resolved, texts: Texts) -> list[str]:
         return [f"Texts shipped in the package: {len(texts.own)}."]
     if r.expression is None:
         return [f"**{NO_TEXT_MARKER}**: the package ships no license text and no license could be determined."]
-    lines = [f"**{FALLBACK_MARKER}**: the package ships no license text. What follows is the canonical text of "
-             f"{', '.join(t.title.split(' ')[0] for t in texts.fallback)}, not a copy from the package."
-             ] if texts.fallback else []
-    return lines + [f"**{NO_TEXT_MARKER}** for {_code(lic)}: the package ships no license text and no canonical "
-                    "text is known." for lic in texts.missing]
+    flags = [f"**{NO_TEXT_MARKER}** for {_code(lic)}: the package ships no license text and no canonical text is "
+             "known." for lic in texts.missing]
+    if texts.fallback:
+        ids = ", ".join(_code(t.license_id or "") for t in texts.fallback)
+        flags.insert(0, f"**{FALLBACK_MARKER}**: the package ships no license text. What follows is the canonical "
+                        f"text of {ids}, not a copy from the package.")
+    return [line for flag in flags for line in ("", flag)][1:]
 
 
 def _license_files(r: Resolved) -> list[LicenseFile]:
@@ -227,7 +230,7 @@ def _shared_section(packages: list[Resolved], texts: dict[str, Texts], shared: s
     for sha, text in first.items():
         lines += [f'<a id="text-{sha[:12]}"></a>', "", f"### Shared text {sha[:12]}", ""]
         lines += [f"SHA-256 {sha}, used by:", ""]
-        lines += [f"- {_cell(user)}" for user in users[sha]]
+        lines += [f"- {user}" for user in users[sha]]
         lines += ["", *_fenced(text.text), ""]
     return lines[:-1]
 
