@@ -112,7 +112,7 @@ def license_refs(expression: str | None) -> list[str]:
 
 
 def _rewrite_token(token: str, previous: str) -> str:
-    if token in "()" or token.upper() in _OPERATORS:
+    if token in ("(", ")") or token.upper() in _OPERATORS:
         return token.upper()
     if previous.upper() == "WITH" or spdx_expression(token):
         return token
