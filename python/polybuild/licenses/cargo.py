@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.errors import UserError
-from polybuild.licenses.inventory import license_files
+from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
 
 if TYPE_CHECKING:
@@ -20,28 +20,32 @@ CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", 
 
 
 def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
-    """Crates of every Cargo workspace holding a target (workspace members flagged `workspace`)."""
-    roots: dict[str, dict[str, str]] = {}  # cargo workspace root -> crate name -> target id
+    """Crates of every Cargo workspace holding a target (the workspace's own crates flagged `workspace`)."""
+    crate_targets: dict[Path, str] = {}  # crate directory -> target id
+    roots: set[str] = set()
     for target in ws.targets.values():
         if target.kind in ("rust", "py") and target.info.get("cargo_workspace"):
-            roots.setdefault(target.info["cargo_workspace"], {})[target.info["crate"]] = target.id
+            crate_targets[Path(target.info.get("crate_manifest", target.manifest)).parent] = target.id
+            roots.add(target.info["cargo_workspace"])
     found: list[Package] = []
-    for root, targets in sorted(roots.items()):
-        found += workspace_packages(Path(root), targets, all_features=all_features)
-    return found
+    for root in sorted(roots):
+        found += workspace_packages(Path(root), crate_targets, all_features=all_features)
+    return merge(found)
 
 
-def workspace_packages(root: Path, targets: dict[str, str], *, all_features: bool = True) -> list[Package]:
-    """The crates one Cargo workspace ships; `targets` maps member crate names to the target ids chains start at."""
+def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_features: bool = True) -> list[Package]:
+    """The crates one Cargo workspace ships; chains start at its members that are targets (`crate_targets` maps
+    crate directories to target ids; crates of other Cargo workspaces among them are the workspace's own too)."""
     meta = metadata(root / "Cargo.toml", all_features=all_features)
     members = set(meta["workspace_members"])
     by_id = {p["id"]: p for p in meta["packages"]}
-    label = {pid: targets.get(p["name"], f"{p['name']}@{p['version']}") if pid in members
-             else f"{p['name']}@{p['version']}" for pid, p in by_id.items()}
-    starts = {pid: targets[p["name"]] for pid, p in by_id.items() if pid in members and p["name"] in targets}
+    target_of = {pid: crate_targets.get(Path(p["manifest_path"]).parent) for pid, p in by_id.items()}
+    label = {pid: target_of[pid] or f"{p['name']}@{p['version']}" for pid, p in by_id.items()}
+    starts = {pid: target_of[pid] for pid in members if target_of[pid]}
     chains = shipped_chains(_shipping_edges(meta), starts, label)
+    own = members | {pid for pid in by_id if target_of[pid]}
     shipped = [pid for pid in by_id if pid in chains or pid in members]
-    return [_package(by_id[pid], pid in members, chains.get(pid, [])) for pid in shipped]
+    return [_package(by_id[pid], pid in own, chains.get(pid, [])) for pid in shipped]
 
 
 def metadata(manifest: Path, *, all_features: bool) -> dict:

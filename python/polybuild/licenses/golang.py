@@ -57,7 +57,7 @@ def module_packages(target: Target, ws: Workspace, own: dict[str, Target]) -> li
         required = pkg["Module"]
         imports[pkg["ImportPath"]] = required["Path"]
         if required["Path"] not in modules:
-            modules[required["Path"]] = _module(required, target, ws.root, own, vendored)
+            modules[required["Path"]] = _module(required, target, own, vendored)
     edges: dict[str, set[str]] = {}
     for pkg in listed:
         source_module = imports.get(pkg.get("ImportPath", ""))
@@ -121,7 +121,7 @@ def _decode_stream(text: str) -> list[dict[str, Any]]:
         found.append(value)
 
 
-def _module(required: dict[str, Any], target: Target, root: Path, own: dict[str, Target], vendored: bool) -> Module:
+def _module(required: dict[str, Any], target: Target, own: dict[str, Target], vendored: bool) -> Module:
     """Who a module really is: a workspace module, a replacement (module or local directory), or itself."""
     replace = required.get("Replace")
     vendor_dir = str(target.dir / "vendor" / required["Path"]) if vendored else ""
@@ -131,13 +131,11 @@ def _module(required: dict[str, Any], target: Target, root: Path, own: dict[str,
     if replace and replace.get("Version"):
         return Module(replace["Path"], replace["Version"], f"replace:{required['Path']}",
                       vendor_dir or replace.get("Dir", ""))
-    if replace:
+    if replace:  # a local directory: discovery made it a workspace module
         local = os.path.realpath(replace.get("Dir") or target.dir / replace["Path"])
-        if local in own:
-            return Module(required["Path"], required.get("Version", ""), "path", local, False, own[local].id)
-        inside = local == str(root) or local.startswith(str(root) + os.sep)
-        return Module(required["Path"], required.get("Version", ""), "path" if inside else f"replace:{local}",
-                      vendor_dir or local, False)
+        workspace = own.get(local)
+        return Module(required["Path"], required.get("Version", ""), "path", vendor_dir or local, False,
+                      workspace.id if workspace else None)
     return Module(required["Path"], required["Version"], "proxy.golang.org", vendor_dir or required.get("Dir", ""))
 
 

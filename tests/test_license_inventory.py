@@ -1,0 +1,470 @@
+"""The offline license inventory on real crates, distributions and Go modules: fetched once with cargo, pip, uv and
+go, then read with every network route closed (offline flags, and a proxy that refuses connections)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import checkout_copy, copy_example, write_tree
+from polybuild import api
+from polybuild.errors import UserError
+from polybuild.licenses import cargo, golang, pypi
+from polybuild.licenses.inventory import inventory
+
+CLOSED = "http://127.0.0.1:9"  # nothing listens there: any download attempt fails at once
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    close_network(monkeypatch)
+
+
+def close_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network for the inventory: each tool's offline switch, and every proxy variable pointing nowhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, CLOSED)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CARGO_NET_OFFLINE", "true")
+    monkeypatch.setenv("GOPROXY", "off")
+    monkeypatch.setenv("GOFLAGS", "-mod=mod")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+
+
+def run(argv: list[str | Path], cwd: Path, **env: str) -> str:
+    proc = subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "GOTOOLCHAIN": "local", **env}, timeout=600)
+    assert proc.returncode == 0, f"{argv} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+def by_name(packages, ecosystem: str | None = None) -> dict:
+    return {p.name: p for p in packages if ecosystem in (None, p.ecosystem)}
+
+
+# --- Rust ---------------------------------------------------------------------------------------------------------
+
+RUST = {
+    "polybuild.toml": 'exclude = ["third_party"]\n',
+    "Cargo.toml": """
+        [workspace]
+        members = ["crates/core", "crates/app"]
+        exclude = ["third_party"]
+        resolver = "2"
+        [patch.crates-io]
+        cfg-if = { path = "third_party/cfg-if" }
+    """,
+    "crates/core/Cargo.toml": """
+        [package]
+        name = "core-lib"
+        version = "0.1.0"
+        edition = "2021"
+        license = "MIT"
+        [dependencies]
+        itoa = "1"
+        aho-corasick = "1"
+        windows-link = "0.2"
+        smallvec = { version = "1", optional = true }
+        [build-dependencies]
+        cfg-if = "1"
+        [dev-dependencies]
+        ryu = "1"
+        [features]
+        small = ["dep:smallvec"]
+    """,
+    "crates/core/src/lib.rs": "",
+    "crates/app/Cargo.toml": """
+        [package]
+        name = "app"
+        version = "0.1.0"
+        edition = "2021"
+        [dependencies]
+        core-lib = { path = "../core" }
+    """,
+    "crates/app/src/main.rs": "fn main() {}\n",
+    # A patched fork kept in the repository but outside the Cargo and polybuild workspaces: a third-party path crate.
+    "third_party/cfg-if/Cargo.toml": """
+        [package]
+        name = "cfg-if"
+        version = "1.0.99"
+        edition = "2021"
+        license-file = "legal/TERMS.txt"
+    """,
+    "third_party/cfg-if/src/lib.rs": "",
+    "third_party/cfg-if/legal/TERMS.txt": "Forked terms: use it kindly.\n",
+    "third_party/cfg-if/NOTICE": "This product includes software developed elsewhere.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def rust_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_tree(tmp_path_factory.mktemp("cargo") / "ws", RUST)
+    run(["cargo", "generate-lockfile"], root)
+    run(["cargo", "fetch", "--locked"], root)
+    return root
+
+
+def test_cargo_crates_with_license_files_and_shortest_chains(rust_ws: Path, offline: None):
+    found = inventory(api.load(rust_ws).ws)
+    crates = by_name(found.packages, "cargo")
+    assert set(crates) == {"app", "core-lib", "itoa", "aho-corasick", "memchr", "windows-link", "smallvec",
+                           "cfg-if"}  # ryu is a dev-dependency: it does not ship
+    itoa = crates["itoa"]
+    assert itoa.declared == "MIT OR Apache-2.0" and itoa.source == "crates.io"
+    assert itoa.url == f"https://crates.io/crates/itoa/{itoa.version}" and itoa.purl == f"pkg:cargo/itoa@{itoa.version}"
+    assert [(f.path, f.kind) for f in itoa.files] == [("LICENSE-APACHE", "license"), ("LICENSE-MIT", "license")]
+    assert "Permission is hereby granted" in itoa.files[1].text
+    assert itoa.dependents == [("rust:app", "rust:core-lib"), ("rust:core-lib",)]
+    aho = crates["aho-corasick"]
+    assert [f.path for f in aho.files] == ["COPYING", "LICENSE-MIT", "UNLICENSE"]
+    assert crates["memchr"].dependents == [("rust:app", "rust:core-lib", f"aho-corasick@{aho.version}"),
+                                           ("rust:core-lib", f"aho-corasick@{aho.version}")]
+    assert [f.path for f in crates["windows-link"].files] == ["license-apache-2.0", "license-mit"]
+    assert crates["cfg-if"].dependents == [("rust:app", "rust:core-lib"), ("rust:core-lib",)]  # build-dependency
+
+
+def test_cargo_patched_path_crate_and_own_crates(rust_ws: Path, offline: None):
+    crates = by_name(cargo.packages(api.load(rust_ws).ws))
+    forked = crates["cfg-if"]
+    assert (forked.version, forked.source, forked.url, forked.declared) == ("1.0.99", "path", None, None)
+    assert not forked.workspace
+    assert [(f.path, f.kind) for f in forked.files] == [("NOTICE", "notice"), ("legal/TERMS.txt", "license")]
+    own = crates["core-lib"]
+    assert own.workspace and own.declared == "MIT" and own.dependents == [("rust:app",)]
+
+
+def test_cargo_features_follow_all_features(rust_ws: Path, offline: None):
+    ws = api.load(rust_ws).ws
+    assert "smallvec" in by_name(cargo.packages(ws, all_features=True))
+    assert "smallvec" not in by_name(cargo.packages(ws, all_features=False))
+
+
+def test_cargo_by_target(rust_ws: Path, offline: None):
+    found = inventory(api.load(rust_ws).ws)
+    keys = {p.name: p.key for p in found.packages}
+    assert keys["itoa"] in found.by_target["rust:app"] and keys["itoa"] in found.by_target["rust:core-lib"]
+    assert keys["core-lib"] in found.by_target["rust:app"]
+
+
+def test_cargo_stale_lock_names_the_manifest_and_the_fix(workspace, offline: None):
+    root = workspace({
+        "polybuild.toml": "",
+        "Cargo.toml": '[package]\nname = "solo"\nversion = "0.1.0"\nedition = "2021"\n[dependencies]\nitoa = "1"\n',
+        "Cargo.lock": 'version = 4\n\n[[package]]\nname = "solo"\nversion = "0.1.0"\n',
+        "src/lib.rs": "",
+    })
+    with pytest.raises(UserError) as exc:
+        inventory(api.load(root).ws)
+    assert str(root / "Cargo.toml") in exc.value.message and "--locked" in exc.value.message
+    assert "cargo update -w" in exc.value.hint
+
+
+def test_cargo_missing_downloads_say_fetch(rust_ws: Path, tmp_path: Path, offline: None,
+                                           monkeypatch: pytest.MonkeyPatch):
+    ws = api.load(rust_ws).ws
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path / "empty-cargo-home"))
+    with pytest.raises(UserError) as exc:
+        cargo.packages(ws)
+    assert "cargo fetch --locked" in exc.value.hint
+
+
+# --- Python -------------------------------------------------------------------------------------------------------
+
+PINS = ["attrs==25.3.0", "jinja2==3.1.6", "markupsafe==3.0.2", "traitlets==5.14.3", "python-dateutil==2.9.0.post0",
+        "six==1.17.0", "aiohttp==3.12.15", "uv"]
+APP = {
+    "polybuild.toml": "",
+    "app/LICENSE": "Apache License\nVersion 2.0, January 2004\n",
+    "app/pyproject.toml": """
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+        [project]
+        name = "app"
+        version = "1.0.0"
+        license = "Apache-2.0"
+        requires-python = ">=3.9"
+        dependencies = ["attrs>=23", "jinja2==3.1.6", "colorama; sys_platform == 'win32'"]
+        [project.optional-dependencies]
+        server = ["traitlets>=5"]
+        dates = ["python-dateutil"]
+        all = ["app[server,dates]"]
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def build_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build environment (a venv) holding the pinned distributions; returns its interpreter."""
+    env = tmp_path_factory.mktemp("venv") / "env"
+    run([sys.executable, "-m", "venv", env], env.parent)
+    python = env / "bin" / "python"
+    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PINS], env.parent)
+    return python
+
+
+@pytest.fixture(scope="module")
+def py_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tree(tmp_path_factory.mktemp("py") / "ws", APP)
+
+
+def test_python_closure_from_the_build_environment(py_ws: Path, build_env: Path, offline: None):
+    found = inventory(api.load(py_ws).ws, python=str(build_env))
+    dists = by_name(found.packages, "pypi")
+    assert set(dists) == {"app", "attrs", "jinja2", "markupsafe", "traitlets", "python-dateutil", "six"}
+    attrs = dists["attrs"]  # PEP 639
+    assert (attrs.declared, attrs.legacy, attrs.version, attrs.source) == ("MIT", None, "25.3.0", "pypi")
+    assert attrs.url == "https://pypi.org/project/attrs/25.3.0/" and attrs.purl == "pkg:pypi/attrs@25.3.0"
+    assert [(f.path, f.kind) for f in attrs.files] == [("attrs-25.3.0.dist-info/licenses/LICENSE", "license")]
+    jinja = dists["jinja2"]  # only a classifier
+    assert (jinja.declared, jinja.legacy) == (None, None)
+    assert jinja.classifiers == ("License :: OSI Approved :: BSD License",)
+    traitlets = dists["traitlets"]  # a whole license pasted into `License:`
+    assert traitlets.legacy.startswith("BSD 3-Clause License\n") and "Redistribution and use" in traitlets.legacy
+    assert dists["markupsafe"].dependents == [("py:app", "jinja2@3.1.6")]
+    assert dists["app"].workspace and dists["app"].declared == "Apache-2.0"
+    assert [f.path for f in dists["app"].files] == ["LICENSE"]
+
+
+def test_python_extras_are_marked_in_the_chains(py_ws: Path, build_env: Path, offline: None):
+    found = inventory(api.load(py_ws).ws, python=str(build_env))
+    dists = by_name(found.packages, "pypi")
+    assert dists["attrs"].dependents == [("py:app",)]
+    assert dists["traitlets"].dependents == [("py:app[all]", "py:app[server]"), ("py:app[server]",)]
+    assert dists["six"].dependents == [("py:app[all]", "py:app[dates]", "python-dateutil@2.9.0.post0"),
+                                       ("py:app[dates]", "python-dateutil@2.9.0.post0")]
+    assert {p.key for p in found.packages if p.ecosystem == "pypi" and not p.workspace} <= found.by_target["py:app"]
+
+
+def test_python_missing_or_mismatched_distributions_are_errors(workspace, build_env: Path, offline: None):
+    files = dict(APP)
+    files["app/pyproject.toml"] = files["app/pyproject.toml"].replace('"attrs>=23"', '"attrs>=99", "iniconfig"')
+    with pytest.raises(UserError) as exc:
+        pypi.packages(api.load(workspace(files)).ws, python=str(build_env))
+    assert "iniconfig (needed by py:app) is not installed" in exc.value.message
+    assert "attrs>=99 (needed by py:app): 25.3.0 is installed" in exc.value.message
+    assert str(build_env.parent) in exc.value.message
+
+
+def test_wheel_evidence_matches_the_installed_one(build_env: Path, tmp_path: Path):
+    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp_path, "attrs==25.3.0", "six==1.17.0"],
+        tmp_path)
+    attrs = pypi.evidence_from_wheel(next(tmp_path.glob("attrs-*.whl")))
+    installed = next(build_env.parent.parent.glob("lib/python*/site-packages/attrs-25.3.0.dist-info"))
+    assert attrs == pypi.evidence_from_dist_info(installed)
+    assert (attrs.name, attrs.version, attrs.declared) == ("attrs", "25.3.0", "MIT")
+    six = pypi.evidence_from_wheel(next(tmp_path.glob("six-*.whl")))  # setuptools: the license at the top
+    assert (six.legacy, six.classifiers) == ("MIT", ("License :: OSI Approved :: MIT License",))
+    assert [f.path for f in six.files] == ["six-1.17.0.dist-info/LICENSE"]
+
+
+def test_python_closure_from_uv_lock(workspace, build_env: Path, monkeypatch: pytest.MonkeyPatch):
+    files = dict(APP)
+    files["app/pyproject.toml"] = files["app/pyproject.toml"].replace('"attrs>=23"', '"attrs==25.3.0", "tomli==2.0.1"')
+    files["app/pyproject.toml"] += """
+        [tool.uv]
+        constraint-dependencies = ["markupsafe==3.0.2", "six==1.17.0", "traitlets==5.14.3",
+                                   "python-dateutil==2.9.0.post0"]
+        [dependency-groups]
+        dev = ["iniconfig"]
+    """
+    root = workspace(files)
+    run([build_env.parent / "uv", "lock", "-q"], root / "app")
+    assert 'name = "colorama"' in (root / "app" / "uv.lock").read_text()
+    close_network(monkeypatch)
+    found = inventory(api.load(root).ws, python=str(build_env))
+    dists = by_name(found.packages, "pypi")
+    assert set(dists) == {"app", "attrs", "tomli", "jinja2", "markupsafe", "traitlets", "python-dateutil", "six"}
+    tomli = dists["tomli"]  # locked, installed nowhere: a package without evidence
+    assert (tomli.version, tomli.declared, tomli.classifiers, tomli.files) == ("2.0.1", None, (), [])
+    assert tomli.source == "pypi" and tomli.url == "https://pypi.org/project/tomli/2.0.1/"
+    assert dists["attrs"].declared == "MIT" and dists["attrs"].files
+    # uv flattens `all = ["app[server,dates]"]` into the packages those extras need
+    dateutil = "python-dateutil@2.9.0.post0"
+    assert dists["six"].dependents == [("py:app[all]", dateutil), ("py:app[dates]", dateutil)]
+    assert dists["traitlets"].dependents == [("py:app[all]",), ("py:app[server]",)]
+
+
+# --- Go -----------------------------------------------------------------------------------------------------------
+
+GO = {
+    "polybuild.toml": "",
+    "go/lib/go.mod": "module example.com/lib\n\ngo 1.22\n",
+    "go/lib/lib.go": "package lib\n\nfunc Name() string { return \"lib\" }\n",
+    "go/svc/go.mod": """
+        module example.com/svc
+
+        go 1.22
+
+        replace example.com/lib => ../lib
+    """,
+    "go/svc/main.go": """
+        package main
+
+        import (
+            "fmt"
+
+            "example.com/lib"
+            "github.com/google/uuid"
+            "github.com/josharian/intern"
+            "gopkg.in/yaml.v3"
+        )
+
+        func main() {
+            out, _ := yaml.Marshal(map[string]string{"id": uuid.NewString()})
+            fmt.Println(intern.String(string(out)), lib.Name())
+        }
+    """,
+    "go/svc/main_test.go": """
+        package main
+
+        import (
+            "testing"
+
+            "github.com/pmezard/go-difflib/difflib"
+        )
+
+        func TestDiff(t *testing.T) { _ = difflib.SplitLines("a") }
+    """,
+    "go/tool/go.mod": """
+        module example.com/tool
+
+        go 1.22
+
+        require github.com/google/uuid v1.6.0
+
+        replace github.com/google/uuid => github.com/google/uuid v1.5.0
+    """,
+    "go/tool/main.go": """
+        package main
+
+        import "github.com/google/uuid"
+
+        func main() { println(uuid.NewString()) }
+    """,
+    "go/vend/go.mod": "module example.com/vend\n\ngo 1.22\n",
+    "go/vend/main.go": """
+        package main
+
+        import "github.com/pmezard/go-difflib/difflib"
+
+        func main() { println(len(difflib.SplitLines("a\\nb"))) }
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def go_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("go")
+    root = write_tree(base / "ws", GO)
+    for module in ("svc", "tool", "vend"):
+        run(["go", "mod", "tidy"], root / "go" / module, GOFLAGS="-mod=mod")
+        run(["go", "mod", "download"], root / "go" / module, GOFLAGS="-mod=mod")
+    run(["go", "mod", "vendor"], root / "go" / "vend")
+    vendored = root / "go/vend/vendor/github.com/pmezard/go-difflib/LICENSE"
+    vendored.write_text(vendored.read_text() + "\nVENDORED COPY\n")
+    run(["go", "build", "-o", base / "bin" / "svc", "."], root / "go" / "svc", GOPROXY="off", GOFLAGS="-mod=mod")
+    run(["go", "build", "-o", base / "bin" / "tool", "."], root / "go" / "tool", GOPROXY="off", GOFLAGS="-mod=mod")
+    return root
+
+
+def test_go_modules_of_compiled_packages(go_ws: Path, offline: None):
+    found = inventory(api.load(go_ws).ws)
+    modules = {(p.name, p.version): p for p in found.packages if p.ecosystem == "golang"}
+    uuid = modules[("github.com/google/uuid", "v1.6.0")]
+    assert (uuid.declared, uuid.source, uuid.url) == (None, "proxy.golang.org",
+                                                      "https://pkg.go.dev/github.com/google/uuid@v1.6.0")
+    assert uuid.purl == "pkg:golang/github.com/google/uuid@v1.6.0"
+    assert [(f.path, f.kind) for f in uuid.files] == [("LICENSE", "license")] and uuid.dependents == [("go:svc",)]
+    intern = modules[("github.com/josharian/intern", "v1.0.0")]
+    assert [(f.path, f.kind) for f in intern.files] == [("license.md", "license")]
+    yaml = modules[("gopkg.in/yaml.v3", "v3.0.1")]
+    assert [(f.path, f.kind) for f in yaml.files] == [("LICENSE", "license"), ("NOTICE", "notice")]
+    svc = found.by_target["go:svc"]
+    assert not any(name == "github.com/pmezard/go-difflib" for _, name, _ in svc)  # only its tests import it
+
+
+def test_go_replacements_are_attributed_to_what_replaces(go_ws: Path, offline: None):
+    found = golang.packages(api.load(go_ws).ws)
+    modules = {(p.name, p.version): p for p in found}
+    replaced = modules[("github.com/google/uuid", "v1.5.0")]
+    assert (replaced.source, replaced.dependents) == ("replace:github.com/google/uuid", [("go:tool",)])
+    assert replaced.url == "https://pkg.go.dev/github.com/google/uuid@v1.5.0" and replaced.files
+    lib = next(p for p in found if p.name == "example.com/lib")
+    assert lib.workspace and lib.source == "path" and lib.dependents == [("go:svc",)]
+
+
+def test_go_vendored_modules_are_read_from_vendor(go_ws: Path, offline: None):
+    found = golang.packages(api.load(go_ws).ws)
+    difflib = next(p for p in found if p.name == "github.com/pmezard/go-difflib")
+    assert difflib.dependents == [("go:vend",)] and "VENDORED COPY" in difflib.files[0].text
+
+
+def test_go_binaries_cross_check_the_inventory(go_ws: Path, offline: None):
+    found = golang.packages(api.load(go_ws).ws)
+    own = {"example.com/lib", "example.com/svc", "example.com/tool"}
+    bin_dir = go_ws.parent / "bin"
+    assert ("github.com/google/uuid", "v1.6.0") in golang.binary_modules(bin_dir / "svc")
+    assert ("github.com/google/uuid", "v1.5.0") in golang.binary_modules(bin_dir / "tool")
+    golang.check_binary(bin_dir / "svc", found, own)
+    golang.check_binary(bin_dir / "tool", found, own)
+    without_yaml = [p for p in found if p.name != "gopkg.in/yaml.v3"]
+    with pytest.raises(UserError, match=r"gopkg.in/yaml.v3@v3.0.1"):
+        golang.check_binary(bin_dir / "svc", without_yaml, own)
+
+
+def test_go_missing_module_cache_says_download(go_ws: Path, tmp_path: Path, offline: None,
+                                               monkeypatch: pytest.MonkeyPatch):
+    ws = api.load(go_ws).ws
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-modcache"))
+    with pytest.raises(UserError) as exc:
+        golang.module_packages(ws.targets["go:svc"], ws, {})
+    assert "go/svc/go.mod" in exc.value.message and "go mod download" in exc.value.hint
+
+
+# --- The demo and this repository -------------------------------------------------------------------------------
+
+def _counts(found) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in found.packages:
+        if not p.workspace:
+            counts[p.ecosystem] = counts.get(p.ecosystem, 0) + 1
+    return counts
+
+
+def test_demo_inventory(tmp_path: Path, build_env: Path, monkeypatch: pytest.MonkeyPatch):
+    root = copy_example("serving", tmp_path / "serving")
+    run(["cargo", "fetch", "--locked"], root)
+    close_network(monkeypatch)
+    ws = api.load(root).ws
+    start = time.monotonic()
+    found = inventory(ws, python=str(build_env))
+    print(f"\ndemo inventory: {_counts(found)} in {time.monotonic() - start:.2f}s")
+    crates, dists = by_name(found.packages, "cargo"), by_name(found.packages, "pypi")
+    assert crates["pyo3"].dependents == [("py:serving-runtime",)]
+    assert dists["aiohttp"].dependents == [("py:serving[all]", "py:serving[server]"), ("py:serving[server]",)]
+    assert found.by_target["py:serving"] | found.by_target["py:serving-runtime"] <= found.by_target["image:frontend"]
+    assert all(p.declared or p.files for p in found.packages if p.ecosystem == "cargo" and not p.workspace)
+
+
+def test_self_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = checkout_copy(tmp_path / "polybuild")
+    run(["cargo", "fetch", "--locked"], root)
+    run(["go", "mod", "download"], root / "go")
+    close_network(monkeypatch)
+    start = time.monotonic()
+    found = inventory(api.load(root).ws)
+    print(f"\nself inventory: {_counts(found)} in {time.monotonic() - start:.2f}s")
+    dists = by_name(found.packages, "pypi")
+    assert dists["maturin"].dependents == [("py:polybuild[builders]",)]
+    assert dists["polybuild-core"].workspace and ("py:polybuild[native]",) in dists["polybuild-core"].dependents
+    assert "github.com/google/go-containerregistry" in by_name(found.packages, "golang")
+    third_party = [p for p in found.packages if not p.workspace]
+    assert all(p.declared for p in third_party if p.ecosystem == "cargo")  # some crates ship no text (r-efi)
+    assert all(p.files for p in third_party if p.ecosystem == "golang")
