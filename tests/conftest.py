@@ -66,3 +66,20 @@ def copy_example(name: str, dest: Path) -> Path:
     ignore = shutil.ignore_patterns("target", "dist", ".polybuild", "__pycache__", "*.egg-info")
     shutil.copytree(REPO / "examples" / name, dest, ignore=ignore)
     return dest
+
+
+def checkout_copy(dest: Path) -> Path:
+    """The repository's files as git sees them (or the tree without build outputs), copied to `dest`."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, check=True).stdout.decode()
+        files = [f for f in out.split("\0") if f and (REPO / f).is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        files = None
+    if files is None:
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns("target", "dist", ".nox", ".polybuild", ".git"))
+        return dest
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / f, dest / f, follow_symlinks=False)
+    return dest

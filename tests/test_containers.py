@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import polybuild_env, run_polybuild, write_tree
+from conftest import checkout_copy, polybuild_env, run_polybuild, write_tree
 from containers import (
     BUSYBOX_BASE,
     PYTHON_BASE,
@@ -356,3 +356,27 @@ def test_build_args_tags_and_push_of_a_dockerfile_image(app: Path, engine_env: d
     assert f"pushed {ref}@{digest}" in out.stderr
     container = buildah(engine_env, "from", "--quiet", "--tls-verify=false", f"docker://{ref}")
     assert buildah(engine_env, "run", container, "--", "cat", "/etc/flavor") == "from-arg"
+
+
+def test_polybuild_builds_its_own_image(engine_env: dict[str, str], tmp_path: Path) -> None:
+    """The self-build's image (wheel, native core, Go helper) on a local Python base with pip."""
+    container = buildah(engine_env, "from", "--quiet", PYTHON_BASE)
+    wheel = f"/tmp/{pip_wheel().name}"
+    buildah(engine_env, "copy", container, str(pip_wheel()), wheel)
+    buildah(engine_env, "run", container, "--", "python3", f"{wheel}/pip", "install", "--quiet",
+            "--break-system-packages", wheel)
+    buildah(engine_env, "config", "--env", "PIP_BREAK_SYSTEM_PACKAGES=1", container)
+    # polybuild's own dependencies come from the package index, reached here through the host's CA bundle.
+    ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if ca and Path(ca).is_file():
+        buildah(engine_env, "copy", container, ca, "/etc/ssl/certs/host-ca.crt")
+        buildah(engine_env, "config", "--env", "PIP_CERT=/etc/ssl/certs/host-ca.crt", container)
+    buildah(engine_env, "commit", "--quiet", container, "localhost/pbtest/python-pip:3.11")
+    root = checkout_copy(tmp_path / "polybuild")
+    out = pb(root, engine_env, "container", "build", "polybuild", "--var", "base=localhost/pbtest/python-pip:3.11")
+    assert out.returncode == 0, out.stderr
+    image = load_image(engine_env, root / "dist/images/polybuild.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", image, "--", "polybuild", "--version") == "polybuild 0.1.0"
+    assert buildah(engine_env, "run", image, "--", "polybuild-helper", "version").startswith("polybuild-helper")
+    assert buildah(engine_env, "run", image, "--", "python3", "-c", "import polybuild_core; print('native')") == \
+        "native"
