@@ -27,8 +27,10 @@ def build(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, with the real toolchains (`-- -m "not e2e"` for the fast part only)."""
-    # setuptools: the tests also build a package with a non-hatchling PEP 517 backend.
-    session.install("-e", SELF, "pytest>=8", "ruff", "setuptools>=70")
+    # setuptools: the tests also build a package with a non-hatchling PEP 517 backend; the SBOM validators are
+    # the real tools of each format.
+    session.install("-e", SELF, "pytest>=8", "ruff", "setuptools>=70", "cyclonedx-python-lib[json-validation]>=11",
+                    "spdx-tools>=0.8")
     session.run("pytest", *session.posargs)
 
 
