@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
+    deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
+    deny.add_argument("--json", action="store_true", help="machine-readable output")
+    attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
+    attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
+    attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
+    attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
+    sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
+    sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
+    sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
+    sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     return p
@@ -386,6 +396,66 @@ def _render(loaded, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _cmd_deny(args: argparse.Namespace) -> int:
+    import json
+
+    from polybuild.licenses.scan import scan
+
+    found = scan(_load(args).ws).violations()
+    denied = [v for v in found if v.severity == "deny"]
+    if args.json:
+        print(json.dumps([{"check": v.check, "severity": v.severity, "message": v.message,
+                           "expression": v.expression, "package": v.package and {
+                               "ecosystem": v.package.ecosystem, "name": v.package.name,
+                               "version": v.package.version, "purl": v.package.purl,
+                               "pulled_in_by": [list(c) for c in v.package.dependents]}} for v in found], indent=2))
+    else:
+        for v in found:
+            print(v.describe(), file=sys.stderr)
+        warned = len(found) - len(denied)
+        print(f"polybuild: deny: {len(denied)} errors, {warned} warnings", file=sys.stderr)
+    return 1 if denied else 0
+
+
+def _cmd_attributions(args: argparse.Namespace) -> int:
+    from polybuild.licenses.scan import attribution_files, scan, stale
+    from polybuild.report import write_atomic
+
+    loaded = _load(args)
+    ws = loaded.ws
+    target = ws.resolve(args.target) if args.target else None
+    files = attribution_files(scan(ws), target)
+    directory = args.dir or ws.root / ws.config["licenses"]["attributions-dir"]
+    if args.check:
+        outdated = stale(files, directory)
+        for name in outdated:
+            print(f"polybuild: {name} is out of date", file=sys.stderr)
+        if outdated:
+            print("  hint: run `polybuild attributions` and commit the result", file=sys.stderr)
+        return 1 if outdated else 0
+    for name, content in sorted(files.items()):
+        write_atomic(directory / name, content)
+        print(f"wrote {directory / name}", file=sys.stderr)
+    return 0
+
+
+def _cmd_sbom(args: argparse.Namespace) -> int:
+    import json
+
+    from polybuild.licenses.scan import sbom, scan
+
+    ws = _load(args).ws
+    target = ws.resolve(args.target) if args.target else None
+    text = json.dumps(sbom(scan(ws), args.format, target), indent=2) + "\n"
+    if args.output:
+        from polybuild.report import write_atomic
+
+        write_atomic(args.output, text)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from polybuild.doctor import report
 
@@ -409,6 +479,9 @@ _COMMANDS = {
     "affected": _cmd_affected,
     "cache": _cmd_cache,
     "container": _cmd_container,
+    "deny": _cmd_deny,
+    "attributions": _cmd_attributions,
+    "sbom": _cmd_sbom,
     "doctor": _cmd_doctor,
     "config-reference": _cmd_config_reference,
 }

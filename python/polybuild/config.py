@@ -184,6 +184,17 @@ SCHEMA = Table(
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",
         ),
+        "licenses": Table(
+            {
+                "policy": Key(str, "The dependency policy (cargo-deny's schema, extended to Python and Go).",
+                              "deny.toml"),
+                "attributions-dir": Key(str, "Where `polybuild attributions` writes ATTRIBUTIONS*.md.", "."),
+                "system-libraries": Key(list, "Libraries the artifacts need from the system, for ATTRIBUTIONS.md: "
+                                        "`{ name = \"glibc\", version = \"2.36\", license = \"LGPL-2.1-or-later\", "
+                                        "note = \"...\" }`.", [], item=dict),
+            },
+            doc="Licenses, attributions and SBOMs (`polybuild deny`, `attributions`, `sbom`).",
+        ),
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "container": CONTAINER,

@@ -1,0 +1,89 @@
+"""One license pass over a workspace: inventory, resolution and policy, and the files written from them
+(ATTRIBUTIONS*.md, SBOMs), for the whole workspace or for one target (an artifact or an image)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polybuild.errors import UserError
+from polybuild.licenses.model import ECOSYSTEMS, Resolved
+
+if TYPE_CHECKING:
+    from polybuild.licenses.check import Violation
+    from polybuild.licenses.inventory import Inventory
+    from polybuild.licenses.policy import Policy
+    from polybuild.licenses.sbom import Subject
+    from polybuild.workspace import Target, Workspace
+
+
+@dataclass
+class Scan:
+    ws: Workspace
+    inventory: Inventory
+    policy: Policy
+    resolved: list[Resolved]
+
+    def violations(self) -> list[Violation]:
+        from polybuild.licenses.check import check
+
+        return check(self.resolved, self.policy, self.ws.root)
+
+    def subset(self, target: Target | None) -> tuple[Subject, list[Resolved]]:
+        """What a report covers: the workspace, or the packages one target ships."""
+        from polybuild.licenses.sbom import Subject
+
+        if target is None:
+            return Subject(self.ws.root.name, self.ws.release_version), self.resolved
+        keys = self.inventory.by_target.get(target.id, set())
+        kind = {"image": "image", "go": "binary", "rust": "binary", "py": "wheel"}[target.kind]
+        return (Subject(target.name, target.version or self.ws.release_version, kind),
+                [r for r in self.resolved if r.package.key in keys])
+
+
+def scan(ws: Workspace) -> Scan:
+    """Inventory (offline), the deny.toml policy, and every package's license."""
+    from polybuild.licenses.detect import detect_many
+    from polybuild.licenses.inventory import inventory
+    from polybuild.licenses.policy import load_policy
+    from polybuild.licenses.resolve import resolve_all
+
+    conf = ws.config["licenses"]
+    policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
+    found = inventory(ws, all_features=policy.data["graph"]["all-features"])
+    return Scan(ws, found, policy, resolve_all(found.packages, policy, detect_many))
+
+
+def attribution_files(result: Scan, target: Target | None = None) -> dict[str, str]:
+    """File name -> content: ATTRIBUTIONS.md and one file per ecosystem that has packages."""
+    from polybuild.licenses.attributions import ecosystem_file, ecosystem_markdown, summary_markdown
+    from polybuild.licenses.detect import canonical_text
+
+    subject, resolved = result.subset(target)
+    files = {"ATTRIBUTIONS.md": summary_markdown(subject, resolved, result.ws.config["licenses"]["system-libraries"])}
+    for ecosystem in ECOSYSTEMS:
+        if any(r.package.ecosystem == ecosystem and not r.package.workspace for r in resolved):
+            files[ecosystem_file(ecosystem)] = ecosystem_markdown(subject, ecosystem, resolved, canonical_text)
+    return files
+
+
+def sbom(result: Scan, fmt: str, target: Target | None = None) -> dict[str, Any]:
+    from polybuild.licenses import sbom as writers
+
+    subject, resolved = result.subset(target)
+    if fmt == "cyclonedx":
+        return writers.cyclonedx(subject, resolved)
+    if fmt == "spdx":
+        return writers.spdx(subject, resolved)
+    raise UserError(f"unknown SBOM format '{fmt}'", hint="cyclonedx or spdx")
+
+
+def stale(files: dict[str, str], directory: Path) -> list[str]:
+    """The files whose committed content differs from what would be written now."""
+    out = []
+    for name, content in sorted(files.items()):
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            out.append(name)
+    return out
