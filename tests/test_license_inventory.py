@@ -15,7 +15,7 @@ from conftest import checkout_copy, copy_example, write_tree
 from polybuild import api
 from polybuild.errors import UserError
 from polybuild.licenses import cargo, golang, pypi
-from polybuild.licenses.inventory import inventory
+from polybuild.licenses.inventory import inventory, license_files
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: any download attempt fails at once
 
@@ -468,3 +468,24 @@ def test_self_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     third_party = [p for p in found.packages if not p.workspace]
     assert all(p.declared for p in third_party if p.ecosystem == "cargo")  # some crates ship no text (r-efi)
     assert all(p.files for p in third_party if p.ecosystem == "golang")
+
+
+# --- License files ------------------------------------------------------------------------------------------------
+
+def test_license_files_by_name_any_case_and_in_a_licenses_directory(tmp_path: Path):
+    pkg = write_tree(tmp_path / "pkg", {
+        "License.md": "MIT License\n",
+        "LICENSES/Apache-2.0.txt": "Apache License\n",
+        "COPYRIGHT": "Copyright the authors\n",
+        "PATENTS": "Additional IP rights grant\n",
+        "unlicense.txt": "This is free and unencumbered software\n",
+        "license.go": "package license\n",  # code about licenses, not a license
+        "README.md": "readme\n",
+        "sub/LICENSE": "not at the top\n",
+    })
+    (pkg / "LICENSE-BLOB").write_bytes(b"\0\1\2")
+    (pkg / "LICENSE-LINK").symlink_to(pkg / "License.md")
+    found = [(f.path, f.kind) for f in license_files(pkg, ["sub/LICENSE"])]
+    assert found == [("COPYRIGHT", "notice"), ("LICENSE-LINK", "license"), ("LICENSES/Apache-2.0.txt", "license"),
+                     ("License.md", "license"), ("PATENTS", "notice"), ("sub/LICENSE", "license"),
+                     ("unlicense.txt", "license")]

@@ -38,10 +38,13 @@ class Module:
 def packages(ws: Workspace) -> list[Package]:
     """Every module the workspace's Go modules compile, and the workspace modules themselves."""
     targets = sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id)
+    from concurrent.futures import ThreadPoolExecutor
+
     own = {os.path.realpath(t.dir): t for t in targets}
     found = [_own_package(t, ws.release_version) for t in targets]
-    for target in targets:
-        found += module_packages(target, ws, own)
+    with ThreadPoolExecutor(max_workers=min(8, len(targets) or 1)) as pool:  # each waits for its `go list`
+        for listed in pool.map(lambda t: module_packages(t, ws, own), targets):
+            found += listed
     return merge(found)
 
 

@@ -36,13 +36,16 @@ class Inventory:
 
 def inventory(ws: Workspace, *, all_features: bool = True, python: str | None = None) -> Inventory:
     """Scan all three ecosystems (offline) and merge them; `python` is the build environment's interpreter."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from polybuild.licenses import cargo, golang, pypi
 
-    found = [
-        *cargo.packages(ws, all_features=all_features),
-        *pypi.packages(ws, python=python or ws.config["python"]["interpreter"]),
-        *golang.packages(ws),
-    ]
+    # Each scanner mostly waits for its tool (cargo, the interpreter, go), so the three run side by side.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        scans = [pool.submit(cargo.packages, ws, all_features=all_features),
+                 pool.submit(pypi.packages, ws, python=python or ws.config["python"]["interpreter"]),
+                 pool.submit(golang.packages, ws)]
+        found = [package for scan in scans for package in scan.result()]
     packages = merge(found)
     return Inventory(packages, _by_target(ws, packages))
 

@@ -137,8 +137,15 @@ class Graph:
     own: dict[str, Target]  # normalized dist name -> workspace target
     release_version: str  # the version of workspace packages that declare none
     missing: list[str] = field(default_factory=list)
+    _needs: dict[Node, list[Node]] = field(default_factory=dict, init=False, repr=False)
 
     def needs(self, node: Node) -> list[Node]:
+        """What a node requires (once per node: every root's walk shares the answers)."""
+        if node not in self._needs:
+            self._needs[node] = self.requires(node)
+        return self._needs[node]
+
+    def requires(self, node: Node) -> list[Node]:
         raise NotImplementedError
 
     def extras_of(self, target: Target) -> list[str]:
@@ -212,7 +219,7 @@ class EnvironmentGraph(Graph):
     def source_of(self, dist: Dist) -> str:
         return _installed_source(self.env.dists[dist.name].get("direct_url"))
 
-    def needs(self, node: Node) -> list[Node]:
+    def requires(self, node: Node) -> list[Node]:
         dist, extra = node
         found: list[Node] = []
         for requirement in self._requirements(node):
@@ -286,7 +293,7 @@ class LockGraph(Graph):
     def source_of(self, dist: Dist) -> str:
         return _locked_source(self._entry(dist.name, dist.version, str(self.lock)).get("source", {}))
 
-    def needs(self, node: Node) -> list[Node]:
+    def requires(self, node: Node) -> list[Node]:
         from packaging.markers import Marker
 
         dist, extra = node
@@ -298,8 +305,8 @@ class LockGraph(Graph):
                 continue
             name = normalize(dep["name"])
             target = self.own.get(name)
-            locked = self._entry(name, dep.get("version"), _label(node))
-            resolved = self.dist_of(target) if target else Dist(name, locked["version"])
+            resolved = self.dist_of(target) if target else Dist(
+                name, self._entry(name, dep.get("version"), _label(node))["version"])
             found += [(resolved, None), *((resolved, normalize(e)) for e in dep.get("extra", []))]
         return found
 
