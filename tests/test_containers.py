@@ -380,3 +380,15 @@ def test_polybuild_builds_its_own_image(engine_env: dict[str, str], tmp_path: Pa
     assert buildah(engine_env, "run", image, "--", "polybuild-helper", "version").startswith("polybuild-helper")
     assert buildah(engine_env, "run", image, "--", "python3", "-c", "import polybuild_core; print('native')") == \
         "native"
+
+
+def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
+    """The engine chosen in config; podman shares buildah's command line and storage."""
+    assert shutil.which("podman"), "podman is not installed: apt-get install podman (see .ci/run)"
+    with open(app / "polybuild.toml", "a") as f:
+        f.write('\n[container]\nengine = "podman"\n')
+    out = pb(app, engine_env, "build", "--json", "image:app")
+    assert out.returncode == 0, out.stderr
+    assert "/usr/bin/podman build" in (app / ".polybuild/logs/image_app.log").read_text()
+    container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", container, "--", "demo-app") == "demo-app ok"
