@@ -37,9 +37,9 @@ class Module:
 
 def packages(ws: Workspace) -> list[Package]:
     """Every module the workspace's Go modules compile, and the workspace modules themselves."""
-    targets = sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id)
     from concurrent.futures import ThreadPoolExecutor
 
+    targets = sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id)
     own = {os.path.realpath(t.dir): t for t in targets}
     found = [_own_package(t, ws.release_version) for t in targets]
     with ThreadPoolExecutor(max_workers=min(8, len(targets) or 1)) as pool:  # each waits for its `go list`
@@ -50,32 +50,37 @@ def packages(ws: Workspace) -> list[Package]:
 
 def module_packages(target: Target, ws: Workspace, own: dict[str, Target]) -> list[Package]:
     """The modules one Go module compiles (other workspace modules too), each with its shortest import chain."""
-    listed = list_packages(target, ws.config["go"])
-    vendored = (target.dir / "vendor" / "modules.txt").is_file()
-    modules: dict[str, Module] = {}  # required module path -> module as shipped
-    imports: dict[str, str] = {}  # package import path -> required module path
-    for pkg in listed:
-        if pkg.get("Standard") or not pkg.get("Module"):
-            continue
-        required = pkg["Module"]
-        imports[pkg["ImportPath"]] = required["Path"]
-        if required["Path"] not in modules:
-            modules[required["Path"]] = _module(required, target, own, vendored)
-    edges: dict[str, set[str]] = {}
-    for pkg in listed:
-        source_module = imports.get(pkg.get("ImportPath", ""))
-        for imported in pkg.get("Imports", ()):
-            dep = imports.get(imported)
-            if source_module and dep and dep != source_module:
-                edges.setdefault(source_module, set()).add(dep)
-    chains = _chains(target.info["module"], edges, modules, target.id)
+    modules, edges = _module_graph(list_packages(target, ws.config["go"]), target, own)
     found = []
-    for path, chain in sorted(chains.items()):
+    for path, chain in sorted(_chains(target.info["module"], edges, modules, target.id).items()):
         module = modules[path]
         package = _own_package(ws.targets[module.target], ws.release_version) if module.target else _package(module)
         package.dependents = [chain]
         found.append(package)
     return found
+
+
+def _module_graph(listed: list[dict[str, Any]], target: Target,
+                  own: dict[str, Target]) -> tuple[dict[str, Module], dict[str, set[str]]]:
+    """The modules of the compiled packages (by required path) and which module's packages import which."""
+    vendored = (target.dir / "vendor" / "modules.txt").is_file()
+    modules: dict[str, Module] = {}
+    module_of: dict[str, str] = {}  # package import path -> required module path
+    for pkg in listed:
+        if pkg.get("Standard") or not pkg.get("Module"):
+            continue
+        required = pkg["Module"]
+        module_of[pkg["ImportPath"]] = required["Path"]
+        if required["Path"] not in modules:
+            modules[required["Path"]] = _module(required, target, own, vendored)
+    edges: dict[str, set[str]] = {}
+    for pkg in listed:
+        importer = module_of.get(pkg.get("ImportPath", ""))
+        for imported in pkg.get("Imports", ()):
+            dep = module_of.get(imported)
+            if importer and dep and dep != importer:
+                edges.setdefault(importer, set()).add(dep)
+    return modules, edges
 
 
 def list_packages(target: Target, conf: dict[str, Any]) -> list[dict[str, Any]]:
