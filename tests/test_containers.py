@@ -209,9 +209,19 @@ def test_dev_target_and_failing_run_step(app: Path, engine_env: dict[str, str], 
     assert "image:app" in failed.stderr and "about to fail" in failed.stderr  # the step's output is shown
 
 
-def test_unknown_stage_and_missing_secret_are_usage_errors(app: Path, engine_env: dict[str, str]) -> None:
+def test_target_stage_unknown_stage_and_missing_secret(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
     stage = pb(app, engine_env, "container", "build", "app", "--target", "tests")
     assert stage.returncode == 2 and "unknown stage 'tests'" in stage.stderr and "base, runtime" in stage.stderr
+    base = pb(app, engine_env, "container", "build", "app", "--target", "base", "--no-cache")
+    assert base.returncode == 0, base.stderr
+    described = json.loads((app / "dist/images/app.json").read_text())
+    layout = tmp_path / "base-layout"
+    with tarfile.open(app / "dist/images/app.oci.tar") as tar:
+        tar.extractall(layout, filter="data")
+    container = buildah(engine_env, "from", "--quiet", f"oci:{layout}")
+    assert buildah(engine_env, "run", container, "--", "demo-app") == "demo-app ok"  # the base stage has the wheel
+    assert "/usr/local/bin/tool" not in buildah(engine_env, "run", container, "--", "ls", "/usr/local/bin")
+    assert described["digest"].startswith("sha256:")
     toml = app / "polybuild.toml"
     toml.write_text(toml.read_text().replace('tags = ["localhost', 'secrets = { pip_token = "PIP_TOKEN" }\ntags = '
                                              '["localhost', 1))
