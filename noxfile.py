@@ -9,14 +9,26 @@ import nox
 nox.options.sessions = ["build", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-# polybuild plus the backends it drives (maturin for the native core, hatchling for pure wheels).
-SELF = ".[builders]"
+# polybuild plus the backends it drives (maturin for the native core, hatchling for pure wheels), at the versions
+# locked in uv.lock, so every machine tests and builds with the same Python packages.
+EXTRAS = ("builders",)
+
+
+def install_locked(session: nox.Session, *groups: str) -> None:
+    """polybuild (editable) and exactly the locked versions of its dependencies (with hashes), plus `groups`."""
+    session.install("uv>=0.9")
+    requirements = Path(session.create_tmp()) / "requirements.txt"
+    session.run("uv", "export", "--quiet", "--frozen", "--no-emit-project", "--no-emit-package", "polybuild-core",
+                *(f"--extra={e}" for e in EXTRAS), *(f"--group={g}" for g in groups), "--output-file",
+                str(requirements), silent=True)
+    session.install("-r", str(requirements))
+    session.install("--no-deps", "-e", ".")
 
 
 @nox.session
 def build(session: nox.Session) -> None:
     """Build this repository with polybuild: wheels, native core and Go helper into dist/."""
-    session.install("-e", SELF)
+    install_locked(session)
     session.run("polybuild", "build", *session.posargs)
     # polybuild then runs on the native core it just built (the pure-Python fallback gives the same results).
     cores = sorted(Path("dist").glob("polybuild_core-*.whl"))
@@ -27,15 +39,12 @@ def build(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, with the real toolchains (`-- -m "not e2e"` for the fast part only)."""
-    # setuptools: the tests also build a package with a non-hatchling PEP 517 backend; the SBOM validators are
-    # the real tools of each format.
-    session.install("-e", SELF, "pytest>=8", "ruff", "setuptools>=70", "cyclonedx-python-lib[json-validation]>=11",
-                    "spdx-tools>=0.8")
+    install_locked(session, "test")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the Python sources, through polybuild's own `lint` task."""
-    session.install("-e", SELF, "ruff")
+    install_locked(session, "test")
     session.run("polybuild", "run", "lint")
