@@ -1,9 +1,10 @@
 //! Native core of polybuild: file and tree digests, hashed in parallel without holding the GIL,
-//! and the persistent stat cache (`StatCache`).
+//! the persistent stat cache (`StatCache`), and license text detection (`detect`).
 //!
-//! The pure-Python fallback in `python/polybuild/fingerprint.py` must give identical results;
-//! the digest format is specified in the docstring of the `polybuild_core` module below, the stat
-//! cache file format in the `statcache` module.
+//! The pure-Python fallbacks in `python/polybuild/fingerprint.py` and
+//! `python/polybuild/licenses/detect.py` must give identical results; the digest format is
+//! specified in the docstring of the `polybuild_core` module below, the stat cache file format in
+//! the `statcache` module, the detection algorithm in the `detect` module.
 
 use std::fmt;
 use std::fs::{self, File, Metadata};
@@ -12,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+
+pub mod detect;
 
 /// Files are streamed through the hasher in chunks of this size, never loaded whole.
 const BUF_SIZE: usize = 64 * 1024;
@@ -550,6 +553,12 @@ mod statcache {
 ///
 /// StatCache(file) (Unix only): the persistent stat cache, with .entries(root, paths) ->
 /// dict[str, tuple[str, str]] and .save(); semantics and file format as the Python StatCache.
+///
+/// detect_license(text) -> tuple[str, float] | None: the SPDX id of the license text `text` most
+/// resembles and the score (0..1], with the `spdx` crate's detection (askalono's algorithm) over its
+/// built-in SPDX texts; None when nothing matches at all. detect_licenses(texts) does the same for
+/// many texts in parallel. license_text(spdx_id) -> str | None: the canonical text of a license or
+/// exception id. See `python/polybuild/licenses/detect.py`.
 #[pyo3::pymodule]
 mod polybuild_core {
     use std::path::PathBuf;
@@ -572,6 +581,25 @@ mod polybuild_core {
     fn tree_digest(py: Python<'_>, root: PathBuf, paths: Vec<String>) -> PyResult<String> {
         py.detach(|| super::tree_digest_impl(&root, paths))
             .map_err(super::to_py_err)
+    }
+
+    /// The SPDX id of the license `text` most resembles and its score (0..1], None when nothing
+    /// matches at all. Runs without the GIL; the built-in store loads on first use.
+    #[pyfunction]
+    fn detect_license(py: Python<'_>, text: &str) -> Option<(&'static str, f32)> {
+        py.detach(|| super::detect::detect(text))
+    }
+
+    /// `detect_license` of each text, in parallel without the GIL, in input order.
+    #[pyfunction]
+    fn detect_licenses(py: Python<'_>, texts: Vec<String>) -> Vec<Option<(&'static str, f32)>> {
+        py.detach(|| super::detect::detect_many(&texts))
+    }
+
+    /// The canonical text of an SPDX license or exception id (exact spelling), None if unknown.
+    #[pyfunction]
+    fn license_text(spdx_id: &str) -> Option<&'static str> {
+        super::detect::license_text(spdx_id)
     }
 
     #[pymodule_init]
