@@ -137,12 +137,15 @@ def test_resolution_order_and_clarify_hash(policy) -> None:
     assert (resolve(classifier, policy, []).expression, resolve(classifier, policy, []).how) == ("MIT", "legacy")
     ambiguous = pkg("pypi", "bsd", "1.0", classifiers=("License :: OSI Approved :: BSD License",))
     assert resolve(ambiguous, policy, []).how == "unlicensed"  # which BSD needs the text
-    detected = resolve(pkg("golang", "example.com/x", "v1.0.0"), policy, [("BSD-3-Clause", 0.97, "LICENSE")])
+    detected = resolve(pkg("golang", "example.com/x", "v1.0.0"), policy, [("BSD-3-Clause", 0.97, "LICENSE", ())])
     assert (detected.expression, detected.how, detected.confidence) == ("BSD-3-Clause", "detected", 0.97)
-    weak = resolve(pkg("golang", "example.com/y", "v1.0.0"), policy, [("MIT", 0.5, "LICENSE")])
+    weak = resolve(pkg("golang", "example.com/y", "v1.0.0"), policy, [("MIT", 0.5, "LICENSE", ())])
     assert weak.how == "unlicensed" and "only at 0.50" in weak.warnings[0]
-    disagree = resolve(pkg("cargo", "x", "1.0.0", "MIT"), policy, [("Apache-2.0", 0.99, "LICENSE")])
+    disagree = resolve(pkg("cargo", "x", "1.0.0", "MIT"), policy, [("Apache-2.0", 0.99, "LICENSE", ())])
     assert disagree.expression == "MIT" and "reads as Apache-2.0" in disagree.warnings[0]
+    near_tie = resolve(pkg("cargo", "y", "1.0.0", "MIT OR Apache-2.0"), policy,
+                       [("Pixar", 0.98, "LICENSE-APACHE", ("Apache-2.0",))])
+    assert near_tie.warnings == []  # Pixar's text is a modified Apache-2.0: the declaration names the near tie
 
 
 def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ import struct
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -68,6 +68,8 @@ class Detection:
 
     license: str
     confidence: float
+    # Other ids scoring within 0.05 of the best: texts one file hardly tells apart (Apache-2.0 and Pixar).
+    close: tuple[str, ...] = field(default=(), compare=False)
 
 
 @functools.cache
@@ -91,7 +93,7 @@ def detect(text: str) -> Detection | None:
     """The SPDX license `text` most resembles, None when no store text shares a single word bigram with it."""
     native = _native()
     found = native.detect_license(text) if native is not None else _store().best(text)
-    return Detection(*found) if found is not None else None
+    return _detection(found)
 
 
 def detect_many(texts: Iterable[str]) -> list[Detection | None]:
@@ -99,7 +101,11 @@ def detect_many(texts: Iterable[str]) -> list[Detection | None]:
     texts = list(texts)
     native = _native()
     found = native.detect_licenses(texts) if native is not None else [_store().best(t) for t in texts]
-    return [Detection(*f) if f is not None else None for f in found]
+    return [_detection(f) for f in found]
+
+
+def _detection(found: tuple[str, float, list[str]] | None) -> Detection | None:
+    return Detection(found[0], found[1], tuple(found[2])) if found is not None else None
 
 
 def canonical_text(spdx_id: str) -> str | None:
@@ -259,6 +265,9 @@ def _dice(shared: int, size_a: int, size_b: int) -> float:
 # Step 4: the store, as an inverted index from bigram to the store texts holding it.
 
 
+CLOSE = _f32(0.05)  # as the native core's CLOSE (f32)
+
+
 class _Store:
     """Every store text's bigrams, indexed by bigram: scoring a sample only visits the texts sharing one."""
 
@@ -272,8 +281,8 @@ class _Store:
             for gram, count in grams.items():
                 self.postings.setdefault(gram, []).append((index, count))
 
-    def best(self, text: str) -> tuple[str, float] | None:
-        """(id, score) of the best matching store text; equal scores go to the smaller id."""
+    def best(self, text: str) -> tuple[str, float, list[str]] | None:
+        """(id, score, near ties) of the best matching store text; equal scores go to the smaller id."""
         sample = _bigrams(_aggressive(_normalize_lines(text)))
         size = sample.total()
         if size == 0:
@@ -282,9 +291,12 @@ class _Store:
         for gram, count in sample.items():
             for index, stored in self.postings.get(gram, ()):
                 shared[index] += min(count, stored)
-        scored = ((_dice(n, size, self.sizes[i]), self.ids[i]) for i, n in enumerate(shared) if n)
+        scored = [(_dice(n, size, self.sizes[i]), self.ids[i]) for i, n in enumerate(shared) if n]
         best = min(scored, key=lambda pair: (-pair[0], pair[1]), default=None)
-        return (best[1], best[0]) if best is not None else None
+        if best is None:
+            return None
+        close = sorted({i for score, i in scored if i != best[1] and _f32(best[0] - score) <= CLOSE})
+        return best[1], best[0], close
 
 
 def _load(path: Path) -> dict:

@@ -57,17 +57,20 @@ def resolve_all(packages: list[Package], policy: Policy, detect_many: Detector) 
     detected: dict[int, list[tuple[str, float, str]]] = {}
     for (i, path, _), hit in zip(texts, found, strict=True):
         if hit is not None:
-            detected.setdefault(i, []).append((hit.license, hit.confidence, path))
+            detected.setdefault(i, []).append((hit.license, hit.confidence, path, hit.close))
     return [resolve(p, policy, detected.get(i, [])) for i, p in enumerate(packages)]
 
 
-def resolve(package: Package, policy: Policy, detected: list[tuple[str, float, str]]) -> Resolved:
-    """One package's license; `detected` is (license, confidence, file) for each of its license texts."""
+Detected = tuple[str, float, str, tuple[str, ...]]  # license, confidence, file, near ties
+
+
+def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resolved:
+    """One package's license; `detected` is (license, confidence, file, near ties) for each license text."""
     warnings: list[str] = []
     clarified = _clarified(package, policy, warnings)
     if clarified:
         return Resolved(package, clarified, "clarify", warnings=warnings)
-    confident = [(lic, score, path) for lic, score, path in detected if score >= policy.threshold]
+    confident = [d for d in detected if d[1] >= policy.threshold]
     declared = _declared(package, warnings)
     if declared:
         _compare(declared, confident, warnings)
@@ -76,8 +79,8 @@ def resolve(package: Package, policy: Policy, detected: list[tuple[str, float, s
     if legacy:
         return Resolved(package, legacy, "legacy", warnings=warnings)
     if confident:
-        ids = sorted({lic for lic, _, _ in confident})
-        score = min(s for _, s, _ in confident)
+        ids = sorted({d[0] for d in confident})
+        score = min(d[1] for d in confident)
         return Resolved(package, " AND ".join(ids), "detected", confidence=score, warnings=warnings)
     best = max(detected, key=lambda d: d[1], default=None)
     if best:
@@ -119,9 +122,10 @@ def _legacy(package: Package) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _compare(declared: str, confident: list[tuple[str, float, str]], warnings: list[str]) -> None:
-    """Warn when a license text says something the declaration does not."""
+def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> None:
+    """Warn when a license text says something the declaration does not (a near tie that the declaration names,
+    such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement)."""
     named = {lic.id.lower() for lic in licenses(parse(declared))}
-    for lic, score, path in confident:
-        if lic.lower() not in named:
+    for lic, score, path, close in confident:
+        if not named & {x.lower() for x in (lic, *close)}:
             warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")

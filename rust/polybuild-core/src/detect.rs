@@ -240,21 +240,39 @@ fn scores(text: &str) -> Vec<f32> {
         .collect()
 }
 
-/// The best matching license of `text` and its score (0..1]; None when no store text shares a
-/// single word bigram with it. Equal scores go to the smaller id.
-pub fn detect(text: &str) -> Option<(&'static str, f32)> {
+/// Licenses scoring within this of the best are reported with it: their texts are so alike (Apache-2.0
+/// and Pixar's modified Apache) that one file cannot tell them apart.
+pub const CLOSE: f32 = 0.05;
+
+/// A detection: the best matching id, its score, and the other ids scoring within `CLOSE` of it.
+pub type Match = (&'static str, f32, Vec<&'static str>);
+
+/// The best matching license of `text` and its score (0..1], with the near ties; None when no store
+/// text shares a single word bigram with it. Equal scores go to the smaller id.
+pub fn detect(text: &str) -> Option<Match> {
+    let scores = scores(text);
     // Candidates are sorted by id; reversed, `max_by` keeps the first of equal scores.
-    let (best, score) = scores(text)
-        .into_iter()
+    let (best, score) = scores
+        .iter()
+        .copied()
         .enumerate()
         .filter(|&(_, score)| score > 0.0)
         .rev()
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    Some((candidates()[best].id.as_str(), score))
+    let id = candidates()[best].id.as_str();
+    let mut close: Vec<&'static str> = scores
+        .iter()
+        .enumerate()
+        .filter(|&(_, &other)| other > 0.0 && score - other <= CLOSE)
+        .map(|(i, _)| candidates()[i].id.as_str())
+        .filter(|&other| other != id) // "X-or-later" entries are reported as "X-only" too
+        .collect();
+    close.dedup();
+    Some((id, score, close))
 }
 
 /// `detect` of each text, in parallel, in input order.
-pub fn detect_many(texts: &[String]) -> Vec<Option<(&'static str, f32)>> {
+pub fn detect_many(texts: &[String]) -> Vec<Option<Match>> {
     texts.par_iter().map(|text| detect(text)).collect()
 }
 
@@ -346,7 +364,7 @@ mod tests {
 
     #[test]
     fn shipped_mit_text_is_detected() {
-        let (id, score) = detect(MIT_SHIPPED).unwrap();
+        let (id, score, _) = detect(MIT_SHIPPED).unwrap();
         assert_eq!(id, "MIT");
         assert!(score > 0.98, "{score}");
     }
@@ -354,7 +372,7 @@ mod tests {
     #[test]
     fn canonical_texts_match_themselves() {
         for id in ["MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "MPL-2.0", "GPL-2.0-only"] {
-            assert_eq!(detect(license_text(id).unwrap()), Some((id, 1.0)));
+            assert_eq!(detect(license_text(id).unwrap()).map(|m| (m.0, m.1)), Some((id, 1.0)));
         }
     }
 
@@ -365,7 +383,7 @@ mod tests {
             ("GPL-3.0-or-later", "GPL-3.0-only"),
             ("LGPL-2.1-or-later", "LGPL-2.1-only"),
         ] {
-            assert_eq!(detect(license_text(id).unwrap()), Some((reported, 1.0)));
+            assert_eq!(detect(license_text(id).unwrap()).map(|m| (m.0, m.1)), Some((reported, 1.0)));
         }
     }
 

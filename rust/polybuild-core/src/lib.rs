@@ -554,8 +554,8 @@ mod statcache {
 /// StatCache(file) (Unix only): the persistent stat cache, with .entries(root, paths) ->
 /// dict[str, tuple[str, str]] and .save(); semantics and file format as the Python StatCache.
 ///
-/// detect_license(text) -> tuple[str, float] | None: the SPDX id of the license text `text` most
-/// resembles and the score (0..1], with the `spdx` crate's detection (askalono's algorithm) over its
+/// detect_license(text) -> tuple[str, float, list[str]] | None: the SPDX id of the license text
+/// `text` most resembles, the score (0..1] and the ids scoring within 0.05 of it, with the `spdx` crate's detection (askalono's algorithm) over its
 /// built-in SPDX texts; None when nothing matches at all. detect_licenses(texts) does the same for
 /// many texts in parallel. license_text(spdx_id) -> str | None: the canonical text of a license or
 /// exception id. See `python/polybuild/licenses/detect.py`.
@@ -586,13 +586,13 @@ mod polybuild_core {
     /// The SPDX id of the license `text` most resembles and its score (0..1], None when nothing
     /// matches at all. Runs without the GIL; the built-in store loads on first use.
     #[pyfunction]
-    fn detect_license(py: Python<'_>, text: &str) -> Option<(&'static str, f32)> {
+    fn detect_license(py: Python<'_>, text: &str) -> Option<super::detect::Match> {
         py.detach(|| super::detect::detect(text))
     }
 
     /// `detect_license` of each text, in parallel without the GIL, in input order.
     #[pyfunction]
-    fn detect_licenses(py: Python<'_>, texts: Vec<String>) -> Vec<Option<(&'static str, f32)>> {
+    fn detect_licenses(py: Python<'_>, texts: Vec<String>) -> Vec<Option<super::detect::Match>> {
         py.detach(|| super::detect::detect_many(&texts))
     }
 
