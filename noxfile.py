@@ -48,3 +48,12 @@ def lint(session: nox.Session) -> None:
     """ruff over the Python sources, through polybuild's own `lint` task."""
     install_locked(session, "test")
     session.run("polybuild", "run", "lint")
+
+
+@nox.session
+def licenses(session: nox.Session) -> None:
+    """The dependency policy (deny.toml) over Rust, Python and Go, then this repository's ATTRIBUTIONS*.md,
+    from the locked environment (`-- --check` only checks that the committed files are current)."""
+    install_locked(session)
+    session.run("polybuild", "deny")
+    session.run("polybuild", "attributions", *session.posargs)

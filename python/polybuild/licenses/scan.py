@@ -30,12 +30,18 @@ class Scan:
 
         return check(self.resolved, self.policy, self.ws.root)
 
+    @property
+    def name(self) -> str:
+        """The workspace's name: its root package's, else its directory's (checkouts may be named anything)."""
+        root = [t.name for t in self.ws.targets.values() if t.dir == self.ws.root and t.kind in ("py", "rust")]
+        return sorted(root)[0] if root else self.ws.root.name
+
     def subset(self, target: Target | None) -> tuple[Subject, list[Resolved]]:
         """What a report covers: the workspace, or the packages one target ships."""
         from polybuild.licenses.sbom import Subject
 
         if target is None:
-            return Subject(self.ws.root.name, self.ws.release_version), self.resolved
+            return Subject(self.name, self.ws.release_version), self.resolved
         keys = self.inventory.by_target.get(target.id, set())
         kind = {"image": "image", "go": "binary", "rust": "binary", "py": "wheel"}[target.kind]
         return (Subject(target.name, target.version or self.ws.release_version, kind),
