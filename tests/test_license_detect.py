@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 
+from polybuild import fingerprint
 from polybuild.licenses import detect
 from polybuild.licenses.detect import CONFIDENCE_THRESHOLD, Detection
 from test_fingerprint import REPO, native  # noqa: F401  (the native core, built once per module)
@@ -191,10 +192,10 @@ ODD_TEXTS = [
 def python_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The pure-Python fallback, whatever is installed."""
     monkeypatch.setenv("POLYBUILD_NO_NATIVE", "1")
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
     assert detect.backend() == "python"
     yield
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
 
 
 def forget_native_core() -> None:
@@ -216,10 +217,10 @@ def core(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
 def native_backend(core: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The native core built from this checkout."""
     monkeypatch.delenv("POLYBUILD_NO_NATIVE", raising=False)
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
     assert detect.backend() == "native"
     yield core
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
 
 
 @pytest.fixture(params=["python", "native"])
@@ -284,9 +285,9 @@ def test_canonical_texts(backend: str) -> None:
 def fallback_answers(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> list[Detection | None]:
     with monkeypatch.context() as patch:
         patch.setenv("POLYBUILD_NO_NATIVE", "1")
-        detect._native.cache_clear()
+        fingerprint._native.cache_clear()
         found = detect.detect_many(texts)
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
     return found
 
 
@@ -330,7 +331,7 @@ def test_canonical_texts_agree(native_backend: ModuleType) -> None:
 
 def test_env_var_forces_fallback(native_backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYBUILD_NO_NATIVE", "1")
-    detect._native.cache_clear()
+    fingerprint._native.cache_clear()
     assert detect.backend() == "python"
     found = detect.detect(MIT)
     assert found is not None

@@ -41,7 +41,6 @@ import functools
 import itertools
 import json
 import lzma
-import os
 import re
 import struct
 import unicodedata
@@ -72,16 +71,12 @@ class Detection:
     close: tuple[str, ...] = field(default=(), compare=False)
 
 
-@functools.cache
 def _native() -> ModuleType | None:
-    """The native core if it has license detection (an older build may not), else None; cached."""
-    if os.environ.get("POLYBUILD_NO_NATIVE") == "1":
-        return None
-    try:
-        import polybuild_core
-    except ImportError:
-        return None
-    return polybuild_core if hasattr(polybuild_core, "detect_license") else None
+    """The native core (the same switch as fingerprinting) if it has license detection (an older build may not)."""
+    from polybuild.fingerprint import _native as core
+
+    found = core()
+    return found if found is not None and hasattr(found, "detect_license") else None
 
 
 def backend() -> str:
