@@ -178,3 +178,16 @@ def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:
         "deny sources github.com/unknown/mod: module path not under [sources.go].allow-prefixes",
         "deny advisories jinja2: GHSA-1: bad parsing",
     ], found
+
+
+def test_every_deny_key_is_documented() -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO, polybuild_env
+
+    out = subprocess.run([sys.executable, "-m", "polybuild", "config-reference", "--deny"], capture_output=True,
+                         text=True, env=polybuild_env(), check=True).stdout
+    assert out == (REPO / "docs" / "deny-reference.md").read_text(encoding="utf-8"), (
+        "docs/deny-reference.md is stale: regenerate it with `polybuild config-reference --deny > "
+        "docs/deny-reference.md`")

@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
-    sub.add_parser("config-reference", help="print the Markdown reference of every config key")
+    reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
+    reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
     return p
 
 
@@ -464,8 +465,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from polybuild.config import SCHEMA
     from polybuild.schema import document
+
+    if args.deny:
+        from polybuild.licenses.policy import CLARIFY, EXCEPTION, SCHEMA
+
+        print(document(SCHEMA, "deny.toml").replace("[deny.toml.", "[") + document(EXCEPTION, "licenses.exceptions")
+              + document(CLARIFY, "licenses.clarify"), end="")
+        return 0
+    from polybuild.config import SCHEMA
 
     print(document(SCHEMA, "tool.polybuild"), end="")
     return 0

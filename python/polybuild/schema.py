@@ -13,7 +13,8 @@ from typing import Any
 from polybuild.errors import ConfigError
 from polybuild.tomlfile import TomlFile
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "a table"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a decimal number", bool: "a boolean", list: "an array",
+               dict: "a table"}
 
 
 @dataclass(frozen=True)

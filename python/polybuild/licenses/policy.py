@@ -43,7 +43,7 @@ SCHEMA = Table({
         "clarify": Key(list, "The license of a package whose metadata is wrong or missing: `{ crate = \"spec\", "
                        "expression = \"MIT\", license-files = [{ path = \"LICENSE\", hash = 0x... }] }`; used only "
                        "while the files' CRC32 hashes still match.", [], item=dict),
-        "confidence-threshold": Key(float, "Minimum score for a license detected from its text.", 0.8),
+        "confidence-threshold": Key((float, int), "Minimum score for a license detected from its text.", 0.8),
         "private": FreeTable("`ignore = true`: the workspace's own unpublished packages are not checked.",
                              value_types=ANY),
         "unused-allowed-license": Key(str, "What to do with an allowed license nothing uses.", "allow",
@@ -98,14 +98,15 @@ SCHEMA = Table({
         "unsound": Key(str, "cargo-deny (accepted).", "all"),
         "git-fetch-with-cli": Key(bool, "cargo-deny (accepted).", False),
     }, doc="Security advisories."),
-}, doc="deny.toml")
+}, doc="The dependency policy: cargo-deny's schema as it is, extended to Python and Go. Every key is checked; an "
+    "unknown one is an error naming file and line.")
 
 EXCEPTION = Table({
     "allow": Key(list, "Licenses this package may use.", item=str),
     "crate": Key(str, "The package: a name, name@version or a purl."),
     "name": Key(str, "The package (older cargo-deny spelling)."),
     "version": Key(str, "Only this version."),
-})
+}, doc="An entry of `[licenses] exceptions`: licenses one package may use beyond `allow`.")
 CLARIFY = Table({
     "crate": Key(str, "The package: a name, name@version or a purl."),
     "name": Key(str, "The package (older cargo-deny spelling)."),
@@ -113,7 +114,7 @@ CLARIFY = Table({
     "expression": Key(str, "Its license, as an SPDX expression."),
     "license-files": Key(list, "Files whose CRC32 must still match: `{ path = \"LICENSE\", hash = 0x... }`.", [],
                          item=dict),
-})
+}, doc="A `[[licenses.clarify]]` entry: the license of a package whose metadata is wrong or missing.")
 
 _PURL = re.compile(r"^pkg:(cargo|pypi|golang)/(.+?)(?:@([^@]+))?$")
 
