@@ -17,7 +17,9 @@ EXTRAS = ("builders",)
 def install_locked(session: nox.Session, *groups: str) -> None:
     """polybuild (editable) and exactly the locked versions of its dependencies (with hashes), plus `groups`."""
     session.install("uv>=0.9")
-    requirements = Path(session.create_tmp()) / "requirements.txt"
+    # Next to the environment; not session.create_tmp(), which would point TMPDIR (and the tests' temporary
+    # workspaces) into this git checkout.
+    requirements = Path(session.virtualenv.location) / "locked-requirements.txt"
     session.run("uv", "export", "--quiet", "--frozen", "--no-emit-project", "--no-emit-package", "polybuild-core",
                 *(f"--extra={e}" for e in EXTRAS), *(f"--group={g}" for g in groups), "--output-file",
                 str(requirements), silent=True)
