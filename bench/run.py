@@ -9,6 +9,7 @@ tools interleaved in every repetition:
   leaf      one source file of a package nothing depends on edited: 1 task executes
   root      one source file of the layer-0 package with the most dependents edited: it and all dependents execute
 
+Each repo is synced and left to settle for a minute after it is generated, and every timed run starts with a `sync`.
 Each edit is unique (so no cache can already hold it) and is reverted after the measured run, followed by an
 unmeasured run that brings the tool back to its all-cached state. Every measured run is checked: exit status 0,
 the number of tasks that executed (parsed from each tool's own summary) equals the expected number, and after cold
@@ -260,6 +261,7 @@ class Tree:
         """(wall seconds, tasks executed as the tool reports it, log path)."""
         argv, env = self.command(tool, scenario)
         log_path = self.logs / f"{tool}-{label}.log"
+        os.sync()  # no run pays for writing back what the previous one (or the generator) left dirty
         with open(log_path, "wb") as out:
             start = time.perf_counter()
             proc = subprocess.run(argv, cwd=self.root, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -322,6 +324,7 @@ def bench_size(env: Env, n: int, args: argparse.Namespace) -> dict:
     log(f"N={n}: generating {root}")
     meta = generate.generate(root, n, args.files, args.layers, args.seed, generate.parse_mix(args.mix),
                              args.file_size)
+    settle(args.settle)
     tree = Tree(env, root, meta)
     tools = [t for t in args.tools if t in ALL_TOOLS]
     cells: dict[str, dict[str, Cell]] = {s: {t: Cell() for t in tools if s in TOOL_SCENARIOS[t]} for s in SCENARIOS}
@@ -397,6 +400,19 @@ def bench_size(env: Env, n: int, args: argparse.Namespace) -> dict:
     if n == max(args.sizes) and not args.skip_hash:
         result["hashing"] = hashing(env, root)
     return result
+
+
+def settle(seconds: float) -> None:
+    """Let the filesystem forget the previous repo before anything is timed.
+
+    Generating a repo deletes the previous one (36k files at N = 1000, with the tools' state) and writes 13k files
+    and a git commit. On a journal-less ext4 such as this VM's, creating a file skips, one by one, every inode freed
+    in the last minute (five while its inode table block is dirty), so without this pause the first tool measured
+    after generation (polybuild) paid for the generator's deletions and its writeback."""
+    if seconds > 0:
+        log(f"settling for {seconds:.0f}s (sync, then wait out ext4's reuse delay for freed inodes)")
+        os.sync()
+        time.sleep(seconds)
 
 
 def moon_vcs_noop(tree: Tree) -> dict:
@@ -541,6 +557,8 @@ def main() -> None:
     ap.add_argument("--cold-reps", type=int, default=3, help="max repetitions of cold runs")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="stop repeating a (tool, scenario) once its measured runs took this many seconds")
+    ap.add_argument("--settle", type=float, default=65.0,
+                    help="seconds to wait after generating each repo, before timing anything (0: no wait)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), type=lambda s: s.split(","))
     ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "polybuild-bench")
