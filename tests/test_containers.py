@@ -4,6 +4,7 @@ made here, images assembled from artifacts by the Go helper, pushed to and pulle
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -129,6 +130,21 @@ def load_image(env: dict[str, str], archive: Path, tmp: Path) -> str:
     return buildah(env, "from", "--quiet", f"oci:{layout}")
 
 
+def image_file(archive: Path, path: str) -> bytes | None:
+    """A file's content in the top layer that has it, read from the image's layers."""
+    with tarfile.open(archive) as outer:
+        def blob(digest: str) -> bytes:
+            return outer.extractfile(f"blobs/sha256/{digest.split(':')[1]}").read()
+
+        top = json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]
+        for layer in reversed(json.loads(blob(top))["layers"]):
+            with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as tar:
+                member = next((m for m in tar.getmembers() if m.name.lstrip("./") == path), None)
+                if member is not None:
+                    return tar.extractfile(member).read()
+    return None
+
+
 # --- templates ---------------------------------------------------------------------------------------------------
 
 def test_render_marks_each_template_and_applies_choices(app: Path, engine_env: dict[str, str]) -> None:
@@ -240,8 +256,7 @@ def test_secret_mount_reaches_run_but_not_logs_or_image(app: Path, engine_env: d
         f" = {digest} && echo secret-seen > /etc/flavor\n")
     out = pb(app, {**engine_env, "APP_TOKEN": "s3cr3t-value"}, "container", "build", "app", "--var", "flavor=dev")
     assert out.returncode == 0, out.stderr
-    container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
-    assert buildah(engine_env, "run", container, "--", "cat", "/etc/flavor") == "secret-seen"
+    assert image_file(app / "dist/images/app.oci.tar", "etc/flavor") == b"secret-seen\n"
     logs = "".join(p.read_text(errors="replace") for p in (app / ".polybuild/logs").glob("*.log"))
     assert "s3cr3t-value" not in logs + out.stderr
     assert b"s3cr3t-value" not in (app / "dist/images/app.oci.tar").read_bytes()
