@@ -85,3 +85,14 @@ def test_sboms_pass_the_real_validators(repo: Path, tmp_path: Path) -> None:
     helper_purls = {c.get("purl") for c in json.loads(helper.stdout)["components"]}
     assert any(p and "go-containerregistry" in p for p in helper_purls)
     assert not any(p and p.startswith("pkg:cargo/") for p in helper_purls)  # the Go binary ships no crates
+
+
+def test_a_built_go_binary_is_attributed_by_what_go_version_m_reads(repo: Path) -> None:
+    built = pb(repo, "build", "go:polybuild-helper")
+    assert built.returncode == 0, built.stderr
+    inside = subprocess.run(["go", "version", "-m", str(repo / "dist/polybuild-helper")], capture_output=True,
+                            text=True, check=True).stdout
+    modules = {line.split()[1] for line in inside.splitlines() if line.strip().startswith("dep")}
+    sbom = json.loads(pb(repo, "sbom", "--target", "go:polybuild-helper").stdout)
+    listed = {c["name"] for c in sbom["components"] if c.get("purl", "").startswith("pkg:golang/")}
+    assert listed == modules

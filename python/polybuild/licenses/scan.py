@@ -43,9 +43,28 @@ class Scan:
         if target is None:
             return Subject(self.name, self.ws.release_version), self.resolved
         keys = self.inventory.by_target.get(target.id, set())
+        built = self._built_go_modules(target)
         kind = {"image": "image", "go": "binary", "rust": "binary", "py": "wheel"}[target.kind]
         return (Subject(target.name, target.version or self.ws.release_version, kind),
-                [r for r in self.resolved if r.package.key in keys])
+                [r for r in self.resolved if r.package.key in keys
+                 and (built is None or (r.package.name, r.package.version) in built)])
+
+    def _built_go_modules(self, target: Target) -> set[tuple[str, str]] | None:
+        """For a Go target whose binaries are built, the modules `go version -m` says they hold (the ground
+        truth, checked against the inventory); None when nothing is built yet."""
+        if target.kind != "go":
+            return None
+        from polybuild.licenses.golang import binary_modules, check_binary
+
+        dist = self.ws.root / self.ws.config["dist-dir"]
+        binaries = [dist / name for name in target.info["binaries"] if (dist / name).is_file()]
+        if not binaries:
+            return None
+        own = {t.info["module"] for t in self.ws.targets.values() if t.kind == "go"}
+        packages = [r.package for r in self.resolved]
+        for binary in binaries:
+            check_binary(binary, packages, own)
+        return {module for binary in binaries for module in binary_modules(binary)}
 
 
 def scan(ws: Workspace) -> Scan:
