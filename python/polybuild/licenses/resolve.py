@@ -53,9 +53,12 @@ def resolve_all(packages: list[Package], policy: Policy, detect_many: Detector) 
     texts = [(i, f.path, f.text) for i, p in enumerate(packages) for f in p.files if f.kind == "license"]
     # A whole license pasted into Python's legacy `License:` field is a license text too.
     texts += [(i, "METADATA License", p.legacy) for i, p in enumerate(packages) if p.legacy and len(p.legacy) >= 100]
-    found = detect_many([text for _, _, text in texts]) if texts else []
-    detected: dict[int, list[tuple[str, float, str]]] = {}
-    for (i, path, _), hit in zip(texts, found, strict=True):
+    # The same texts recur (a crate family's LICENSE-APACHE): each distinct one is detected once.
+    unique = list(dict.fromkeys(text for _, _, text in texts))
+    hits = dict(zip(unique, detect_many(unique) if unique else [], strict=True))
+    detected: dict[int, list[Detected]] = {}
+    for i, path, text in texts:
+        hit = hits[text]
         if hit is not None:
             detected.setdefault(i, []).append((hit.license, hit.confidence, path, hit.close))
     return [resolve(p, policy, detected.get(i, [])) for i, p in enumerate(packages)]
