@@ -93,21 +93,22 @@ def _tokens(text: str) -> list[str]:
 
 
 def _or(tokens: list[str], text: str) -> tuple[Node, list[str]]:
-    node, rest = _and(tokens, text)
-    args = [node]
-    while rest and rest[0] == "OR":
-        node, rest = _and(rest[1:], text)
-        args.append(node)
-    return (args[0] if len(args) == 1 else Op("OR", tuple(args))), rest
+    return _binary("OR", _and, tokens, text)
 
 
 def _and(tokens: list[str], text: str) -> tuple[Node, list[str]]:
-    node, rest = _with(tokens, text)
+    return _binary("AND", _with, tokens, text)
+
+
+def _binary(op: str, operand: Callable[[list[str], str], tuple[Node, list[str]]], tokens: list[str],
+            text: str) -> tuple[Node, list[str]]:
+    """`operand (op operand)*`, one level of precedence."""
+    node, rest = operand(tokens, text)
     args = [node]
-    while rest and rest[0] == "AND":
-        node, rest = _with(rest[1:], text)
+    while rest and rest[0] == op:
+        node, rest = operand(rest[1:], text)
         args.append(node)
-    return (args[0] if len(args) == 1 else Op("AND", tuple(args))), rest
+    return (args[0] if len(args) == 1 else Op(op, tuple(args))), rest
 
 
 def _with(tokens: list[str], text: str) -> tuple[Node, list[str]]:
