@@ -275,6 +275,8 @@ class _Store:
             self.sizes.append(grams.total())
             for gram, count in grams.items():
                 self.postings.setdefault(gram, []).append((index, count))
+        # For a bigram the sample has once, min(1, stored) is 1: counting the texts that have it is enough.
+        self.holders = {gram: tuple(index for index, _ in posting) for gram, posting in self.postings.items()}
 
     def best(self, text: str) -> tuple[str, float, list[str]] | None:
         """(id, score, near ties) of the best matching store text; equal scores go to the smaller id."""
@@ -282,11 +284,13 @@ class _Store:
         size = sample.total()
         if size == 0:
             return None
-        shared = [0] * len(self.ids)
+        once = (self.holders.get(gram, ()) for gram, count in sample.items() if count == 1)
+        shared = Counter(itertools.chain.from_iterable(once))  # counted in C: most bigrams occur once
         for gram, count in sample.items():
-            for index, stored in self.postings.get(gram, ()):
-                shared[index] += min(count, stored)
-        scored = [(_dice(n, size, self.sizes[i]), self.ids[i]) for i, n in enumerate(shared) if n]
+            if count > 1:
+                for index, stored in self.postings.get(gram, ()):
+                    shared[index] += min(count, stored)
+        scored = [(_dice(n, size, self.sizes[i]), self.ids[i]) for i, n in sorted(shared.items())]
         best = min(scored, key=lambda pair: (-pair[0], pair[1]), default=None)
         if best is None:
             return None
