@@ -417,3 +417,9 @@ def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_pa
     assert "/usr/bin/podman build" in (app / ".polybuild/logs/image_app.log").read_text()
     container = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
     assert buildah(engine_env, "run", container, "--", "demo-app") == "demo-app ok"
+
+
+def test_container_platform_must_be_linux(app: Path, engine_env: dict[str, str]) -> None:
+    out = pb(app, engine_env, "container", "render", "app", "--platform", "darwin/arm64")
+    assert out.returncode == 2 and "images are built for Linux platforms" in out.stderr
+    assert "linux/amd64, linux/arm64" in out.stderr

@@ -60,4 +60,8 @@ def call(helper: str, args: list[str]) -> dict[str, Any]:
     if proc.returncode != 0:
         message = proc.stderr.strip() or f"polybuild-helper exited with status {proc.returncode}"
         raise BuildFailed(message)
-    return json.loads(proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise BuildFailed(f"polybuild-helper {args[0]} {args[1]} answered something that is not JSON "
+                          f"({helper}: is it polybuild's helper, and of a matching version?)") from None
