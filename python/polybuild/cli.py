@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
+    _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
     attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
@@ -111,6 +112,14 @@ def _container_parser(sub) -> None:
     promote.add_argument("src", metavar="SRC", help="registry reference, or oci:DIR")
     promote.add_argument("dst", metavar="DST", help="registry reference")
     promote.add_argument("--insecure", action="store_true", help="plain HTTP to registries that are not local")
+
+
+def _version_parser(sub) -> None:
+    version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest")
+    actions = version.add_subparsers(dest="version_command", metavar="ACTION", parser_class=_Parser)
+    stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place")
+    stamp.add_argument("value", metavar="VERSION", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
+    actions.add_parser("check", help="exit 1 listing every place that disagrees with the workspace version")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -479,6 +488,33 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_version(args: argparse.Namespace) -> int:
+    from polybuild.versioning import places, stamp
+    from polybuild.versioning.convert import parse_version
+
+    new = parse_version(args.value) if args.version_command == "set" else None  # bad input fails before loading
+    ws = _load(args).ws
+    if new is not None:
+        changed = stamp.stamp(ws, new)
+        for p in changed:
+            print(f"{ws.rel(p.file)}:{p.line}: {p.label}: {p.found} -> {p.expected(new)}")
+        print(f"polybuild: stamped {len(changed)} place(s)", file=sys.stderr)
+        return 0
+    if args.version_command == "check":
+        mismatches = stamp.check(ws)
+        for m in mismatches:
+            print(f"{ws.rel(m.place.file)}:{m.place.line}: {m.place.label}: found {m.place.found}, "
+                  f"expected {m.expected}")
+        return 1 if mismatches else 0
+    version = stamp.workspace_version(ws)
+    print(f"workspace version: {version.pep440} (PEP 440), {version.semver} (SemVer)")
+    for p in places.find_places(ws):
+        print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
+    for s in places.go_stamps(ws):
+        print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+    return 0
+
+
 _COMMANDS = {
     "build": _cmd_build,
     "run": _cmd_run,
@@ -492,4 +528,5 @@ _COMMANDS = {
     "sbom": _cmd_sbom,
     "doctor": _cmd_doctor,
     "config-reference": _cmd_config_reference,
+    "version": _cmd_version,
 }
