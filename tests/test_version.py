@@ -150,3 +150,53 @@ def test_invalid_version_exits_2_and_writes_nothing(serving: Path, bad: str, why
     assert why in out.stderr
     assert _manifests(serving) == before
     assert not [p for p in serving.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize(("tag", "distance", "expected"), [
+    ("1.2.0", 0, "1.2.0"),
+    ("1.2.0", 3, "1.2.1.dev3"),
+    ("1.2.0rc1", 3, "1.2.0rc2.dev3"),
+    ("0.9.0.post1", 2, "0.9.0.post2.dev2"),
+    ("1.2", 1, "1.2.1.dev1"),
+])
+def test_dev_versions_sort_after_their_tag_and_before_the_next_release(tag: str, distance: int,
+                                                                       expected: str) -> None:
+    from packaging.version import Version
+
+    from polybuild.versioning.convert import parse_version
+    from polybuild.versioning.gitversion import next_dev
+
+    found = next_dev(parse_version(tag), distance)
+    assert found.pep440 == expected
+    assert Version(found.pep440) >= Version(tag)
+
+
+def test_version_from_git_tags(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import polybuild_env, run_polybuild, write_tree
+
+    root = write_tree(tmp_path / "ws", {"pyproject.toml": """
+        [project]
+        name = "app"
+        version = "0.0.0"
+    """})
+    env = {**polybuild_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=env)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    untagged = run_polybuild("version", "git", cwd=root)
+    assert untagged.returncode == 2 and "no version tag (vX.Y.Z)" in untagged.stderr
+    git("tag", "-a", "v1.2.0", "-m", "v1.2.0")
+    assert run_polybuild("version", "git", cwd=root).stdout.startswith("1.2.0 (PEP 440), 1.2.0 (SemVer)")
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    git("commit", "-q", "--allow-empty", "-m", "three")
+    assert run_polybuild("version", "git", cwd=root).stdout.startswith("1.2.1.dev2 (PEP 440), 1.2.1-dev.2")
+    stamped = run_polybuild("version", "set", "--from-git", cwd=root)
+    assert stamped.returncode == 0, stamped.stderr
+    assert 'version = "1.2.1.dev2"' in (root / "pyproject.toml").read_text()

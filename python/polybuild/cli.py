@@ -118,8 +118,11 @@ def _version_parser(sub) -> None:
     version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest")
     actions = version.add_subparsers(dest="version_command", metavar="ACTION", parser_class=_Parser)
     stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place")
-    stamp.add_argument("value", metavar="VERSION", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
+    stamp.add_argument("value", metavar="VERSION", nargs="?", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
+    stamp.add_argument("--from-git", action="store_true",
+                       help="the latest vX.Y.Z tag, plus the distance as a dev release (1.2.1.dev3)")
     actions.add_parser("check", help="exit 1 listing every place that disagrees with the workspace version")
+    actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,6 +495,17 @@ def _cmd_version(args: argparse.Namespace) -> int:
     from polybuild.versioning import places, stamp
     from polybuild.versioning.convert import parse_version
 
+    if args.version_command == "git" or (args.version_command == "set" and args.from_git):
+        from polybuild.config import find_root
+        from polybuild.versioning.gitversion import from_git
+
+        derived = from_git(find_root(Path(args.directory)))
+        if args.version_command == "git":
+            print(f"{derived.pep440} (PEP 440), {derived.semver} (SemVer)")
+            return 0
+        args.value = derived.pep440
+    if args.version_command == "set" and not args.value:
+        raise UserError("version set needs a VERSION or --from-git")
     new = parse_version(args.value) if args.version_command == "set" else None  # bad input fails before loading
     ws = _load(args).ws
     if new is not None:
