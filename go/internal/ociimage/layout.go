@@ -207,13 +207,22 @@ func loadLayout(dir string) (target, error) {
 
 // LayoutDigest is the digest `image push` would push for the layout.
 func LayoutDigest(dir string) (string, error) {
-	t, err := loadLayout(dir)
+	_, d, err := loadLayoutDigest(dir)
 	if err != nil {
 		return "", err
 	}
+	return d.String(), nil
+}
+
+// loadLayoutDigest reads the layout at dir and the digest of what it holds.
+func loadLayoutDigest(dir string) (target, v1.Hash, error) {
+	t, err := loadLayout(dir)
+	if err != nil {
+		return target{}, v1.Hash{}, err
+	}
 	d, err := t.digest()
 	if err != nil {
-		return "", fmt.Errorf("%s: %v", dir, err)
+		return target{}, v1.Hash{}, fmt.Errorf("%s: %v", dir, err)
 	}
-	return d.String(), nil
+	return t, d, nil
 }

@@ -13,13 +13,9 @@ import (
 // Push pushes what the layout at dir holds (see loadLayout) to ref and
 // returns the pushed digest.
 func Push(ctx context.Context, dir, ref string, opts Options) (string, error) {
-	t, err := loadLayout(dir)
+	t, d, err := loadLayoutDigest(dir)
 	if err != nil {
 		return "", err
-	}
-	d, err := t.digest()
-	if err != nil {
-		return "", fmt.Errorf("%s: %v", dir, err)
 	}
 	r, err := parseRef(ref, opts)
 	if err != nil {

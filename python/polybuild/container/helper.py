@@ -3,6 +3,7 @@ registries with go-containerregistry. Found as $POLYBUILD_HELPER, on PATH, or bu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,8 +18,10 @@ from polybuild.errors import BuildFailed, UserError
 _SOURCE = Path(__file__).resolve().parents[3] / "go"
 
 
+@functools.cache
 def find(cache_dir: Path) -> str:
-    """The helper binary; built with `go build` into the cache the first time it is needed."""
+    """The helper binary; built with `go build` into the cache the first time it is needed (looked up once per
+    run: preflight, the cache key's toolchain probe and the build step all ask)."""
     explicit = os.environ.get("POLYBUILD_HELPER")
     if explicit:
         if not os.access(explicit, os.X_OK):
