@@ -4,6 +4,7 @@ config error, 130 interrupted). All the work is in `polybuild.api`."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -76,7 +77,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).register(sub, _Parser)
     return p
+
+
+# Commands that live with their feature: each module's `register(sub, parser_class)` adds its parser and sets
+# `handler` (args -> exit code) as its default. Keep these modules light: import the work inside the handler.
+FEATURE_COMMANDS = (
+    "polybuild.lockfiles.command",
+    "polybuild.extras.command",
+    "polybuild.release.command",
+    "polybuild.ci.command",
+)
 
 
 def _container_parser(sub) -> None:
@@ -132,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print("polybuild: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or _COMMANDS[args.command]
+        return handler(args)
     except PolybuildError as exc:
         print(f"polybuild: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,0 +1,1 @@
+"""CI integration: affected targets as a GitHub Actions matrix, job entries, summaries and annotations."""
