@@ -196,3 +196,34 @@ def test_cross_platform_go_binary_lands_in_its_own_directory(workspace):
     assert (root / "dist" / "windows-amd64" / "hello.exe").is_file()
     head = (root / "dist" / "linux-arm64" / "hello").read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and head[18] == 0xB7  # e_machine = EM_AARCH64
+
+
+SPEAK = "import os, sys; print(os.environ.get('SAY', ''), end=''); sys.exit(int(os.environ.get('FAIL', '0')))"
+
+
+def test_a_log_is_kept_when_the_task_printed_or_failed(workspace):
+    """A silent success leaves no log file (file creation is most of a small task's cost); output, failures and
+    cache hits of tasks that printed keep theirs, and a stale log from an earlier failure never lingers."""
+    files = {f"{n}/pyproject.toml": package(n, []) for n in ("quiet", "loud")}
+    argv = json.dumps([sys.executable, "-c", SPEAK])
+    files["polybuild.toml"] = (f'env-inputs = ["FAIL"]\n[tasks.speak]\ncmd = {argv}\n'
+                               '[targets.loud.tasks.speak]\ncmd = ' + argv + '\nenv = { SAY = "hello" }\n')
+    root = workspace(files)
+    logs = root / ".polybuild" / "logs"
+
+    def speak(**env: str):
+        return run_polybuild("run", "speak", "-j", "1", "-k", cwd=root, env=polybuild_env(**env))
+
+    proc = speak()
+    assert proc.returncode == 0, proc.stderr
+    assert not (logs / "py_quiet_speak.log").exists()
+    assert (logs / "py_loud_speak.log").read_text().endswith("\nhello")
+
+    assert speak(FAIL="3").returncode == 1
+    assert "[polybuild] command exited with status 3" in (logs / "py_quiet_speak.log").read_text()
+
+    (logs / "py_loud_speak.log").unlink()
+    proc = speak()  # both are cache hits of the first run
+    assert proc.returncode == 0, proc.stderr
+    assert not (logs / "py_quiet_speak.log").exists()
+    assert (logs / "py_loud_speak.log").read_text().endswith("\nhello")

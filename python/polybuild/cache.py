@@ -55,7 +55,7 @@ class TaskCache:
         self.store = store
         self.remote = remote
 
-    def save(self, key: str, task_id: str, base: Path, outputs: list[Output], log: Path | None) -> None:
+    def save(self, key: str, task_id: str, base: Path, outputs: list[Output], log: bytes | None) -> None:
         """Blobs first, manifest last, each atomically: readers never see an entry with missing content."""
         contents: dict[str, bytes] = {}  # what the manifest holds inline
         budget = INLINE_BUDGET
@@ -66,13 +66,12 @@ class TaskCache:
             else:
                 self.store.put_blob(out.sha256, source=base / out.path)
         log_blob = None
-        if log is not None and log.is_file():
-            data = log.read_bytes()
-            log_blob = (hashlib.sha256(data).hexdigest(), len(data))
-            if len(data) <= min(INLINE_MAX, budget):
-                contents[log_blob[0]] = data
+        if log is not None:
+            log_blob = (hashlib.sha256(log).hexdigest(), len(log))
+            if len(log) <= min(INLINE_MAX, budget):
+                contents[log_blob[0]] = log
             else:
-                self.store.put_blob(log_blob[0], data=data)
+                self.store.put_blob(log_blob[0], data=log)
         inline = {digest: base64.b64encode(data).decode() for digest, data in contents.items()}
         self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None, inline))
         if self.remote is not None:
@@ -94,8 +93,9 @@ class TaskCache:
         return manifest
 
     def restore(self, key: str, task_id: str, base: Path, log: Path,
-                unchanged: Callable[[Path, str], bool] | None = None) -> list[Output] | None:
-        """Put the cached outputs in place (skipping files already identical); None on a miss or bad entry.
+                unchanged: Callable[[Path, str], bool] | None = None) -> tuple[list[Output], bool] | None:
+        """Put the cached outputs in place (skipping files already identical) and the log at `log`, if the task
+        kept one; (outputs, whether a log was kept), or None on a miss or bad entry.
 
         `unchanged(path, sha256)` says whether a file already has that content (default: hash it)."""
         same = unchanged or _same_content
@@ -113,6 +113,8 @@ class TaskCache:
             places = [(base / o.path, o.sha256, o.mode) for o in outputs]
             if manifest["log"]:
                 places.append((log, manifest["log"], 0o644))
+            else:  # a silent task keeps no log; one left by an earlier failure of it would mislead
+                log.unlink(missing_ok=True)
             for dest, digest, mode in places:
                 if not same(dest, digest):
                     self.store.copy_out(digest, dest, mode, _decoded(inline.get(digest)))
@@ -120,7 +122,7 @@ class TaskCache:
             warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
             self.store.drop(key, [d for d in digests if d not in inline])
             return None
-        return outputs
+        return outputs, bool(manifest["log"])
 
 
 def _decoded(text: str | None) -> bytes | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from polybuild import builders
 from polybuild.cache import Output, describe
 from polybuild.errors import PolybuildError
-from polybuild.process import Cancelled, ProcessGroup
+from polybuild.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, Step
@@ -191,20 +191,23 @@ class Executor:
         ctx = self.ctx
         log_path = self._log_path(task)
         start = time.monotonic()
-        result = TaskResult(task, "built", log=log_path)
+        result = TaskResult(task, "built")
         try:
             parts = self._key_parts(task)
             base = self._output_base(task)
             cache = ctx.cache if _cacheable(task) else None
-            outputs = cache.restore(parts.key, task.id, base, log_path, self._unchanged) if cache else None
-            if outputs is not None:
+            restored = cache.restore(parts.key, task.id, base, log_path, self._unchanged) if cache else None
+            if restored is not None:
                 result.status = "cached"
+                outputs, kept_log = restored
+                result.log = log_path if kept_log else None
             else:
                 with self._cond:
                     self.reporter.task_started(task)
-                outputs = self._build(task, base, log_path, result)
+                outputs, log = self._build(task, base, TaskLog(log_path), result)
+                result.log = log_path if log is not None else None
                 if outputs is not None and cache:
-                    cache.save(parts.key, task.id, base, outputs, log_path)
+                    cache.save(parts.key, task.id, base, outputs, log)
             if outputs is not None:
                 result.artifacts = [self._artifact(task, base, o) for o in outputs]
                 self._remember(task, parts, outputs)
@@ -232,22 +235,25 @@ class Executor:
             dest /= task.platform.slug
         return dest
 
-    def _build(self, task: Task, base: Path, log_path: Path, result: TaskResult) -> list[Output] | None:
-        """Run the builder's steps (builds write into a private staging directory, published on success)."""
+    def _build(self, task: Task, base: Path, log: TaskLog,
+               result: TaskResult) -> tuple[list[Output] | None, bytes | None]:
+        """Run the builder's steps (builds write into a private staging directory, published on success); the
+        outputs (None if a step failed) and the log's content if it was kept."""
         staging = None
         if task.action == "build":
             staging = self.ctx.state_dir / "tmp" / f"{slug(task.id)}-{uuid.uuid4().hex[:8]}"
             (staging / "out").mkdir(parents=True)
         try:
-            with open(log_path, "wb") as log:
-                out = staging / "out" if staging else base
-                for step in builders.get(task.builder).steps(task, self.ctx, out):
-                    if not self._run_step(step, task, log):
-                        result.status, result.failed_step = "failed", step.display()
-                        return None
-            if staging:
-                return self._publish(staging / "out", base)
-            return self._declared_outputs(task, base)
+            out = staging / "out" if staging else base
+            for step in builders.get(task.builder).steps(task, self.ctx, out):
+                if not self._run_step(step, task, log):
+                    result.status, result.failed_step = "failed", step.display()
+                    return None, log.finish(keep=True)
+            outputs = self._publish(staging / "out", base) if staging else self._declared_outputs(task, base)
+            return outputs, log.finish(keep=False)
+        except BaseException:  # cancelled, or an OSError: keep what the steps printed
+            log.finish(keep=True)
+            raise
         finally:
             if staging:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -267,22 +273,21 @@ class Executor:
         return Artifact(task.id, task.target.id, task.variant.name if task.variant else None,
                         task.platform.name if task.platform else None, base / out.path, out.sha256, out.size)
 
-    def _run_step(self, step: Step, task: Task, log) -> bool:
-        log.write(f"$ {step.display()}\n".encode())
-        log.flush()
+    def _run_step(self, step: Step, task: Task, log: TaskLog) -> bool:
+        log.command(step.display())
         if step.action is not None:
             if self.procs.cancelled.is_set():
                 raise Cancelled
             try:
                 step.action()
             except PolybuildError as exc:  # e.g. the helper's one-line error: the log and summary show it
-                log.write(f"{exc}\n".encode())
+                log.note(str(exc))
                 return False
             return True
         env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
-        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log)
+        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file)
         if code != 0:
-            log.write(f"\n[polybuild] command exited with status {code}\n".encode())
+            log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
 
     def _publish(self, out: Path, dest: Path) -> list[Output]:

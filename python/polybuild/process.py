@@ -62,3 +62,45 @@ class ProcessGroup:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+class TaskLog:
+    """A task's output (its commands and what they print), held in an anonymous file and written to `path` only
+    when it is worth reading: the task failed or printed something. A silent success creates no file; creating
+    files is most of what a small task costs polybuild on a cold run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = _anonymous_file(path.parent)
+        self._ours = 0  # bytes of our own `$ command` lines
+
+    def command(self, text: str) -> None:
+        self._ours += self.file.write(f"$ {text}\n".encode())
+
+    def note(self, text: str) -> None:
+        """A line that counts as output, such as a failure message."""
+        self.file.write(f"{text}\n".encode())
+
+    def finish(self, keep: bool) -> bytes | None:
+        """The log's content if it is kept (written to `path`), else None (and no stale file at `path`)."""
+        if self.file.closed:  # finished already
+            return None
+        try:
+            if not keep and os.fstat(self.file.fileno()).st_size == self._ours:
+                self.path.unlink(missing_ok=True)
+                return None
+            self.file.seek(0)
+            data = self.file.read()
+            self.path.write_bytes(data)
+            return data
+        finally:
+            self.file.close()
+
+
+def _anonymous_file(directory: Path) -> IO[bytes]:
+    """Unbuffered, so our lines and the children's output (same file offset) stay in order."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("polybuild-log", os.MFD_CLOEXEC), "w+b", buffering=0)
+    import tempfile
+
+    return tempfile.TemporaryFile(dir=directory, buffering=0)
