@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
     build.add_argument("--affected", metavar="REF", help="only the targets affected by changes since REF")
+    build.add_argument("--ci-job", metavar="JSON", help="build exactly one entry of `polybuild ci matrix`")
     affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
     affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
@@ -166,7 +167,7 @@ def _load(args: argparse.Namespace):
 
 def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None, Path | None]:
     """(exit code, None) when the last identical run still holds; (None, state dir) otherwise."""
-    if getattr(args, "affected", None) or args.no_cache or args.remote_upload:
+    if getattr(args, "affected", None) or getattr(args, "ci_job", None) or args.no_cache or args.remote_upload:
         return None, None
     if os.environ.get("POLYBUILD_FAST_PATH") == "0":
         return None, None
@@ -260,6 +261,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     def execute(loaded):
         targets = list(args.targets)
+        if args.ci_job:
+            from polybuild.ci import job
+
+            if targets or args.affected or args.variant or args.platform:
+                raise UserError("--ci-job names the targets, variant and platform itself",
+                                hint="drop TARGET, --affected, --variant and --platform")
+            targets, args.variant, args.platform = job.apply(loaded, job.parse(args.ci_job))
+            if not targets:
+                print("polybuild: this job has no targets", file=sys.stderr)
+                return 0
         if args.affected:
             from polybuild.affected import affected
 
@@ -301,6 +312,10 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
     failed = [r for r in outcome.results if r.status == "failed"]
     for r in failed:
         print(failure_details(r, root), file=out)
+    if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
+        from polybuild.ci.github import report_build
+
+        report_build(loaded.ws, outcome)
     if not json_mode:
         artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results)

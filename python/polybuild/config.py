@@ -119,6 +119,29 @@ CONTAINER = Table(
     doc="How container images are built.",
 )
 
+CI = Table(
+    {
+        "runners": FreeTable("Runner label per platform for `ci matrix`, over the defaults: linux/amd64 = "
+                             "`ubuntu-24.04`, linux/arm64 = `ubuntu-24.04-arm`, darwin/arm64 = `macos-15`, "
+                             "darwin/amd64 = `macos-13`, windows/amd64 = `windows-2025`, windows/arm64 = "
+                             "`windows-11-arm`.",
+                             value_types=(str,)),
+        "platforms": Key(list, "Platforms of the matrix when `--platforms` is not given; empty: the workspace's "
+                         "`platforms`, else the host's.", [], item=str),
+        "variants": Key(list, "Variants of the matrix when `--variants` is not given; empty: the default variant.",
+                        [], item=str),
+        "python": Key(list, "Python versions (`3.12`) each wheel that is not abi3 is built for; the first is the one "
+                      "abi3 wheels, pure wheels and images are built with.", ["3.12"], item=str),
+        "libc": Key(list, "Linux wheel flavours of the matrix: `manylinux` (glibc) and/or `musllinux`.",
+                    ["manylinux"], item=str),
+        "containers": FreeTable("Job container per Linux wheel flavour (`{arch}` becomes x86_64 or aarch64); "
+                                "default: musllinux = `quay.io/pypa/musllinux_1_2_{arch}`, manylinux runs on the "
+                                "runner itself.", value_types=(str,)),
+        "shard-size": Key(int, "At most this many targets per matrix job (`--shard-size`).", 20, minimum=1),
+    },
+    doc="`polybuild ci matrix`: the GitHub Actions matrix of affected targets (see docs/ci.md).",
+)
+
 SCHEMA = Table(
     {
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
@@ -198,6 +221,7 @@ SCHEMA = Table(
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "container": CONTAINER,
+        "ci": CI,
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
         "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),
     },
