@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_example, polybuild_env, run_polybuild
 
+from conftest import REPO, copy_example, polybuild_env, run_polybuild
 from polybuild import api
 from polybuild.ci.github import output_lines
 from polybuild.ci.matrix import _shards, compute, is_abi3

@@ -20,6 +20,8 @@ from polybuild.ci.settings import Settings, settings
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from polybuild.api import Loaded
     from polybuild.plan import Variant
     from polybuild.platforms import Platform
@@ -66,7 +68,7 @@ def compute(loaded: Loaded, *, since: str | None = None, platforms: list[str] = 
     else:
         selected = dag.order(set(ws.targets))
     buildable = [t for t in selected if ws.targets[t].builder and not ws.targets[t].settings.get("skip")]
-    jobs = _assign(ws, loaded, conf, buildable, chosen_platforms, chosen_variants)
+    jobs = _assign(loaded, conf, buildable, chosen_platforms, chosen_variants)
     order = {t: i for i, t in enumerate(dag.order(set(ws.targets)))}
     include = []
     for axis in sorted(jobs):
@@ -128,11 +130,12 @@ def _toml(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _assign(ws: Workspace, loaded: Loaded, conf: Settings, buildable: list[str], platforms: list[Platform],
+def _assign(loaded: Loaded, conf: Settings, buildable: list[str], platforms: list[Platform],
             variants: list[Variant | None]) -> dict[Axis, list[str]]:
     """Each distinct build (target x the dimensions it is sensitive to) goes to the first job that needs it."""
     from polybuild.plan import PLATFORM_SENSITIVE
 
+    ws = loaded.ws
     claimed: set[tuple] = set()
     jobs: dict[Axis, list[str]] = {}
     for tid in buildable:
@@ -157,7 +160,7 @@ def _assign(ws: Workspace, loaded: Loaded, conf: Settings, buildable: list[str],
     return jobs
 
 
-def _variant_sensitivity(loaded: Loaded, target: Target):
+def _variant_sensitivity(loaded: Loaded, target: Target) -> Callable[[Variant], bool]:
     """A target is built per variant when it (or, for an image, anything it holds) declares the variant's features."""
     ws = loaded.ws
     closure = loaded.dag.closure([target.id]) if target.kind == "image" else {target.id}
