@@ -195,10 +195,13 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
 
 
 def preflight(plan: Plan, ctx) -> None:
-    """Every toolchain and backend the plan needs is present, checked before anything starts."""
+    """Every toolchain and backend the plan needs is present, checked before anything starts; images for a
+    platform other than the host's first need fresh lockfiles with wheels for that platform."""
     from polybuild import builders
+    from polybuild.lockfiles.preflight import before_images
     from polybuild.toolchains import require
 
+    before_images(plan, ctx)
     seen: set[tuple[str, str]] = set()
     for task in plan.tasks.values():
         builder = builders.get(task.builder)

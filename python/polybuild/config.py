@@ -142,6 +142,21 @@ CI = Table(
     doc="`polybuild ci matrix`: the GitHub Actions matrix of affected targets (see docs/ci.md).",
 )
 
+LOCKFILES = Table(
+    {
+        "uv-version": Key(str, "The uv that writes and checks every uv.lock, as a PEP 440 specifier (`==0.13.9`); "
+                          "[tool.uv] required-version is honoured too. Another uv is reported as a mismatch."),
+        "python": Key(list, "Python versions (`3.12`) whose wheels `lock check` requires; default: the "
+                      "interpreter's (within each lock's requires-python).", [], item=str),
+        "glibc": Key(str, "glibc of the Linux targets: manylinux wheels up to this level install there.", "2.28"),
+        "musl": Key(str, "musl of the Linux targets when they are musl-based (`1.2`): musllinux wheels, not "
+                    "manylinux."),
+        "macos": Key(str, "The oldest macOS of the darwin targets: macosx wheels up to it install there.", "12.0"),
+    },
+    doc="The lockfile preflight (`polybuild lock check`, see docs/lockfiles.md): the uv pin and what the target "
+    "platforms accept.",
+)
+
 SCHEMA = Table(
     {
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
@@ -221,6 +236,7 @@ SCHEMA = Table(
         "variants": Map(VARIANT, doc="Named build variants.", placeholder="<variant>"),
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "container": CONTAINER,
+        "lockfiles": LOCKFILES,
         "ci": CI,
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
         "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),

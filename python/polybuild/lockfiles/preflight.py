@@ -1,0 +1,166 @@
+"""The preflight: find the workspace's lockfiles, check each one, and check the wheels of every uv.lock for each
+target; also the hook that runs it before container builds for a platform other than the host's."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from polybuild.errors import UserError
+from polybuild.lockfiles import LockReport
+from polybuild.platforms import Platform, host
+
+if TYPE_CHECKING:
+    from polybuild.builders import BuildContext
+    from polybuild.lockfiles.wheels import Target
+    from polybuild.plan import Plan
+    from polybuild.workspace import Workspace
+
+LOCKFILES = ("Cargo.lock", "go.sum", "uv.lock")
+IMAGE_BUILDERS = ("dockerfile", "assemble")
+
+
+def check(ws: Workspace, platforms: list[str], pythons: list[str]) -> LockReport:
+    """Every lockfile fresh (each problem a line naming the file and the fix) and every uv.lock installable on
+    each target; usage mistakes (an unknown platform, a bad Python version) raise UserError."""
+    from polybuild.lockfiles import cargo, golang
+
+    targets = _targets(ws, platforms, pythons)
+    report = LockReport(checked=sorted({t.label for t in targets}))
+    found = _find(ws.files)
+    for path in found["Cargo.lock"]:
+        report.problems += cargo.check(ws.root, path)
+    for module_dir in _go_modules(ws.files):
+        report.problems += golang.check(ws.root, module_dir)
+    for path in found["uv.lock"]:
+        _check_uv_lock(ws, path, targets, explicit_python=bool(pythons), report=report)
+    for path in sorted(p for paths in found.values() for p in paths):
+        report.digests[path] = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
+    return report
+
+
+def _find(files: list[str]) -> dict[str, list[str]]:
+    """The lockfiles git sees (nested ones included; `exclude` and nested workspaces already left out)."""
+    found: dict[str, list[str]] = {name: [] for name in LOCKFILES}
+    for path in files:
+        name = path.rpartition("/")[2]
+        if name in found:
+            found[name].append(path)
+    return found
+
+
+def _go_modules(files: list[str]) -> list[str]:
+    """Every Go module directory: a go.sum belongs to its go.mod, and a go.mod whose go.sum is missing is checked
+    too (tidy reports the missing file)."""
+    return sorted({p.rpartition("/")[0] or "." for p in files if p.rpartition("/")[2] in ("go.mod", "go.sum")})
+
+
+def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *, explicit_python: bool,
+                   report: LockReport) -> None:
+    from dataclasses import replace
+
+    from polybuild.lockfiles import uvlock, wheels
+
+    conf = ws.config["lockfiles"]
+    result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
+    report.problems += result.problems
+    report.notes += result.notes
+    try:
+        lock = wheels.read(ws.root / path, path)
+    except UserError as exc:  # a lock nobody can read is this lock's problem, not a usage error
+        report.problems.append(str(exc).replace("\n  hint: ", "; fix: "))
+        return
+    for target in targets:
+        if not wheels.python_allowed(lock, target.python):
+            version = f"{target.python[0]}.{target.python[1]}"
+            if explicit_python:
+                report.problems.append(f"{path}: Python {version} is outside the lock's requires-python "
+                                       f"'{lock.requires_python}'; fix: check another --python, or widen "
+                                       f"requires-python and run `uv lock`")
+                continue
+            lowest = _lowest_python(lock)
+            if lowest is None:
+                continue
+            report.notes.append(f"{path}: requires-python '{lock.requires_python}' excludes Python {version}; "
+                                f"checked Python {lowest[0]}.{lowest[1]} instead")
+            target = replace(target, python=lowest)
+        if lock.supported and not any(target.applies(m) for m in lock.supported):
+            report.problems.append(f"{path}: the lock is limited to the environments {lock.supported} ([tool.uv] "
+                                   f"environments), which leave out {target.label}; fix: add "
+                                   f"\"{target.marker_hint()}\" to [tool.uv] environments and run `uv lock`")
+            continue
+        report.problems += [wheels.describe(m, target, path) for m in wheels.misses(lock, target)]
+
+
+def _lowest_python(lock) -> tuple[int, int] | None:
+    from polybuild.lockfiles.wheels import python_allowed
+
+    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+
+
+def _targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
+    """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
+    from polybuild.config import PLATFORMS
+    from polybuild.lockfiles.wheels import Target
+
+    conf = ws.config["lockfiles"]
+    names = list(dict.fromkeys(platforms or ws.config["platforms"] or [host().name]))
+    for name in names:
+        if name not in PLATFORMS:
+            raise UserError(f"--platform {name}: not a known platform", hint=f"one of: {', '.join(PLATFORMS)}")
+    versions = [_version(v, "--python") for v in pythons] or \
+        [_version(v, f"{ws.config.display} lockfiles.python") for v in conf["python"]] or [_interpreter(ws)]
+    glibc = _level(ws, "glibc", conf["glibc"])
+    musl = _level(ws, "musl", conf["musl"]) if conf["musl"] else None
+    macos = _level(ws, "macos", conf["macos"])
+    return [Target(Platform.parse(n), v, glibc, musl, macos) for n in names for v in dict.fromkeys(versions)]
+
+
+def _version(value: str, source: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
+    if not match:
+        raise UserError(f"{source}: '{value}' is not a Python version", hint="write MAJOR.MINOR, e.g. 3.12")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _level(ws: Workspace, key: str, value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
+    if not match:
+        raise ws.config.error(("lockfiles", key), f"lockfiles.{key}: '{value}' is not a MAJOR.MINOR version",
+                              hint='e.g. "2.28" for glibc, "1.2" for musl, "12.0" for macOS')
+    return int(match.group(1)), int(match.group(2))
+
+
+def _interpreter(ws: Workspace) -> tuple[int, int]:
+    """The version of the Python polybuild builds with (config `python.interpreter`, else the running one)."""
+    interpreter = ws.config["python"]["interpreter"]
+    if not interpreter:
+        return sys.version_info[:2]
+    try:
+        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise UserError(f"python.interpreter: cannot run {interpreter}",
+                        hint="set it to an installed Python, or pass --python X.Y") from None
+    return _version(out, "python.interpreter")
+
+
+def before_images(plan: Plan, ctx: BuildContext) -> None:
+    """Before building images for platforms other than the host's, the lockfiles must be fresh and installable
+    there: a UserError listing every finding stops the build before anything runs."""
+    from polybuild.builders.image import image_platforms
+
+    here = ctx.host
+    foreign = sorted({p.name for task in plan.tasks.values() if task.builder in IMAGE_BUILDERS
+                      for p in image_platforms(task, ctx) if p != here})
+    if not foreign:
+        return
+    report = check(ctx.ws, foreign, [])
+    if report.problems:
+        lines = "\n".join(f"  {p}" for p in report.problems)
+        raise UserError(f"lockfile preflight for {', '.join(foreign)} (images are built for a platform other "
+                        f"than this {here.name} host) found {len(report.problems)} problem(s):\n{lines}",
+                        hint=f"fix them, then check with `polybuild lock check --platform {foreign[0]}`")

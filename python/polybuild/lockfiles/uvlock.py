@@ -1,0 +1,133 @@
+"""uv.lock freshness with the pinned uv: `uv lock --check`, run only by the uv version the project pins.
+
+A lock written by one uv can read as stale to another (new lock revisions, resolver changes), so a different uv on
+the machine is reported as a version mismatch, never as a stale lock; and the check never falls back to --frozen.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from polybuild.toolchains import find
+
+_NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
+# Variables that would change what `uv lock --check` checks: never let them turn the check into a frozen read.
+_UV_OVERRIDES = ("UV_FROZEN", "UV_NO_SYNC", "UV_OFFLINE", "UV_LOCKED")
+
+
+@dataclass(frozen=True)
+class Pin:
+    spec: SpecifierSet
+    source: str  # where it is written, for messages
+
+
+@dataclass(frozen=True)
+class Result:
+    problems: list[str]
+    notes: list[str]
+
+
+@functools.cache
+def installed() -> tuple[str, Version] | None:
+    """The uv on PATH and its version."""
+    uv = find("uv")
+    if uv is None:
+        return None
+    out = subprocess.run([uv, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    match = re.match(r"uv (\S+)", out)
+    try:
+        return (uv, Version(match.group(1))) if match else None
+    except InvalidVersion:
+        return None
+
+
+def pins(root: Path, lock: str, configured: str | None, config_source: str) -> list[Pin] | str:
+    """The uv versions the lock's project pins (polybuild config, [tool.uv] required-version, uv.toml); a string
+    is a pin that does not parse, as a problem."""
+    directory = (root / lock).parent
+    found: list[tuple[str | None, str]] = [(configured, f"{config_source} lockfiles.uv-version")]
+    pyproject = directory / "pyproject.toml"
+    found.append((_read(pyproject).get("tool", {}).get("uv", {}).get("required-version"),
+                  f"{_rel(root, pyproject)} [tool.uv] required-version"))
+    uv_toml = directory / "uv.toml"
+    found.append((_read(uv_toml).get("required-version"), f"{_rel(root, uv_toml)} required-version"))
+    result = []
+    for value, source in found:
+        if value is None:
+            continue
+        try:
+            result.append(Pin(SpecifierSet(_as_specifier(str(value))), source))
+        except InvalidSpecifier:
+            return f"{source}: '{value}' is not a version specifier; fix: write e.g. \"==0.13.9\" or \">=0.9\""
+    return result
+
+
+def _as_specifier(value: str) -> str:
+    """A bare version pins exactly, as in uv's own required-version."""
+    return f"=={value}" if re.fullmatch(r"\d+(\.\d+)*", value.strip()) else value
+
+
+def check(root: Path, lock: str, configured: str | None, config_source: str) -> Result:
+    """Problems of one uv.lock (workspace-relative path): uv present, the pinned version, the lock fresh."""
+    found = pins(root, lock, configured, config_source)
+    if isinstance(found, str):
+        return Result([found], [])
+    uv = installed()
+    if uv is None:
+        wanted = f" ({found[0].spec})" if found else ""
+        return Result([f"{lock}: cannot check it: uv is not installed; fix: install uv{wanted} "
+                       f"(https://docs.astral.sh/uv/)"], [])
+    binary, version = uv
+    for pin in found:
+        if not pin.spec.contains(version, prereleases=True):
+            return Result([f"{lock}: uv version mismatch, not a stale lock: uv {version} is installed but {pin.source} "
+                           f"pins uv{pin.spec}; fix: install the pinned uv (`uv self update {_suggest(pin.spec)}` or "
+                           f"`pip install 'uv{pin.spec}'`), or change the pin"], [])
+    notes = [] if found else [f"{lock}: checked with uv {version}, but no uv version is pinned; pin it with [tool.uv] "
+                              f"required-version so every machine and image builder reads the lock alike"]
+    stale = _run_check(binary, root, lock)
+    return Result([f"{lock}: {stale}"] if stale else [], notes)
+
+
+def _run_check(uv: str, root: Path, lock: str) -> str | None:
+    """`uv lock --check`, offline first (a fresh lock needs no index); None when the lock is fresh."""
+    directory, where = (root / lock).parent, lock.rpartition("/")[0] or "."
+    env = {k: v for k, v in os.environ.items() if k not in _UV_OVERRIDES}
+    argv = [uv, "lock", "--check", "--no-progress"]
+    proc = subprocess.run([*argv, "--offline"], cwd=directory, capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 and "needs to be updated" not in proc.stderr and any(s in proc.stderr for s in _NETWORK):
+        proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL)
+    if proc.returncode == 0:
+        return None
+    if "needs to be updated" in proc.stderr:
+        return (f"out of date with its pyproject.toml (`uv lock --check` fails); fix: run `uv lock` in "
+                f"{where} with the pinned uv and commit uv.lock")
+    detail = " ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip())[:400]
+    return f"`uv lock --check` failed: {detail}; fix: make `uv lock --check` pass in {where}"
+
+
+def _suggest(spec: SpecifierSet) -> str:
+    exact = [s.version for s in spec if s.operator in ("==", "===") and "*" not in s.version]
+    return exact[0] if exact else "<version>"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()

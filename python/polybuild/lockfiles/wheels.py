@@ -1,0 +1,274 @@
+"""Can every package a uv.lock installs on a target platform be installed there: a compatible wheel or an sdist?
+
+uv locks once for every platform (a "universal" lock), so a lock can be fresh and still hold a package with no
+wheel for, say, Linux/arm64 and no sdist to build it from; `uv sync` then fails inside the image builder. This
+module answers the question without uv and without a network: it reads the lock with tomllib, evaluates the
+markers for the target's environment (packaging.markers), walks the dependency graph from the workspace members
+and compares each package's wheel tags with the target's compatible tags (packaging.tags).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from polybuild.errors import UserError
+from polybuild.platforms import Platform
+
+# Sources uv builds from (a directory, a checkout): they never need a published wheel.
+BUILT_FROM_SOURCE = frozenset({"editable", "virtual", "directory", "git"})
+_MACHINE = {"linux": {"amd64": "x86_64", "arm64": "aarch64"}, "darwin": {"amd64": "x86_64", "arm64": "arm64"},
+            "windows": {"amd64": "AMD64", "arm64": "ARM64"}}
+_SYS_PLATFORM = {"linux": "linux", "darwin": "darwin", "windows": "win32"}
+_SYSTEM = {"linux": "Linux", "darwin": "Darwin", "windows": "Windows"}
+_EXTRA = re.compile(r"""extra\s*[!=]=\s*['"]([^'"]+)['"]""")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One platform and Python version to check a lock for, with the libc and macOS levels that decide tags."""
+
+    platform: Platform
+    python: tuple[int, int]
+    glibc: tuple[int, int] = (2, 28)
+    musl: tuple[int, int] | None = None  # Linux targets are musl (Alpine) when set
+    macos: tuple[int, int] = (12, 0)
+
+    @property
+    def label(self) -> str:
+        libc = f", musl {self.musl[0]}.{self.musl[1]}" if self.musl and self.platform.os == "linux" else ""
+        return f"{self.platform.name}{libc}, Python {self.python[0]}.{self.python[1]}"
+
+    @cached_property
+    def environment(self) -> dict[str, str]:
+        """PEP 508 marker variables as an interpreter on the target would report them."""
+        os_name, major, minor = self.platform.os, *self.python
+        return {
+            "implementation_name": "cpython", "implementation_version": f"{major}.{minor}.0",
+            "os_name": "nt" if os_name == "windows" else "posix",
+            "platform_machine": _MACHINE[os_name][self.platform.arch], "platform_python_implementation": "CPython",
+            "platform_release": "", "platform_system": _SYSTEM[os_name], "platform_version": "",
+            "python_full_version": f"{major}.{minor}.0", "python_version": f"{major}.{minor}",
+            "sys_platform": _SYS_PLATFORM[os_name], "extra": "",
+        }
+
+    @cached_property
+    def platform_tags(self) -> list[str]:
+        """The platform tags an installer on the target accepts, most specific first."""
+        os_name, arch = self.platform.os, self.platform.arch
+        if os_name == "windows":
+            return [f"win_{arch}"]
+        if os_name == "darwin":
+            return list(mac_platforms(self.macos, _MACHINE["darwin"][arch]))
+        machine = _MACHINE["linux"][arch]
+        if self.musl:
+            return [*(f"musllinux_{self.musl[0]}_{m}_{machine}" for m in range(self.musl[1], -1, -1)),
+                    f"linux_{machine}"]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        found = []
+        for minor in range(self.glibc[1], 4, -1):
+            found.append(f"manylinux_2_{minor}_{machine}")
+            if minor in legacy and (minor == 17 or machine == "x86_64"):
+                found.append(f"{legacy[minor]}_{machine}")
+        return [*found, f"linux_{machine}"]
+
+    @cached_property
+    def tags(self) -> frozenset[Tag]:
+        major, minor = self.python
+        platforms = self.platform_tags
+        return frozenset([*cpython_tags((major, minor), platforms=platforms),
+                          *compatible_tags((major, minor), f"cp{major}{minor}", platforms)])
+
+    def needed(self) -> str:
+        """The wheels this target accepts, in a few words (the full tag list runs to hundreds)."""
+        major, minor = self.python
+        plats = self.platform_tags
+        if len(plats) > 3:
+            plats = [plats[0], f"older {plats[0].split('_')[0]} tags", plats[-1]]
+        return f"cp{major}{minor}/abi3/py3 wheels tagged {', '.join(plats)} or any"
+
+    def marker_hint(self) -> str:
+        env = self.environment
+        return f"sys_platform == '{env['sys_platform']}' and platform_machine == '{env['platform_machine']}'"
+
+    def applies(self, marker: str | None) -> bool:
+        """Does a lock marker hold here? uv writes conflicting extras and groups as `extra == '...'` markers;
+        those hold when any of the extras they name is chosen, so every one is tried."""
+        if not marker:
+            return True
+        try:
+            parsed = Marker(marker)
+        except InvalidMarker:
+            return True  # a marker this packaging cannot read: check the package rather than skip it
+        return any(parsed.evaluate({**self.environment, "extra": e}) for e in ["", *_EXTRA.findall(marker)])
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    source: dict
+    has_sdist: bool
+    wheels: list[str]  # file names
+    deps: list[dict]
+    extras: dict[str, list[dict]] = field(default_factory=dict)
+    groups: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+    def installable(self, target: Target) -> bool:
+        if self.has_sdist or BUILT_FROM_SOURCE.intersection(self.source):
+            return True
+        return any(target.tags.intersection(wheel_tags(w)) for w in self.wheels)
+
+
+@dataclass
+class Lock:
+    path: Path
+    display: str
+    requires_python: SpecifierSet
+    supported: list[str]  # the lock's `supported-markers` ([tool.uv] environments), empty for all
+    packages: list[Package]
+    members: list[str]
+
+    def by_name(self, name: str) -> list[Package]:
+        return [p for p in self.packages if p.name == name]
+
+
+@dataclass(frozen=True)
+class Miss:
+    package: Package
+    chain: tuple[str, ...]  # how the workspace reaches it
+
+
+def wheel_tags(filename: str) -> frozenset[Tag]:
+    try:
+        return frozenset(parse_wheel_filename(filename)[3])
+    except InvalidWheelFilename:
+        return frozenset()
+
+
+def read(path: Path, display: str) -> Lock:
+    """Parse a uv.lock; a lock uv would not read either is the user's to fix (regenerate it)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        requires = SpecifierSet(data.get("requires-python", ""))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, InvalidSpecifier) as exc:
+        raise UserError(f"{display}: cannot read the lock: {exc}", hint="regenerate it with `uv lock`") from None
+    packages = [_package(p) for p in data.get("package", [])]
+    members = data.get("manifest", {}).get("members") or [
+        p.name for p in packages if {"editable", "virtual"}.intersection(p.source) and
+        next(iter(p.source.values())) == "."]
+    return Lock(path, display, requires, list(data.get("supported-markers", [])), packages, members)
+
+
+def _package(entry: dict) -> Package:
+    wheels = [w.get("filename") or _basename(w.get("url") or w.get("path") or "") for w in entry.get("wheels", [])]
+    return Package(entry["name"], str(entry.get("version", "")), entry.get("source", {}), "sdist" in entry,
+                   [w for w in wheels if w], entry.get("dependencies", []),
+                   entry.get("optional-dependencies", {}), entry.get("dev-dependencies", {}))
+
+
+def _basename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+def python_allowed(lock: Lock, python: tuple[int, int]) -> bool:
+    """Does the lock's requires-python admit some X.Y.z of this Python?"""
+    return any(lock.requires_python.contains(f"{python[0]}.{python[1]}.{patch}", prereleases=True)
+               for patch in range(0, 30))
+
+
+def misses(lock: Lock, target: Target) -> list[Miss]:
+    """The packages installed on `target` (every extra and dependency group of the members included) that have
+    neither a compatible wheel nor an sdist."""
+    return [Miss(p, chain) for p, chain in reachable(lock, target) if not p.installable(target)]
+
+
+def reachable(lock: Lock, target: Target) -> list[tuple[Package, tuple[str, ...]]]:
+    """Every package that applies on `target`, with the shortest chain of names that pulls it in."""
+    roots = [p for p in lock.packages if p.name in lock.members]
+    chains: dict[int, tuple[str, ...]] = {}
+    seen: set[tuple[int, str]] = set()
+    queue: deque[tuple[Package, str, tuple[str, ...]]] = deque()
+    for root in roots:
+        chains[id(root)] = (root.name,)
+        queue.extend((root, part, (root.name,)) for part in ["", *root.extras, *(f"group:{g}" for g in root.groups)])
+    while queue:
+        package, part, chain = queue.popleft()
+        if (id(package), part) in seen:
+            continue
+        seen.add((id(package), part))
+        for edge in _edges(package, part):
+            if not target.applies(edge.get("marker")):
+                continue
+            for dep in _resolve(lock, edge, target):
+                label = _step(part, dep.name)
+                chains.setdefault(id(dep), (*chain, label))
+                queue.extend((dep, e, (*chain, label)) for e in ["", *edge.get("extra", [])])
+    return [(p, chains[id(p)]) for p in lock.packages if id(p) in chains]
+
+
+def _edges(package: Package, part: str) -> list[dict]:
+    if not part:
+        return package.deps
+    if part.startswith("group:"):
+        return package.groups.get(part[len("group:"):], [])
+    return package.extras.get(part, [])
+
+
+def _step(part: str, name: str) -> str:
+    if part.startswith("group:"):
+        return f"{name} (group {part[len('group:'):]})"
+    return f"{name} (extra {part})" if part else name
+
+
+def _resolve(lock: Lock, edge: dict, target: Target) -> list[Package]:
+    """The locked package an edge names; forked resolutions lock several versions, told apart by version/source."""
+    found = lock.by_name(edge["name"])
+    if len(found) > 1:
+        found = [p for p in found if ("version" not in edge or p.version == edge["version"])
+                 and ("source" not in edge or p.source == edge["source"])]
+    return found
+
+
+def describe(miss: Miss, target: Target, display: str) -> str:
+    """One user-facing line: the package, what the target needs, what the lock has, and how to fix it."""
+    package = miss.package
+    has = _available(package.wheels)
+    via = " -> ".join(miss.chain)
+    fix = (f"if {package.name} is needed there, add `required-environments = [\"{target.marker_hint()}\"]` to "
+           f"[tool.uv] and run `uv lock` so uv picks a version with such a wheel (or fails saying why); if not, "
+           f"limit the requirement with a marker, e.g. `{package.name}; {_marker_for(package.wheels)}`")
+    return (f"{display}: {package.label} has no wheel for {target.label} and no sdist (pulled in by {via}); "
+            f"needs {target.needed()}; has {has}; fix: {fix}")
+
+
+def _available(wheels: list[str]) -> str:
+    """The lock's wheels of the package as the platform and Python tags they cover."""
+    if not wheels:
+        return "no wheels"
+    tags = [t for w in wheels for t in wheel_tags(w)]
+    platforms = ", ".join(sorted({t.platform for t in tags}))
+    pythons = ", ".join(sorted({t.interpreter for t in tags}))
+    return f"{len(wheels)} wheel(s) tagged {platforms} (Python tags {pythons})"
+
+
+def _marker_for(wheels: list[str]) -> str:
+    """The sys_platform the package's wheels cover, as a marker to suggest."""
+    prefixes = {"win": "win32", "macosx": "darwin", "manylinux": "linux", "musllinux": "linux", "linux": "linux"}
+    found = {next((v for k, v in prefixes.items() if t.platform.startswith(k)), "?")
+             for w in wheels for t in wheel_tags(w)}
+    return f"sys_platform == '{found.pop()}'" if len(found) == 1 and "?" not in found else "sys_platform == '...'"
