@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import networkx as nx
 import pytest
 import yaml
 
@@ -109,6 +110,24 @@ def test_leaf_go_change_gives_the_binary_and_the_images_holding_it(demo: Path) -
     assert by_platform["darwin/arm64"]["runner"] == "macos-15"
 
 
+def test_library_and_python_changes_over_several_commits(demo: Path) -> None:
+    append(demo / "deploy/api/deployment.go", "\n// the library the operator imports\n")
+    commit(demo, "api: comment")
+    assert all_targets(matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)) == {"go:operator",
+                                                                                          "image:frontend"}
+    append(demo / "components/serving/README.md", "\nmore words\n")
+    commit(demo, "serving: docs")
+    include = matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)
+    # A pure wheel is built once; each Linux platform rebuilds the image holding it; nothing runs on macOS.
+    assert [e["platform"] for e in include] == ["linux/amd64", "linux/arm64"]
+    amd64, arm64 = include
+    assert amd64["targets"][:2] == ["py:serving", "image:frontend"] and arm64["targets"] == ["image:frontend"]
+    dependents = nx.ancestors(api.load(demo).graph, "py:serving")  # what the demo grows stays in the check
+    assert set(amd64["targets"]) <= dependents | {"py:serving"}
+    both = all_targets(matrix(demo, "--since", "HEAD~2", "--platforms", *PLATFORMS))
+    assert both == {"go:operator"} | set(amd64["targets"])
+
+
 def test_rust_core_change_gives_its_wheel_the_pure_wheel_and_the_images(demo: Path) -> None:
     append(demo / "lib/runtime/src/lib.rs", "\n// touched\n")
     commit(demo, "core: comment")
@@ -117,8 +136,6 @@ def test_rust_core_change_gives_its_wheel_the_pure_wheel_and_the_images(demo: Pa
     assert {"py:serving-runtime", "py:serving", "image:frontend"} <= found
     assert "go:operator" not in found
     graph = api.load(demo).graph
-    import networkx as nx
-
     assert found <= nx.ancestors(graph, "rust:serving-core")  # only what depends on the core
     linux = next(e for e in include if e["platform"] == "linux/amd64")
     assert linux["python"] == "3.12" and linux["libc"] == "manylinux"
@@ -181,6 +198,13 @@ def test_shards_keep_dependencies_in_the_same_or_an_earlier_job(demo: Path) -> N
         for dep in loaded.dag.closure([t]) & position.keys():
             assert position[dep] <= i, f"{t} is in job {i} but its dependency {dep} in job {position[dep]}"
     assert len({e["id"] for e in sharded}) == len(sharded)  # ids name artifacts: unique
+
+
+def test_more_jobs_than_github_allows_is_an_error(demo: Path) -> None:
+    from polybuild.errors import UserError
+
+    with pytest.raises(UserError, match="GitHub Actions runs at most 2 per matrix"):
+        compute(api.load(demo), platforms=PLATFORMS, shard_size=1, max_jobs=2)
 
 
 def test_shard_size_from_config_and_bad_values(demo: Path) -> None:

@@ -52,8 +52,12 @@ class Matrix:
         return {"include": self.include}
 
 
+# GitHub refuses a matrix of more jobs than this ("Strategy matrix may not exceed 256 jobs").
+MAX_JOBS = 256
+
+
 def compute(loaded: Loaded, *, since: str | None = None, platforms: list[str] = (), variants: list[str] = (),
-            shard_size: int | None = None) -> Matrix:
+            shard_size: int | None = None, max_jobs: int = MAX_JOBS) -> Matrix:
     """The matrix of every buildable target, or of those affected by changes since `since`."""
     ws, dag = loaded.ws, loaded.dag
     conf = settings(ws)
@@ -76,6 +80,9 @@ def compute(loaded: Loaded, *, since: str | None = None, platforms: list[str] = 
         for n, targets in enumerate(groups, 1):
             builds = [ws.targets[t] for t in loaded.dag.closure(targets)]
             include.append(_entry(conf, axis, chosen_platforms, chosen_variants, targets, builds, n, len(groups)))
+    if len(include) > max_jobs:
+        raise UserError(f"the matrix has {len(include)} jobs; GitHub Actions runs at most {max_jobs} per matrix",
+                        hint=f"raise the shard size (now {size}: --shard-size or [ci] shard-size)")
     return Matrix(include, buildable, since)
 
 
