@@ -207,6 +207,15 @@ def test_cli_on_the_fixture_lock(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--platform linux/s390x: not a known platform" in proc.stderr
 
 
+def test_unreadable_uv_lock_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    root = Path(shutil.copytree(DATA / "platdeps", tmp_path / "ws"))
+    (root / "polybuild.toml").write_text("")
+    (root / "uv.lock").write_text("version = 1\n[[package]\n")
+    code, report = lock_check(root, "--platform", "linux/amd64")
+    assert code == 1
+    assert any(p.startswith("uv.lock: cannot read the lock") and "uv lock" in p for p in report["problems"])
+
+
 def test_container_build_for_another_platform_runs_the_preflight(ws: Path) -> None:
     config = ws / "polybuild.toml"
     pyproject = ws / "py/app/pyproject.toml"  # pywin32 unconditional: no wheel for Linux

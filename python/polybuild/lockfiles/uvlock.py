@@ -22,6 +22,7 @@ from polybuild.toolchains import find
 _NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
 # Variables that would change what `uv lock --check` checks: never let them turn the check into a frozen read.
 _UV_OVERRIDES = ("UV_FROZEN", "UV_NO_SYNC", "UV_OFFLINE", "UV_LOCKED")
+_CHATTER = ("Using CPython", "Using PyPy", "Resolved ", "Audited ")  # uv's progress lines, not the error
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def _run_check(uv: str, root: Path, lock: str) -> str | None:
     if "needs to be updated" in proc.stderr:
         return (f"out of date with its pyproject.toml (`uv lock --check` fails); fix: run `uv lock` in "
                 f"{where} with the pinned uv and commit uv.lock")
-    detail = " ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip())[:400]
+    detail = " ".join(ln.strip() for ln in proc.stderr.splitlines()
+                      if ln.strip() and not ln.startswith(_CHATTER))[:400]
     return f"`uv lock --check` failed: {detail}; fix: make `uv lock --check` pass in {where}"
 
 

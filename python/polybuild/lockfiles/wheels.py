@@ -9,6 +9,7 @@ and compares each package's wheel tags with the target's compatible tags (packag
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 import urllib.parse
@@ -106,11 +107,19 @@ class Target:
         those hold when any of the extras they name is chosen, so every one is tried."""
         if not marker:
             return True
-        try:
-            parsed = Marker(marker)
-        except InvalidMarker:
+        parsed = _marker(marker)
+        if parsed is None:
             return True  # a marker this packaging cannot read: check the package rather than skip it
         return any(parsed.evaluate({**self.environment, "extra": e}) for e in ["", *_EXTRA.findall(marker)])
+
+
+@functools.lru_cache(maxsize=4096)
+def _marker(text: str) -> Marker | None:
+    """Markers repeat across edges and targets: parse each once."""
+    try:
+        return Marker(text)
+    except InvalidMarker:
+        return None
 
 
 @dataclass
