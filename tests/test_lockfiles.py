@@ -18,6 +18,7 @@ import pytest
 
 from conftest import run_polybuild, write_tree
 from polybuild.lockfiles import wheels
+from polybuild.lockfiles.preflight import before_images as preflight_hook
 from polybuild.platforms import Platform, host
 
 DATA = Path(__file__).parent / "data" / "lockfiles"
@@ -228,6 +229,28 @@ def test_container_build_for_another_platform_runs_the_preflight(ws: Path) -> No
     assert f"lockfile preflight for {OTHER_LINUX}" in proc.stderr
     assert "py/app/uv.lock: pywin32" in proc.stderr and "no wheel for " + OTHER_LINUX in proc.stderr
     assert not (ws / "dist").exists()  # stopped before anything was built
+
+
+def test_preflight_hook_fires_for_foreign_image_platforms_only(ws: Path) -> None:
+    """In process: the same broken lock stops an image for another platform and lets the host's through."""
+    from polybuild import api
+    from polybuild.errors import UserError
+    from polybuild.plan import build_plan, choose_dimensions
+
+    pyproject = ws / "py/app/pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("\"pywin32; sys_platform == 'win32'\"", '"pywin32"'))
+    subprocess.run(["uv", "lock", "--quiet", "--offline"], cwd=ws / "py/app", check=True)
+    for platform, fires in ((host().name, False), (OTHER_LINUX, True)):
+        (ws / "polybuild.toml").write_text(f'[images.bundle]\nartifacts = ["m"]\nplatforms = ["{platform}"]\n')
+        loaded = api.load(ws)
+        variants, platforms = choose_dimensions(loaded.ws, [], [platform])
+        plan = build_plan(loaded.ws, loaded.dag, loaded.dag.closure(["image:bundle"]), variants, platforms)
+        ctx = api._context(loaded, api.CacheOptions(enabled=False))
+        if fires:
+            with pytest.raises(UserError, match=f"lockfile preflight for {OTHER_LINUX}"):
+                preflight_hook(plan, ctx)
+        else:
+            preflight_hook(plan, ctx)
 
 
 def test_repo_and_serving_example_pass() -> None:
