@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import networkx as nx
@@ -40,6 +41,7 @@ def commit(root: Path, message: str) -> None:
 def demo_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo as a git repository with one commit."""
     root = copy_example("serving", tmp_path_factory.mktemp("ci") / "serving")
+    append(root / ".gitignore", "/.polybuild/\n")  # as in a checkout of its own (the repository's covers it)
     git(root, "init", "-q", "-b", "main")
     commit(root, "demo")
     return root
@@ -289,6 +291,20 @@ def test_ci_job_builds_exactly_its_entry_and_writes_the_summary(demo: Path, tmp_
     assert "| `go:operator` | `go:operator [linux/arm64]` | ✅ built |" in text
     assert f"{sha}  {artifact['path']}" in text
     assert "**1 built**" in text
+
+
+def test_every_build_in_a_job_writes_its_summary(demo: Path, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    for run in range(3):
+        # Past the fast path's two-second window, so that without the summary the third run would be answered by
+        # the no-op fast path (which prints no per-task results).
+        time.sleep(2.1 if run else 0)
+        proc = run_polybuild("build", "operator", cwd=demo,
+                             env=env(GITHUB_STEP_SUMMARY=str(summary), POLYBUILD_FAST_PATH="1"))
+        assert proc.returncode == 0, proc.stderr
+    text = summary.read_text()
+    assert text.count("**1 built**") == 1 and text.count("**1 cached**") == 2
+    assert text.count("Artifact digests (1)") == 3
 
 
 def test_ci_job_input_errors(demo: Path) -> None:
