@@ -43,8 +43,8 @@ def affected(ws: Workspace, graph: TargetGraph, since: str) -> Affected:
     from polybuild.inputs import InputIndex
 
     files = changed_files(ws, since)
-    config_file = ws.rel(ws.config.file.path) if ws.config.file else None
-    if config_file in files:
+    config_files = {ws.rel(f) for f in (ws.config.file.path, *ws.config.inputs)} if ws.config.file else set()
+    if config_files.intersection(files):
         hit = set(ws.targets)  # the config shapes every target's build
     else:
         index = InputIndex(ws, graph)

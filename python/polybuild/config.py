@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from polybuild.errors import UserError
-from polybuild.schema import FreeTable, Key, Map, Table, Validator
+from polybuild.schema import FreeTable, Key, Map, Table, TableArray, Validator
 from polybuild.tomlfile import TomlFile, load
 
 PLATFORMS = (
@@ -142,6 +142,20 @@ CI = Table(
     doc="`polybuild ci matrix`: the GitHub Actions matrix of affected targets (see docs/ci.md).",
 )
 
+INCLUDE = Table(
+    {
+        "path": Key(str, "The included file: relative to the including file's directory or, with `git`, to the "
+                    "repository's root. A `pyproject.toml` contributes its `[tool.polybuild]`; any other file is "
+                    "read like `polybuild.toml`."),
+        "git": Key(str, "A git repository (URL, or a local path relative to the including file) to read `path` "
+                   "from, at `rev`."),
+        "rev": Key(str, "With `git`: the commit, tag or branch to read; polybuild.lock pins the commit it resolved "
+                   "to, so a moved branch or tag changes nothing until `polybuild lock upgrade NAME`."),
+        "name": Key(str, "The include's name in polybuild.lock and in `polybuild lock upgrade NAME`; default: the "
+                    "file name without its extension. Letters, digits, `.`, `_` and `-`."),
+    },
+)
+
 LOCKFILES = Table(
     {
         "uv-version": Key(str, "The uv that writes and checks every uv.lock, as a PEP 440 specifier (`==0.13.9`); "
@@ -159,6 +173,9 @@ LOCKFILES = Table(
 
 SCHEMA = Table(
     {
+        "include": TableArray(INCLUDE, doc="Files whose config this one is composed from, in order: later files win "
+                              "over earlier ones and the including file wins over all. Each is pinned in "
+                              "polybuild.lock (see docs/config-composition.md)."),
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
                        item=str),
         "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str),
@@ -242,7 +259,17 @@ SCHEMA = Table(
         "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),
     },
     doc="The root of polybuild's config, in `pyproject.toml` as `[tool.polybuild]` or in `polybuild.toml`.",
+    composable=True,
 )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One file's contribution to a composed config: its validated-as-written table, and where it came from."""
+
+    file: TomlFile
+    prefix: tuple[str, ...]
+    raw: dict[str, Any]
 
 
 @dataclass
@@ -253,6 +280,9 @@ class Config:
     file: TomlFile | None
     prefix: tuple[str, ...]
     data: dict[str, Any]
+    layers: tuple[Layer, ...] = ()  # composed configs: included files in merge order, this file last
+    lock_changes: tuple[str, ...] = ()  # what this load wrote into polybuild.lock (includes locked, upgraded)
+    inputs: tuple[Path, ...] = ()  # files besides `file` the config was composed from: includes on disk, the lock
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -262,14 +292,27 @@ class Config:
         return self.file.display if self.file else "(defaults)"
 
     def error(self, keypath: tuple[str, ...], message: str, hint: str | None = None) -> UserError:
-        """A located error for a key of this config."""
+        """A located error for a key of this config, in the file whose value won the merge."""
         if self.file is None:
             return UserError(message, hint=hint)
-        return self.file.error(self.prefix + keypath, message, hint)
+        if not self.layers:
+            return self.file.error(self.prefix + keypath, message, hint)
+        layer = max(reversed(self.layers), key=lambda layer: _depth(layer.raw, keypath))
+        return layer.file.error(layer.prefix + keypath, message, hint)
 
     @property
     def jobs(self) -> int:
         return self.data["jobs"] or os.cpu_count() or 1
+
+
+def _depth(raw: Any, keypath: tuple[str, ...]) -> int:
+    """How much of `keypath` a layer defines."""
+    depth = 0
+    for key in keypath:
+        if not isinstance(raw, dict) or key not in raw:
+            break
+        raw, depth = raw[key], depth + 1
+    return depth
 
 
 def find_root(start: Path) -> Path:
@@ -294,30 +337,52 @@ def _has_tool_table(pyproject: Path) -> bool:
         return False
 
 
-def load_config(root: Path, explicit: Path | None = None) -> Config:
-    """Load and validate the workspace config; a workspace with no config gets the defaults."""
-    validator: Validator
+def load_config(root: Path, explicit: Path | None = None, upgrade: frozenset[str] | None = None) -> Config:
+    """Load and validate the workspace config; a workspace with no config gets the defaults.
+
+    A config with `include`s is composed (polybuild.compose) and checked against polybuild.lock; `upgrade` names
+    the includes to re-read and re-lock (`polybuild lock upgrade`; an empty set means all of them).
+    """
+    found = config_file(root, explicit)
+    if found is None:
+        validator = Validator(TomlFile(root / "polybuild.toml", {}, ""))
+        return Config(root, None, (), validator.check(SCHEMA, {}, ()))
+    doc, prefix = found
+    raw: Any = doc.data
+    for key in prefix:
+        raw = raw.get(key, {}) if isinstance(raw, dict) else {}
+    data = Validator(doc, prefix).check(SCHEMA, raw, ())
+    if not data["include"] and upgrade is None:  # the hot path: nothing to compose
+        config = Config(root, doc, prefix, data)
+        _check_platforms(config)
+        return config
+    from polybuild.compose import compose
+
+    composition = compose(root, Layer(doc, prefix, raw), upgrade)
+    merged = {**composition.raw, "include": raw.get("include", [])}  # the includes stay this file's own
+    config = Config(root, doc, prefix, Validator(doc, prefix).check(SCHEMA, merged, ()), composition.layers,
+                    inputs=composition.inputs)
+    _check_platforms(config)
+    config.lock_changes = tuple(composition.commit())  # the lock is written only for a config valid as a whole
+    return config
+
+
+def config_file(root: Path, explicit: Path | None = None) -> tuple[TomlFile, tuple[str, ...]] | None:
+    """The workspace's config file, parsed, and the key prefix of polybuild's table in it."""
     if explicit is not None:
         path = explicit if explicit.is_absolute() else Path.cwd() / explicit
         if not path.is_file():
             raise UserError(f"config file not found: {explicit}")
-        doc = load(path, display=_display(path, root))
-        prefix: tuple[str, ...] = ("tool", "polybuild") if path.name == "pyproject.toml" else ()
-    elif (root / "polybuild.toml").is_file():
-        doc, prefix = load(root / "polybuild.toml", display="polybuild.toml"), ()
-    elif (root / "pyproject.toml").is_file():
-        doc, prefix = load(root / "pyproject.toml", display="pyproject.toml"), ("tool", "polybuild")
-    else:
-        validator = Validator(TomlFile(root / "polybuild.toml", {}, ""))
-        return Config(root, None, (), validator.check(SCHEMA, {}, ()))
-    raw: Any = doc.data
-    for key in prefix:
-        raw = raw.get(key, {}) if isinstance(raw, dict) else {}
-    validator = Validator(doc, prefix)
-    data = validator.check(SCHEMA, raw, ())
-    config = Config(root, doc, prefix, data)
-    _check_platforms(config)
-    return config
+        return load(path, display=_display(path, root)), config_prefix(path)
+    for name in ("polybuild.toml", "pyproject.toml"):
+        if (root / name).is_file():
+            return load(root / name, display=name), config_prefix(root / name)
+    return None
+
+
+def config_prefix(path: Path) -> tuple[str, ...]:
+    """Where polybuild's keys live in a config file: `[tool.polybuild]` in a pyproject.toml, else the top."""
+    return ("tool", "polybuild") if path.name == "pyproject.toml" else ()
 
 
 def _display(path: Path, root: Path) -> str:

@@ -39,8 +39,9 @@ class Key:
 class Table:
     """A table with a fixed set of keys."""
 
-    keys: dict[str, Key | Table | Map | FreeTable]
+    keys: dict[str, Key | Table | Map | FreeTable | TableArray]
     doc: str = ""
+    composable: bool = False  # its documentation says how each section merges across `include`d files
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ class Map:
 
 
 @dataclass(frozen=True)
+class TableArray:
+    """An array of tables with a fixed set of keys (`include = [{ path = "..." }, ...]`)."""
+
+    table: Table
+    doc: str = ""
+
+
+@dataclass(frozen=True)
 class FreeTable:
     """A table of user data passed through (template variables, environment)."""
 
@@ -60,7 +69,7 @@ class FreeTable:
     value_types: tuple[type, ...] = (str, int, float, bool, list, dict)
 
 
-Node = Key | Table | Map | FreeTable
+Node = Key | Table | Map | FreeTable | TableArray
 
 
 @dataclass
@@ -93,6 +102,13 @@ class Validator:
                     allowed = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in node.value_types)
                     raise self.error((*path, k), f"'{name}.{k}' must be {allowed}, not {_kind(v)}")
             return value
+        if isinstance(node, TableArray):
+            if not isinstance(value, list):
+                raise self.error(path, f"'{name}' must be an array of tables, not {_kind(value)}")
+            for i, item in enumerate(value):
+                if not isinstance(item, dict):
+                    raise self.error(path, f"'{name}[{i}]' must be a table, not {_kind(item)}")
+            return [self._table(node.table, item, path) for item in value]
         return self._key(node, value, path, name)
 
     def _table(self, node: Table, value: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -133,6 +149,8 @@ def defaults(node: Node) -> Any:
         return {k: defaults(v) for k, v in node.keys.items()}
     if isinstance(node, (Map, FreeTable)):
         return {}
+    if isinstance(node, TableArray):
+        return []
     return list(node.default) if isinstance(node.default, (list, tuple)) else node.default
 
 
@@ -143,35 +161,58 @@ def _kind(value: Any) -> str:
 
 
 def document(node: Node, title: str) -> str:
-    """Markdown reference for every key of the schema."""
+    """Markdown reference for every key of the schema (and, for a composable one, how each section merges)."""
     lines: list[str] = []
-    _document(node, [title], lines)
+    _document(node, [title], lines, isinstance(node, Table) and node.composable)
     return "\n".join(lines) + "\n"
 
 
-def _document(node: Node, path: list[str], lines: list[str]) -> None:
+# How `polybuild.compose` merges each kind of section, for the reference.
+_MERGE = {
+    Table: "merged key by key across included files (the later file wins per key; an array is replaced whole, "
+           "never unioned).",
+    Map: "the entries of every included file are kept; an entry defined in several files is merged key by key.",
+    FreeTable: "merged key by key across included files (the later file wins per key).",
+    TableArray: "not merged: each file's includes are its own, resolved relative to it.",
+}
+
+
+def _document(node: Node, path: list[str], lines: list[str], merge: bool = False) -> None:
     header = ".".join(path)
+    note = [f"*Composition:* {_MERGE[type(node)]}"] if merge else []
     if isinstance(node, Table):
         lines.append(f"\n## `[{header}]`\n")
         if node.doc:
             lines.append(node.doc + "\n")
-        scalars = [(k, v) for k, v in node.keys.items() if isinstance(v, Key)]
-        if scalars:
-            lines.append("| key | type | default | meaning |")
-            lines.append("|---|---|---|---|")
-            for k, v in scalars:
-                default = "—" if v.default is None else f"`{_toml_literal(v.default)}`"
-                doc = v.doc + (f" One of: {', '.join(_toml_literal(c) for c in v.choices)}." if v.choices else "")
-                lines.append(f"| `{k}` | {v.describe()} | {default} | {doc} |")
+        lines.extend(n + "\n" for n in note)
+        _document_keys(node, lines)
         for k, v in node.keys.items():
             if not isinstance(v, Key):
-                _document(v, [*path, k], lines)
+                _document(v, [*path, k], lines, merge)
     elif isinstance(node, Map):
-        if node.doc:
-            lines.append(f"\n## `[{header}]`\n\n{node.doc}")
-        _document(node.value, [*path, node.placeholder], lines)
+        if node.doc or note:
+            lines.append(f"\n## `[{header}]`\n")
+            lines.extend([node.doc] if node.doc else [])
+            lines.extend(["", *note] if node.doc and note else note)
+        _document(node.value, [*path, node.placeholder], lines, merge)
     elif isinstance(node, FreeTable):
         lines.append(f"\n## `[{header}]`\n\n{node.doc}")
+        lines.extend(["", *note] if note else [])
+    elif isinstance(node, TableArray):
+        lines.append(f"\n## `[[{header}]]`\n\n{node.doc}\n")
+        lines.extend(n + "\n" for n in note)
+        _document_keys(node.table, lines)
+
+
+def _document_keys(node: Table, lines: list[str]) -> None:
+    scalars = [(k, v) for k, v in node.keys.items() if isinstance(v, Key)]
+    if scalars:
+        lines.append("| key | type | default | meaning |")
+        lines.append("|---|---|---|---|")
+        for k, v in scalars:
+            default = "—" if v.default is None else f"`{_toml_literal(v.default)}`"
+            doc = v.doc + (f" One of: {', '.join(_toml_literal(c) for c in v.choices)}." if v.choices else "")
+            lines.append(f"| `{k}` | {v.describe()} | {default} | {doc} |")
 
 
 def _toml_literal(value: Any) -> str:

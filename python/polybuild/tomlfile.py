@@ -52,15 +52,20 @@ def load(path: Path, display: str | None = None) -> TomlFile:
         raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text ({exc.reason})", file=shown) from None
+    return parse(text, path, shown)
+
+
+def parse(text: str, path: Path, display: str) -> TomlFile:
+    """Parse TOML text read from somewhere other than a plain file (a git revision, a lock snapshot)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         pos = _DECODE_POS.search(msg)
-        where = f"{shown}:{pos[1]}:{pos[2]}" if pos else shown
+        where = f"{display}:{pos[1]}:{pos[2]}" if pos else display
         reason = _DECODE_POS.sub("", msg).strip()
         raise ConfigError(f"invalid TOML: {reason}", file=where) from None
-    return TomlFile(path=path, data=data, text=text, display=shown)
+    return TomlFile(path=path, data=data, text=text, display=display)
 
 
 def locate(text: str, keypath: list[str]) -> int | None:
@@ -79,6 +84,8 @@ def locate(text: str, keypath: list[str]) -> int | None:
             full = table + _split_dotted(key[1])
             full = full + _inline_keys(line[key.end():], keypath[len(full):])
         depth = _common_prefix(full, keypath)
+        if depth == len(keypath) < len(full):  # `[a.b.c]` (or `a.b.c = 1`) is where `a.b` is first defined
+            return lineno
         if depth == len(full) and depth > best_depth:
             best_line, best_depth = lineno, depth
             if depth == len(keypath):

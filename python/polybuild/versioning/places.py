@@ -87,6 +87,8 @@ def _config_places(ws: Workspace) -> Iterator[Place]:
     config = ws.config
     if config.file is None or not config["version"]:
         return
+    if config.layers and "version" not in config.layers[-1].raw:  # set by an include: not this file's to stamp
+        return
     keypath = (*config.prefix, "version")
     yield _string_place(config.file, keypath, config["version"], "semver", "polybuild version")
 
