@@ -46,6 +46,16 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def release(session: nox.Session) -> None:
+    """Cut a release of the checked-out commit: `nox -s release -- 1.2.0` (`-- 1.2.0 --dry-run` to check it all
+    without tagging). The commit must already carry the version (`polybuild version set 1.2.0`, commit)."""
+    if not session.posargs:
+        session.error("give the version: nox -s release -- 1.2.0 [--dry-run]")
+    install_locked(session)
+    session.run("polybuild", "release", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the Python sources, through polybuild's own `lint` task."""
     install_locked(session, "test")

@@ -64,6 +64,7 @@ class Outcome:
     report: dict | None = None
     tools: set[str] = field(default_factory=set)  # toolchains whose identity entered keys
     python: str = sys.executable
+    toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
 
     @property
     def ok(self) -> bool:
@@ -238,7 +239,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         report = build_report(ctx, results, time.monotonic() - start)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
-    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python)
+    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
 
 
 def _clean_tmp(state_dir: Path) -> None:

@@ -118,12 +118,18 @@ class Toolchains:
         self.python = python
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], str] = {}
+        self._versions: dict[str, str] = {}  # tool -> what it says of itself, for release manifests
         self._probing: dict[tuple[str, ...], threading.Lock] = {}
 
     def used(self) -> set[str]:
         """The tools probed in this run."""
         with self._lock:
             return {key[0] for key in self._cache}
+
+    def versions(self) -> dict[str, str]:
+        """Each tool probed in this run, with the first line it printed about itself (rustc: `-vV`'s)."""
+        with self._lock:
+            return dict(self._versions)
 
     def prefetch(self, probes: set[tuple[str, Path, tuple[str, ...]]]) -> None:
         """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
@@ -138,7 +144,11 @@ class Toolchains:
             lock = self._probing.setdefault(key, threading.Lock())
         with lock:  # one probe per identity, different identities in parallel
             if key not in self._cache:
-                self._cache[key] = sha256_text(self._probe(tool, cwd, extra))
+                text = self._probe(tool, cwd, extra)
+                self._cache[key] = sha256_text(text)
+                with self._lock:
+                    lines = text.strip().splitlines()[:1 if tool in ("rustc", "python") else None]
+                    self._versions[f"{tool} ({', '.join(extra)})" if extra else tool] = "; ".join(lines)
             return self._cache[key]
 
     def _probe(self, tool: str, cwd: Path, extra: tuple[str, ...]) -> str:

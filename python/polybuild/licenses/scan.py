@@ -32,7 +32,9 @@ class Scan:
 
     @property
     def name(self) -> str:
-        """The workspace's name: its root package's, else its directory's (checkouts may be named anything)."""
+        """The workspace's name: from config, else its root package's, else its directory's."""
+        if self.ws.config["name"]:
+            return self.ws.config["name"]
         root = [t.name for t in self.ws.targets.values() if t.dir == self.ws.root and t.kind in ("py", "rust")]
         return sorted(root)[0] if root else self.ws.root.name
 
