@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -199,6 +200,16 @@ def test_nested_workspaces_and_excludes_are_left_out(workspace):
     (root / "polybuild.toml").write_text("exclude = ['scratch']\n" + (root / "polybuild.toml").read_text())
     ids = set(api.load(root).ws.targets)
     assert "go:demo" not in ids and "go:scratch" not in ids and "go:svc" in ids
+
+
+def test_polybuild_outputs_are_never_inputs_even_without_gitignore(workspace):
+    root = workspace({"pyproject.toml": '[project]\nname = "app"\nversion = "1.0"\n', "app/__init__.py": ""})
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)  # and no .gitignore for dist/ or .polybuild/
+    (root / "dist").mkdir()
+    (root / "dist" / "app-1.0-py3-none-any.whl").write_bytes(b"built")
+    (root / ".polybuild").mkdir()
+    (root / ".polybuild" / "records.json").write_text("{}")
+    assert api.load(root).ws.files == ["app/__init__.py", "pyproject.toml"]
 
 
 def test_go_work_lists_the_modules(workspace):
