@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -102,13 +104,24 @@ def test_explain_for_a_target_never_built(workspace):
     assert proc.stdout.strip() == "go:tool: would rebuild\n  never built in this workspace"
 
 
+def cache_entry(cache: Path, task: str) -> tuple[str, bytes]:
+    """(key, manifest) of a task's entry in the action cache."""
+    with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db:
+        return next((k, m) for k, m in db.execute("SELECT key, manifest FROM ac") if json.loads(m)["task"] == task)
+
+
+def set_cache_entry(cache: Path, key: str, manifest: bytes) -> None:
+    with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db, db:
+        db.execute("UPDATE ac SET manifest = ? WHERE key = ?", (manifest, key))
+
+
 def test_corrupt_or_truncated_entries_are_dropped_and_rebuilt(workspace, private_cache):
     root = workspace(GO_WS)
     build(root)
     blob = next(p for p in (private_cache / "cas").rglob("*") if p.is_file() and p.stat().st_size > 100_000)
     blob.write_bytes(blob.read_bytes()[:-10] + b"corrupted!")
-    manifest = next(p for p in (private_cache / "ac").rglob("*") if p.is_file() and b'"py:app"' in p.read_bytes())
-    manifest.write_bytes(manifest.read_bytes()[:20])
+    key, manifest = cache_entry(private_cache, "py:app")
+    set_cache_entry(private_cache, key, manifest[:20])
     (root / "dist" / "svc").unlink()
     (root / "dist" / "tool").unlink()
     next((root / "dist").glob("app-1.0.0-*.whl")).unlink()
@@ -119,6 +132,19 @@ def test_corrupt_or_truncated_entries_are_dropped_and_rebuilt(workspace, private
     assert "py:app" in rebuilt and len(rebuilt) >= 2
     assert subprocess.run([str(root / "dist" / "svc")], capture_output=True, text=True).stdout.strip() == "lib 1.0.0"
     assert set(statuses(build(root)).values()) == {"cached"}  # the cache healed
+
+
+def test_a_corrupt_action_cache_database_is_set_aside_and_rebuilt(workspace, private_cache):
+    root = workspace(GO_WS)
+    build(root)
+    (private_cache / "ac.sqlite").write_bytes(b"not a database at all" * 100)
+    for wal in private_cache.glob("ac.sqlite-*"):
+        wal.unlink()
+    proc = build(root)
+    assert proc.returncode == 0 and "starting a new one" in proc.stderr
+    assert set(statuses(proc).values()) == {"done"}
+    assert list(private_cache.glob("ac.sqlite.corrupt-*"))
+    assert set(statuses(build(root)).values()) == {"cached"}
 
 
 def test_missing_blob_is_a_miss_not_an_error(workspace, private_cache):
@@ -138,13 +164,13 @@ def test_small_outputs_live_in_the_manifest_and_are_verified(workspace, private_
     root = workspace(GO_WS)
     build(root)
     wheel = next((root / "dist").glob("app-1.0.0-*.whl"))
-    manifest_path = next(p for p in (private_cache / "ac").rglob("*") if p.is_file() and b'"py:app"' in p.read_bytes())
-    manifest = json.loads(manifest_path.read_bytes())
+    key, data = cache_entry(private_cache, "py:app")
+    manifest = json.loads(data)
     digest = manifest["artifacts"][0]["sha256"]
     assert base64.b64decode(manifest["inline"][digest]) == wheel.read_bytes()
     assert not list((private_cache / "cas").rglob(digest))
     manifest["inline"][digest] = base64.b64encode(b"not the wheel").decode()
-    manifest_path.write_text(json.dumps(manifest))
+    set_cache_entry(private_cache, key, json.dumps(manifest).encode())
     wheel.unlink()
     proc = build(root)
     assert "is corrupt" in proc.stderr and statuses(proc)["py:app"] == "done"

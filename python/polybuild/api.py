@@ -233,6 +233,8 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
             reporter.close()
             ctx.stat_cache.save()
             ctx.records.save()
+            if ctx.cache is not None:
+                ctx.cache.store.flush()
     report_path = report = None
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"

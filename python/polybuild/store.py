@@ -1,8 +1,10 @@
 """The local content-addressed store: blobs by sha256 (`cas/`) and an action cache mapping keys to output
-manifests (`ac/`), the same split as Bazel's remote cache so a remote one can sit behind it.
+manifests (`ac.sqlite`), the same split as Bazel's remote cache so a remote one can sit behind it.
 
-Every write is a temp file plus rename, so a killed build or two concurrent builds never leave a partial entry;
-every restore verifies the digest, and a corrupt entry is dropped (and rebuilt) with a warning.
+Blobs are written as a temp file plus rename; manifests are rows of one SQLite database in WAL mode (like Pants'
+LMDB store), so a cold build of a thousand small tasks, whose outputs live inline in their manifests, creates no
+file per task in the cache, and concurrent builds share it safely. A manifest is written after its blobs, every
+restore verifies the digest, and a corrupt entry (or database) is dropped and rebuilt with a warning.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 MANIFEST_FORMAT = 2  # 2: small files inline
 
@@ -40,17 +47,85 @@ class Stats:
     bytes: int
 
 
+class ActionCache:
+    """key -> manifest (JSON) and when it was last used, in `ac.sqlite`. Recency is remembered in memory and written
+    in one transaction by `flush`, so a run of cache hits does not write per hit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._used: set[str] = set()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        import sqlite3
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(2):
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last entries, never corrupt one
+                conn.execute("CREATE TABLE IF NOT EXISTS ac (key TEXT PRIMARY KEY, manifest BLOB NOT NULL, "
+                             "used INTEGER NOT NULL)")
+                return conn
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if attempt or isinstance(exc, sqlite3.OperationalError):  # locked or unwritable: not corruption
+                    raise
+                warn(f"the action cache {self.path} is unreadable ({exc}); starting a new one")
+                self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{uuid.uuid4().hex[:8]}"))
+        raise AssertionError("unreachable")
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db().execute("SELECT manifest FROM ac WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                self._used.add(key)
+        return row and row[0]
+
+    def put(self, key: str, manifest: bytes) -> None:
+        with self._lock:
+            self._db().execute("INSERT OR REPLACE INTO ac VALUES (?, ?, ?)", (key, manifest, time.time_ns()))
+
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return self._db().execute("SELECT 1 FROM ac WHERE key = ?", (key,)).fetchone() is not None
+
+    def drop(self, keys: list[str]) -> None:
+        with self._lock:
+            self._db().executemany("DELETE FROM ac WHERE key = ?", [(k,) for k in keys])
+
+    def entries(self) -> list[tuple[str, bytes]]:
+        """Every (key, manifest), most recently used first."""
+        with self._lock:
+            return self._db().execute("SELECT key, manifest FROM ac ORDER BY used DESC").fetchall()
+
+    def flush(self) -> None:
+        """Write the recency of this run's hits (for gc), in one transaction."""
+        with self._lock:
+            if self._used and self._conn is not None:
+                now = time.time_ns()
+                with self._conn:
+                    self._conn.execute("BEGIN")
+                    self._conn.executemany("UPDATE ac SET used = ? WHERE key = ?", [(now, k) for k in self._used])
+                self._used.clear()
+
+
 class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.ac = ActionCache(root / "ac.sqlite")
         self._dirs: set[Path] = set()  # fan-out directories known to exist: one mkdir per run, not per write
 
     # 16 fan-out directories each: a fresh store creates few directories, and none holds too many files.
     def _blob(self, digest: str) -> Path:
         return self.root / "cas" / digest[:1] / digest
-
-    def _ac(self, key: str) -> Path:
-        return self.root / "ac" / key[:1] / key
 
     def _ensure_dir(self, path: Path) -> None:
         if path not in self._dirs:
@@ -85,30 +160,33 @@ class LocalStore:
 
     def put_manifest(self, key: str, manifest: dict[str, Any]) -> None:
         """Store the manifest last, after its blobs: a reader that finds it finds everything it names."""
-        self._write_atomic(self._ac(key), data=json.dumps(manifest, sort_keys=True).encode())
+        self.ac.put(key, json.dumps(manifest, sort_keys=True).encode())
 
     def has_manifest(self, key: str) -> bool:
-        return self._ac(key).is_file()
+        return self.ac.has(key)
 
     def get_manifest(self, key: str) -> dict[str, Any] | None:
-        path = self._ac(key)
-        try:
-            manifest = json.loads(path.read_bytes())
-        except FileNotFoundError:
+        data = self.ac.get(key)
+        if data is None:
             return None
-        except (OSError, ValueError):
+        try:
+            manifest = json.loads(data)
+        except ValueError:
             warn(f"cache entry {key[:12]} is unreadable; dropped")
             self.drop(key)
             return None
-        if manifest.get("format") != MANIFEST_FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             return None
-        os.utime(path)  # recency, for gc
         return manifest
 
     def drop(self, key: str, digests: list[str] = ()) -> None:
-        self._ac(key).unlink(missing_ok=True)
+        self.ac.drop([key])
         for d in digests:
             self._blob(d).unlink(missing_ok=True)
+
+    def flush(self) -> None:
+        """End of a run: record which entries it used."""
+        self.ac.flush()
 
     def copy_out(self, digest: str, dest: Path, mode: int, content: bytes | None = None) -> None:
         """Write the blob, or `content` (the manifest's inline copy), to `dest` atomically, verifying its digest on
@@ -130,43 +208,42 @@ class LocalStore:
             raise
 
     def stats(self) -> Stats:
-        manifests = list((self.root / "ac").glob("*/*"))
+        manifests = self.ac.entries()
         blobs = list((self.root / "cas").glob("*/*"))
-        return Stats(len(manifests), len(blobs), sum(p.stat().st_size for p in manifests + blobs))
+        size = sum(len(m) for _, m in manifests) + sum(p.stat().st_size for p in blobs)
+        return Stats(len(manifests), len(blobs), size)
 
     def gc(self, max_bytes: int) -> tuple[int, int]:
         """Drop least recently used entries until the store (manifests, which hold small files inline, and blobs)
         fits in `max_bytes`; returns (entries, blobs) removed."""
-        manifests = sorted(((p.stat().st_mtime, p) for p in (self.root / "ac").glob("*/*")), reverse=True)
         blobs = {p.name: (p, p.stat().st_size) for p in (self.root / "cas").glob("*/*")}
         kept: set[str] = set()
         used = 0
-        removed_entries = 0
-        for _, path in manifests:  # newest first: keep while they fit
-            entry = _entry_size_and_blobs(path)
-            extra = entry[0] + sum(blobs[d][1] for d in entry[1] - kept if d in blobs) if entry else 0
+        dropped = []
+        for key, data in self.ac.entries():  # newest first: keep while they fit
+            entry = _entry_blobs(data)
+            extra = len(data) + sum(blobs[d][1] for d in entry - kept if d in blobs) if entry is not None else 0
             if entry is None or used + extra > max_bytes:
-                path.unlink(missing_ok=True)
-                removed_entries += 1
+                dropped.append(key)
                 continue
-            kept |= entry[1]
+            kept |= entry
             used += extra
+        self.ac.drop(dropped)
         removed_blobs = 0
         for name, (path, _) in blobs.items():
             if name not in kept:
                 path.unlink(missing_ok=True)
                 removed_blobs += 1
-        return removed_entries, removed_blobs
+        return len(dropped), removed_blobs
 
 
-def _entry_size_and_blobs(manifest: Path) -> tuple[int, set[str]] | None:
-    """A manifest's own size and the blobs it needs (outputs and log not held inline); None if unreadable."""
+def _entry_blobs(manifest: bytes) -> set[str] | None:
+    """The blobs a manifest needs (outputs and log not held inline); None if unreadable."""
     try:
-        data = manifest.read_bytes()
-        entry = json.loads(data)
+        entry = json.loads(manifest)
         digests = {a["sha256"] for a in entry["artifacts"]} | ({entry["log"]} if entry["log"] else set())
-        return len(data), digests - set(entry["inline"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return digests - set(entry["inline"])
+    except (ValueError, KeyError, TypeError):
         return None
 
 
