@@ -96,15 +96,20 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LINES) -> tuple[list[str], list[str]]:
+    """What a failure report says of a failed task: `command:`, `reason:` and `log:` lines, and its log's tail."""
+    facts, tail = [], []
+    if result.failed_step:
+        facts.append(f"command: {result.failed_step}")
+    if result.reason:
+        facts.append(f"reason: {result.reason}")
+    if result.log and result.log.is_file():
+        tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail_lines:]
+        facts.append(f"log: {_rel(result.log, root)} (last {len(tail)} lines)")
+    return facts, tail
+
+
 def failure_details(result: TaskResult, root: Path) -> str:
     """The failing target, its command and the tail of its log."""
-    lines = [f"error: {result.task.id} failed"]
-    if result.failed_step:
-        lines.append(f"  command: {result.failed_step}")
-    if result.reason:
-        lines.append(f"  reason: {result.reason}")
-    if result.log and result.log.is_file():
-        tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        lines.append(f"  log: {_rel(result.log, root)} (last {len(tail)} lines)")
-        lines += [f"  | {line}" for line in tail]
-    return "\n".join(lines)
+    facts, tail = failure_facts(result, root)
+    return "\n".join([f"error: {result.task.id} failed", *(f"  {f}" for f in facts), *(f"  | {t}" for t in tail)])

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polybuild.report import failure_facts
+
 if TYPE_CHECKING:
     from polybuild.execute import TaskResult
     from polybuild.workspace import Target, Workspace
@@ -46,14 +48,8 @@ def annotations(ws: Workspace, results: list[TaskResult]) -> list[str]:
         if r.status != "failed":
             continue
         path, line = manifest_location(ws, r.task.target)
-        message = [f"{r.task.id} failed"]
-        if r.failed_step:
-            message.append(f"command: {r.failed_step}")
-        if r.reason:
-            message.append(f"reason: {r.reason}")
-        if r.log and r.log.is_file():
-            tail = r.log.read_text(encoding="utf-8", errors="replace").splitlines()[-ANNOTATION_LOG_LINES:]
-            message += [f"log: {_rel(ws, r.log)}", *tail]
+        facts, tail = failure_facts(r, ws.root, ANNOTATION_LOG_LINES)
+        message = [f"{r.task.id} failed", *facts, *tail]
         props = f"file={_prop(path)},line={line},title={_prop(f'polybuild: {r.task.id} failed')}"
         out.append(f"::error {props}::{_data(chr(10).join(message))}")
     return out
