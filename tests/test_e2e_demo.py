@@ -101,17 +101,19 @@ def test_build_report_lists_every_artifact_with_its_digest(demo):
     assert report["status"] == "ok"
     by_path = {a["path"]: a for a in report["artifacts"]}
     assert sorted(p.split("/")[-1].split("-")[0] for p in by_path) == [
-        "operator", "serving", "serving", "serving_runtime", "serving_runtime", "servingctl", "servingctl"]
+        "operator", "serving", "serving", "serving_client", "serving_runtime", "serving_runtime", "servingctl",
+        "servingctl"]
     assert any(p.startswith("dist/cuda/") and a["variant"] == "cuda" for p, a in by_path.items())
     for path, entry in by_path.items():
         data = (demo / path).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     tasks = {t["id"]: t for t in report["tasks"]}
-    assert set(tasks) == {"go:operator", "py:serving", "py:serving-runtime", "py:serving-runtime [cuda]",
+    assert set(tasks) == {"go:operator", "py:serving", "py:serving-client", "py:serving-runtime",
+                          "py:serving-runtime [cuda]",
                           "rust:serving-cli", "rust:serving-cli [cuda]"}
     assert all(t["status"] == "built" and t["duration_s"] > 0 for t in tasks.values())
     assert tasks["py:serving-runtime"]["inputs_sha256"] == tasks["py:serving-runtime [cuda]"]["inputs_sha256"]
-    assert len({t["inputs_sha256"] for t in tasks.values()}) == 4  # one per target
+    assert len({t["inputs_sha256"] for t in tasks.values()}) == 5  # one per target
 
 
 def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
@@ -126,7 +128,7 @@ def test_tests_run_in_graph_order_against_built_wheels(demo):
     proc = run_polybuild("run", "test", cwd=demo, env=demo_env(demo))
     assert proc.returncode == 0, proc.stderr
     for task in ("rust:serving-core:test", "rust:serving-cli:test", "go:api:test", "go:operator:test",
-                 "py:serving:test"):
+                 "py:serving:test", "py:serving-client:test"):
         assert f"done   {task}" in proc.stderr
     pytest_log = (demo / ".polybuild" / "logs" / "py_serving_test.log").read_text()
     assert " passed" in pytest_log

@@ -24,7 +24,8 @@ from test_cache import statuses
 pytestmark = pytest.mark.e2e
 
 RUNTIME = {"py:serving-runtime", "rust:serving-cli"}  # everything built from lib/runtime
-ALL = {"py:serving-runtime", "rust:serving-cli", "py:serving", "go:operator"}
+SERVING = {"py:serving", "py:serving-client"}  # the pure package and the client whose server extra pulls it in
+ALL = {"py:serving-runtime", "rust:serving-cli", "go:operator"} | SERVING
 
 
 @dataclass
@@ -93,16 +94,16 @@ def edits() -> list[Edit]:
         Edit("go library", replace("deploy/api/deployment.go", r"package api", f"// edit {n}\npackage api"),
              {"go:operator"}),
         Edit("rust source", append("lib/runtime/src/lib.rs", f"\npub fn edit_{n}() -> u64 {{ {n} }}\n"),
-             RUNTIME | {"py:serving"}),
-        Edit("python source", append("components/serving/src/serving/cli.py", f"\n# edit {n}\n"), {"py:serving"}),
+             RUNTIME | SERVING),
+        Edit("python source", append("components/serving/src/serving/cli.py", f"\n# edit {n}\n"), SERVING),
         Edit("python manifest", replace("components/serving/pyproject.toml", r'description = "[^"]*"',
-                                        f'description = "edited {n}"'), {"py:serving"}),
+                                        f'description = "edited {n}"'), SERVING),
         Edit("cargo feature", toggle_block("polybuild.toml", "\n[targets.serving-cli]\nfeatures = ['cuda']\n"),
              {"rust:serving-cli"}),
         Edit("env var", set_env("RUSTFLAGS", f"-C debug-assertions={'on' if n % 2 else 'off'}"),
-             RUNTIME | {"py:serving"}),
+             RUNTIME | SERVING),
         Edit("rust profile", replace("polybuild.toml", r"codegen-units = \d+", f"codegen-units = {1 + n % 3}"),
-             RUNTIME | {"py:serving"}),
+             RUNTIME | SERVING),
         Edit("delete and restore", move_away_and_back("deploy/api/deployment_test.go"), {"go:operator"}),
         Edit("add and remove a file", toggle_file("deploy/operator/cmd/operator/extra.go", "package main\n"),
              {"go:operator"}),

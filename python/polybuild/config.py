@@ -171,6 +171,26 @@ LOCKFILES = Table(
     "platforms accept.",
 )
 
+EXTRAS = Map(
+    Table(
+        {
+            "extra-only": Key(list, "Distributions that only an extra may bring: the base install's closure must not "
+                              "contain them (e.g. a server framework). Without it, what each extra brings beyond "
+                              "the base install is reported, not enforced.", [], item=str),
+            "commands": FreeTable("Invocations that need an extra: command line (no shell) -> extra, e.g. "
+                                  "`\"tool serve --check\" = \"server\"`. Without the extra the command must exit "
+                                  "non-zero naming the extra; with it, exit 0, so pick one that returns.",
+                                  value_types=(str,)),
+            "skip": Key(bool, "Leave this package out of a `polybuild check-extras` run that names no "
+                        "package.", False),
+        },
+        doc="Extras isolation of one Python package, keyed by its target name or distribution name.",
+    ),
+    doc="`polybuild check-extras`: each extras set of a built wheel installs and works in a fresh environment "
+    "(see docs/extras.md).",
+    placeholder="<package>",
+)
+
 SCHEMA = Table(
     {
         "include": TableArray(INCLUDE, doc="Files whose config this one is composed from, in order: later files win "
@@ -255,6 +275,7 @@ SCHEMA = Table(
         "container": CONTAINER,
         "lockfiles": LOCKFILES,
         "ci": CI,
+        "extras": EXTRAS,
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),
         "tasks": Map(WORKSPACE_TASK, doc="Tasks defined once for every target.", placeholder="<task>"),
     },
