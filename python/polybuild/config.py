@@ -201,6 +201,8 @@ SCHEMA = Table(
         "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str),
         "go-roots": Key(list, "Directories searched for go.mod files (when there is no go.work).", ["."],
                         item=str),
+        "name": Key(str, "The workspace's name in attributions and SBOMs; default: the root package's, else the "
+                    "root directory's (set it when there is no root package: checkouts may be named anything)."),
         "dist-dir": Key(str, "Where artifacts and build-report.json are written.", "dist"),
         "state-dir": Key(str, "Where logs and temporary build files are kept.", ".polybuild"),
         "version": Key(str, "The workspace version stamped into Go binaries; default: the root [project].version "
