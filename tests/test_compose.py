@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from conftest import run_polybuild, write_tree
+from conftest import polybuild_env, run_polybuild, write_tree
 from polybuild import includelock
 from polybuild.config import load_config
 from polybuild.errors import UserError
@@ -135,6 +136,19 @@ def test_changed_include_stops_the_build_until_upgraded(composed: Path) -> None:
     assert run_polybuild("build", cwd=composed).returncode == 0
     assert load_config(composed)["rust"]["profile"] == "dev"
     assert "already locked" in run_polybuild("lock", "upgrade", "--all", cwd=composed).stdout
+
+
+def test_the_no_op_fast_path_notices_a_changed_include(composed: Path) -> None:
+    env = polybuild_env(POLYBUILD_FAST_PATH="1")
+    time.sleep(2.1)  # the fixture's files are too fresh for a no-op summary (the racy-clean rule)
+    assert run_polybuild("build", cwd=composed, env=env).returncode == 0  # writes polybuild.lock
+    time.sleep(2.1)
+    assert run_polybuild("build", cwd=composed, env=env).returncode == 0  # records the summary
+    assert "nothing changed" in run_polybuild("build", cwd=composed, env=env).stderr
+    base = composed.parent / "shared/polybuild-base.toml"  # outside the workspace: not among its files
+    base.write_text(base.read_text().replace('profile = "release"', 'profile = "dev"'))
+    stopped = run_polybuild("build", cwd=composed, env=env)
+    assert stopped.returncode == 2 and "polybuild lock upgrade base" in stopped.stderr
 
 
 def test_editing_the_composers_include_needs_an_upgrade(composed: Path) -> None:
