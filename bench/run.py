@@ -76,9 +76,33 @@ class Env:
     work: Path
     tools_bin: Path
     pb_path: str  # PYTHONPATH with the polybuild snapshot and the native core
+    pb_python: str  # the interpreter of a virtual environment with polybuild's dependencies, as users run it
     pb_path_nonative: str
     jobs: int
     info: dict = field(default_factory=dict)
+
+
+def _venv(path: Path) -> str:
+    """A virtual environment with polybuild's dependencies (from pyproject.toml), where users run polybuild; it
+    also leaves out whatever the machine's own site-packages runs at start-up (.pth files)."""
+    python = path / "bin" / "python"
+    if not python.exists():
+        import tomllib
+
+        deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *deps], check=True, capture_output=True)
+    return str(python)
+
+
+def _startup_ms(python: str) -> float:
+    """Median of 7 `python -c pass`: the interpreter's share of every polybuild run."""
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        subprocess.run([python, "-c", "pass"], check=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 1)
 
 
 def sh(argv: list[str], **kw) -> str:
@@ -117,8 +141,11 @@ def setup(work: Path, jobs: int, build_native: bool, worktree: bool) -> Env:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site),
                         *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
     pb_path = f"{snap}{os.pathsep}{site}"
+    pb_python = _venv(work / "pbvenv")
+    info["python_startup_ms"] = {"polybuild's venv": _startup_ms(pb_python),
+                                 "bench's python": _startup_ms(sys.executable)}
     env = {**os.environ, "PYTHONPATH": pb_path}
-    backend = sh([sys.executable, "-c", "from polybuild import fingerprint as f\n"
+    backend = sh([pb_python, "-c", "from polybuild import fingerprint as f\n"
                   "print(f.backend(), 'stat cache:', getattr(f.StatCache('/nonexistent/statcache'), 'backend', '-'))"],
                  env=env)
     info["native_backend"] = backend
@@ -144,7 +171,7 @@ def setup(work: Path, jobs: int, build_native: bool, worktree: bool) -> Env:
         git=sh(["git", "--version"]),
         jobs=jobs,
     )
-    return Env(work, bin_dir, pb_path, str(snap), jobs, info)
+    return Env(work, bin_dir, pb_path, pb_python, str(snap), jobs, info)
 
 
 def _machine() -> str:
@@ -195,7 +222,7 @@ class Tree:
             extra = {"PYTHONPATH": self.env.pb_path, "POLYBUILD_CACHE_DIR": str(self.pbcache)}
             if tool == "polybuild-py":
                 extra.update(PYTHONPATH=self.env.pb_path_nonative, POLYBUILD_NO_NATIVE="1")
-            return [sys.executable, "-m", "polybuild", "run", "concat", "-j", j, "--json"], _tool_env(extra)
+            return [self.env.pb_python, "-m", "polybuild", "run", "concat", "-j", j, "--json"], _tool_env(extra)
         if tool == "turbo":
             return [str(self.env.tools_bin / "turbo"), "run", "concat", f"--concurrency={j}", "--daemon=false",
                     "--output-logs=errors-only"], _tool_env({})
@@ -450,7 +477,7 @@ def hashing(env: Env, root: Path) -> dict:
     out = {}
     for name, extra in (("native", {"PYTHONPATH": env.pb_path}),
                         ("python", {"PYTHONPATH": env.pb_path_nonative, "POLYBUILD_NO_NATIVE": "1"})):
-        res = json.loads(sh([sys.executable, "-c", HASH_SCRIPT, str(root)], env=_tool_env(extra)))
+        res = json.loads(sh([env.pb_python, "-c", HASH_SCRIPT, str(root)], env=_tool_env(extra)))
         med = statistics.median(res["samples_s"])
         res.update(median_s=med, files_per_s=res["files"] / med, mib_per_s=res["bytes"] / med / 2**20)
         out[name] = res
@@ -481,7 +508,8 @@ def markdown(results: dict) -> str:
     lines = [f"Measured {info['date']} on {info['machine']}; `-j {info['jobs']}` / `--concurrency={info['jobs']}` "
              f"/ `-c {info['jobs']}` for every tool.",
              f"polybuild {info['polybuild_commit']}{' (+ uncommitted changes)' if info['polybuild_dirty'] else ''}"
-             f" (native core: {info['native_backend']}), Python {info['python']}; turbo {info['turbo']}; "
+             f" (native core: {info['native_backend']}), Python {info['python']} (start-up, `python -c pass`: "
+             f"{info['python_startup_ms']}); turbo {info['turbo']}; "
              f"{info['moon']}; node {info['node']}, npm {info['npm']}; {info['git']}.", ""]
     for n, res in results["sizes"].items():
         m = res["meta"]

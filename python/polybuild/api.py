@@ -170,12 +170,13 @@ def _remote(ws: Workspace, options: CacheOptions):
 def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.builders import BuildContext
     from polybuild.cache import TaskCache
+    from polybuild.cachedir import default_dir
     from polybuild.fingerprint import StatCache
     from polybuild.inputs import InputIndex
     from polybuild.keys import Fingerprints, Toolchains
     from polybuild.platforms import host
     from polybuild.records import BuildRecords
-    from polybuild.store import LocalStore, default_dir
+    from polybuild.store import LocalStore
 
     ws = loaded.ws
     python = ws.config["python"]["interpreter"] or sys.executable
@@ -301,8 +302,8 @@ def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool
     import json
     import tempfile
 
+    from polybuild.cachedir import default_dir
     from polybuild.container import helper, layout
-    from polybuild.store import default_dir
 
     archives = [a.path for r in outcome.results for a in r.artifacts if a.path.name.endswith(".oci.tar")]
     if len(archives) != 1:
@@ -324,7 +325,7 @@ def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool
 
 def promote(src: str, dst: str, insecure: bool = False) -> dict:
     """Copy an image by digest, every platform, from one reference to another (like `crane copy`)."""
+    from polybuild.cachedir import default_dir
     from polybuild.container import helper
-    from polybuild.store import default_dir
 
     return helper.call(helper.find(default_dir()), ["image", "copy", *(["--insecure"] if insecure else []), src, dst])

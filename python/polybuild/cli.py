@@ -165,21 +165,19 @@ def _load(args: argparse.Namespace):
     return api.load(Path(args.directory), args.config)
 
 
-def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None, Path | None]:
-    """(exit code, None) when the last identical run still holds; (None, state dir) otherwise."""
-    if getattr(args, "affected", None) or getattr(args, "ci_job", None) or args.no_cache or args.remote_upload:
-        return None, None
-    if os.environ.get("POLYBUILD_FAST_PATH") == "0" or os.environ.get("GITHUB_STEP_SUMMARY"):
-        return None, None  # a CI job's summary lists every task
-    from polybuild import fastpath
-    from polybuild.config import find_root, load_config
+def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None, bool]:
+    """(exit code, _) when the last identical run still holds; (None, whether to remember this run) otherwise.
 
-    root = args.config.resolve().parent if args.config else find_root(Path(args.directory))
-    config = load_config(root, args.config)
-    state_dir = root / config["state-dir"]
-    summary = fastpath.check(state_dir, command)
+    It reads no config: the summary says where the report goes, and config files are among what it watches."""
+    if getattr(args, "affected", None) or getattr(args, "ci_job", None) or args.no_cache or args.remote_upload:
+        return None, False
+    if os.environ.get("POLYBUILD_FAST_PATH") == "0" or os.environ.get("GITHUB_STEP_SUMMARY"):
+        return None, False  # a CI job's summary lists every task
+    from polybuild import fastpath
+
+    summary = fastpath.check(command)
     if summary is None:
-        return None, state_dir
+        return None, True
     import json
 
     for target_id, reason in summary["skipped"]:
@@ -196,11 +194,11 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     if summary["report"]:
         from polybuild.report import write_atomic
 
-        report_path = root / config["dist-dir"] / "build-report.json"
+        report_path = Path(summary["root"]) / summary["report_path"]
         write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n")
         if not args.json:
-            print(f"  report: {report_path.relative_to(root)}", file=sys.stderr)
-    return 0, None
+            print(f"  report: {summary['report_path']}", file=sys.stderr)
+    return 0, False
 
 
 MAX_LISTED = 20
@@ -222,44 +220,50 @@ def _command(args: argparse.Namespace) -> list[str]:
             *args.variant, "--platform", *args.platform, str(args.remote)]
 
 
-def _remember_run(loaded, outcome, state_dir: Path | None, command: list[str]) -> None:
-    if state_dir is None or not outcome.ok:
+def _remember_run(loaded, outcome, command: list[str]) -> None:
+    if not outcome.ok:
         return
     from polybuild import fastpath
 
     root = loaded.ws.root
+    config = loaded.ws.config
     artifacts = [a for r in outcome.results for a in r.artifacts]
     report = outcome.report and {**outcome.report, "duration_s": 0.0, "tasks": [
         {**t, "status": "cached", "duration_s": 0.0} for t in outcome.report["tasks"]]}
     summary = {
+        "root": str(root),
         "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
         "skipped": outcome.plan.skipped,
         "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
                        a.sha256] for a in artifacts],
         "report": report,
+        "report_path": f"{config['dist-dir']}/build-report.json",
     }
-    fastpath.record(root, state_dir, command, loaded.ws.files, [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python), summary)
+    # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
+    config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
+    fastpath.record(root, command, loaded.ws.files, [str(a.path) for a in artifacts],
+                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files, summary)
 
 
 def _with_fast_path(args: argparse.Namespace, execute, done: str) -> int:
     """Answer from the last identical run when nothing changed; otherwise load, execute and remember the run."""
     command = _command(args)
-    code, state_dir = _fast_path(args, command)
+    code, remember = _fast_path(args, command)
     if code is not None:
         return code
     loaded = _load(args)
     outcome = execute(loaded)
     if isinstance(outcome, int):
         return outcome
-    _remember_run(loaded, outcome, state_dir, command)
+    if remember:
+        _remember_run(loaded, outcome, command)
     return _finish(loaded, outcome, args.json, done=done)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from polybuild import api
-
     def execute(loaded):
+        from polybuild import api
+
         targets = list(args.targets)
         if args.ci_job:
             from polybuild.ci import job
@@ -287,9 +291,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from polybuild import api
-
     def execute(loaded):
+        from polybuild import api
+
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                        jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: in the user's cache, with the report's place
 _RACY_NS = 2_000_000_000
 # Variables that differ between shells without changing any build.
 _VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"})
@@ -39,9 +39,13 @@ def _env_digest() -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
-def _summary_path(state_dir: Path, command: list[str], env: str) -> Path:
-    """One summary per command and environment, so alternating environments do not evict each other."""
-    return state_dir / "fastpath" / (hashlib.sha256(json.dumps([command, env]).encode()).hexdigest()[:32] + ".json")
+def _summary_path(command: list[str], env: str) -> Path:
+    """One summary per command (it holds the directory and config file) and environment, so alternating
+    environments do not evict each other. In the user's cache, so that finding it needs no config."""
+    from polybuild.cachedir import default_dir
+
+    name = hashlib.sha256(json.dumps([command, env]).encode()).hexdigest()[:32] + ".json"
+    return default_dir() / "fastpath" / name
 
 
 def _own_files() -> list[str]:
@@ -67,22 +71,23 @@ def tool_paths(tools: set[str], python: str) -> list[str]:
     return sorted(paths)
 
 
-def record(root: Path, state_dir: Path, command: list[str], files: list[str], outputs: list[str],
-           tool_files: list[str], summary: dict[str, Any]) -> None:
-    """Remember a successful run, unless something it read is too fresh to be trusted by stat alone."""
+def record(root: Path, command: list[str], files: list[str], outputs: list[str], other_files: list[str],
+           summary: dict[str, Any]) -> None:
+    """Remember a successful run, unless something it read is too fresh to be trusted by stat alone. `files` are
+    the workspace's (relative to `root`); `other_files` toolchains and config files, anywhere."""
     now = time.time_ns()
     if any(_racy(_sig(p), now) for p in outputs):  # the run just wrote them: no need to stat everything else
         return
     top = str(root)
     listed = [os.path.join(top, f) for f in files]
     dirs = {top} | {p.rpartition("/")[0] for p in listed}
-    watched = sorted({*listed, *dirs, *outputs, *tool_files, *_own_files()})
+    watched = sorted({*listed, *dirs, *outputs, *other_files, *_own_files()})
     sigs = [_sig(p) for p in watched]
     if any(_racy(s, now) for s in sigs):
         return
     env = _env_digest()
     data = {"format": FORMAT, "command": command, "env": env, "paths": watched, "sigs": sigs, "summary": summary}
-    path = _summary_path(state_dir, command, env)
+    path = _summary_path(command, env)
     from polybuild.report import write_atomic
 
     write_atomic(path, json.dumps(data, separators=(",", ":")))
@@ -93,11 +98,11 @@ def _racy(sig: list[int] | None, now: int) -> bool:
     return sig is not None and now - max(sig[1], sig[2]) < _RACY_NS
 
 
-def check(state_dir: Path, command: list[str]) -> dict[str, Any] | None:
+def check(command: list[str]) -> dict[str, Any] | None:
     """The last run's summary if nothing it depended on changed, else None."""
     env = _env_digest()
     try:
-        data = json.loads(_summary_path(state_dir, command, env).read_bytes())
+        data = json.loads(_summary_path(command, env).read_bytes())
     except (OSError, ValueError):
         return None
     if data.get("format") != FORMAT or data.get("command") != command or data.get("env") != env:

@@ -57,7 +57,7 @@ _ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL
 
 
 def _cache_repo(url: str) -> Path:
-    from polybuild.store import default_dir
+    from polybuild.cachedir import default_dir
 
     repo = default_dir() / "git" / hashlib.sha256(url.encode()).hexdigest()[:24]
     if not (repo / "HEAD").is_file():

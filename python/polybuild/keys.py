@@ -163,8 +163,8 @@ class Toolchains:
                 return "no container engine"
             argv = [engine.path, "--version"]
         elif tool == "polybuild-helper":
+            from polybuild.cachedir import default_dir
             from polybuild.container import helper
-            from polybuild.store import default_dir
 
             with open(helper.find(default_dir()), "rb") as f:
                 return "polybuild-helper " + hashlib.file_digest(f, "sha256").hexdigest()

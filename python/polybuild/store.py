@@ -32,14 +32,6 @@ class CorruptEntry(Exception):
     """A cache entry whose content does not match its digest."""
 
 
-def default_dir() -> Path:
-    """$POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, else ~/.cache/polybuild."""
-    if os.environ.get("POLYBUILD_CACHE_DIR"):
-        return Path(os.environ["POLYBUILD_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "polybuild"
-
-
 @dataclass
 class Stats:
     entries: int

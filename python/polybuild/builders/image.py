@@ -243,6 +243,6 @@ def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any]) -> None
 
 
 def _cache_dir(ctx: BuildContext) -> Path:
-    from polybuild.store import default_dir
+    from polybuild.cachedir import default_dir
 
     return ctx.cache.store.root if ctx.cache else default_dir()

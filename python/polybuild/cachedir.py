@@ -1,0 +1,15 @@
+"""Where the user's cache lives; a module of its own so that the no-op fast path finds it without importing the
+store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_dir() -> Path:
+    """$POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, else ~/.cache/polybuild."""
+    if os.environ.get("POLYBUILD_CACHE_DIR"):
+        return Path(os.environ["POLYBUILD_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "polybuild"
