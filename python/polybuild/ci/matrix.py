@@ -11,9 +11,7 @@ job, larger ones are split in dependency order.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild.ci.settings import Settings, settings
@@ -116,27 +114,6 @@ def _valid(variant: Variant | None, platform: Platform) -> bool:
     return variant is None or not variant.platforms or platform.name in variant.platforms
 
 
-def is_abi3(target: Target) -> bool:
-    """Whether a PyO3 crate builds one abi3 wheel for every Python (pyo3's `abi3*` feature, possibly through
-    `[workspace.dependencies]`)."""
-    crate = _toml(Path(target.info["crate_manifest"]))
-    dep = crate.get("dependencies", {}).get("pyo3", {})
-    features = set(dep.get("features", [])) if isinstance(dep, dict) else set()
-    if isinstance(dep, dict) and dep.get("workspace"):
-        root = _toml(Path(target.info["cargo_workspace"]) / "Cargo.toml")
-        shared = root.get("workspace", {}).get("dependencies", {}).get("pyo3", {})
-        features |= set(shared.get("features", [])) if isinstance(shared, dict) else set()
-    features |= set(target.info.get("maturin_features", []))
-    return any(f == "abi3" or f.startswith("abi3-") or f.endswith("/abi3") or "/abi3-" in f for f in features)
-
-
-def _toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
 def _assign(loaded: Loaded, conf: Settings, buildable: list[str], platforms: list[Platform],
             variants: list[Variant | None]) -> dict[Axis, list[str]]:
     """Each distinct build (target x the dimensions it is sensitive to) goes to the first job that needs it."""
@@ -148,7 +125,7 @@ def _assign(loaded: Loaded, conf: Settings, buildable: list[str], platforms: lis
     for tid in buildable:
         target = ws.targets[tid]
         sensitive_to = _variant_sensitivity(loaded, target)
-        abi3 = target.builder == "maturin" and is_abi3(target)
+        abi3 = target.builder == "maturin" and target.info["abi3"]
         for pi, p in enumerate(platforms):
             for vi, v in enumerate(variants):
                 if not _valid(v, p) or not _builds_on(target, p, v, platforms):

@@ -180,7 +180,6 @@ def _wheels(state: State) -> list[str]:
 
 
 def _expected(state: State, artifact):
-    from polybuild.ci.matrix import is_abi3
     from polybuild.platforms import Platform
     from polybuild.release.verify import Expected
 
@@ -191,7 +190,7 @@ def _expected(state: State, artifact):
         from polybuild.platforms import host
 
         platform = host()
-    return Expected(state.options.version.pep440, extension, extension and is_abi3(target), platform,
+    return Expected(state.options.version.pep440, extension, extension and target.info["abi3"], platform,
                     _modules(target))
 
 

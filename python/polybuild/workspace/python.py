@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -108,4 +109,25 @@ def _absorb_crate(doc: tomlfile.TomlFile, target: Target, crates: dict[Path, Tar
         module_name=maturin.get("module-name"),
         maturin_features=list(maturin.get("features", [])),
     )
+    target.info["abi3"] = _is_abi3(manifest, Path(crate.info["cargo_workspace"]), target.info["maturin_features"])
     target.version = target.version or crate.version
+
+
+def _is_abi3(crate_manifest: Path, cargo_workspace: Path, maturin_features: list[str]) -> bool:
+    """Whether a PyO3 crate builds one abi3 wheel for every Python (pyo3's `abi3*` feature, possibly through
+    `[workspace.dependencies]` or maturin's `features`)."""
+    crate = _toml(crate_manifest)
+    dep = crate.get("dependencies", {}).get("pyo3", {})
+    features = set(dep.get("features", [])) if isinstance(dep, dict) else set()
+    if isinstance(dep, dict) and dep.get("workspace"):
+        shared = _toml(cargo_workspace / "Cargo.toml").get("workspace", {}).get("dependencies", {}).get("pyo3", {})
+        features |= set(shared.get("features", [])) if isinstance(shared, dict) else set()
+    features |= set(maturin_features)
+    return any(f == "abi3" or f.startswith("abi3-") or f.endswith("/abi3") or "/abi3-" in f for f in features)
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
