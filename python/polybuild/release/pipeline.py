@@ -19,8 +19,11 @@ from polybuild.release import git
 
 if TYPE_CHECKING:
     from polybuild.api import Loaded, Outcome
+    from polybuild.execute import Artifact
     from polybuild.licenses.scan import Scan
+    from polybuild.release.verify import Expected
     from polybuild.versioning.convert import ReleaseVersion
+    from polybuild.workspace import Target
 
 
 class ReleaseStopped(BuildFailed):
@@ -124,7 +127,7 @@ def _licenses(state: State) -> list[str]:
     return problems
 
 
-def release_variants(loaded: Loaded, platforms: list[str]) -> list[str]:
+def _release_variants(loaded: Loaded, platforms: list[str]) -> list[str]:
     """Every declared variant that can be built for all the platforms (a release ships them all)."""
     from polybuild.platforms import host
 
@@ -139,7 +142,7 @@ def _build(state: State) -> list[str]:
     loaded, options = state.loaded, state.options
     dist = loaded.ws.root / loaded.ws.config["dist-dir"]
     shutil.rmtree(dist, ignore_errors=True)  # dist/ then holds this release and nothing older
-    variants = options.variants or release_variants(loaded, options.platforms)
+    variants = options.variants or _release_variants(loaded, options.platforms)
     with source_date_epoch(state.commit.time):  # every timestamp in every artifact (and the SBOM) is the commit's
         outcome = api.build(loaded, variants=variants, platforms=options.platforms, jobs=options.jobs)
     state.outcome = outcome
@@ -179,7 +182,7 @@ def _wheels(state: State) -> list[str]:
     return problems
 
 
-def _expected(state: State, artifact):
+def _expected(state: State, artifact: Artifact) -> Expected:
     from polybuild.platforms import Platform
     from polybuild.release.verify import Expected
 
@@ -194,7 +197,7 @@ def _expected(state: State, artifact):
                     _modules(target))
 
 
-def _modules(target) -> tuple[str, ...]:
+def _modules(target: Target) -> tuple[str, ...]:
     """The top-level import names a target's wheel must hold: the extension's module, or the source packages."""
     if target.builder == "maturin":
         module = target.info.get("module_name") or target.info["crate"].replace("-", "_")
@@ -235,7 +238,7 @@ def _tag(state: State) -> list[str]:
     return []
 
 
-def _artifacts(state: State) -> list:
+def _artifacts(state: State) -> list[Artifact]:
     return [a for r in state.outcome.results for a in r.artifacts]
 
 
