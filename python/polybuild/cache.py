@@ -1,7 +1,7 @@
 """Task results in the store: saving a task's outputs under its key, and restoring them (verified) on a hit.
 
-Small files (outputs and logs) live inside the entry's manifest instead of as blobs of their own: an entry of small
-files is one file in the store, not one per file plus the manifest. Creating files is most of what saving costs.
+Small files (outputs and logs) live inside the entry's manifest instead of as blobs of their own, so an entry of
+small files is one row of the action cache and no file at all. Creating files is most of what saving costs.
 """
 
 from __future__ import annotations

@@ -324,6 +324,11 @@ class Config:
         return layer.file.error(layer.prefix + keypath, message, hint)
 
     @property
+    def output_prefixes(self) -> tuple[str, ...]:
+        """`dist-dir/` and `state-dir/` as root-relative prefixes: polybuild's outputs, never its inputs."""
+        return tuple(f"{self.data[d].strip('/')}/" for d in ("state-dir", "dist-dir"))
+
+    @property
     def jobs(self) -> int:
         return self.data["jobs"] or os.cpu_count() or 1
 

@@ -58,21 +58,28 @@ class ActionCache:
         import sqlite3
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(2):
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last entries, never corrupt one
-                conn.execute("CREATE TABLE IF NOT EXISTS ac (key TEXT PRIMARY KEY, manifest BLOB NOT NULL, "
-                             "used INTEGER NOT NULL)")
-                return conn
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                if attempt or isinstance(exc, sqlite3.OperationalError):  # locked or unwritable: not corruption
-                    raise
-                warn(f"the action cache {self.path} is unreadable ({exc}); starting a new one")
-                self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{uuid.uuid4().hex[:8]}"))
-        raise AssertionError("unreachable")
+        try:
+            return self._connect()
+        except sqlite3.OperationalError:  # locked or unwritable: not corruption
+            raise
+        except sqlite3.DatabaseError as exc:
+            warn(f"the action cache {self.path} is unreadable ({exc}); starting a new one")
+            self.path.replace(self.path.with_name(f"{self.path.name}.corrupt-{uuid.uuid4().hex[:8]}"))
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last entries, never corrupt one
+            conn.execute("CREATE TABLE IF NOT EXISTS ac (key TEXT PRIMARY KEY, manifest BLOB NOT NULL, "
+                         "used INTEGER NOT NULL)")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def get(self, key: str) -> bytes | None:
         with self._lock:

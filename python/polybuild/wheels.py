@@ -16,7 +16,8 @@ from pathlib import Path
 WORKSPACE_PLACEHOLDER = "/workspace"
 
 
-def _record_hash(data: bytes) -> str:
+def record_hash(data: bytes) -> str:
+    """A file's hash as RECORD writes it (PEP 376/427: urlsafe base64 of sha256, unpadded)."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"sha256={digest}"
 
@@ -48,6 +49,6 @@ def _fix_record(record: bytes, changed: dict[str, bytes]) -> bytes:
     for line in record.decode().splitlines():
         name = line.rsplit(",", 2)[0]
         if name in changed:
-            line = f"{name},{_record_hash(changed[name])},{len(changed[name])}"
+            line = f"{name},{record_hash(changed[name])},{len(changed[name])}"
         lines.append(line)
     return ("\n".join(lines) + "\n").encode()

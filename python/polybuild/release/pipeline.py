@@ -75,8 +75,7 @@ def release(loaded: Loaded, options: Options, say: Callable[[str], None] = lambd
 
 
 def _clean_tree(state: State) -> list[str]:
-    config = state.loaded.ws.config
-    own = tuple(f"{config[d].rstrip('/')}/" for d in ("dist-dir", "state-dir"))  # polybuild's outputs
+    own = state.loaded.ws.config.output_prefixes
     dirty = [line for line in git.uncommitted(state.loaded.ws.root) if not line[3:].startswith(own)]
     if dirty:
         return [*dirty[:20], *(["..."] if len(dirty) > 20 else []),

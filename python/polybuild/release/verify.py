@@ -7,9 +7,7 @@ longer matches a rewritten file."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import re
 import zipfile
@@ -21,6 +19,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from polybuild.platforms import Platform
+from polybuild.wheels import record_hash
 
 _EXTENSION = re.compile(r"\.(so|pyd|dylib)$")
 # Platform tags by polybuild platform: manylinux/musllinux (or plain linux) per machine, macOS, Windows.
@@ -115,15 +114,11 @@ def _check_record(wheel: str, files: dict[str, bytes], record_name: str) -> list
             continue
         if path not in listed:
             problems.append(f"{wheel}: {path} is not listed in RECORD")
-        elif listed[path] != _record_hash(data):
+        elif listed[path] != record_hash(data):
             problems.append(f"{wheel}: {path} does not match its RECORD hash")
     problems += [f"{wheel}: RECORD lists {path}, which is not in the wheel"
                  for path in sorted(set(listed) - set(files))]
     return problems
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def _check_contents(wheel: str, files: dict[str, bytes], tags: frozenset[Tag], expected: Expected) -> list[str]:

@@ -98,8 +98,8 @@ def discover(config: Config) -> Workspace:
 
     root = config.root
     found_files = files.list_files(root, config["exclude"])
-    own = tuple(f"{config[d].strip('/')}/" for d in ("state-dir", "dist-dir"))
-    listing = [p for p in found_files.files if not p.startswith(own)]  # outputs, even where .gitignore forgets
+    own = config.output_prefixes  # outputs are never inputs, even where .gitignore forgets them
+    listing = [p for p in found_files.files if not p.startswith(own)]
     memo_path = root / config["state-dir"] / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
