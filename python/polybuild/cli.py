@@ -337,6 +337,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     from polybuild.graph import render
 
     loaded = _load(args)
+    for note in loaded.ws.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets), args.format))
     return 0
 

@@ -51,6 +51,14 @@ class Task:
             chosen |= set(self.variant.features) & self.target.features
         return sorted(chosen)
 
+    def dist_subdir(self, host_platform: Platform) -> str:
+        """Where a build publishes, inside the dist directory: per variant, per foreign platform, and the target's
+        own `dist-subdir`."""
+        parts = [self.variant.name if self.variant else "",
+                 self.platform.slug if self.platform and self.platform != host_platform else "",
+                 self.target.settings.get("dist-subdir") or ""]
+        return "/".join(p for p in parts if p)
+
 
 @dataclass
 class Plan:
@@ -145,8 +153,32 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
         for v in variants:
             _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
                        g.order(g.closure([tid]) & artifacts), add, tasks)
+    _check_dist_paths(ws, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
+
+
+def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
+    """Two tasks that would publish the same dist path (Go binaries of one name from two modules, wheels of names
+    equal after normalisation) stop the plan before anything runs, naming both."""
+    import fnmatch
+
+    from polybuild import builders
+
+    here = host()
+    claimed: dict[str, str] = {}
+    for task in sorted(tasks.values(), key=lambda t: t.id):
+        subdir = task.dist_subdir(here)
+        for name in builders.get(task.builder).published_names(task, here):
+            path = f"{subdir}/{name}" if subdir else name
+            other = next((tid for p, tid in claimed.items() if p == path or fnmatch.fnmatchcase(p, path)
+                          or fnmatch.fnmatchcase(path, p)), None)
+            if other is not None and other != task.id:
+                shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
+                raise UserError(f"{other} and {task.id} would both publish {shown}",
+                                hint=f"give one of them its own directory: [targets.\"{task.target.id}\"] "
+                                     "dist-subdir = \"...\" (or build them one at a time)")
+            claimed.setdefault(path, task.id)
 
 
 def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:

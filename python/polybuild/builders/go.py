@@ -10,6 +10,7 @@ from polybuild.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
+    from polybuild.platforms import Platform
 
 
 class GoBuilder(Builder):
@@ -29,13 +30,18 @@ class GoBuilder(Builder):
         }
         ldflags = [f"-X {conf['version-variable']}={ctx.version}", *conf["ldflags"]]
         steps = []
-        for binary, pkg in t.info["binaries"].items():
+        for (binary, pkg), file_name in zip(t.info["binaries"].items(), self.published_names(task, ctx.host),
+                                            strict=True):
             argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", " ".join(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
-            argv += ["-o", str(out / (binary + plat.exe_suffix)), "./" + pkg if pkg != "." else "."]
+            argv += ["-o", str(out / file_name), "./" + pkg if pkg != "." else "."]
             steps.append(Step(argv, cwd=t.dir, env=env))
         return steps
+
+    def published_names(self, task: Task, host: Platform) -> list[str]:
+        suffix = (task.platform or host).exe_suffix
+        return [binary + suffix for binary in task.target.info["binaries"]]
 
 
 class GoTestBuilder(Builder):
