@@ -235,7 +235,7 @@ def test_fuzz_bench_and_wasm_crates_are_not_built_by_default(workspace):
                        named={"rust:cli-fuzz"})
     assert sorted(named.tasks) == ["rust:cli-fuzz"]
     matrix = compute(loaded, platforms=["linux/amd64"])
-    assert sorted(matrix.buildable) == ["rust:cli", "rust:internal-tool"]
+    assert sorted(matrix.targets) == ["rust:cli", "rust:internal-tool"]
     (root / "polybuild.toml").write_text("[targets.cli-fuzz]\nskip = false\n")
     loaded = api.load(root)
-    assert "rust:cli-fuzz" in compute(loaded, platforms=["linux/amd64"]).buildable
+    assert "rust:cli-fuzz" in compute(loaded, platforms=["linux/amd64"]).targets

@@ -81,8 +81,10 @@ def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), 
         raise UserError(f"no targets found under {loaded.ws.root}",
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms)
-    _skip_unavailable_images(loaded, plan, {loaded.ws.resolve(n).id for n in targets})
+    named = {loaded.ws.resolve(n).id for n in targets}
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms,
+                      named)
+    _skip_unavailable_images(loaded, plan, named)
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
 
 

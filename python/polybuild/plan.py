@@ -14,7 +14,7 @@ from polybuild.errors import UserError
 from polybuild.platforms import Platform, host
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Set
 
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
@@ -127,12 +127,13 @@ def task_id(target_id: str, action: str, variant: Variant | None, platform: Plat
 
 
 def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list[Variant | None],
-               platforms: list[Platform]) -> Plan:
-    """Build tasks for the selected targets (and what they need), deduplicated across dimensions."""
+               platforms: list[Platform], named: Set[str] = frozenset()) -> Plan:
+    """Build tasks for the selected targets (and what they need), deduplicated across dimensions; harness crates
+    only when `named`."""
     tasks: dict[str, Task] = {}
-    skipped = [(tid, f"skip = true in [targets.{ws.targets[tid].name}]")
-               for tid in g.order(selected) if ws.targets[tid].settings.get("skip")]
-    buildable = {i for i in selected if ws.targets[i].builder and not ws.targets[i].settings.get("skip")}
+    left_out = {tid: reason for tid in g.order(selected) if (reason := ws.targets[tid].left_out(tid in named))}
+    skipped = list(left_out.items())
+    buildable = {i for i in selected if ws.targets[i].builder and i not in left_out}
     images = [i for i in g.order(buildable) if ws.targets[i].kind == "image"]
     artifacts = buildable.difference(images)
 

@@ -16,6 +16,7 @@ from polybuild.config import Config
 from polybuild.errors import UserError
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
+HARNESSES = {"fuzz": "a fuzz harness", "bench": "a benchmark harness", "wasm": "a wasm32-only crate"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,18 @@ class Target:
     refs: list[Ref] = field(default_factory=list)
     deps: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=dict)  # its [targets.<name>] config table
+
+    def left_out(self, named: bool = False) -> str | None:
+        """Why `build` and `ci matrix` leave this target out, or None: `skip = true`, or a fuzz, benchmark or
+        wasm-only crate (a harness, not a product) that was neither named nor given `skip = false`."""
+        skip = self.settings.get("skip")
+        if skip:
+            return f"skip = true in [targets.{self.name}]"
+        harness = self.info.get("harness")
+        if harness and self.builder and skip is None and not named:
+            return (f"{HARNESSES[harness]}, not a product (name it, or set skip = false in "
+                    f"[targets.{self.name}], to build it)")
+        return None
 
     @property
     def ecosystem_label(self) -> str:
