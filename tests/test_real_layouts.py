@@ -50,8 +50,8 @@ def test_go_module_name_collisions_get_qualified_ids(workspace):
     # A qualified target is found by its id, its module path or its directory; the bare name names both.
     assert ws.resolve("go.mongodb.org/mongo-driver/v2").id == "go:go.mongodb.org/mongo-driver/v2"
     assert ws.resolve("mongo/v1").id == "go:go.mongodb.org/mongo-driver"
-    with pytest.raises(UserError, match="'prometheus' is ambiguous: go:github.com/acme/otel/bridges/prometheus, "
-                                        "go:github.com/acme/otel/exporters/prometheus"):
+    with pytest.raises(UserError, match=r"'prometheus' is ambiguous: go:github\.com/acme/otel/bridges/prometheus, "
+                                        r"go:github\.com/acme/otel/exporters/prometheus"):
         ws.resolve("prometheus")
 
 
@@ -239,3 +239,110 @@ def test_fuzz_bench_and_wasm_crates_are_not_built_by_default(workspace):
     (root / "polybuild.toml").write_text("[targets.cli-fuzz]\nskip = false\n")
     loaded = api.load(root)
     assert "rust:cli-fuzz" in compute(loaded, platforms=["linux/amd64"]).targets
+
+
+ADD_CRATE = {
+    # A Rust C API crate built as a static library, as dynamo's lib/bindings/c (`crate-type = ["cdylib",
+    # "staticlib"]`, a lib name of its own).
+    "rust/addlib/Cargo.toml": """
+        [package]
+        name = "addlib"
+        version = "0.1.0"
+        edition = "2021"
+        [lib]
+        name = "add"
+        crate-type = ["cdylib", "staticlib"]
+        [workspace]
+    """,
+    "rust/addlib/src/lib.rs": "#[no_mangle]\npub extern \"C\" fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    "rust/addlib/include dir/add.h": "#include <stdint.h>\nint32_t add(int32_t a, int32_t b);\n",
+    "go/calc/go.mod": "module example.com/calc\n\ngo 1.22\n",
+}
+
+
+def _cgo_main(ldflags: str) -> str:
+    return f"""
+        package main
+
+        /*
+        #cgo LDFLAGS: {ldflags}
+        #include "add.h"
+        */
+        import "C"
+
+        import "fmt"
+
+        func main() {{ fmt.Println(int(C.add(2, 40))) }}
+    """
+
+
+needs_cgo = pytest.mark.skipif(not all(shutil.which(t) for t in ("go", "cargo", "cc")), reason="needs go, cargo, cc")
+
+
+@needs_cgo
+@pytest.mark.parametrize("declared", [False, True], ids=["inferred", "declared"])
+def test_cgo_binary_links_the_rust_staticlib(workspace, declared):
+    files = {**ADD_CRATE, "polybuild.toml": '[targets.addlib]\ninclude-dir = "include dir"\n'}
+    if declared:  # no -l in the source: the edge comes from config, polybuild passes -ladd itself
+        files["go/calc/main.go"] = _cgo_main("-ldl -lpthread -lm")
+        files["polybuild.toml"] += '[targets.calc]\ndeps = ["addlib"]\n'
+    else:
+        files["go/calc/main.go"] = _cgo_main("-ladd -ldl -lpthread -lm")
+    root = workspace(files)
+    ws = api.load(root).ws
+    assert ws.targets["go:calc"].deps == {"rust:addlib"}
+    proc = run_polybuild("build", "calc", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dist/libadd.a").is_file()
+    out = subprocess.run([root / "dist/calc"], capture_output=True, text=True, env={"LD_LIBRARY_PATH": ""})
+    assert out.stdout == "42\n", out
+    # Linked statically: the binary needs no libadd.so next to it.
+    (root / "dist/libadd.so").unlink()
+    assert subprocess.run([root / "dist/calc"], capture_output=True, text=True).stdout == "42\n"
+    if not declared:  # reproducible: the same bytes from a checkout elsewhere (the library's path is not kept)
+        elsewhere = shutil.copytree(root, root.parent / "elsewhere",
+                                    ignore=shutil.ignore_patterns("dist", ".polybuild"))
+        assert run_polybuild("build", "calc", "--no-cache", cwd=elsewhere).returncode == 0
+        assert (elsewhere / "dist/calc").read_bytes() == (root / "dist/calc").read_bytes()
+
+
+DYNAMO_GATEWAY = {
+    # dynamo's layout: the inference gateway's cgo plugin links the C API crate's .a by a path in the source tree.
+    "lib/bindings/c/Cargo.toml": """
+        [package]
+        name = "libdynamo_llm"
+        version = "0.1.0"
+        edition = "2021"
+        [lib]
+        name = "dynamo_llm_capi"
+        crate-type = ["cdylib", "staticlib"]
+        [workspace]
+    """,
+    "lib/bindings/c/src/lib.rs": "",
+    "deploy/inference-gateway/epp/go.mod": "module github.com/nvidia/dynamo/deploy/inference-gateway\n\ngo 1.24\n",
+    "deploy/inference-gateway/epp/cmd/epp/main.go": "package main\n\nfunc main() {}\n",
+    "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go": """
+        package dynamo_kv_scorer
+
+        /*
+        #cgo CPPFLAGS: -I${SRCDIR}/include
+        #cgo CXXFLAGS: -std=c++17
+        #cgo LDFLAGS: ${SRCDIR}/lib/libdynamo_llm_capi.a -lstdc++ -ldl -lpthread -lm
+
+        #include <stdint.h>
+        */
+        import "C"
+    """,
+}
+
+
+def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
+    root = workspace(DYNAMO_GATEWAY)
+    ws = api.load(root).ws
+    assert ws.targets["go:inference-gateway"].deps == {"rust:libdynamo_llm"}
+    assert ws.targets["rust:libdynamo_llm"].info["staticlibs"] == ["dynamo_llm_capi"]
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "
+            "libdynamo_llm_capi.a by a path" in proc.stderr), proc.stderr
+    assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr

@@ -48,8 +48,11 @@ TARGET = Table(
                     "`prometheus`, whose ids are otherwise their module paths). Artifacts keep their own names."),
         "dist-subdir": Key(str, "Publish this target's artifacts under this subdirectory of the dist directory "
                            "(e.g. for two Go modules that both build a `server` binary)."),
-        "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests.", [],
+        "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests (a Go "
+                    "target's dependency on a Rust `staticlib` crate links that library through cgo).", [],
                     item=str),
+        "include-dir": Key(str, "Rust `staticlib` crates: the directory of C headers, relative to the crate, that "
+                           "Go targets linking the library compile against (`CGO_CFLAGS=-I<dir>`)."),
         "features": Key(list, "Cargo features always enabled for this crate.", [], item=str),
         "env": FreeTable("Environment variables set for this target's builds and tasks.", value_types=(str,)),
         "inputs": Key(list, "Glob patterns, relative to the target, of its input files (default: every file in its "
@@ -457,17 +460,17 @@ def _check_platforms(config: Config) -> None:
 
 
 def _check_target(config: Config, name: str, target: dict[str, Any]) -> None:
-    """A renamed id and a dist subdirectory are plain relative names: they become ids and paths."""
+    """A renamed id, a dist subdirectory and an include directory are plain relative names: they become ids and
+    paths."""
     if target["name"] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@/+-]*", target["name"]):
         raise config.error(("targets", name, "name"), f"'{target['name']}' is not a target name",
                            "use letters, digits and . _ - / @ +, starting with a letter or digit")
-    subdir = target["dist-subdir"]
-    if subdir is not None:
-        parts = subdir.split("/")
-        if not subdir or subdir.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in subdir:
-            raise config.error(("targets", name, "dist-subdir"),
-                               f"dist-subdir '{subdir}' must be a relative path inside the dist directory",
-                               "use a plain name such as \"alpha\" (no '..', no leading '/')")
+    for key, inside in (("dist-subdir", "the dist directory"), ("include-dir", "the crate")):
+        value = target[key]
+        if value is not None and (not value or value.startswith("/") or "\\" in value
+                                  or any(p in ("", ".", "..") for p in value.split("/"))):
+            raise config.error(("targets", name, key), f"{key} '{value}' must be a relative path inside {inside}",
+                               "use a plain relative path such as \"include\" (no '..', no leading '/')")
 
 
 def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -> None:

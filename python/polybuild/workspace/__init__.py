@@ -23,7 +23,8 @@ HARNESSES = {"fuzz": "a fuzz harness", "bench": "a benchmark harness", "wasm": "
 class Ref:
     """A dependency as a manifest states it, before it is resolved to a target."""
 
-    kind: str  # "path" (a directory), "py" (a normalized distribution name) or "name" (a target name or id)
+    kind: str  # "path" (a directory), "py" (a normalized distribution name), "name" (a target name or id) or
+    # "staticlib" (a library a cgo preamble links, by its name without `lib`)
     value: str
     source: str  # "file:line" or file, for errors
     required: bool = True  # a "py" ref to a package outside the workspace is simply external
@@ -226,9 +227,11 @@ def _resolve_refs(ws: Workspace) -> None:
     for t in ws.targets.values():
         if t.info.get("dist_name"):
             by_dist.setdefault(t.info["dist_name"], []).append(t.id)
+    by_staticlib = {lib: t.id for t in ws.targets.values() for lib in t.info.get("staticlibs", ())}
     for t in ws.targets.values():
         for ref in t.refs:
-            dep = _resolve_ref(ws, ref, by_dir, by_dist)
+            dep = (by_staticlib.get(ref.value) if ref.kind == "staticlib"
+                   else _resolve_ref(ws, ref, by_dir, by_dist))
             if dep and dep != t.id:
                 t.deps.add(dep)
 

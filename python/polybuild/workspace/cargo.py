@@ -9,7 +9,7 @@ from polybuild.config import Config
 from polybuild.toolchains import require, run_tool
 from polybuild.workspace import Ref, Target
 
-SHIPPED_KINDS = ("bin", "cdylib")
+SHIPPED_KINDS = ("bin", "cdylib", "staticlib")
 FUZZ_ENGINES = frozenset({"libfuzzer-sys", "afl", "honggfuzz"})
 BENCH_HARNESSES = frozenset({"criterion", "divan", "iai", "iai-callgrind"})
 
@@ -66,7 +66,7 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
         for dep in pkg["dependencies"]
         if dep.get("path") and dep.get("kind") != "dev"
     ]
-    has_artifacts = bool(shipped["bin"] or shipped["cdylib"])
+    has_artifacts = any(shipped.values())
     return Target(
         id=f"rust:{pkg['name']}",
         name=pkg["name"],
@@ -80,6 +80,7 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
             "crate": pkg["name"],
             "bins": shipped["bin"],
             "cdylibs": shipped["cdylib"],
+            "staticlibs": [n.replace("-", "_") for n in shipped["staticlib"]],  # what cgo's -l<name> links
             "lib_name": lib_name,
             "cargo_workspace": str(ws_root),
             "workspace_version": ws_version,

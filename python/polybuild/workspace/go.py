@@ -16,6 +16,9 @@ from polybuild.workspace.files import under_dir
 
 _PACKAGE = re.compile(rb"^package\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 _MAJOR = re.compile(r"^v\d+$")
+_CGO_LDFLAGS = re.compile(rb"^[ \t]*#cgo\b[^:\n]*\bLDFLAGS:(.*)$", re.M)
+_LIB_FILE = re.compile(r"(?:^|/)lib([A-Za-z0-9_]+)\.a$")
+CGO_HEAD = 65536  # a cgo preamble sits above `import "C"`, near the top of its file
 
 
 def discover(root: Path, listing: list[str], config: Config) -> list[Target]:
@@ -113,6 +116,8 @@ def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
             for old, d, line in replaces]
     mains = _main_packages(root, rel_dir, go_files)
     binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}
+    cgo_links = _cgo_links(root, go_files)
+    refs += [Ref("staticlib", link["lib"], link["source"], required=False) for link in cgo_links]
     return Target(
         id=f"go:{_binary_name(module)}",
         name=_binary_name(module),
@@ -120,9 +125,29 @@ def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
         builder="go" if binaries else None,
         dir=directory,
         manifest=directory / "go.mod",
-        info={"module": module, "binaries": dict(sorted(binaries.items()))},
+        info={"module": module, "binaries": dict(sorted(binaries.items())), "cgo_links": cgo_links},
         refs=refs,
     )
+
+
+def _cgo_links(root: Path, go_files: list[str]) -> list[dict[str, object]]:
+    """Libraries the module's cgo preambles link: `-l<name>`, or a `lib<name>.a` named by path (`by_path`), each
+    with the `file:line` that names it. A name that is a Rust `staticlib` of the workspace becomes an edge."""
+    links: list[dict[str, object]] = []
+    for rel in go_files:
+        with open(root / rel, "rb") as f:
+            head = f.read(CGO_HEAD)
+        if b"#cgo" not in head:
+            continue
+        for m in _CGO_LDFLAGS.finditer(head):
+            line = head.count(b"\n", 0, m.start()) + 1
+            for token in m[1].decode("utf-8", "replace").split():
+                lib_file = _LIB_FILE.search(token)
+                if token.startswith("-l") and len(token) > 2:
+                    links.append({"lib": token[2:], "source": f"{rel}:{line}", "by_path": False})
+                elif lib_file:
+                    links.append({"lib": lib_file[1], "source": f"{rel}:{line}", "by_path": True})
+    return links
 
 
 def _main_packages(root: Path, rel_dir: str, go_files: list[str]) -> list[str]:
