@@ -177,12 +177,14 @@ def test_dist_subdir_stays_inside_dist(workspace, value):
 
 
 def test_dot_directories_are_not_products(workspace):
-    ws = api.load(workspace({
+    root = workspace({
         ".github/scripts/pyproject.toml": _pyproject("ci-helpers"),
         ".devcontainer/tool/go.mod": "module example.com/devtool\n",
         "pkg/pyproject.toml": _pyproject("pkg"),
-    })).ws
-    assert sorted(ws.targets) == ["py:pkg"]
+    })
+    assert sorted(api.load(root).ws.targets) == ["py:pkg"]
+    (root / "polybuild.toml").write_text('python-roots = [".", ".github/scripts"]\n')  # unless a root names one
+    assert sorted(api.load(root).ws.targets) == ["py:ci-helpers", "py:pkg"]
 
 
 def _crate(name: str, extra: str = "", publish: bool = True) -> str:

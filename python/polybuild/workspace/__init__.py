@@ -137,7 +137,8 @@ def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
     """The targets the native manifests declare, one discoverer per ecosystem."""
     from polybuild.workspace import cargo, go, python
 
-    listing = [p for p in listing if not _in_dot_dir(p)]
+    asked = tuple(f"{r.strip('/')}/" for r in (*config["python-roots"], *config["go-roots"]) if _in_dot_dir(f"{r}/"))
+    listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
     rust_targets = cargo.discover(config.root, listing, config)
     py_targets = python.discover(config.root, listing, config, rust_targets)
     go_targets = go.discover(config.root, listing, config)
@@ -146,7 +147,7 @@ def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
 
 def _in_dot_dir(rel: str) -> bool:
     """Whether a file lies under a directory whose name starts with a dot (`.github/`, `.devcontainer/`): helper
-    scripts there are not products, even with a manifest."""
+    scripts there are not products, even with a manifest, unless a `python-roots`/`go-roots` entry names it."""
     return any(part.startswith(".") for part in rel.split("/")[:-1])
 
 
