@@ -348,3 +348,16 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "
             "libdynamo_llm_capi.a by a path" in proc.stderr), proc.stderr
     assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_affected_harness_is_not_built(workspace):
+    root = workspace({k: v for k, v in HARNESSES.items() if not k.startswith(("bench/", "wasm/", "internal/"))}
+                     | {"Cargo.toml": '[workspace]\nmembers = ["fuzz", "cli"]\nresolver = "2"\n'})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
+    (root / "fuzz/fuzz_targets/parse.rs").write_text("fn main() { let _ = 1; }\n")
+    proc = run_polybuild("build", "--affected", "HEAD", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: skipped rust:cli-fuzz: a fuzz harness" in proc.stderr
