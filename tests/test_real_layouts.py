@@ -169,6 +169,14 @@ def test_go_binaries_of_the_same_name_never_overwrite_each_other(workspace):
     assert subprocess.run([root / "dist/server"], capture_output=True, text=True).stdout == "beta\n"
 
 
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
+def test_two_main_packages_of_one_name_in_one_module_stop_the_build(workspace):
+    root = workspace({**TWO_SERVERS, "alpha/tools/server/main.go": "package main\n\nfunc main() {}\n"})
+    proc = run_polybuild("build", "alpha", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "go:alpha: the main packages cmd/server and tools/server would both be built as server" in proc.stderr
+
+
 @pytest.mark.parametrize("value", ["../x", "/abs", "a/../../b", ""])
 def test_dist_subdir_stays_inside_dist(workspace, value):
     root = workspace({**TWO_SERVERS, "polybuild.toml": f'[targets.alpha]\ndist-subdir = "{value}"\n'})

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.builders import BuildContext, Builder, Step, cgo
+from polybuild.errors import UserError
 from polybuild.toolchains import require
 
 if TYPE_CHECKING:
@@ -18,6 +19,12 @@ class GoBuilder(Builder):
     tools = ("go",)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
+        clashes = task.target.info.get("binary_clashes")
+        if clashes:
+            name, pkgs = next(iter(clashes.items()))
+            raise UserError(f"{task.target.id}: the main packages {' and '.join(pkgs)} would both be built as "
+                            f"{name}, one overwriting the other",
+                            hint="rename one package's directory, or move it into a module of its own")
         cgo.check_links(task, ctx)
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:

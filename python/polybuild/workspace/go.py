@@ -115,7 +115,11 @@ def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
     refs = [Ref("path", os.path.normpath(directory / d), f"{display}:{line}: replace {old}")
             for old, d, line in replaces]
     mains = _main_packages(root, rel_dir, go_files)
-    binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}
+    by_name: dict[str, list[str]] = {}
+    for pkg in mains:
+        by_name.setdefault(_binary_name(module if pkg == "." else f"{module}/{pkg}"), []).append(pkg)
+    binaries = {name: pkgs[-1] for name, pkgs in by_name.items()}
+    clashes = {name: pkgs for name, pkgs in by_name.items() if len(pkgs) > 1}  # the build refuses these
     cgo_links = _cgo_links(root, go_files)
     refs += [Ref("staticlib", link["lib"], link["source"], required=False) for link in cgo_links]
     return Target(
@@ -125,7 +129,8 @@ def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
         builder="go" if binaries else None,
         dir=directory,
         manifest=directory / "go.mod",
-        info={"module": module, "binaries": dict(sorted(binaries.items())), "cgo_links": cgo_links},
+        info={"module": module, "binaries": dict(sorted(binaries.items())), "binary_clashes": clashes,
+              "cgo_links": cgo_links},
         refs=refs,
     )
 
