@@ -141,7 +141,8 @@ def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
     listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
     rust_targets = cargo.discover(config.root, listing, config)
     py_targets = python.discover(config.root, listing, config, rust_targets)
-    go_targets = go.discover(config.root, listing, config)
+    staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info["staticlibs"])
+    go_targets = go.discover(config.root, listing, config, staticlibs)
     return [*rust_targets.values(), *py_targets, *go_targets]
 
 
