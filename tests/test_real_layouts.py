@@ -169,6 +169,21 @@ def test_go_binaries_of_the_same_name_never_overwrite_each_other(workspace):
     assert subprocess.run([root / "dist/server"], capture_output=True, text=True).stdout == "beta\n"
 
 
+def test_a_crate_and_a_go_module_publishing_one_name_are_refused_at_plan_time(workspace):
+    from polybuild.plan import build_plan, choose_dimensions
+
+    root = workspace({**{k: v for k, v in TWO_SERVERS.items() if k.startswith("alpha/")},
+                      "server-rs/Cargo.toml": _crate("server-rs", '[[bin]]\nname = "server"\npath = "main.rs"\n'
+                                                                  '[workspace]\n'),
+                      "server-rs/main.rs": "fn main() {}\n"})
+    loaded = api.load(root)
+    variants, platforms = choose_dimensions(loaded.ws, [], [])
+    with pytest.raises(UserError, match="go:alpha and rust:server-rs would both publish dist/server"):
+        build_plan(loaded.ws, loaded.dag, api.select(loaded, []), variants, platforms)
+    assert sorted(build_plan(loaded.ws, loaded.dag, api.select(loaded, ["alpha"]), variants, platforms).tasks) == [
+        "go:alpha"]
+
+
 @pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
 def test_two_main_packages_of_one_name_in_one_module_stop_the_build(workspace):
     root = workspace({**TWO_SERVERS, "alpha/tools/server/main.go": "package main\n\nfunc main() {}\n"})

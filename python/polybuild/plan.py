@@ -177,7 +177,7 @@ def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
             if other is not None and other != task.id:
                 shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
                 raise UserError(f"{other} and {task.id} would both publish {shown}",
-                                hint=f"give one of them its own directory: [targets.\"{task.target.id}\"] "
+                                hint=f"give one of them its own directory: {task.target.config_table} "
                                      "dist-subdir = \"...\" (or build them one at a time)")
             claimed.setdefault(path, task.id)
 

@@ -53,12 +53,17 @@ class Target:
         wasm-only crate (a harness, not a product) that was neither named nor given `skip = false`."""
         skip = self.settings.get("skip")
         if skip:
-            return f"skip = true in [targets.{self.name}]"
+            return f"skip = true in {self.config_table}"
         harness = self.info.get("harness")
         if harness and self.builder and skip is None and not named:
-            return (f"{HARNESSES[harness]}, not a product (name it, or set skip = false in "
-                    f"[targets.{self.name}], to build it)")
+            return (f"{HARNESSES[harness]}, not a product (name it, or set skip = false in {self.config_table}, "
+                    "to build it)")
         return None
+
+    @property
+    def config_table(self) -> str:
+        """Its settings' table as a user would write it: by name, or by id when the id is qualified."""
+        return f"[targets.{self.name}]" if self.id == f"{self.kind}:{self.name}" else f'[targets."{self.id}"]'
 
     @property
     def ecosystem_label(self) -> str:
