@@ -161,9 +161,7 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
 
 def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
     """Two tasks that would publish the same dist path (Go binaries of one name from two modules, wheels of names
-    equal after normalisation) stop the plan before anything runs, naming both."""
-    import fnmatch
-
+    equal after normalisation: one wheel pattern) stop the plan before anything runs, naming both."""
     from polybuild import builders
 
     here = host()
@@ -172,8 +170,7 @@ def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
         subdir = task.dist_subdir(here)
         for name in builders.get(task.builder).published_names(task, here):
             path = f"{subdir}/{name}" if subdir else name
-            other = next((tid for p, tid in claimed.items() if p == path or fnmatch.fnmatchcase(p, path)
-                          or fnmatch.fnmatchcase(path, p)), None)
+            other = claimed.get(path)
             if other is not None and other != task.id:
                 shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
                 raise UserError(f"{other} and {task.id} would both publish {shown}",
