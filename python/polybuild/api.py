@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import networkx as nx
 
     from polybuild.execute import TaskResult
@@ -73,16 +75,19 @@ class Outcome:
 
 def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), platforms: list[str] = (),
           jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
-          cache: CacheOptions | None = None) -> Outcome:
-    """Build the targets (all by default) and their dependencies; writes dist/build-report.json."""
+          cache: CacheOptions | None = None, named: Iterable[str] | None = None) -> Outcome:
+    """Build the targets (all by default) and their dependencies; writes dist/build-report.json. Harness crates
+    are built only when `named` (default: `targets`) names them."""
     from polybuild.plan import build_plan, choose_dimensions
 
     if not loaded.ws.targets:
         raise UserError(f"no targets found under {loaded.ws.root}",
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms)
-    _skip_unavailable_images(loaded, plan, {loaded.ws.resolve(n).id for n in targets})
+    named = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms,
+                      named)
+    _skip_unavailable_images(loaded, plan, named)
     return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
 
 

@@ -285,7 +285,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                 print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
                 return 0
         return api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
+                         named=args.targets)  # affected harness crates are not asked for
 
     return _with_fast_path(args, execute, done="built")
 
@@ -337,6 +338,8 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     from polybuild.graph import render
 
     loaded = _load(args)
+    for note in loaded.ws.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets), args.format))
     return 0
 

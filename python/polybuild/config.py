@@ -7,6 +7,7 @@ typo never silently changes a build.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,15 @@ WORKSPACE_TASK = Table(
 
 TARGET = Table(
     {
-        "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests.", [],
+        "name": Key(str, "Rename the target: its id becomes `<kind>:<name>` (e.g. for two Go modules named "
+                    "`prometheus`, whose ids are otherwise their module paths). Artifacts keep their own names."),
+        "dist-subdir": Key(str, "Publish this target's artifacts under this subdirectory of the dist directory "
+                           "(e.g. for two Go modules that both build a `server` binary)."),
+        "deps": Key(list, "Extra dependencies on other targets, by name, beyond those read from manifests (a Go "
+                    "target's dependency on a Rust `staticlib` crate links that library through cgo).", [],
                     item=str),
+        "include-dir": Key(str, "Rust `staticlib` crates: the directory of C headers, relative to the crate, that "
+                           "Go targets linking the library compile against (`CGO_CFLAGS=-I<dir>`)."),
         "features": Key(list, "Cargo features always enabled for this crate.", [], item=str),
         "env": FreeTable("Environment variables set for this target's builds and tasks.", value_types=(str,)),
         "inputs": Key(list, "Glob patterns, relative to the target, of its input files (default: every file in its "
@@ -53,7 +61,8 @@ TARGET = Table(
                           item=str),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
         "sdist": Key(bool, "Python only: also build an sdist."),
-        "skip": Key(bool, "Leave this target out of `polybuild build` (it stays in the graph).", False),
+        "skip": Key(bool, "Leave this target out of `polybuild build` and `ci matrix` (it stays in the graph); "
+                    "`false` builds a fuzz, benchmark or wasm-only crate, which is left out by default."),
         "tasks": Map(TASK, placeholder="<task>"),
     },
     doc="Settings for one discovered target, keyed by its name (`serving`) or id (`py:serving`).",
@@ -442,10 +451,26 @@ def _check_platforms(config: Config) -> None:
             if kind not in ("rust", "py", "go"):
                 raise config.error(("tasks", name, "kinds"), f"unknown target kind '{kind}'",
                                    "kinds are rust, py and go")
+    for name, target in config["targets"].items():
+        _check_target(config, name, target)
     defaults = [n for n, v in config["variants"].items() if v["default"]]
     if len(defaults) > 1:
         raise config.error(("variants", defaults[1], "default"),
                            f"more than one default variant: {', '.join(defaults)}", "mark exactly one as default")
+
+
+def _check_target(config: Config, name: str, target: dict[str, Any]) -> None:
+    """A renamed id, a dist subdirectory and an include directory are plain relative names: they become ids and
+    paths."""
+    if target["name"] is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@/+-]*", target["name"]):
+        raise config.error(("targets", name, "name"), f"'{target['name']}' is not a target name",
+                           "use letters, digits and . _ - / @ +, starting with a letter or digit")
+    for key, inside in (("dist-subdir", "the dist directory"), ("include-dir", "the crate")):
+        value = target[key]
+        if value is not None and (not value or value.startswith("/") or "\\" in value
+                                  or any(p in ("", ".", "..") for p in value.split("/"))):
+            raise config.error(("targets", name, key), f"{key} '{value}' must be a relative path inside {inside}",
+                               "use a plain relative path such as \"include\" (no '..', no leading '/')")
 
 
 def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -> None:

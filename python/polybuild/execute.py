@@ -228,12 +228,7 @@ class Executor:
         """Build artifacts go to the dist directory (per variant and platform); task outputs stay in place."""
         if task.action != "build":
             return task.target.dir
-        dest = self.ctx.ws.root / self.ctx.config["dist-dir"]
-        if task.variant:
-            dest /= task.variant.name
-        if task.platform and task.platform != self.ctx.host:
-            dest /= task.platform.slug
-        return dest
+        return self.ctx.ws.root / self.ctx.config["dist-dir"] / task.dist_subdir(self.ctx.host)
 
     def _build(self, task: Task, base: Path, log: TaskLog,
                result: TaskResult) -> tuple[list[Output] | None, bytes | None]:

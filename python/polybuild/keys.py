@@ -227,7 +227,7 @@ def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
 def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
     """The parts of config (and of the task) that shape this task's output; nothing else."""
     t = task.target
-    settings = {k: v for k, v in t.settings.items() if k not in ("tasks", "skip", "deps")}
+    settings = {k: v for k, v in t.settings.items() if k not in ("tasks", "skip", "deps", "name", "dist-subdir")}
     slice_: dict[str, Any] = {
         "builder": task.builder,
         "action": task.action,

@@ -14,7 +14,7 @@ from polybuild.errors import UserError
 from polybuild.platforms import Platform, host
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Set
 
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
@@ -50,6 +50,14 @@ class Task:
         if self.variant:
             chosen |= set(self.variant.features) & self.target.features
         return sorted(chosen)
+
+    def dist_subdir(self, host_platform: Platform) -> str:
+        """Where a build publishes, inside the dist directory: per variant, per foreign platform, and the target's
+        own `dist-subdir`."""
+        parts = [self.variant.name if self.variant else "",
+                 self.platform.slug if self.platform and self.platform != host_platform else "",
+                 self.target.settings.get("dist-subdir") or ""]
+        return "/".join(p for p in parts if p)
 
 
 @dataclass
@@ -119,12 +127,13 @@ def task_id(target_id: str, action: str, variant: Variant | None, platform: Plat
 
 
 def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list[Variant | None],
-               platforms: list[Platform]) -> Plan:
-    """Build tasks for the selected targets (and what they need), deduplicated across dimensions."""
+               platforms: list[Platform], named: Set[str] = frozenset()) -> Plan:
+    """Build tasks for the selected targets (and what they need), deduplicated across dimensions; harness crates
+    only when `named`."""
     tasks: dict[str, Task] = {}
-    skipped = [(tid, f"skip = true in [targets.{ws.targets[tid].name}]")
-               for tid in g.order(selected) if ws.targets[tid].settings.get("skip")]
-    buildable = {i for i in selected if ws.targets[i].builder and not ws.targets[i].settings.get("skip")}
+    left_out = {tid: reason for tid in g.order(selected) if (reason := ws.targets[tid].left_out(tid in named))}
+    skipped = list(left_out.items())
+    buildable = {i for i in selected if ws.targets[i].builder and i not in left_out}
     images = [i for i in g.order(buildable) if ws.targets[i].kind == "image"]
     artifacts = buildable.difference(images)
 
@@ -145,8 +154,29 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
         for v in variants:
             _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
                        g.order(g.closure([tid]) & artifacts), add, tasks)
+    _check_dist_paths(ws, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
+
+
+def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
+    """Two tasks that would publish the same dist path (Go binaries of one name from two modules, wheels of names
+    equal after normalisation: one wheel pattern) stop the plan before anything runs, naming both."""
+    from polybuild import builders
+
+    here = host()
+    claimed: dict[str, str] = {}
+    for task in sorted(tasks.values(), key=lambda t: t.id):
+        subdir = task.dist_subdir(here)
+        for name in builders.get(task.builder).published_names(task, here):
+            path = f"{subdir}/{name}" if subdir else name
+            other = claimed.get(path)
+            if other is not None and other != task.id:
+                shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
+                raise UserError(f"{other} and {task.id} would both publish {shown}",
+                                hint=f"give one of them its own directory: {task.target.config_table} "
+                                     "dist-subdir = \"...\" (or build them one at a time)")
+            claimed.setdefault(path, task.id)
 
 
 def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:

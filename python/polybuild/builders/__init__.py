@@ -79,6 +79,18 @@ class Builder:
         """The steps that build `task`, writing artifacts into `out`."""
         raise NotImplementedError
 
+    def published_names(self, task: Task, host: Platform) -> list[str]:
+        """The file names (or glob patterns) this task publishes in its dist directory, known before it runs, so
+        the plan can refuse two tasks that would write the same path."""
+        return []
+
+
+def wheel_pattern(task: Task, host: Platform) -> list[str]:
+    """A Python package's wheels: every wheel of one distribution name starts with the same normalized prefix."""
+    import re
+
+    return [re.sub(r"[-_.]+", "_", task.target.info["dist_name"]).lower() + "-*.whl"]
+
 
 _MODULES = {
     "cargo": "polybuild.builders.cargo:CargoBuilder",

@@ -12,6 +12,7 @@ from polybuild.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
+    from polybuild.platforms import Platform
 
 
 def _toml(value: object) -> str:
@@ -58,7 +59,7 @@ class CargoBuilder(Builder):
         argv = [cargo, "build", "--manifest-path", str(t.manifest), "-p", t.info["crate"], *profile_args(ctx, task)]
         if t.info["bins"]:
             argv.append("--bins")
-        if t.info["cdylibs"]:
+        if t.info["cdylibs"] or t.info["staticlibs"]:
             argv.append("--lib")
         return [
             Step(argv, cwd=Path(t.info["cargo_workspace"])),
@@ -71,17 +72,23 @@ class CargoBuilder(Builder):
         if task.platform and task.platform != ctx.host:
             base /= task.platform.rust_triple
         base /= profile_dir(ctx.config["rust"]["profile"])
-        plat = task.platform or ctx.host
-        names = [b + plat.exe_suffix for b in t.info["bins"]]
-        names += [_cdylib_file(c, plat.os) for c in t.info["cdylibs"]]
         out.mkdir(parents=True, exist_ok=True)
-        for name in names:
+        for name in self.published_names(task, ctx.host):
             shutil.copy2(base / name, out / name)
+
+    def published_names(self, task: Task, host: Platform) -> list[str]:
+        t, plat = task.target, task.platform or host
+        return [*(b + plat.exe_suffix for b in t.info["bins"]), *(_cdylib_file(c, plat.os) for c in t.info["cdylibs"]),
+                *(staticlib_file(s, plat.os) for s in t.info["staticlibs"])]
 
 
 def _cdylib_file(lib: str, os_name: str) -> str:
     lib = lib.replace("-", "_")
     return {"darwin": f"lib{lib}.dylib", "windows": f"{lib}.dll"}.get(os_name, f"lib{lib}.so")
+
+
+def staticlib_file(lib: str, os_name: str) -> str:
+    return f"{lib}.lib" if os_name == "windows" else f"lib{lib}.a"
 
 
 class CargoTestBuilder(Builder):

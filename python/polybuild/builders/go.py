@@ -5,37 +5,58 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Builder, Step
+from polybuild.builders import BuildContext, Builder, Step, cgo
+from polybuild.errors import UserError
 from polybuild.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
+    from polybuild.platforms import Platform
 
 
 class GoBuilder(Builder):
     name = "go"
     tools = ("go",)
 
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        clashes = task.target.info.get("binary_clashes")
+        if clashes:
+            name, pkgs = next(iter(clashes.items()))
+            raise UserError(f"{task.target.id}: the main packages {' and '.join(pkgs)} would both be built as "
+                            f"{name}, one overwriting the other",
+                            hint="rename one package's directory, or move it into a module of its own")
+        cgo.check_links(task, ctx)
+
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
         go = require("go", t.id)
         conf = ctx.config["go"]
-        cgo = t.settings.get("cgo")
+        cgo_setting = t.settings.get("cgo")
         plat = task.platform or ctx.host
         env = {
-            "CGO_ENABLED": "1" if (conf["cgo"] if cgo is None else cgo) else "0",
+            "CGO_ENABLED": "1" if (conf["cgo"] if cgo_setting is None else cgo_setting) else "0",
             "GOOS": plat.os,
             "GOARCH": plat.arch,
         }
+        lib_dir = out.parent / "cgo-lib"
+        env.update(cgo.environment(task, ctx, lib_dir))
         ldflags = [f"-X {conf['version-variable']}={ctx.version}", *conf["ldflags"]]
         steps = []
-        for binary, pkg in t.info["binaries"].items():
+        if "CGO_LDFLAGS" in env:  # the library's path enters Go's build ID: without one the binary is reproducible
+            ldflags.append("-buildid=")
+            steps.append(Step(action=lambda: cgo.collect_libraries(task, ctx, lib_dir),
+                              describe=f"copy the static libraries {t.id} links into {lib_dir}"))
+        for pkg, file_name in zip(t.info["binaries"].values(), self.published_names(task, ctx.host), strict=True):
             argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", " ".join(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
-            argv += ["-o", str(out / (binary + plat.exe_suffix)), "./" + pkg if pkg != "." else "."]
+            argv += ["-o", str(out / file_name), "./" + pkg if pkg != "." else "."]
             steps.append(Step(argv, cwd=t.dir, env=env))
         return steps
+
+    def published_names(self, task: Task, host: Platform) -> list[str]:
+        suffix = (task.platform or host).exe_suffix
+        return [binary + suffix for binary in task.target.info["binaries"]]
 
 
 class GoTestBuilder(Builder):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Builder, Step
+from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
 from polybuild.builders.cargo import profile_args
 from polybuild.toolchains import require
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class MaturinBuilder(Builder):
     name = "maturin"
     tools = ("cargo", "maturin")
+    published_names = staticmethod(wheel_pattern)
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target

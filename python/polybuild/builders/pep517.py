@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.builders import BuildContext, Builder, Step
+from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
 from polybuild.errors import UserError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
 
 class Pep517Builder(Builder):
     name = "pep517"
+    published_names = staticmethod(wheel_pattern)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""

@@ -69,7 +69,7 @@ def compute(loaded: Loaded, *, since: str | None = None, platforms: list[str] = 
         selected = affected(ws, dag, since).targets
     else:
         selected = dag.order(set(ws.targets))
-    buildable = [t for t in selected if ws.targets[t].builder and not ws.targets[t].settings.get("skip")]
+    buildable = [t for t in selected if ws.targets[t].builder and not ws.targets[t].left_out()]
     jobs = _assign(loaded, conf, buildable, chosen_platforms, chosen_variants)
     order = {t: i for i, t in enumerate(dag.order(set(ws.targets)))}
     include = []

@@ -16,13 +16,15 @@ from polybuild.config import Config
 from polybuild.errors import UserError
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
+HARNESSES = {"fuzz": "a fuzz harness", "bench": "a benchmark harness", "wasm": "a wasm32-only crate"}
 
 
 @dataclass(frozen=True)
 class Ref:
     """A dependency as a manifest states it, before it is resolved to a target."""
 
-    kind: str  # "path" (a directory), "py" (a normalized distribution name) or "name" (a target name or id)
+    kind: str  # "path" (a directory), "py" (a normalized distribution name), "name" (a target name or id) or
+    # "staticlib" (a library a cgo preamble links, by its name without `lib`)
     value: str
     source: str  # "file:line" or file, for errors
     required: bool = True  # a "py" ref to a package outside the workspace is simply external
@@ -46,6 +48,23 @@ class Target:
     deps: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=dict)  # its [targets.<name>] config table
 
+    def left_out(self, named: bool = False) -> str | None:
+        """Why `build` and `ci matrix` leave this target out, or None: `skip = true`, or a fuzz, benchmark or
+        wasm-only crate (a harness, not a product) that was neither named nor given `skip = false`."""
+        skip = self.settings.get("skip")
+        if skip:
+            return f"skip = true in {self.config_table}"
+        harness = self.info.get("harness")
+        if harness and self.builder and skip is None and not named:
+            return (f"{HARNESSES[harness]}, not a product (name it, or set skip = false in {self.config_table}, "
+                    "to build it)")
+        return None
+
+    @property
+    def config_table(self) -> str:
+        """Its settings' table as a user would write it: by name, or by id when the id is qualified."""
+        return f"[targets.{self.name}]" if self.id == f"{self.kind}:{self.name}" else f'[targets."{self.id}"]'
+
     @property
     def ecosystem_label(self) -> str:
         return {"rust": "Rust crate", "py": "Python package", "go": "Go module", "image": "image"}[self.kind]
@@ -61,6 +80,7 @@ class Workspace:
     targets: dict[str, Target]
     version: str | None
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
+    notes: list[str] = field(default_factory=list)  # worth saying once (names that collide), not errors
 
     @property
     def release_version(self) -> str:
@@ -74,12 +94,13 @@ class Workspace:
             return str(path)
 
     def resolve(self, name: str, *, source: str = "command line", kinds: frozenset[str] | None = None) -> Target:
-        """Find a target by id, by name, or by directory; ambiguity and typos are errors with suggestions."""
+        """Find a target by id (with or without its kind), by name, or by directory; ambiguity and typos are errors
+        with suggestions."""
         if name in self.targets and (kinds is None or self.targets[name].kind in kinds):
             return self.targets[name]
         candidates = [t for t in self.targets.values() if kinds is None or t.kind in kinds]
-        matches = [t for t in candidates
-                   if t.name == name or (t.kind != "image" and self.rel(t.dir) == name.rstrip("/"))]
+        matches = [t for t in candidates if name in (t.name, t.id.partition(":")[2])
+                   or (t.kind != "image" and self.rel(t.dir) == name.rstrip("/"))]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -108,8 +129,10 @@ def discover(config: Config) -> Workspace:
         if trusted:
             memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
+    notes = _qualify_colliding_ids(found, root)
     targets = _index(found, root)
-    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked)
+    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
+                   notes)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
@@ -119,24 +142,45 @@ def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
     """The targets the native manifests declare, one discoverer per ecosystem."""
     from polybuild.workspace import cargo, go, python
 
+    asked = tuple(f"{r.strip('/')}/" for r in (*config["python-roots"], *config["go-roots"]) if _in_dot_dir(f"{r}/"))
+    listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
     rust_targets = cargo.discover(config.root, listing, config)
     py_targets = python.discover(config.root, listing, config, rust_targets)
-    go_targets = go.discover(config.root, listing, config)
+    staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info["staticlibs"])
+    go_targets = go.discover(config.root, listing, config, staticlibs)
     return [*rust_targets.values(), *py_targets, *go_targets]
 
 
-def _index(found: list[Target], root: Path) -> dict[str, Target]:
-    targets: dict[str, Target] = {}
+def _in_dot_dir(rel: str) -> bool:
+    """Whether a file lies under a directory whose name starts with a dot (`.github/`, `.devcontainer/`): helper
+    scripts there are not products, even with a manifest, unless a `python-roots`/`go-roots` entry names it."""
+    return any(part.startswith(".") for part in rel.split("/")[:-1])
+
+
+def _qualify_colliding_ids(found: list[Target], root: Path) -> list[str]:
+    """Targets of one kind that share a name get ids that tell them apart, the same whatever order they were
+    found in: a Go module's id becomes its module path, others become `<kind>:<name>@<directory>`. One note
+    per shared name."""
+    by_id: dict[str, list[Target]] = {}
     for t in found:
-        if t.id in targets:
-            other = targets[t.id]
-            raise UserError(
-                f"two {t.ecosystem_label}s are both named '{t.name}': {other.manifest.relative_to(root)} and "
-                f"{t.manifest.relative_to(root)}",
-                hint="names must be unique per ecosystem; rename one of them",
-            )
-        targets[t.id] = t
-    return dict(sorted(targets.items()))
+        if t.kind != "image":  # image names are keys of one config table, unique already
+            by_id.setdefault(t.id, []).append(t)
+    notes = []
+    for same in (group for _, group in sorted(by_id.items()) if len(group) > 1):
+        dirs = sorted(t.dir.relative_to(root).as_posix() or "." for t in same)
+        modules = {t.info.get("module") for t in same}
+        by_module = same[0].kind == "go" and len(modules) == len(same)
+        for t in same:
+            where = t.dir.relative_to(root).as_posix() or "."
+            t.id = f"go:{t.info['module']}" if by_module else f"{t.kind}:{t.name}@{where}"
+        scheme = "their module paths" if by_module else f"'{same[0].kind}:<name>@<directory>'"
+        notes.append(f"{len(same)} {same[0].ecosystem_label}s are named '{same[0].name}' ({', '.join(dirs)}): "
+                     f"their ids are {scheme}")
+    return notes
+
+
+def _index(found: list[Target], root: Path) -> dict[str, Target]:
+    return dict(sorted((t.id, t) for t in found))
 
 
 def _workspace_version(config: Config, targets: dict[str, Target]) -> str | None:
@@ -154,6 +198,7 @@ def _workspace_version(config: Config, targets: dict[str, Target]) -> str | None
 
 
 def _apply_settings(ws: Workspace) -> None:
+    renamed: list[tuple[str, Target]] = []
     for key, settings in ws.config["targets"].items():
         try:
             target = ws.resolve(key, source=f"[targets.{key}]", kinds=BUILT_KINDS)
@@ -162,22 +207,50 @@ def _apply_settings(ws: Workspace) -> None:
         target.settings = settings
         for dep in settings["deps"]:
             target.refs.append(Ref("name", dep, f"[targets.{key}].deps"))
+        if settings["name"] is not None:
+            renamed.append((key, target))
+    for key, target in renamed:
+        _rename(ws, key, target)
+
+
+def _rename(ws: Workspace, key: str, target: Target) -> None:
+    """`[targets.<key>] name = "..."`: the target's id becomes `<kind>:<name>`; it must not take another's id."""
+    new_id = f"{target.kind}:{target.settings['name']}"
+    other = ws.targets.get(new_id)
+    if other is not None and other is not target:
+        raise ws.config.error(("targets", key, "name"),
+                              f"renaming {target.id} to {new_id} collides with {new_id} ({ws.rel(other.manifest)})",
+                              "choose a name no other target of this kind has")
+    del ws.targets[target.id]
+    target.id = new_id
+    ws.targets[new_id] = target
+    ws.targets = dict(sorted(ws.targets.items()))
 
 
 def _resolve_refs(ws: Workspace) -> None:
     by_dir = {t.dir: t.id for t in ws.targets.values()}
     by_dir.update({Path(d): t.id for t in ws.targets.values() for d in t.info.get("aliases", ())})
-    by_dist = {t.info["dist_name"]: t.id for t in ws.targets.values() if t.info.get("dist_name")}
+    by_dist: dict[str, list[str]] = {}
+    for t in ws.targets.values():
+        if t.info.get("dist_name"):
+            by_dist.setdefault(t.info["dist_name"], []).append(t.id)
+    by_staticlib = {lib: t.id for t in ws.targets.values() for lib in t.info.get("staticlibs", ())}
     for t in ws.targets.values():
         for ref in t.refs:
-            dep = _resolve_ref(ws, ref, by_dir, by_dist)
+            dep = (by_staticlib.get(ref.value) if ref.kind == "staticlib"
+                   else _resolve_ref(ws, ref, by_dir, by_dist))
             if dep and dep != t.id:
                 t.deps.add(dep)
 
 
-def _resolve_ref(ws: Workspace, ref: Ref, by_dir: dict[Path, str], by_dist: dict[str, str]) -> str | None:
+def _resolve_ref(ws: Workspace, ref: Ref, by_dir: dict[Path, str], by_dist: dict[str, list[str]]) -> str | None:
     if ref.kind == "py":
-        return by_dist.get(ref.value)
+        found = by_dist.get(ref.value, [])
+        if len(found) > 1:
+            manifests = ", ".join(sorted(ws.rel(ws.targets[i].manifest) for i in found))
+            raise UserError(f"{ref.source}: '{ref.value}' is the name of {len(found)} packages of this workspace: "
+                            f"{manifests}", hint="rename one of them in its [project] name, or exclude one")
+        return found[0] if found else None
     if ref.kind == "path":
         path = Path(os.path.normpath(ref.value))
         if path in by_dir:

@@ -9,7 +9,9 @@ from polybuild.config import Config
 from polybuild.toolchains import require, run_tool
 from polybuild.workspace import Ref, Target
 
-SHIPPED_KINDS = ("bin", "cdylib")
+SHIPPED_KINDS = ("bin", "cdylib", "staticlib")
+FUZZ_ENGINES = frozenset({"libfuzzer-sys", "afl", "honggfuzz"})
+BENCH_HARNESSES = frozenset({"criterion", "divan", "iai", "iai-callgrind"})
 
 
 def discover(root: Path, listing: list[str], config: Config) -> dict[Path, Target]:
@@ -64,7 +66,7 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
         for dep in pkg["dependencies"]
         if dep.get("path") and dep.get("kind") != "dev"
     ]
-    has_artifacts = bool(shipped["bin"] or shipped["cdylib"])
+    has_artifacts = any(shipped.values())
     return Target(
         id=f"rust:{pkg['name']}",
         name=pkg["name"],
@@ -78,12 +80,31 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
             "crate": pkg["name"],
             "bins": shipped["bin"],
             "cdylibs": shipped["cdylib"],
+            "staticlibs": [n.replace("-", "_") for n in shipped["staticlib"]],  # what cgo's -l<name> links
             "lib_name": lib_name,
             "cargo_workspace": str(ws_root),
             "workspace_version": ws_version,
+            "harness": harness(pkg),
         },
         refs=refs,
     )
+
+
+def harness(pkg: dict) -> str | None:
+    """Why a crate is a test harness rather than a product, or None: "fuzz" (cargo-fuzz's `cargo-fuzz = true`
+    metadata, or publish = false with a fuzzing engine as a dependency), "bench" (publish = false with a benchmark
+    harness as a normal dependency: its binaries drive benchmarks) or "wasm" (a cdylib that depends on wasm-bindgen
+    for every platform, so wasm32 is its only one). `publish = false` alone is an internal crate, still built."""
+    normal = {d["name"]: d.get("target") for d in pkg["dependencies"] if d.get("kind") in (None, "normal")}
+    private = pkg.get("publish") == []
+    if (pkg.get("metadata") or {}).get("cargo-fuzz") is True or (private and FUZZ_ENGINES & set(normal)):
+        return "fuzz"
+    if private and BENCH_HARNESSES & set(normal):
+        return "bench"
+    cdylib = any("cdylib" in t["kind"] for t in pkg["targets"])
+    if cdylib and "wasm-bindgen" in normal and normal["wasm-bindgen"] is None:
+        return "wasm"
+    return None
 
 
 def _workspace_version(cargo_toml: Path) -> str | None:

@@ -16,12 +16,17 @@ from polybuild.workspace.files import under_dir
 
 _PACKAGE = re.compile(rb"^package\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 _MAJOR = re.compile(r"^v\d+$")
+_CGO_LDFLAGS = re.compile(rb"^[ \t]*#cgo\b[^:\n]*\bLDFLAGS:(.*)$", re.M)
+_LIB_FILE = re.compile(r"(?:^|/)lib([A-Za-z0-9_]+)\.a$")
+CGO_HEAD = 65536  # a cgo preamble sits above `import "C"`, near the top of its file
 
 
-def discover(root: Path, listing: list[str], config: Config) -> list[Target]:
+def discover(root: Path, listing: list[str], config: Config, staticlibs: frozenset[str] = frozenset()
+             ) -> list[Target]:
+    """Go modules; cgo preambles are read only when the workspace has Rust static libraries they could link."""
     module_dirs = _module_dirs(root, listing, config)
     go_files = _go_files_by_module(listing, set(module_dirs))
-    return [_target(root, d, go_files.get(d, [])) for d in module_dirs]
+    return [_target(root, d, go_files.get(d, []), staticlibs) for d in module_dirs]
 
 
 def _go_files_by_module(listing: list[str], module_dirs: set[str]) -> dict[str, list[str]]:
@@ -105,14 +110,20 @@ def _binary_name(import_path: str) -> str:
     return parts[-1]
 
 
-def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
+def _target(root: Path, rel_dir: str, go_files: list[str], staticlibs: frozenset[str]) -> Target:
     directory = root if rel_dir == "." else root / rel_dir
     display = "go.mod" if rel_dir == "." else f"{rel_dir}/go.mod"
     module, replaces = parse_go_mod(directory / "go.mod", display)
     refs = [Ref("path", os.path.normpath(directory / d), f"{display}:{line}: replace {old}")
             for old, d, line in replaces]
     mains = _main_packages(root, rel_dir, go_files)
-    binaries = {(_binary_name(module if pkg == "." else f"{module}/{pkg}")): pkg for pkg in mains}
+    by_name: dict[str, list[str]] = {}
+    for pkg in mains:
+        by_name.setdefault(_binary_name(module if pkg == "." else f"{module}/{pkg}"), []).append(pkg)
+    binaries = {name: pkgs[-1] for name, pkgs in by_name.items()}
+    clashes = {name: pkgs for name, pkgs in by_name.items() if len(pkgs) > 1}  # the build refuses these
+    cgo_links = _cgo_links(root, go_files, staticlibs) if staticlibs else []
+    refs += [Ref("staticlib", link["lib"], link["source"], required=False) for link in cgo_links]
     return Target(
         id=f"go:{_binary_name(module)}",
         name=_binary_name(module),
@@ -120,9 +131,30 @@ def _target(root: Path, rel_dir: str, go_files: list[str]) -> Target:
         builder="go" if binaries else None,
         dir=directory,
         manifest=directory / "go.mod",
-        info={"module": module, "binaries": dict(sorted(binaries.items()))},
+        info={"module": module, "binaries": dict(sorted(binaries.items())), "binary_clashes": clashes,
+              "cgo_links": cgo_links},
         refs=refs,
     )
+
+
+def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> list[dict[str, object]]:
+    """The workspace's Rust static libraries that the module's cgo preambles link: by `-l<name>`, or as a
+    `lib<name>.a` named by path (`by_path`), each with the `file:line` that names it; each becomes an edge."""
+    links: list[dict[str, object]] = []
+    for rel in go_files:
+        with open(root / rel, "rb") as f:
+            head = f.read(CGO_HEAD)
+        if b"#cgo" not in head:
+            continue
+        for m in _CGO_LDFLAGS.finditer(head):
+            line = head.count(b"\n", 0, m.start()) + 1
+            for token in m[1].decode("utf-8", "replace").split():
+                by_path = not token.startswith("-l")
+                lib_file = _LIB_FILE.search(token) if by_path else None
+                lib = token[2:] if not by_path else lib_file[1] if lib_file else None
+                if lib in staticlibs:
+                    links.append({"lib": lib, "source": f"{rel}:{line}", "by_path": by_path})
+    return links
 
 
 def _main_packages(root: Path, rel_dir: str, go_files: list[str]) -> list[str]:

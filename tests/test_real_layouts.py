@@ -1,0 +1,386 @@
+"""Discovery and build on layouts taken from real repositories: Go module names that collide (a repository of 68
+Go modules: two `prometheus` modules, mongo-driver v1 and v2), binaries and wheels that would share a dist path,
+helper scripts under dot-directories, fuzz/bench/wasm crates that are not shipped products (dynamo and a bindings
+repository), and a cgo binary linking a Rust static library (dynamo's inference gateway)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import run_polybuild
+from polybuild import api
+from polybuild.errors import UserError
+
+GO_MODULES = {
+    # Two modules named `prometheus` in different directories, as in the Go repository with 68 modules.
+    "exporters/prometheus/go.mod": "module github.com/acme/otel/exporters/prometheus\n\ngo 1.22\n",
+    "exporters/prometheus/prometheus.go": "package prometheus\n",
+    "bridges/prometheus/go.mod": "module github.com/acme/otel/bridges/prometheus\n\ngo 1.22\n",
+    "bridges/prometheus/prometheus.go": "package prometheus\n",
+    # A major version next to its predecessor: both are named `mongo-driver`.
+    "mongo/v1/go.mod": "module go.mongodb.org/mongo-driver\n\ngo 1.22\n",
+    "mongo/v1/mongo.go": "package mongo\n",
+    "mongo/v2/go.mod": "module go.mongodb.org/mongo-driver/v2\n\ngo 1.22\n",
+    "mongo/v2/mongo.go": "package mongo\n",
+    "mongo/v2/go.sum": "",
+    "sdk/go.mod": ("module github.com/acme/otel/sdk\n\ngo 1.22\n\nrequire go.mongodb.org/mongo-driver/v2 v2.0.0\n\n"
+                   "replace go.mongodb.org/mongo-driver/v2 => ../mongo/v2\n"),
+    "sdk/sdk.go": "package sdk\n",
+}
+
+
+def test_go_module_name_collisions_get_qualified_ids(workspace):
+    ws = api.load(workspace(GO_MODULES)).ws
+    assert sorted(ws.targets) == [
+        "go:github.com/acme/otel/bridges/prometheus",
+        "go:github.com/acme/otel/exporters/prometheus",
+        "go:go.mongodb.org/mongo-driver",
+        "go:go.mongodb.org/mongo-driver/v2",
+        "go:sdk",
+    ]
+    assert ws.targets["go:sdk"].deps == {"go:go.mongodb.org/mongo-driver/v2"}
+    assert ws.notes == [
+        "2 Go modules are named 'mongo-driver' (mongo/v1, mongo/v2): their ids are their module paths",
+        "2 Go modules are named 'prometheus' (bridges/prometheus, exporters/prometheus): their ids are their "
+        "module paths",
+    ]
+    # A qualified target is found by its id, its module path or its directory; the bare name names both.
+    assert ws.resolve("go.mongodb.org/mongo-driver/v2").id == "go:go.mongodb.org/mongo-driver/v2"
+    assert ws.resolve("mongo/v1").id == "go:go.mongodb.org/mongo-driver"
+    with pytest.raises(UserError, match=r"'prometheus' is ambiguous: go:github\.com/acme/otel/bridges/prometheus, "
+                                        r"go:github\.com/acme/otel/exporters/prometheus"):
+        ws.resolve("prometheus")
+
+
+def test_graph_reports_collisions_as_notes(workspace):
+    proc = run_polybuild("graph", cwd=workspace(GO_MODULES))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("note: ") == 2 and "named 'prometheus'" in proc.stderr
+    assert "go:github.com/acme/otel/exporters/prometheus" in proc.stdout
+
+
+def test_a_target_can_be_renamed(workspace):
+    files = {**GO_MODULES, "polybuild.toml": """
+        [targets."go.mongodb.org/mongo-driver/v2"]
+        name = "mongo-v2"
+        [targets."exporters/prometheus"]
+        name = "prometheus-exporter"
+    """}
+    ws = api.load(workspace(files)).ws
+    assert {"go:mongo-v2", "go:prometheus-exporter"} <= set(ws.targets)
+    assert ws.targets["go:sdk"].deps == {"go:mongo-v2"}
+    assert ws.resolve("mongo-v2").id == "go:mongo-v2"
+    assert ws.targets["go:mongo-v2"].settings["name"] == "mongo-v2"
+
+
+def test_a_rename_onto_another_target_is_an_error(workspace):
+    files = {**GO_MODULES, "polybuild.toml": '[targets."mongo/v2"]\nname = "sdk"\n'}
+    with pytest.raises(UserError) as exc:
+        api.load(workspace(files))
+    assert str(exc.value).startswith("polybuild.toml:2: renaming go:go.mongodb.org/mongo-driver/v2 to go:sdk")
+    assert "go:sdk" in str(exc.value) and "sdk/go.mod" in str(exc.value)
+
+
+CARGO_TWICE = {
+    # Two Cargo workspaces (as in a bindings repository of 16 workspaces) with a crate of the same name each.
+    "bindings/a/Cargo.toml": """
+        [package]
+        name = "example"
+        version = "0.1.0"
+        edition = "2021"
+        [workspace]
+    """,
+    "bindings/a/src/main.rs": "fn main() {}\n",
+    "bindings/b/Cargo.toml": """
+        [package]
+        name = "example"
+        version = "0.1.0"
+        edition = "2021"
+        [workspace]
+    """,
+    "bindings/b/src/lib.rs": "",
+}
+
+
+def test_crates_of_the_same_name_in_two_cargo_workspaces(workspace):
+    ws = api.load(workspace(CARGO_TWICE)).ws
+    assert sorted(ws.targets) == ["rust:example@bindings/a", "rust:example@bindings/b"]
+    assert ws.notes == ["2 Rust crates are named 'example' (bindings/a, bindings/b): their ids are "
+                        "'rust:<name>@<directory>'"]
+
+
+def _pyproject(name: str) -> str:
+    return f"""
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+        [project]
+        name = "{name}"
+        version = "1.0.0"
+    """
+
+
+def test_python_names_equal_after_normalisation_stop_the_build_naming_both(workspace):
+    root = workspace({"a/pyproject.toml": _pyproject("FX_A"), "b/pyproject.toml": _pyproject("fx-a")})
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "py:FX_A" in proc.stderr and "py:fx-a" in proc.stderr and "fx_a-*.whl" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (root / "dist").exists() or not list((root / "dist").glob("*.whl"))
+
+
+def test_python_exact_duplicates_are_qualified_and_stop_the_build(workspace):
+    root = workspace({"a/pyproject.toml": _pyproject("tool"), "b/pyproject.toml": _pyproject("tool"),
+                      "c/pyproject.toml": _pyproject("user").replace('version = "1.0.0"',
+                                                                     'version = "1.0.0"\ndependencies = ["tool"]')})
+    with pytest.raises(UserError, match=r"c/pyproject.toml: tool: 'tool' is the name of 2 packages of this "
+                                        r"workspace: a/pyproject.toml, b/pyproject.toml"):
+        api.load(root)
+    (root / "c/pyproject.toml").unlink()
+    ws = api.load(root).ws
+    assert sorted(ws.targets) == ["py:tool@a", "py:tool@b"]
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2 and "py:tool@a" in proc.stderr and "py:tool@b" in proc.stderr
+
+
+TWO_SERVERS = {
+    "alpha/go.mod": "module example.com/alpha\n\ngo 1.22\n",
+    "alpha/cmd/server/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("alpha") }\n',
+    "beta/go.mod": "module example.com/beta\n\ngo 1.22\n",
+    "beta/cmd/server/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("beta") }\n',
+}
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
+def test_go_binaries_of_the_same_name_never_overwrite_each_other(workspace):
+    root = workspace(TWO_SERVERS)
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("go:alpha and go:beta would both publish dist/server" in proc.stderr
+            and "dist-subdir" in proc.stderr), proc.stderr
+    assert not (root / "dist" / "server").exists()
+    (root / "polybuild.toml").write_text('[targets.alpha]\ndist-subdir = "alpha"\n')
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([root / "dist/alpha/server"], capture_output=True, text=True).stdout == "alpha\n"
+    assert subprocess.run([root / "dist/server"], capture_output=True, text=True).stdout == "beta\n"
+
+
+def test_a_crate_and_a_go_module_publishing_one_name_are_refused_at_plan_time(workspace):
+    from polybuild.plan import build_plan, choose_dimensions
+
+    root = workspace({**{k: v for k, v in TWO_SERVERS.items() if k.startswith("alpha/")},
+                      "server-rs/Cargo.toml": _crate("server-rs", '[[bin]]\nname = "server"\npath = "main.rs"\n'
+                                                                  '[workspace]\n'),
+                      "server-rs/main.rs": "fn main() {}\n"})
+    loaded = api.load(root)
+    variants, platforms = choose_dimensions(loaded.ws, [], [])
+    with pytest.raises(UserError, match="go:alpha and rust:server-rs would both publish dist/server"):
+        build_plan(loaded.ws, loaded.dag, api.select(loaded, []), variants, platforms)
+    assert sorted(build_plan(loaded.ws, loaded.dag, api.select(loaded, ["alpha"]), variants, platforms).tasks) == [
+        "go:alpha"]
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
+def test_two_main_packages_of_one_name_in_one_module_stop_the_build(workspace):
+    root = workspace({**TWO_SERVERS, "alpha/tools/server/main.go": "package main\n\nfunc main() {}\n"})
+    proc = run_polybuild("build", "alpha", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "go:alpha: the main packages cmd/server and tools/server would both be built as server" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["../x", "/abs", "a/../../b", ""])
+def test_dist_subdir_stays_inside_dist(workspace, value):
+    root = workspace({**TWO_SERVERS, "polybuild.toml": f'[targets.alpha]\ndist-subdir = "{value}"\n'})
+    with pytest.raises(UserError, match="dist-subdir"):
+        api.load(root)
+
+
+def test_dot_directories_are_not_products(workspace):
+    root = workspace({
+        ".github/scripts/pyproject.toml": _pyproject("ci-helpers"),
+        ".devcontainer/tool/go.mod": "module example.com/devtool\n",
+        "pkg/pyproject.toml": _pyproject("pkg"),
+    })
+    assert sorted(api.load(root).ws.targets) == ["py:pkg"]
+    (root / "polybuild.toml").write_text('python-roots = [".", ".github/scripts"]\n')  # unless a root names one
+    assert sorted(api.load(root).ws.targets) == ["py:ci-helpers", "py:pkg"]
+
+
+def _crate(name: str, extra: str = "", publish: bool = True) -> str:
+    return f"""
+        [package]
+        name = "{name}"
+        version = "0.1.0"
+        edition = "2021"
+        {"" if publish else "publish = false"}
+        {extra}
+    """
+
+
+HARNESSES = {
+    "Cargo.toml": '[workspace]\nmembers = ["fuzz", "bench", "wasm", "internal", "cli"]\nresolver = "2"\n',
+    # cargo-fuzz's own layout.
+    "fuzz/Cargo.toml": _crate("cli-fuzz", '[package.metadata]\ncargo-fuzz = true\n[dependencies]\n'
+                              'libfuzzer-sys = "0.4"\n[[bin]]\nname = "parse"\npath = "fuzz_targets/parse.rs"\n',
+                              publish=False),
+    "fuzz/fuzz_targets/parse.rs": "fn main() {}\n",
+    # A benchmark driver binary.
+    "bench/Cargo.toml": _crate("cli-bench", '[dependencies]\ncriterion = "0.5"\n', publish=False),
+    "bench/src/main.rs": "fn main() {}\n",
+    # A wasm-only cdylib.
+    "wasm/Cargo.toml": _crate("cli-wasm", '[lib]\ncrate-type = ["cdylib"]\n[dependencies]\nwasm-bindgen = "0.2"\n'),
+    "wasm/src/lib.rs": "",
+    # publish = false alone: an internal tool that must still build.
+    "internal/Cargo.toml": _crate("internal-tool", publish=False),
+    "internal/src/main.rs": "fn main() {}\n",
+    "cli/Cargo.toml": _crate("cli", '[dev-dependencies]\ncriterion = "0.5"\n'),
+    "cli/src/main.rs": "fn main() {}\n",
+}
+
+
+def test_fuzz_bench_and_wasm_crates_are_not_built_by_default(workspace):
+    from polybuild.ci.matrix import compute
+    from polybuild.plan import build_plan, choose_dimensions
+
+    root = workspace(HARNESSES)
+    loaded = api.load(root)
+    ws = loaded.ws
+    assert {t: ws.targets[t].info.get("harness") for t in ws.targets} == {
+        "rust:cli": None, "rust:cli-bench": "bench", "rust:cli-fuzz": "fuzz", "rust:cli-wasm": "wasm",
+        "rust:internal-tool": None}
+    variants, platforms = choose_dimensions(ws, [], [])
+    plan = build_plan(ws, loaded.dag, api.select(loaded, []), variants, platforms)
+    assert sorted(plan.tasks) == ["rust:cli", "rust:internal-tool"]
+    assert dict(plan.skipped)["rust:cli-fuzz"].startswith("a fuzz harness")
+    named = build_plan(ws, loaded.dag, api.select(loaded, ["cli-fuzz"]), variants, platforms,
+                       named={"rust:cli-fuzz"})
+    assert sorted(named.tasks) == ["rust:cli-fuzz"]
+    matrix = compute(loaded, platforms=["linux/amd64"])
+    assert sorted(matrix.targets) == ["rust:cli", "rust:internal-tool"]
+    (root / "polybuild.toml").write_text("[targets.cli-fuzz]\nskip = false\n")
+    loaded = api.load(root)
+    assert "rust:cli-fuzz" in compute(loaded, platforms=["linux/amd64"]).targets
+
+
+ADD_CRATE = {
+    # A Rust C API crate built as a static library, as dynamo's lib/bindings/c (`crate-type = ["cdylib",
+    # "staticlib"]`, a lib name of its own).
+    "rust/addlib/Cargo.toml": """
+        [package]
+        name = "addlib"
+        version = "0.1.0"
+        edition = "2021"
+        [lib]
+        name = "add"
+        crate-type = ["cdylib", "staticlib"]
+        [workspace]
+    """,
+    "rust/addlib/src/lib.rs": "#[no_mangle]\npub extern \"C\" fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
+    "rust/addlib/include dir/add.h": "#include <stdint.h>\nint32_t add(int32_t a, int32_t b);\n",
+    "go/calc/go.mod": "module example.com/calc\n\ngo 1.22\n",
+}
+
+
+def _cgo_main(ldflags: str) -> str:
+    return f"""
+        package main
+
+        /*
+        #cgo LDFLAGS: {ldflags}
+        #include "add.h"
+        */
+        import "C"
+
+        import "fmt"
+
+        func main() {{ fmt.Println(int(C.add(2, 40))) }}
+    """
+
+
+needs_cgo = pytest.mark.skipif(not all(shutil.which(t) for t in ("go", "cargo", "cc")), reason="needs go, cargo, cc")
+
+
+@needs_cgo
+@pytest.mark.parametrize("declared", [False, True], ids=["inferred", "declared"])
+def test_cgo_binary_links_the_rust_staticlib(workspace, declared):
+    files = {**ADD_CRATE, "polybuild.toml": '[targets.addlib]\ninclude-dir = "include dir"\n'}
+    if declared:  # no -l in the source: the edge comes from config, polybuild passes -ladd itself
+        files["go/calc/main.go"] = _cgo_main("-ldl -lpthread -lm")
+        files["polybuild.toml"] += '[targets.calc]\ndeps = ["addlib"]\n'
+    else:
+        files["go/calc/main.go"] = _cgo_main("-ladd -ldl -lpthread -lm")
+    root = workspace(files)
+    ws = api.load(root).ws
+    assert ws.targets["go:calc"].deps == {"rust:addlib"}
+    proc = run_polybuild("build", "calc", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dist/libadd.a").is_file()
+    out = subprocess.run([root / "dist/calc"], capture_output=True, text=True, env={"LD_LIBRARY_PATH": ""})
+    assert out.stdout == "42\n", out
+    # Linked statically: the binary needs no libadd.so next to it.
+    (root / "dist/libadd.so").unlink()
+    assert subprocess.run([root / "dist/calc"], capture_output=True, text=True).stdout == "42\n"
+    if not declared:  # reproducible: the same bytes from a checkout elsewhere (the library's path is not kept)
+        elsewhere = shutil.copytree(root, root.parent / "elsewhere",
+                                    ignore=shutil.ignore_patterns("dist", ".polybuild"))
+        assert run_polybuild("build", "calc", "--no-cache", cwd=elsewhere).returncode == 0
+        assert (elsewhere / "dist/calc").read_bytes() == (root / "dist/calc").read_bytes()
+
+
+DYNAMO_GATEWAY = {
+    # dynamo's layout: the inference gateway's cgo plugin links the C API crate's .a by a path in the source tree.
+    "lib/bindings/c/Cargo.toml": """
+        [package]
+        name = "libdynamo_llm"
+        version = "0.1.0"
+        edition = "2021"
+        [lib]
+        name = "dynamo_llm_capi"
+        crate-type = ["cdylib", "staticlib"]
+        [workspace]
+    """,
+    "lib/bindings/c/src/lib.rs": "",
+    "deploy/inference-gateway/epp/go.mod": "module github.com/nvidia/dynamo/deploy/inference-gateway\n\ngo 1.24\n",
+    "deploy/inference-gateway/epp/cmd/epp/main.go": "package main\n\nfunc main() {}\n",
+    "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go": """
+        package dynamo_kv_scorer
+
+        /*
+        #cgo CPPFLAGS: -I${SRCDIR}/include
+        #cgo CXXFLAGS: -std=c++17
+        #cgo LDFLAGS: ${SRCDIR}/lib/libdynamo_llm_capi.a -lstdc++ -ldl -lpthread -lm
+
+        #include <stdint.h>
+        */
+        import "C"
+    """,
+}
+
+
+def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
+    root = workspace(DYNAMO_GATEWAY)
+    ws = api.load(root).ws
+    assert ws.targets["go:inference-gateway"].deps == {"rust:libdynamo_llm"}
+    assert ws.targets["rust:libdynamo_llm"].info["staticlibs"] == ["dynamo_llm_capi"]
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "
+            "libdynamo_llm_capi.a by a path" in proc.stderr), proc.stderr
+    assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_affected_harness_is_not_built(workspace):
+    root = workspace({k: v for k, v in HARNESSES.items() if not k.startswith(("bench/", "wasm/", "internal/"))}
+                     | {"Cargo.toml": '[workspace]\nmembers = ["fuzz", "cli"]\nresolver = "2"\n'})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
+    (root / "fuzz/fuzz_targets/parse.rs").write_text("fn main() { let _ = 1; }\n")
+    proc = run_polybuild("build", "--affected", "HEAD", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: skipped rust:cli-fuzz: a fuzz harness" in proc.stderr
