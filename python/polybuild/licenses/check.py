@@ -11,7 +11,7 @@ from pathlib import Path
 from polybuild.errors import UserError
 from polybuild.licenses.expression import License, parse, satisfied
 from polybuild.licenses.model import Package, Resolved
-from polybuild.licenses.policy import Policy, spec_of
+from polybuild.licenses.policy import Policy, Spec, spec_of
 
 _OSV_ECOSYSTEM = {"crates.io": "cargo", "PyPI": "pypi", "Go": "golang"}
 
@@ -79,7 +79,23 @@ def _licenses(resolved: list[Resolved], policy: Policy) -> list[Violation]:
         for lic in sorted(set(policy.data["licenses"]["allow"]) - {u for u in used}):
             if lic.lower() not in used:
                 found.append(Violation("licenses", level, None, f"allowed license {lic} is not used by any package"))
-    return found
+    return found + _unused_exceptions(resolved, policy)
+
+
+def _unused_exceptions(resolved: list[Resolved], policy: Policy) -> list[Violation]:
+    """cargo-deny's `unused-license-exception`: an exception whose package is not in the graph."""
+    level = policy.data["licenses"]["unused-license-exception"]
+    if level == "allow":
+        return []
+    packages = [r.package for r in resolved]
+    return [Violation("licenses", level, None, f"the license exception for {_spec_text(spec)} matches no package")
+            for spec, _ in policy.exceptions
+            if not any(spec.matches(p.ecosystem, p.name, p.version) for p in packages)]
+
+
+def _spec_text(spec: Spec) -> str:
+    text = f"{spec.name}@{spec.version}" if spec.version else spec.name
+    return f"{spec.ecosystem} {text}" if spec.ecosystem else text
 
 
 def _bans(packages: list[Package], policy: Policy) -> list[Violation]:
