@@ -8,7 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import UserError
 from polybuild.licenses.expression import License, parse, satisfied
 from polybuild.licenses.model import Package, Resolved
 from polybuild.licenses.policy import Policy, Spec, spec_of
@@ -175,15 +174,18 @@ def _advisories(packages: list[Package], policy: Policy, root: Path) -> list[Vio
         return []
     db = Path(conf["db-path"]).expanduser()
     db = db if db.is_absolute() else root / db
-    if not db.is_dir():
-        raise UserError(f"{policy.where('advisories', 'db-path')}: advisory directory {db} does not exist",
-                        hint="point db-path at a directory of OSV JSON files")
+    files = sorted(db.rglob("*.json")) if db.is_dir() else []
+    if not files:  # cargo-deny clones its databases into db-path (RustSec's format): not for polybuild to read
+        state = "has no OSV JSON files" if db.is_dir() else "does not exist"
+        return [Violation("advisories", "warn", None, f"advisories not checked: db-path {db} "
+                          f"({policy.where('advisories', 'db-path')}) {state}; polybuild reads OSV JSON files "
+                          "there, while cargo-deny clones its databases into it")]
     ignored = {e if isinstance(e, str) else e.get("id") for e in conf["ignore"]}
     index: dict[tuple[str, str], list[Package]] = defaultdict(list)
     for p in packages:
         index[(p.ecosystem, _norm(p.ecosystem, p.name))].append(p)
     found = []
-    for path in sorted(db.rglob("*.json")):
+    for path in files:
         advisory = json.loads(path.read_text(encoding="utf-8"))
         if advisory.get("id") in ignored or advisory.get("withdrawn"):
             continue
