@@ -108,7 +108,7 @@ def test_hand_written_attributions_are_not_overwritten(go_ws: Path, tmp_path: Pa
     refused = offline(go_ws, "attributions", "--dir", str(tmp_path))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert f"not overwriting ATTRIBUTIONS.md in {tmp_path}: polybuild did not write it" in refused.stderr
-    assert "--force" in refused.stderr
+    assert "--force" in refused.stderr and "the policy is empty" not in refused.stderr  # refused before the scan
     assert (tmp_path / "ATTRIBUTIONS.md").read_text() == own and not (tmp_path / "ATTRIBUTIONS-Go.md").exists()
     check = offline(go_ws, "attributions", "--check", "--dir", str(tmp_path))
     assert check.returncode == 1 and "ATTRIBUTIONS.md was not written by polybuild" in check.stderr

@@ -14,6 +14,8 @@ from polybuild import __version__
 from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from polybuild.licenses.scan import Scan
     from polybuild.workspace import Workspace
 
@@ -481,21 +483,23 @@ def _license_scan(ws: Workspace) -> Scan:
 
 
 def _cmd_attributions(args: argparse.Namespace) -> int:
-    from polybuild.licenses.attributions import hand_written
     from polybuild.licenses.scan import attribution_files, stale
     from polybuild.report import write_atomic
 
     loaded = _load(args)
     ws = loaded.ws
     target = ws.resolve(args.target) if args.target else None
-    files = attribution_files(_license_scan(ws), target)
     directory = args.dir or ws.root / ws.config["licenses"]["attributions-dir"]
-    foreign = hand_written(files, directory)
-    if foreign and not args.check and not args.force:
-        raise UserError(f"not overwriting {', '.join(foreign)} in {directory}: polybuild did not write "
-                        f"{'them' if len(foreign) > 1 else 'it'} (hand-written attributions?)",
-                        hint="pass --force to replace them, or --dir to write polybuild's files elsewhere")
+    writing = not args.check and not args.force
+    if writing:  # ATTRIBUTIONS.md is always written: refuse before a long scan
+        _refuse_hand_written(["ATTRIBUTIONS.md"], directory)
+    files = attribution_files(_license_scan(ws), target)
+    if writing:
+        _refuse_hand_written(files, directory)
     if args.check:
+        from polybuild.licenses.attributions import hand_written
+
+        foreign = hand_written(files, directory)
         outdated = stale(files, directory)
         for name in outdated:
             why = "was not written by polybuild" if name in foreign else "is out of date"
@@ -507,6 +511,17 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
         write_atomic(directory / name, content)
         print(f"wrote {directory / name}", file=sys.stderr)
     return 0
+
+
+def _refuse_hand_written(names: Iterable[str], directory: Path) -> None:
+    """Attribution files polybuild did not write (it knows its own header) are replaced only with --force."""
+    from polybuild.licenses.attributions import hand_written
+
+    foreign = hand_written(names, directory)
+    if foreign:
+        raise UserError(f"not overwriting {', '.join(foreign)} in {directory}: polybuild did not write "
+                        f"{'them' if len(foreign) > 1 else 'it'} (hand-written attributions?)",
+                        hint="pass --force to replace them, or --dir to write polybuild's files elsewhere")
 
 
 def _cmd_sbom(args: argparse.Namespace) -> int:
