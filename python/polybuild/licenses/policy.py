@@ -1,8 +1,13 @@
 """The dependency policy: cargo-deny's `deny.toml`, read as it is, extended to Python and Go.
 
-Accepted as cargo-deny writes it: `[graph]`, `[output]`, `[licenses]` (allow, exceptions, clarify,
-confidence-threshold, private, unused-allowed-license), `[bans]` (multiple-versions, deny, skip, skip-tree, allow,
-wildcards, ...), `[sources]` and `[advisories]`, so an existing Rust config keeps working. Extensions:
+Every key of cargo-deny 0.20's schema is accepted (and the deprecated or removed keys older configs carry), so an
+existing Rust config keeps working. What polybuild acts on: `[graph] all-features`; `[licenses]` allow, exceptions,
+clarify, confidence-threshold, `private.ignore`, unused-allowed-license, unused-license-exception; `[bans]`
+multiple-versions, deny, allow, skip, skip-tree; `[sources]` unknown-registry, unknown-git, allow-registry, allow-git,
+allow-org; `[advisories]` db-path, ignore. Every other cargo-deny key is documented with the `NOT_USED` or
+`DEPRECATED` prefix, and the keys a file sets of those are named in one note line each (`Policy.notes`); a key
+cargo-deny does not have either is an error with a "did you mean". Package specs take cargo-deny's forms (`name`,
+`name@1.2.3`, `name:<req>`, `{ name, version = "<req>" }` with Cargo's version requirements). Extensions:
 - a package spec anywhere cargo-deny takes a crate may be a purl (`pkg:pypi/requests`, `pkg:golang/golang.org/x/net`)
   or `name@version`;
 - `[licenses.python]` / `[licenses.go]` / `[licenses.rust]` `allow` lists add licenses for one ecosystem only;
@@ -23,7 +28,6 @@ from polybuild.tomlfile import TomlFile, load
 
 _LEVEL = ("allow", "warn", "deny")
 _SCOPE = ("all", "workspace", "transitive", "none")
-ANY = (str, int, float, bool, list, dict)
 # Documentation prefixes that also drive the notes: a key documented with one of them is accepted and reported in
 # one line per kind (see `Policy.notes`), never an error.
 NOT_USED = "cargo-deny's; accepted, not acted on by polybuild."
