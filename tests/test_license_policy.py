@@ -15,6 +15,7 @@ from polybuild.licenses.check import check
 from polybuild.licenses.expression import ExpressionError, normalize, parse, satisfied
 from polybuild.licenses.model import LicenseFile, Package
 from polybuild.licenses.policy import load_policy
+from polybuild.licenses.purl import purl as purl_of
 from polybuild.licenses.resolve import resolve, resolve_all
 
 DENY = """
@@ -258,6 +259,15 @@ def test_version_requirements_in_package_specs(tmp_path: Path) -> None:
                                                     "allow = ['MIT'] }]\n"})
     with pytest.raises(ConfigError, match=r"'1\.x\.y' is not a version requirement"):
         load_policy(bad / "deny.toml")
+
+
+def test_a_golang_purl_from_an_sbom_matches_its_module(tmp_path: Path) -> None:
+    """The golang purl type lowercases the module path: a spec copied from polybuild's SBOM still matches."""
+    purl = purl_of("golang", "github.com/Azure/go-ansiterm", "v0.0.0-20230124172434-306776ec8161")
+    root = write_tree(tmp_path, {"deny.toml": f"[bans]\ndeny = [\"{purl}\"]\n"})
+    found = verdicts(load_policy(root / "deny.toml"), [pkg("golang", "github.com/Azure/go-ansiterm",
+                                                           "v0.0.0-20230124172434-306776ec8161", "MIT")], tmp_path)
+    assert "deny bans github.com/Azure/go-ansiterm: banned by [bans].deny" in found
 
 
 def test_unused_license_exception(tmp_path: Path) -> None:
