@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import polybuild_env, run_polybuild, write_tree
+from polybuild import api
+from polybuild.licenses import cargo, cargolocks
 
 # Real modules whose paths have the shapes that broke purls: one element (go.opencensus.io), gopkg.in, vanity hosts
 # (go.uber.org, k8s.io with a /v2 suffix), a +incompatible version, a /v2 suffix and a pseudo-version.
@@ -198,4 +200,12 @@ def test_missing_cargo_locks_are_reported_at_once_or_resolved_in_the_cache(tmp_p
     assert sbom.returncode == 0, sbom.stderr
     components = {c["name"]: c for c in json.loads(sbom.stdout)["components"]}
     assert {"itoa", "ryu"} <= set(components)
-    assert str(private_cache) not in sbom.stdout  # the shadow's paths never leak into reports
+    # Read through the shadow, every crate is where it is in the repository: the core the bindings use by path is
+    # the workspace's own target, not a path crate in the cache.
+    ws = api.load(root).ws
+    crate_targets = {Path(t.manifest).parent: t.id for t in ws.targets.values() if t.kind == "rust"}
+    shadow = cargolocks.shadows(root, [root / "bindings/python"], private_cache)[root / "bindings/python"]
+    found = {p.name: p for p in cargo.workspace_packages(root / "bindings/python", crate_targets, shadow=shadow)}
+    assert found["acme-core"].workspace and found["acme-core"].source == "path"
+    assert found["itoa"].dependents == [(crate_targets[root / "bindings/python"], crate_targets[root / "core"])]
+    assert found["ryu"].files and not any(str(private_cache) in str(c) for p in found.values() for c in p.dependents)

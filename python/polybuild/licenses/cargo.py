@@ -14,6 +14,7 @@ from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
 
 if TYPE_CHECKING:
+    from polybuild.licenses.cargolocks import Shadow
     from polybuild.workspace import Workspace
 
 CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
@@ -35,7 +36,7 @@ def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
     return merge(found)
 
 
-def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Path]:
+def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Shadow]:
     """Workspaces without a Cargo.lock: all named in one error, or resolved in the cache when the config says so."""
     from polybuild.licenses import cargolocks
 
@@ -46,24 +47,23 @@ def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Path]:
         raise cargolocks.missing_error(ws.root, unlocked)
     from polybuild.cachedir import default_dir
 
-    shadows = cargolocks.shadow_manifests(ws.root, unlocked, default_dir())
-    for manifest in shadows.values():
-        cargolocks.generate(manifest, _run)
+    shadows = cargolocks.shadows(ws.root, unlocked, default_dir())
+    for shadow in shadows.values():
+        cargolocks.generate(shadow.manifest, _run)
     return shadows
 
 
 def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_features: bool = True,
-                       shadow: Path | None = None) -> list[Package]:
+                       shadow: Shadow | None = None) -> list[Package]:
     """The crates one Cargo workspace ships; chains start at its members that are targets (`crate_targets` maps
     crate directories to target ids; crates of other Cargo workspaces among them are the workspace's own too).
-    `shadow` is the manifest to resolve instead when the workspace's lock lives in polybuild's cache."""
-    from polybuild.licenses.cargolocks import real_path
-
-    manifest = shadow or root / "Cargo.toml"
-    meta = metadata(manifest, all_features=all_features, locked=shadow is None)
-    mapping = (shadow.parent, root) if shadow else None
-    for pkg in meta["packages"]:
-        pkg["manifest_path"] = str(real_path(Path(pkg["manifest_path"]), mapping))
+    With a `shadow` (the workspace's lock lives in polybuild's cache), cargo reads the shadow's manifest and every
+    path it reports is mapped back to the repository."""
+    meta = metadata(shadow.manifest if shadow else root / "Cargo.toml", all_features=all_features,
+                    locked=shadow is None)
+    if shadow:
+        for pkg in meta["packages"]:
+            pkg["manifest_path"] = str(shadow.real(Path(pkg["manifest_path"])))
     members = set(meta["workspace_members"])
     by_id = {p["id"]: p for p in meta["packages"]}
     target_of = {pid: crate_targets.get(Path(p["manifest_path"]).parent) for pid, p in by_id.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from polybuild.errors import UserError
@@ -37,26 +38,31 @@ def missing_error(repo: Path, roots: list[Path]) -> UserError:
                      f"purpose, set `{SWITCH}` in the polybuild config to resolve them in polybuild's cache instead")
 
 
-def shadow_manifests(repo: Path, roots: list[Path], cache: Path) -> dict[Path, Path]:
-    """Workspace root -> the manifest to resolve instead, in a shadow of `repo` whose lock is cached."""
+@dataclass(frozen=True)
+class Shadow:
+    """A workspace resolved in the cache: the manifest cargo reads, inside a shadow of the repository at `root`."""
+
+    manifest: Path
+    root: Path
+    repo: Path
+
+    def real(self, path: Path) -> Path:
+        """A path cargo reported inside the shadow, as the repository's path."""
+        try:
+            return self.repo / path.relative_to(self.root)
+        except ValueError:
+            return path
+
+
+def shadows(repo: Path, roots: list[Path], cache: Path) -> dict[Path, Shadow]:
+    """Workspace root -> its shadow, in a shadow of `repo` (one per repository) whose locks are cached."""
     shadow = cache / "cargo-locks" / hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
     rels = [root.resolve().relative_to(repo.resolve()) for root in roots]
     real_dirs = {Path(*rel.parts[:i]) for rel in rels for i in range(len(rel.parts) + 1)}
     for rel in sorted(real_dirs):
         _mirror_dir(repo / rel, shadow / rel, {d.name for d in real_dirs if d.parent == rel and d != rel},
                     keep_lock=rel in rels)
-    return {root: shadow / rel / "Cargo.toml" for root, rel in zip(roots, rels, strict=True)}
-
-
-def real_path(path: Path, shadow_to_repo: tuple[Path, Path] | None) -> Path:
-    """A path cargo reported inside a shadow, as the repository's path."""
-    if shadow_to_repo is None:
-        return path
-    shadow, repo = shadow_to_repo
-    try:
-        return repo / path.relative_to(shadow)
-    except ValueError:
-        return path
+    return {root: Shadow(shadow / rel / "Cargo.toml", shadow, repo) for root, rel in zip(roots, rels, strict=True)}
 
 
 def generate(manifest: Path, run) -> None:
