@@ -31,7 +31,7 @@ _SCOPE = ("all", "workspace", "transitive", "none")
 # Documentation prefixes that also drive the notes: a key documented with one of them is accepted and reported in
 # one line per kind (see `Policy.notes`), never an error.
 NOT_USED = "cargo-deny's; accepted, not acted on by polybuild."
-DEPRECATED = "Deprecated or removed by cargo-deny; accepted and ignored."
+DEPRECATED = "Deprecated or removed by cargo-deny; accepted."
 
 
 def _unused(type_: type | tuple[type, ...], doc: str, default: Any = None, choices: tuple[str, ...] = (),
@@ -75,9 +75,9 @@ SCHEMA = Table({
     "output": Table({
         "feature-depth": _unused(int, "How deep feature edges are shown in cargo-deny's graphs.", 1),
     }, doc="cargo-deny's output settings."),
-    **{key: _deprecated(GRAPH.keys[key].type, f"Use `[graph] {key}` (read as that when `[graph]` does not set it).")
+    **{key: _deprecated(GRAPH.keys[key].type, f"Read as `[graph] {key}` when `[graph]` does not set it.")
        for key in _TOP_LEVEL_GRAPH},
-    "feature-depth": _deprecated(int, "Use `[output] feature-depth`."),
+    "feature-depth": _deprecated(int, "Ignored (`[output] feature-depth` is cargo-deny's only)."),
     "licenses": Table({
         "version": Key(int, "Schema version (cargo-deny).", 2),
         "allow": Key(list, "Licenses (SPDX ids, or `X WITH Y`) every ecosystem may use.", [], item=str),
@@ -98,11 +98,11 @@ SCHEMA = Table({
                                         choices=_LEVEL),
         "include-dev": _unused(bool, "Check dev-dependencies too (polybuild never does: they never ship).", False),
         "include-build": _unused(bool, "Check build-dependencies (polybuild always does).", True),
-        "unlicensed": _deprecated(str, "Unlicensed packages are always denied."),
-        "allow-osi-fsf-free": _deprecated(str, "List the licenses in `allow`."),
-        "copyleft": _deprecated(str, "List the licenses in `allow`."),
-        "default": _deprecated(str, "Licenses not in `allow` are always denied."),
-        "deny": _deprecated(list, "Licenses not in `allow` are always denied."),
+        "unlicensed": _deprecated(str, "Ignored: unlicensed packages are always denied."),
+        "allow-osi-fsf-free": _deprecated(str, "Ignored: list the licenses in `allow`."),
+        "copyleft": _deprecated(str, "Ignored: list the licenses in `allow`."),
+        "default": _deprecated(str, "Ignored: licenses not in `allow` are always denied."),
+        "deny": _deprecated(list, "Ignored: licenses not in `allow` are always denied."),
         "rust": FreeTable("`allow = [...]`: licenses only Rust crates may use.", value_types=(list,)),
         "python": FreeTable("`allow = [...]`: licenses only Python packages may use.", value_types=(list,)),
         "go": FreeTable("`allow = [...]`: licenses only Go modules may use.", value_types=(list,)),
@@ -148,8 +148,8 @@ SCHEMA = Table({
             "ignore": _unused(list, "Crates not reported.", []),
             "ignore-rust-version": _unused(str, "Where `rust-version` is ignored.", "none", choices=_SCOPE),
         }, doc=f"{NOT_USED} Crates that `std` or `core` replace."),
-        "workspace-duplicates": _deprecated(str, "Use `[bans.workspace-dependencies] duplicates`."),
-        "unused-workspace-dependencies": _deprecated(str, "Use `[bans.workspace-dependencies] unused`."),
+        "workspace-duplicates": _deprecated(str, "Ignored (now `[bans.workspace-dependencies] duplicates`)."),
+        "unused-workspace-dependencies": _deprecated(str, "Ignored (now `[bans.workspace-dependencies] unused`)."),
     }, doc="Banned and duplicated packages."),
     "sources": Table({
         "unknown-registry": Key(str, "A crate from a registry not in allow-registry.", "warn", choices=_LEVEL),
@@ -188,10 +188,10 @@ SCHEMA = Table({
         "git-fetch-with-cli": _unused(bool, "Fetch databases with the git command.", False),
         "maximum-db-staleness": _unused(str, "How old a database may be (RFC 3339 duration).", "P90D"),
         "unused-ignored-advisory": _unused(str, "An ignored advisory that matches nothing.", "warn", choices=_LEVEL),
-        "vulnerability": _deprecated(str, "Vulnerabilities are always errors."),
-        "notice": _deprecated(str, "Notices are no longer reported."),
-        "severity-threshold": _deprecated((str, float, int), "Ignore advisories by id instead."),
-        "db-url": _deprecated(str, "Use `db-urls` (a list)."),
+        "vulnerability": _deprecated(str, "Ignored: advisories in `db-path` are always errors."),
+        "notice": _deprecated(str, "Ignored."),
+        "severity-threshold": _deprecated((str, float, int), "Ignored: ignore advisories by id instead."),
+        "db-url": _deprecated(str, "Ignored (now `db-urls`, a list)."),
     }, doc="Security advisories."),
 }, doc="The dependency policy: cargo-deny's schema as it is (every key of cargo-deny 0.20, and the deprecated ones "
     "it still reads), extended to Python and Go. Keys polybuild does not act on are accepted with a one-line note; "
@@ -420,7 +420,8 @@ def _notes(raw: dict[str, Any], display: str) -> tuple[str, ...]:
     if unused:
         notes.append(f"{display}: accepted, but polybuild does not act on: {', '.join(unused)}")
     if deprecated:
-        notes.append(f"{display}: deprecated or removed by cargo-deny, ignored: {', '.join(deprecated)}")
+        notes.append(f"{display}: deprecated or removed by cargo-deny (see docs/deny-reference.md): "
+                     f"{', '.join(deprecated)}")
     return tuple(notes)
 
 
