@@ -207,8 +207,8 @@ def test_keys_polybuild_does_not_act_on_are_named_in_one_note() -> None:
 
 def test_deprecated_keys_are_read_as_cargo_deny_reads_them(tmp_path: Path) -> None:
     relay = load_policy(DENY_DATA / "relay.toml", display="deny.toml")
-    assert relay.notes[1] == ("deny.toml: deprecated or removed by cargo-deny (see docs/deny-reference.md): targets, "
-                              "advisories.db-url, "
+    assert relay.notes[1] == ("deny.toml: deprecated or removed by cargo-deny (see `polybuild config-reference "
+                              "--deny`): targets, advisories.db-url, "
                               "advisories.vulnerability, advisories.notice, licenses.unlicensed, licenses.copyleft, "
                               "licenses.allow-osi-fsf-free, licenses.default")
     assert relay.data["graph"]["targets"][0] == {"triple": "x86_64-unknown-linux-gnu"}

@@ -420,7 +420,7 @@ def _notes(raw: dict[str, Any], display: str) -> tuple[str, ...]:
     if unused:
         notes.append(f"{display}: accepted, but polybuild does not act on: {', '.join(unused)}")
     if deprecated:
-        notes.append(f"{display}: deprecated or removed by cargo-deny (see docs/deny-reference.md): "
+        notes.append(f"{display}: deprecated or removed by cargo-deny (see `polybuild config-reference --deny`): "
                      f"{', '.join(deprecated)}")
     return tuple(notes)
 
