@@ -15,6 +15,7 @@ from polybuild.licenses.check import check
 from polybuild.licenses.expression import ExpressionError, normalize, parse, satisfied
 from polybuild.licenses.model import LicenseFile, Package
 from polybuild.licenses.policy import load_policy
+from polybuild.licenses.purl import purl as purl_of
 from polybuild.licenses.resolve import resolve, resolve_all
 
 DENY = """
@@ -178,6 +179,117 @@ def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:
         "deny sources github.com/unknown/mod: module path not under [sources.go].allow-prefixes",
         "deny advisories jinja2: GHSA-1: bad parsing",
     ], found
+
+
+# --- cargo-deny compatibility: real deny.toml files ----------------------------------------------------------------
+
+DENY_DATA = Path(__file__).parent / "data" / "deny"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DENY_DATA.glob("*.toml")))
+def test_real_deny_toml_files_are_accepted(name: str) -> None:
+    """deny.toml files of real Rust+Python+Go, Rust+Python and Rust+Go projects, and cargo-deny's own test
+    configurations (every key of its current schema), load without an error; what polybuild does not act on is
+    at most two one-line notes."""
+    policy = load_policy(DENY_DATA / name, display=name)
+    assert len(policy.notes) <= 2 and all("\n" not in note and note.startswith(f"{name}: ") for note in policy.notes)
+
+
+def test_keys_polybuild_does_not_act_on_are_named_in_one_note() -> None:
+    bans = load_policy(DENY_DATA / "cargo-deny-bans.toml", display="deny.toml")
+    assert bans.notes == ("deny.toml: accepted, but polybuild does not act on: bans.wildcards, "
+                          "bans.allow-wildcard-paths, bans.highlight, bans.workspace-default-features, "
+                          "bans.external-default-features, bans.deny[].wrappers, bans.skip-tree[].depth, "
+                          "bans.workspace-dependencies, bans.features, bans.build, bans.std-replacements",)
+    opendal = load_policy(DENY_DATA / "opendal.toml")  # cargo-deny 0.18.6's key, once rejected as unknown
+    assert opendal.data["licenses"]["unused-license-exception"] == "allow" and opendal.notes == ()
+
+
+def test_deprecated_keys_are_read_as_cargo_deny_reads_them(tmp_path: Path) -> None:
+    relay = load_policy(DENY_DATA / "relay.toml", display="deny.toml")
+    assert relay.notes[1] == ("deny.toml: deprecated or removed by cargo-deny (see `polybuild config-reference "
+                              "--deny`): targets, advisories.db-url, "
+                              "advisories.vulnerability, advisories.notice, licenses.unlicensed, licenses.copyleft, "
+                              "licenses.allow-osi-fsf-free, licenses.default")
+    assert relay.data["graph"]["targets"][0] == {"triple": "x86_64-unknown-linux-gnu"}
+    root = write_tree(tmp_path, {"deny.toml": "all-features = true\n"})
+    assert load_policy(root / "deny.toml").data["graph"]["all-features"] is True
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ("[licenses]\nunused-license-exceptions = 'warn'\n", "did you mean 'unused-license-exception'?"),
+    ("[licenses.private]\nignore-source = []\n", "did you mean 'ignore-sources'?"),
+    ("[bans.build]\nexecutable = 'warn'\n", "did you mean 'executables'?"),
+    ("[bans]\ndeny = [{ crate = 'openssl', wrapers = ['native-tls'] }]\n", "did you mean 'wrappers'?"),
+    ("[output]\nfeature_depth = 1\n", "did you mean 'feature-depth'?"),
+    ("[sources.allow-org]\ngithb = ['acme']\n", "did you mean 'github'?"),
+])
+def test_keys_cargo_deny_does_not_have_are_errors(tmp_path: Path, text: str, hint: str) -> None:
+    root = write_tree(tmp_path, {"deny.toml": text})
+    with pytest.raises(ConfigError) as err:
+        load_policy(root / "deny.toml")
+    assert str(err.value).startswith("deny.toml:") and hint in str(err.value)
+
+
+def test_version_requirements_in_package_specs(tmp_path: Path) -> None:
+    """cargo-deny's `version` key and `name:req` are Cargo version requirements (linkerd2 writes `version = "*"`)."""
+    linkerd = load_policy(DENY_DATA / "linkerd2.toml")
+    packages = [pkg("cargo", "aws-lc-sys", "0.32.3", "ISC AND (Apache-2.0 OR ISC) AND OpenSSL"),
+                pkg("cargo", "syn", "2.0.111", "MIT"), pkg("cargo", "syn", "3.0.1", "MIT"),
+                pkg("cargo", "thiserror", "1.0.69", "MIT"), pkg("cargo", "thiserror", "2.0.17", "MIT"),
+                pkg("cargo", "rand", "0.8.5", "MIT"), pkg("cargo", "rand", "0.9.2", "MIT"),
+                pkg("cargo", "rand", "0.10.0", "MIT")]
+    assert verdicts(linkerd, packages, tmp_path) == [
+        "deny bans rand: 2 versions of rand (0.10.0, 0.8.5); unify them or add one to [bans].skip",
+        f"warn advisories -: advisories not checked: db-path {Path.home()}/.cargo/advisory-db (deny.toml:12) does "
+        "not exist; polybuild reads OSV JSON files there, while cargo-deny clones its databases into it"]
+    root = write_tree(tmp_path, {"deny.toml": """
+        [licenses]
+        allow = ["MIT"]
+        [bans]
+        multiple-versions = "allow"
+        deny = ["old:<0.3, >=0.1", "exact@1.0.0", { crate = "pinned:=2.1" }]
+        """})
+    policy = load_policy(root / "deny.toml")
+    packages = [pkg("cargo", name, version, "MIT") for name, version in (
+        ("old", "0.2.9"), ("old", "0.3.0"), ("exact", "1.0.0"), ("exact", "1.0.1"), ("pinned", "2.1.7"),
+        ("pinned", "2.2.0"))]
+    assert [line.split(":")[0] for line in verdicts(policy, packages, tmp_path)] == [
+        "deny bans old", "deny bans exact", "deny bans pinned"]
+    bad = write_tree(tmp_path / "bad", {"deny.toml": "[licenses]\nexceptions = [{ name = 'x', version = '1.x.y', "
+                                                    "allow = ['MIT'] }]\n"})
+    with pytest.raises(ConfigError, match=r"'1\.x\.y' is not a version requirement"):
+        load_policy(bad / "deny.toml")
+
+
+def test_a_golang_purl_from_an_sbom_matches_its_module(tmp_path: Path) -> None:
+    """The golang purl type lowercases the module path: a spec copied from polybuild's SBOM still matches."""
+    purl = purl_of("golang", "github.com/Azure/go-ansiterm", "v0.0.0-20230124172434-306776ec8161")
+    root = write_tree(tmp_path, {"deny.toml": f"[bans]\ndeny = [\"{purl}\"]\n"})
+    found = verdicts(load_policy(root / "deny.toml"), [pkg("golang", "github.com/Azure/go-ansiterm",
+                                                           "v0.0.0-20230124172434-306776ec8161", "MIT")], tmp_path)
+    assert "deny bans github.com/Azure/go-ansiterm: banned by [bans].deny" in found
+
+
+def test_unused_license_exception(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"deny.toml": """
+        [licenses]
+        allow = ["MIT"]
+        unused-license-exception = "warn"
+        exceptions = [{ crate = "gone", allow = ["MPL-2.0"] }, { crate = "here", allow = ["MPL-2.0"] }]
+        """})
+    policy = load_policy(root / "deny.toml")
+    found = verdicts(policy, [pkg("cargo", "here", "1.0.0", "MPL-2.0")], tmp_path)
+    assert found == ["warn licenses -: the license exception for gone matches no package"]
+
+
+def test_a_missing_policy_is_the_empty_policy_and_says_so(tmp_path: Path) -> None:
+    policy = load_policy(tmp_path / "deny.toml", display="deny.toml")
+    assert len(policy.notes) == 1
+    assert policy.notes[0].startswith("deny.toml not found: the policy is empty, so no license is allowed")
+    found = verdicts(policy, [pkg("cargo", "itoa", "1.0.0", "MIT")], tmp_path)
+    assert found == ["deny licenses itoa: license not allowed; allow it in [licenses].allow or add an exception for "
+                     "this package"]
 
 
 def test_every_deny_key_is_documented() -> None:

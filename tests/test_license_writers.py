@@ -103,6 +103,19 @@ def fixtures() -> list[Resolved]:
     ("golang", "github.com/Masterminds/semver/v3", "v3.2.1", "pkg:golang/github.com/masterminds/semver/v3@v3.2.1"),
     ("golang", "github.com/x/y", "v2.0.0+incompatible", "pkg:golang/github.com/x/y@v2.0.0%2Bincompatible"),
     ("golang", "gopkg.in/yaml.v3", None, "pkg:golang/gopkg.in/yaml.v3"),
+    # Real module paths of odd shapes: one element (no namespace), gopkg.in, vanity hosts, +incompatible, a major
+    # version suffix, a pseudo-version, and a workspace's own `module demo`.
+    ("golang", "go.opencensus.io", "v0.24.0", "pkg:golang/go.opencensus.io@v0.24.0"),
+    ("golang", "gotest.tools", "v2.2.0+incompatible", "pkg:golang/gotest.tools@v2.2.0%2Bincompatible"),
+    ("golang", "gopkg.in/yaml.v3", "v3.0.1", "pkg:golang/gopkg.in/yaml.v3@v3.0.1"),
+    ("golang", "go.uber.org/zap", "v1.27.0", "pkg:golang/go.uber.org/zap@v1.27.0"),
+    ("golang", "k8s.io/api", "v0.31.0", "pkg:golang/k8s.io/api@v0.31.0"),
+    ("golang", "github.com/docker/docker", "v28.0.0+incompatible",
+     "pkg:golang/github.com/docker/docker@v28.0.0%2Bincompatible"),
+    ("golang", "github.com/cespare/xxhash/v2", "v2.3.0", "pkg:golang/github.com/cespare/xxhash/v2@v2.3.0"),
+    ("golang", "github.com/pmezard/go-difflib", "v1.0.1-0.20181226105442-5d4384ee4fb2",
+     "pkg:golang/github.com/pmezard/go-difflib@v1.0.1-0.20181226105442-5d4384ee4fb2"),
+    ("golang", "demo", "1.2.0", "pkg:golang/demo@1.2.0"),
 ])
 def test_purl_spelling(ecosystem: str, name: str, version: str | None, expected: str) -> None:
     assert purl(ecosystem, name, version) == expected
@@ -112,6 +125,7 @@ def test_purl_spelling(ecosystem: str, name: str, version: str | None, expected:
     ("cargo", "serde_json", "1.0.0-rc.1+build.5"), ("pypi", "Zope.Interface_X", "1!2.0.post1"),
     ("golang", "github.com/Azure/go-ansiterm", "v0.0.0-20230124172434-306776ec8161"),
     ("golang", "github.com/x/y~z/v2", "v2.0.0+incompatible"),
+    ("golang", "go.opencensus.io", "v0.24.0"), ("golang", "k8s.io/api", "v0.31.0"),
 ])
 def test_purl_agrees_with_packageurl_python(ecosystem: str, name: str, version: str) -> None:
     """The reference implementation parses ours back to the same parts, and writes the same string from them."""
@@ -123,7 +137,7 @@ def test_purl_agrees_with_packageurl_python(ecosystem: str, name: str, version: 
     assert parsed.to_string() == ours
 
 
-@pytest.mark.parametrize(("ecosystem", "name"), [("npm", "left-pad"), ("golang", "toml"), ("golang", "a//b"),
+@pytest.mark.parametrize(("ecosystem", "name"), [("npm", "left-pad"), ("golang", "a//b"), ("golang", "x/"),
                                                  ("cargo", "")])
 def test_purl_refuses_what_it_cannot_spell(ecosystem: str, name: str) -> None:
     with pytest.raises(PurlError):

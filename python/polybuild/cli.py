@@ -8,9 +8,16 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polybuild import __version__
 from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from polybuild.licenses.scan import Scan
+    from polybuild.workspace import Workspace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
+    attributions.add_argument("--force", action="store_true",
+                              help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
@@ -448,9 +457,7 @@ def _render(loaded, args: argparse.Namespace) -> int:
 def _cmd_deny(args: argparse.Namespace) -> int:
     import json
 
-    from polybuild.licenses.scan import scan
-
-    found = scan(_load(args).ws).violations()
+    found = _license_scan(_load(args).ws).violations()
     denied = [v for v in found if v.severity == "deny"]
     if args.json:
         print(json.dumps([{"check": v.check, "severity": v.severity, "message": v.message,
@@ -466,19 +473,40 @@ def _cmd_deny(args: argparse.Namespace) -> int:
     return 1 if denied else 0
 
 
+def _license_scan(ws: Workspace) -> Scan:
+    """The license pass. The policy is read first, so that a bad deny.toml stops it before the inventory, and its
+    notes (an empty policy, keys polybuild does not act on) come first, one line each."""
+    from polybuild.licenses.policy import load_policy
+    from polybuild.licenses.scan import scan
+
+    conf = ws.config["licenses"]
+    for note in load_policy(ws.root / conf["policy"], display=conf["policy"]).notes:
+        print(f"note: {note}", file=sys.stderr)
+    return scan(ws)
+
+
 def _cmd_attributions(args: argparse.Namespace) -> int:
-    from polybuild.licenses.scan import attribution_files, scan, stale
+    from polybuild.licenses.scan import attribution_files, stale
     from polybuild.report import write_atomic
 
     loaded = _load(args)
     ws = loaded.ws
     target = ws.resolve(args.target) if args.target else None
-    files = attribution_files(scan(ws), target)
     directory = args.dir or ws.root / ws.config["licenses"]["attributions-dir"]
+    writing = not args.check and not args.force
+    if writing:  # ATTRIBUTIONS.md is always written: refuse before a long scan
+        _refuse_hand_written(["ATTRIBUTIONS.md"], directory)
+    files = attribution_files(_license_scan(ws), target)
+    if writing:
+        _refuse_hand_written(files, directory)
     if args.check:
+        from polybuild.licenses.attributions import hand_written
+
+        foreign = hand_written(files, directory)
         outdated = stale(files, directory)
         for name in outdated:
-            print(f"polybuild: {name} is out of date", file=sys.stderr)
+            why = "was not written by polybuild" if name in foreign else "is out of date"
+            print(f"polybuild: {name} {why}", file=sys.stderr)
         if outdated:
             print("  hint: run `polybuild attributions` and commit the result", file=sys.stderr)
         return 1 if outdated else 0
@@ -488,14 +516,25 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_hand_written(names: Iterable[str], directory: Path) -> None:
+    """Attribution files polybuild did not write (it knows its own header) are replaced only with --force."""
+    from polybuild.licenses.attributions import hand_written
+
+    foreign = hand_written(names, directory)
+    if foreign:
+        raise UserError(f"not overwriting {', '.join(foreign)} in {directory}: polybuild did not write "
+                        f"{'them' if len(foreign) > 1 else 'it'} (hand-written attributions?)",
+                        hint="pass --force to replace them, or --dir to write polybuild's files elsewhere")
+
+
 def _cmd_sbom(args: argparse.Namespace) -> int:
     import json
 
-    from polybuild.licenses.scan import sbom, scan
+    from polybuild.licenses.scan import sbom
 
     ws = _load(args).ws
     target = ws.resolve(args.target) if args.target else None
-    text = json.dumps(sbom(scan(ws), args.format, target), indent=2) + "\n"
+    text = json.dumps(sbom(_license_scan(ws), args.format, target), indent=2) + "\n"
     if args.output:
         from polybuild.report import write_atomic
 

@@ -275,6 +275,10 @@ SCHEMA = Table(
                 "policy": Key(str, "The dependency policy (cargo-deny's schema, extended to Python and Go).",
                               "deny.toml"),
                 "attributions-dir": Key(str, "Where `polybuild attributions` writes ATTRIBUTIONS*.md.", "."),
+                "generate-cargo-locks": Key(bool, "A Cargo workspace without a Cargo.lock (a repository that ignores "
+                                            "nested locks on purpose) is resolved into polybuild's cache, never the "
+                                            "tree (the first scan needs crates.io), instead of being an error.",
+                                            False),
                 "system-libraries": Key(list, "Libraries the artifacts need from the system, for ATTRIBUTIONS.md: "
                                         "`{ name = \"glibc\", version = \"2.36\", license = \"LGPL-2.1-or-later\", "
                                         "note = \"...\" }`.", [], item=dict),

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from polybuild.licenses.model import ECOSYSTEMS, LicenseFile, Resolved
 from polybuild.licenses.sbom import Subject, ordered
@@ -25,6 +26,10 @@ CanonicalText = Callable[[str], str | None]
 ECOSYSTEM_TITLES = {"cargo": "Rust", "pypi": "Python", "golang": "Go"}
 FALLBACK_MARKER = "⚠ FALLBACK"
 NO_TEXT_MARKER = "⚠ NO LICENSE TEXT FOUND"
+# Phrases of the generated introductions: with the title, they tell polybuild's own files from hand-written ones.
+_TITLE = re.compile(r"^# (?:Attributions|(?:Rust|Python|Go) attributions) for \S")
+SUMMARY_MARK = "their licenses, and the system libraries declared in the polybuild config"
+ECOSYSTEM_MARK = "Each package's license and NOTICE texts are reproduced from the package itself"
 _HOW = {"declared": "the declared license", "clarify": "a clarification in the polybuild config",
         "legacy": "Python's legacy License field or classifiers", "detected": "detection in the package's texts",
         "unlicensed": "nothing: no license could be determined"}
@@ -55,6 +60,22 @@ def third_party(resolved: Iterable[Resolved], ecosystem: str | None = None) -> l
                                          _natural(r.package.version)))
 
 
+def generated(text: str) -> bool:
+    """Whether a file is one polybuild wrote (its title and its introduction), not a hand-written one."""
+    first, _, rest = text.partition("\n")
+    return bool(_TITLE.match(first)) and (SUMMARY_MARK in rest or ECOSYSTEM_MARK in rest)
+
+
+def hand_written(names: Iterable[str], directory: Path) -> list[str]:
+    """Those of `names` that exist in `directory` and were not written by polybuild: never overwritten unasked."""
+    found = []
+    for name in sorted(names):
+        path = directory / name
+        if path.is_file() and not generated(path.read_text(encoding="utf-8", errors="replace")):
+            found.append(name)
+    return found
+
+
 # --- ATTRIBUTIONS.md -----------------------------------------------------------------------------------------------
 
 
@@ -64,8 +85,8 @@ def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libr
     packages = third_party(resolved)
     lines = [f"# Attributions for {subject.name} {subject.version}", "",
              f"This file covers {subject.describe()}: the {len(packages)} third-party packages it is built from, "
-             "their licenses, and the system libraries declared in the polybuild config. The license and NOTICE "
-             "texts of every package are in the per-ecosystem files linked below."]
+             f"{SUMMARY_MARK}. The license and NOTICE texts of every package are in the per-ecosystem files linked "
+             "below."]
     if subject.sha256:
         lines += ["", f"SHA-256 of the {subject.kind}: `{subject.sha256}`"]
     lines += ["", *_ecosystem_table(packages), "", *_license_totals(packages)]
@@ -129,10 +150,10 @@ def ecosystem_markdown(subject: Subject, ecosystem: str, resolved: Iterable[Reso
     title = ECOSYSTEM_TITLES[ecosystem]
     lines = [f"# {title} attributions for {subject.name} {subject.version}", "",
              f"The {len(packages)} third-party {title} ({ecosystem}) packages of {subject.describe()}, sorted by name "
-             "and version. Each package's license and NOTICE texts are reproduced from the package itself, at the "
-             f"pinned version. Where a package ships no license text, the canonical text is given instead, marked "
-             f"**{FALLBACK_MARKER}**; where none is known either, the package is marked **{NO_TEXT_MARKER}**. Texts "
-             "shared by several packages are printed once, under [Shared texts](#shared-texts)."]
+             f"and version. {ECOSYSTEM_MARK}, at the pinned version. Where a package ships no license text, the "
+             f"canonical text is given instead, marked **{FALLBACK_MARKER}**; where none is known either, the "
+             f"package is marked **{NO_TEXT_MARKER}**. Texts shared by several "
+             "packages are printed once, under [Shared texts](#shared-texts)."]
     lines += ["", "| Package | Version | License |", "|---|---|---|"]
     lines += [f"| [{_cell(r.package.name)}](#{_anchor(r)}) | {_cell(r.package.version)} | "
               f"{_code(r.expression) if r.expression else '*none found*'} |" for r in packages]

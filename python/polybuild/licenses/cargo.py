@@ -14,6 +14,7 @@ from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
 
 if TYPE_CHECKING:
+    from polybuild.licenses.cargolocks import Shadow
     from polybuild.workspace import Workspace
 
 CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
@@ -27,16 +28,42 @@ def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
         if target.kind in ("rust", "py") and target.info.get("cargo_workspace"):
             crate_targets[Path(target.info.get("crate_manifest", target.manifest)).parent] = target.id
             roots.add(target.info["cargo_workspace"])
+    shadows = _lock_shadows(ws, [Path(root) for root in sorted(roots)])
     found: list[Package] = []
     for root in sorted(roots):
-        found += workspace_packages(Path(root), crate_targets, all_features=all_features)
+        found += workspace_packages(Path(root), crate_targets, all_features=all_features,
+                                    shadow=shadows.get(Path(root)))
     return merge(found)
 
 
-def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_features: bool = True) -> list[Package]:
+def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Shadow]:
+    """Workspaces without a Cargo.lock: all named in one error, or resolved in the cache when the config says so."""
+    from polybuild.licenses import cargolocks
+
+    unlocked = cargolocks.missing(roots)
+    if not unlocked:
+        return {}
+    if not ws.config["licenses"]["generate-cargo-locks"]:
+        raise cargolocks.missing_error(ws.root, unlocked)
+    from polybuild.cachedir import default_dir
+
+    shadows = cargolocks.shadows(ws.root, unlocked, default_dir())
+    for shadow in shadows.values():
+        cargolocks.generate(shadow.manifest, _run)
+    return shadows
+
+
+def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_features: bool = True,
+                       shadow: Shadow | None = None) -> list[Package]:
     """The crates one Cargo workspace ships; chains start at its members that are targets (`crate_targets` maps
-    crate directories to target ids; crates of other Cargo workspaces among them are the workspace's own too)."""
-    meta = metadata(root / "Cargo.toml", all_features=all_features)
+    crate directories to target ids; crates of other Cargo workspaces among them are the workspace's own too).
+    With a `shadow` (the workspace's lock lives in polybuild's cache), cargo reads the shadow's manifest and every
+    path it reports is mapped back to the repository."""
+    meta = metadata(shadow.manifest if shadow else root / "Cargo.toml", all_features=all_features,
+                    locked=shadow is None)
+    if shadow:
+        for pkg in meta["packages"]:
+            pkg["manifest_path"] = str(shadow.real(Path(pkg["manifest_path"])))
     members = set(meta["workspace_members"])
     by_id = {p["id"]: p for p in meta["packages"]}
     target_of = {pid: crate_targets.get(Path(p["manifest_path"]).parent) for pid, p in by_id.items()}
@@ -48,32 +75,34 @@ def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_featur
     return [_package(by_id[pid], pid in own, chains.get(pid, [])) for pid in shipped]
 
 
-def metadata(manifest: Path, *, all_features: bool) -> dict:
-    """`cargo metadata` with the resolve graph, locked and offline; failures name the manifest and the fix."""
+def metadata(manifest: Path, *, all_features: bool, locked: bool = True) -> dict:
+    """`cargo metadata` with the resolve graph, offline and (for a lock in the tree) locked; failures name the
+    manifest and the fix."""
     from polybuild.toolchains import require
 
     cargo = require("cargo", f"the license inventory of {manifest}")
-    argv = [cargo, "metadata", "--locked", "--offline", "--format-version", "1", "--manifest-path", str(manifest)]
+    argv = [cargo, "metadata", *(["--locked"] if locked else []), "--offline", "--format-version", "1",
+            "--manifest-path", str(manifest)]
     if all_features:
         argv.append("--all-features")
     return json.loads(_run(argv, manifest))
 
 
-def _run(argv: list[str], manifest: Path) -> str:
+def _run(argv: list[str], manifest: Path, offline: bool = True) -> str:
     import subprocess
 
-    env = {**os.environ, "CARGO_NET_OFFLINE": "true"}
+    env = {**os.environ, "CARGO_NET_OFFLINE": "true"} if offline else None
     proc = subprocess.run(argv, cwd=manifest.parent, capture_output=True, text=True, env=env)
     if proc.returncode == 0:
         return proc.stdout
     detail = proc.stderr.strip()
     if "--locked" in detail or "lock file" in detail:
-        hint = f"Cargo.lock is missing or out of date: run `cargo update -w` in {manifest.parent} and commit it"
+        hint = f"Cargo.lock is out of date: run `cargo update -w` in {manifest.parent} and commit it"
     elif "offline" in detail or "failed to download" in detail or "failed to load source" in detail:
         hint = f"crates are missing from the local cache: run `cargo fetch --locked` in {manifest.parent}"
     else:
         hint = None
-    raise UserError(f"cargo metadata for {manifest} failed:\n{detail}", hint=hint)
+    raise UserError(f"cargo {argv[1]} for {manifest} failed:\n{detail}", hint=hint)
 
 
 def _shipping_edges(meta: dict) -> dict[str, list[str]]:

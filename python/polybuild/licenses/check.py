@@ -8,10 +8,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import UserError
 from polybuild.licenses.expression import License, parse, satisfied
 from polybuild.licenses.model import Package, Resolved
-from polybuild.licenses.policy import Policy, spec_of
+from polybuild.licenses.policy import Policy, Spec, spec_of
 
 _OSV_ECOSYSTEM = {"crates.io": "cargo", "PyPI": "pypi", "Go": "golang"}
 
@@ -79,7 +78,23 @@ def _licenses(resolved: list[Resolved], policy: Policy) -> list[Violation]:
         for lic in sorted(set(policy.data["licenses"]["allow"]) - {u for u in used}):
             if lic.lower() not in used:
                 found.append(Violation("licenses", level, None, f"allowed license {lic} is not used by any package"))
-    return found
+    return found + _unused_exceptions(resolved, policy)
+
+
+def _unused_exceptions(resolved: list[Resolved], policy: Policy) -> list[Violation]:
+    """cargo-deny's `unused-license-exception`: an exception whose package is not in the graph."""
+    level = policy.data["licenses"]["unused-license-exception"]
+    if level == "allow":
+        return []
+    packages = [r.package for r in resolved]
+    return [Violation("licenses", level, None, f"the license exception for {_spec_text(spec)} matches no package")
+            for spec, _ in policy.exceptions
+            if not any(spec.matches(p.ecosystem, p.name, p.version) for p in packages)]
+
+
+def _spec_text(spec: Spec) -> str:
+    text = f"{spec.name}@{spec.version}" if spec.version else spec.name
+    return f"{spec.ecosystem} {text}" if spec.ecosystem else text
 
 
 def _bans(packages: list[Package], policy: Policy) -> list[Violation]:
@@ -159,15 +174,18 @@ def _advisories(packages: list[Package], policy: Policy, root: Path) -> list[Vio
         return []
     db = Path(conf["db-path"]).expanduser()
     db = db if db.is_absolute() else root / db
-    if not db.is_dir():
-        raise UserError(f"{policy.where('advisories', 'db-path')}: advisory directory {db} does not exist",
-                        hint="point db-path at a directory of OSV JSON files")
+    files = sorted(db.rglob("*.json")) if db.is_dir() else []
+    if not files:  # cargo-deny clones its databases into db-path (RustSec's format): not for polybuild to read
+        state = "has no OSV JSON files" if db.is_dir() else "does not exist"
+        return [Violation("advisories", "warn", None, f"advisories not checked: db-path {db} "
+                          f"({policy.where('advisories', 'db-path')}) {state}; polybuild reads OSV JSON files "
+                          "there, while cargo-deny clones its databases into it")]
     ignored = {e if isinstance(e, str) else e.get("id") for e in conf["ignore"]}
     index: dict[tuple[str, str], list[Package]] = defaultdict(list)
     for p in packages:
         index[(p.ecosystem, _norm(p.ecosystem, p.name))].append(p)
     found = []
-    for path in sorted(db.rglob("*.json")):
+    for path in files:
         advisory = json.loads(path.read_text(encoding="utf-8"))
         if advisory.get("id") in ignored or advisory.get("withdrawn"):
             continue

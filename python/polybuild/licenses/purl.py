@@ -6,7 +6,10 @@ by purl, so one spelling per package matters more than how readable it is.
 - pypi: `pkg:pypi/<name>@<version>`, the name lowercased with `_` replaced by `-` (the pypi type's rule).
 - golang: `pkg:golang/<namespace>/<name>@<version>`, the module path split at its last `/`, lowercased as the golang
   type definition requires (Go refuses module paths that differ only in case within one build, so nothing collides;
-  the exact module path stays in the SBOM component's name).
+  the exact module path stays in the SBOM component's name). A module path of one element (`go.opencensus.io`,
+  `gotest.tools`, or a local `module demo`) is a name without a namespace: `pkg:golang/go.opencensus.io`. The type
+  definition calls the namespace required, but it predates modules (purl-spec issue #63); the core specification
+  makes the namespace optional, and Syft, Trivy, OSV and packageurl-python write and read these purls so.
 
 Every segment is percent-encoded on its own (`/` separates namespace segments and is never encoded), so a Go
 `+incompatible` version becomes `%2Bincompatible`. A tiny implementation instead of packageurl-python: polybuild does
@@ -45,8 +48,8 @@ def pypi_name(name: str) -> str:
 
 def _golang_path(module: str) -> str:
     segments = module.lower().split("/")
-    if len(segments) < 2 or not all(segments):
-        raise PurlError(f"Go module path '{module}' needs a namespace and non-empty segments (e.g. github.com/x/y)")
+    if not all(segments):
+        raise PurlError(f"Go module path '{module}' has an empty element")
     return "/".join(_encode(segment) for segment in segments)
 
 
