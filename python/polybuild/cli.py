@@ -67,14 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
+    fetch_help = "first download what the lockfiles name (crates, Go modules, the locked Python distributions)"
+    deny.add_argument("--fetch", action="store_true", help=fetch_help)
     attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
+    attributions.add_argument("--fetch", action="store_true", help=fetch_help)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
+    sbom.add_argument("--fetch", action="store_true", help=fetch_help)
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
@@ -447,7 +451,7 @@ def _cmd_deny(args: argparse.Namespace) -> int:
 
     from polybuild.licenses.scan import scan
 
-    found = scan(_load(args).ws).violations()
+    found = scan(_load(args).ws, fetch=args.fetch).violations()
     denied = [v for v in found if v.severity == "deny"]
     if args.json:
         print(json.dumps([{"check": v.check, "severity": v.severity, "message": v.message,
@@ -470,7 +474,7 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     loaded = _load(args)
     ws = loaded.ws
     target = ws.resolve(args.target) if args.target else None
-    files = attribution_files(scan(ws), target)
+    files = attribution_files(scan(ws, fetch=args.fetch), target)
     directory = args.dir or ws.root / ws.config["licenses"]["attributions-dir"]
     if args.check:
         outdated = stale(files, directory)
@@ -492,7 +496,7 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
     ws = _load(args).ws
     target = ws.resolve(args.target) if args.target else None
-    text = json.dumps(sbom(scan(ws), args.format, target), indent=2) + "\n"
+    text = json.dumps(sbom(scan(ws, fetch=args.fetch), args.format, target), indent=2) + "\n"
     if args.output:
         from polybuild.report import write_atomic
 

@@ -69,8 +69,8 @@ class Scan:
         return {module for binary in binaries for module in binary_modules(binary)}
 
 
-def scan(ws: Workspace) -> Scan:
-    """Inventory (offline), the deny.toml policy, and every package's license."""
+def scan(ws: Workspace, *, fetch: bool = False) -> Scan:
+    """Inventory (offline unless `fetch`), the deny.toml policy, and every package's license."""
     from polybuild.licenses.detect import detect_many
     from polybuild.licenses.inventory import inventory
     from polybuild.licenses.policy import load_policy
@@ -78,7 +78,7 @@ def scan(ws: Workspace) -> Scan:
 
     conf = ws.config["licenses"]
     policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
-    found = inventory(ws, all_features=policy.data["graph"]["all-features"])
+    found = inventory(ws, all_features=policy.data["graph"]["all-features"], fetch=fetch)
     return Scan(ws, found, policy, resolve_all(found.packages, policy, detect_many))
 
 
