@@ -51,7 +51,18 @@ def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool = False) 
                  pool.submit(golang.packages, ws)]
         found = [package for scan in scans for package in scan.result()]
     packages = merge(found)
+    _inherit_the_repository_license(ws.root, packages)
     return Inventory(packages, _by_target(ws, packages))
+
+
+def _inherit_the_repository_license(root: Path, packages: list[Package]) -> None:
+    """A workspace package that declares no license and ships no text of its own is under the repository's: it
+    gets the license texts at the workspace root (a Go module in a subdirectory of an Apache-2.0 repository)."""
+    bare = [p for p in packages if p.workspace and not (p.declared or p.legacy or p.classifiers or p.files)]
+    if bare:
+        texts = license_files(root)
+        for package in bare:
+            package.files = list(texts)
 
 
 def _fetch_crates_and_modules(ws: Workspace) -> None:
@@ -86,12 +97,12 @@ def _by_target(ws: Workspace, packages: list[Package]) -> dict[str, set[Key]]:
             shipped.setdefault(chain[0].partition("[")[0], set()).add(package.key)
     for target in ws.targets.values():
         if target.kind == "image":
-            for dep in _closure(ws, target.id):
+            for dep in closure(ws, target.id):
                 shipped[target.id] |= shipped.get(dep, set())
     return shipped
 
 
-def _closure(ws: Workspace, start: str) -> set[str]:
+def closure(ws: Workspace, start: str) -> set[str]:
     seen: set[str] = set()
     todo = [start]
     while todo:

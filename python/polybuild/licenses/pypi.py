@@ -70,7 +70,7 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     own = {t.info["dist_name"]: t for t in projects}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
-        by_lock.setdefault(_lock_for(ws.root, target.dir), []).append(target)
+        by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
     graphs: list[Graph] = []
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
@@ -83,7 +83,7 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     return merge([*found, *(_own_package(t, ws.release_version) for t in projects)])
 
 
-def _lock_for(root: Path, directory: Path) -> Path | None:
+def lock_for(root: Path, directory: Path) -> Path | None:
     """The nearest uv.lock at or above a project, inside the workspace."""
     for candidate in (directory, *directory.parents):
         if (candidate / "uv.lock").is_file():
@@ -299,9 +299,20 @@ def resolved_graphs(targets: list[Target], own: dict[str, Target], release_versi
                         f"{platform.label} into polybuild's cache, and later runs read that offline (or lock the "
                         "projects with `uv lock`)")
     with ThreadPoolExecutor(max_workers=_COMPILE_JOBS) as pool:
-        list(pool.map(lambda w: resolution.resolve(w[4], platform, w[3], w[0], w[2]), todo))
+        failures = [e for e in pool.map(lambda w: _failure(resolution.resolve, w[4], platform, w[3], w[0], w[2]),
+                                        todo) if e]
+    if failures:  # every resolution that failed, at once
+        raise UserError("\n".join(e.message for e in failures), hint=failures[0].hint)
     return [ResolvedGraph(own, release_version, sources, [(target, extra)], read_pylock(path))
             for target, extra, _, _, path in wanted]
+
+
+def _failure(function: Callable[..., None], *args: Any) -> UserError | None:
+    try:
+        function(*args)
+    except UserError as exc:
+        return exc
+    return None
 
 
 def _extras(target: Target) -> list[str]:

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from polybuild.workspace import Target
 
 TIMEOUT = 900  # seconds for one resolution (large ML stacks take minutes on a cold uv cache)
+# uv's index settings from the environment: they change what resolves (e.g. a vendor index for packages that PyPI
+# holds only as sdists that cannot be built here).
+_INDEX_VARIABLES = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS")
 # uv's names for target platforms (`--python-platform`), by polybuild os/arch.
 _TRIPLES = {("linux", "amd64"): "x86_64", ("linux", "arm64"): "aarch64", ("darwin", "amd64"): "x86_64-apple-darwin",
             ("darwin", "arm64"): "aarch64-apple-darwin", ("windows", "amd64"): "x86_64-pc-windows-msvc",
@@ -41,7 +44,9 @@ def python_platform(platform: Platform) -> str:
 def location(cache: Path, platform: Platform, requirements: list[str], target: Target) -> Path:
     """Where the resolution of these requirements for this platform is cached."""
     python = f"{platform.python[0]}.{platform.python[1]}"
-    key = hashlib.sha256(json.dumps([requirements, _uv_settings(target), python_platform(platform), python]).encode())
+    indexes = [os.environ.get(name, "") for name in _INDEX_VARIABLES]  # hashed, never stored in clear
+    key = hashlib.sha256(json.dumps([requirements, _uv_settings(target), python_platform(platform), python,
+                                     indexes]).encode())
     return cache / "resolved" / f"pylock.{key.hexdigest()[:32]}.toml"
 
 
