@@ -10,11 +10,16 @@ the config only, so every machine reads the same file."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import hashlib
 import os
 import re
+import tarfile
 import tempfile
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,66 +118,51 @@ def _download(cache: Path, artifact: Artifact) -> str | None:
 
 
 def evidence(path: Path) -> Package:
-    """The package and license evidence of a downloaded wheel or sdist."""
-    from polybuild.licenses.pypi import evidence_from_wheel
-
-    if path.name.endswith(".whl"):
-        return evidence_from_wheel(path)
-    return evidence_from_sdist(path)
-
-
-def evidence_from_sdist(path: Path) -> Package:
-    """An sdist's PKG-INFO and license texts (at its top, under `licenses/`, or where `License-File` says), read from
-    the archive without unpacking it."""
-    import tarfile
-    import zipfile
-
-    try:
-        if path.name.endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if not n.endswith("/")]
-                return _sdist(path, names, lambda n: archive.open(n).read(_MAX_TEXT))
-        with tarfile.open(path) as archive:
-            infos = {m.name: m for m in archive.getmembers() if m.isfile()}
-            return _sdist(path, list(infos), lambda n: archive.extractfile(infos[n]).read(_MAX_TEXT))
-    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{path}: not a readable sdist: {exc}", hint="delete it from the cache and fetch again") \
-            from None
-
-
-def _sdist(path: Path, names: list[str], read: Callable[[str], bytes]) -> Package:
-    from polybuild.licenses.pypi import evidence_from_metadata
-
-    root = next((t for t in sorted({n.split("/")[0] for n in names}) if f"{t}/PKG-INFO" in names), None)
-    if root is None:
-        raise UserError(f"{path} is not an sdist: it has no PKG-INFO at its top")
-    listing = sorted(n[len(root) + 1:] for n in names if n.startswith(root + "/"))
-    return evidence_from_metadata(root, read(f"{root}/PKG-INFO").decode("utf-8", errors="replace"), listing,
-                                  lambda rel: read(f"{root}/{rel}"))
+    """The package and license evidence of a downloaded wheel or sdist (a fresh copy: callers fill in the rest)."""
+    return copy.deepcopy(_contents(path)[0])
 
 
 def requirements(path: Path) -> list[str]:
     """A downloaded distribution's `Requires-Dist` (an sdist's PKG-INFO may list none: then the chains are short)."""
-    from polybuild.licenses.pypi import metadata_headers
-
-    return metadata_headers(_metadata(path)).get("Requires-Dist", [])
+    return list(_contents(path)[1])
 
 
-def _metadata(path: Path) -> str:
-    import tarfile
-    import zipfile
+@functools.cache
+def _contents(path: Path) -> tuple[Package, tuple[str, ...]]:
+    """Each archive is opened once per run, however many resolutions hold it (a torch wheel lists 20,000 files)."""
+    from polybuild.licenses.pypi import evidence_from_metadata, metadata_headers
 
     try:
-        if path.name.endswith((".whl", ".zip")):
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                name = next((n for n in names if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None) or next(
-                    (n for n in names if re.fullmatch(r"[^/]+/PKG-INFO", n)), None)
-                return archive.read(name).decode("utf-8", errors="replace") if name else ""
-        with tarfile.open(path) as archive:
-            member = next((m for m in archive.getmembers() if re.fullmatch(r"[^/]+/PKG-INFO", m.name)), None)
-            data = archive.extractfile(member) if member else None
-            return data.read(_MAX_TEXT).decode("utf-8", errors="replace") if data else ""
-    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        with _archive(path) as (root, metadata, listing, read):
+            package = evidence_from_metadata(root, metadata, listing, read)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, KeyError) as exc:
         raise UserError(f"{path}: not a readable distribution: {exc}",
                         hint="delete it from the cache and fetch again") from None
+    return package, tuple(metadata_headers(metadata).get("Requires-Dist", []))
+
+
+@contextlib.contextmanager
+def _archive(path: Path) -> Iterator[tuple[str, str, list[str], Callable[[str], bytes]]]:
+    """(the metadata directory, its METADATA or PKG-INFO text, the files under it, a reader of those files), from a
+    wheel's `.dist-info` or an sdist's top directory, read in place without unpacking."""
+    if path.name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            yield _located(path, names, lambda n: archive.open(n).read(_MAX_TEXT))
+        return
+    with tarfile.open(path) as archive:
+        infos = {m.name: m for m in archive.getmembers() if m.isfile()}
+        yield _located(path, list(infos), lambda n: archive.extractfile(infos[n]).read(_MAX_TEXT))
+
+
+def _located(path: Path, names: list[str], read: Callable[[str], bytes]) -> tuple[str, str, list[str],
+                                                                                   Callable[[str], bytes]]:
+    wheel = path.name.endswith(".whl")
+    pattern = r"[^/]+\.dist-info/METADATA" if wheel else r"[^/]+/PKG-INFO"
+    metadata = next((n for n in names if re.fullmatch(pattern, n)), None)
+    if metadata is None:
+        raise UserError(f"{path} is not a {'wheel' if wheel else 'sdist'}: it has no "
+                        f"{'.dist-info/METADATA' if wheel else 'PKG-INFO at its top'}")
+    root = metadata.split("/")[0]
+    listing = sorted(n[len(root) + 1:] for n in names if n.startswith(root + "/"))
+    return root, read(metadata).decode("utf-8", errors="replace"), listing, lambda rel: read(f"{root}/{rel}")

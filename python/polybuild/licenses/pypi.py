@@ -459,28 +459,6 @@ def _bare_package(name: str, version: str) -> Package:
     return Package(ecosystem="pypi", name=name, version=version, purl=purl("pypi", name, version))
 
 
-def evidence_from_dist_info(dist_info: Path) -> Package:
-    """An installed distribution's package and license evidence, from its `.dist-info` directory."""
-    listing = sorted(p.relative_to(dist_info).as_posix() for p in dist_info.rglob("*") if p.is_file())
-    metadata = dist_info / ("METADATA" if "METADATA" in listing else "PKG-INFO")  # PKG-INFO: an .egg-info
-    return evidence_from_metadata(dist_info.name, metadata.read_text(encoding="utf-8", errors="replace"), listing,
-                     lambda rel: (dist_info / rel).read_bytes())
-
-
-def evidence_from_wheel(path: Path | str) -> Package:
-    """A wheel's package and license evidence, read from the archive (for the wheels polybuild built)."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as wheel:
-        names = wheel.namelist()
-        dist_info = next((n.split("/")[0] for n in names if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None)
-        if dist_info is None:
-            raise UserError(f"{path} is not a wheel: it has no .dist-info/METADATA")
-        listing = sorted(n[len(dist_info) + 1:] for n in names if n.startswith(dist_info + "/") and n[-1] != "/")
-        metadata = wheel.read(f"{dist_info}/METADATA").decode("utf-8", errors="replace")
-        return evidence_from_metadata(dist_info, metadata, listing, lambda rel: wheel.read(f"{dist_info}/{rel}"))
-
-
 def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
                            read: Callable[[str], bytes]) -> Package:
     """Package and evidence from a METADATA (or PKG-INFO) text and the files beside it."""
