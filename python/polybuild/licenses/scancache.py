@@ -34,9 +34,19 @@ def path(ws: Workspace, policy_file: Path, *, all_features: bool) -> Path:
     existing = [f for f in files if (ws.root / f).is_file()]
     digests = dict(zip(existing, file_digests(ws.root, existing), strict=True))
     config = json.dumps(ws.config.data, sort_keys=True, default=str)
-    material = [_FORMAT, __version__, all_features, sorted(ws.targets), config, [(f, digests.get(f)) for f in files]]
+    material = [_FORMAT, __version__, _code(), all_features, sorted(ws.targets), config,
+                [(f, digests.get(f)) for f in files]]
     key = hashlib.sha256(json.dumps(material).encode()).hexdigest()
     return for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "scans" / f"{key[:32]}.json"
+
+
+def _code() -> list[str]:
+    """The license pass's own code: a development checkout's changed detection or resolution is a new scan."""
+    from polybuild.fingerprint import file_digests
+
+    here = Path(__file__).parent
+    names = sorted(p.name for p in here.iterdir() if p.suffix in (".py", ".xz"))
+    return file_digests(here, names)
 
 
 def _inputs(ws: Workspace, policy_file: Path) -> set[str]:
