@@ -322,7 +322,7 @@ def _extras(target: Target) -> list[str]:
 def _requirements(target: Target, extra: str | None, own: dict[str, Target], platforms: list[Platform]) -> list[str]:
     """The third-party requirements of a project's base (plus one extra): workspace packages it requires are
     replaced by their own requirements, since they ship from the workspace, not from an index."""
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
 
     found: set[str] = set()
     seen: set[tuple[str, str | None]] = set()
@@ -333,7 +333,10 @@ def _requirements(target: Target, extra: str | None, own: dict[str, Target], pla
             continue
         seen.add((project.id, part))
         for spec in _declared(project, part):
-            requirement = Requirement(spec)
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement as exc:
+                raise UserError(f"{project.manifest}: '{spec}' is not a valid requirement: {exc}") from None
             name = normalize(requirement.name)
             if name not in own:
                 found.add(spec)
