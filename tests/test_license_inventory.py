@@ -255,7 +255,9 @@ def py_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """APP locked by the real `uv lock`, and a polybuild cache holding its distributions, fetched once from PyPI."""
     cache = tmp_path_factory.mktemp("py-cache")
     root = py_workspace(tmp_path_factory.mktemp("py") / "ws", cache)
-    pypi.packages(api.load(root).ws, fetch=True)
+    fetched = run_polybuild("deny", "--fetch", cwd=root)
+    assert fetched.returncode == 1 and "license not allowed" in fetched.stderr, fetched.stderr  # no policy yet
+    assert len(list((cache / "licenses" / "pypi" / "dists").rglob("*.whl"))) == 7
     return root, cache
 
 
