@@ -60,8 +60,11 @@ def choose(package: Locked, targets: list[Target]) -> Artifact | None:
 
 def location(cache: Path, artifact: Artifact) -> Path:
     """Where a verified file lives in the cache: by its hash, so a name can never stand for other content."""
-    assert artifact.sha256 is not None
-    return cache / "dists" / artifact.sha256[:2] / artifact.sha256 / _safe_name(artifact.filename)
+    digest = artifact.sha256 or ""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):  # a lock is untrusted input: never a path
+        raise UserError(f"a locked distribution has an unusable sha256: {artifact.filename} {digest!r}",
+                        hint="regenerate the lock with uv")
+    return cache / "dists" / digest[:2] / digest / _safe_name(artifact.filename)
 
 
 def _safe_name(filename: str) -> str:
