@@ -64,8 +64,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def licenses(session: nox.Session) -> None:
-    """The dependency policy (deny.toml) over Rust, Python and Go, then this repository's ATTRIBUTIONS*.md,
-    from the locked environment (`-- --check` only checks that the committed files are current)."""
+    """The dependency policy (deny.toml) over Rust, Python and Go, then this repository's ATTRIBUTIONS*.md, from the
+    lockfiles' packages (fetched first; `-- --check` only checks that the committed files are current)."""
     install_locked(session)
-    session.run("polybuild", "deny")
+    session.run("polybuild", "deny", "--fetch")
     session.run("polybuild", "attributions", *session.posargs)

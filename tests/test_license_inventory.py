@@ -4,6 +4,8 @@ go, then read with every network route closed (offline flags, and a proxy that r
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -11,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import checkout_copy, copy_example, write_tree
+from conftest import checkout_copy, copy_example, run_polybuild, write_tree
 from polybuild import api
 from polybuild.errors import UserError
 from polybuild.licenses import cargo, golang, pypi
 from polybuild.licenses.inventory import inventory, license_files
+from polybuild.licenses.scan import scan
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: any download attempt fails at once
 
@@ -175,11 +178,28 @@ def test_cargo_missing_downloads_say_fetch(rust_ws: Path, tmp_path: Path, offlin
 
 
 # --- Python -------------------------------------------------------------------------------------------------------
+# Evidence comes from the distributions the lock (or a uv resolution) names, fetched from PyPI once per module into
+# a module-wide cache (`cache-dir` in polybuild.toml), then read with the network closed.
 
-PINS = ["attrs==25.3.0", "jinja2==3.1.6", "markupsafe==3.0.2", "traitlets==5.14.3", "python-dateutil==2.9.0.post0",
-        "six==1.17.0", "aiohttp==3.12.15", "uv"]
+MIT = """MIT License
+
+Copyright (c) 2026 The app authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
+documentation files (the "Software"), to deal in the Software without restriction, including without limitation the
+rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, and to permit
+persons to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or substantial portions of the
+Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE
+WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR
+COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+"""
 APP = {
-    "polybuild.toml": "",
+    "LICENSE": MIT,
     "app/LICENSE": "Apache License\nVersion 2.0, January 2004\n",
     "app/pyproject.toml": """
         [build-system]
@@ -190,35 +210,80 @@ APP = {
         version = "1.0.0"
         license = "Apache-2.0"
         requires-python = ">=3.9"
-        dependencies = ["attrs>=23", "jinja2==3.1.6", "colorama; sys_platform == 'win32'"]
+        dependencies = ["attrs==25.3.0", "jinja2==3.1.6", "tool", "colorama; sys_platform == 'win32'"]
         [project.optional-dependencies]
-        server = ["traitlets>=5"]
-        dates = ["python-dateutil"]
+        server = ["traitlets==5.14.3"]
+        dates = ["python-dateutil==2.9.0.post0"]
         all = ["app[server,dates]"]
+        [tool.uv]
+        constraint-dependencies = ["markupsafe==3.0.2", "six==1.17.0"]
+        [tool.uv.sources]
+        tool = { path = "tool" }
+    """,
+    # A second workspace package without a license of its own: it is under the repository's LICENSE.
+    "app/tool/pyproject.toml": """
+        [build-system]
+        requires = ["hatchling"]
+        build-backend = "hatchling.build"
+        [project]
+        name = "tool"
+        version = "1.0.0"
+        requires-python = ">=3.9"
+        dependencies = ["idna==3.7", "six==1.17.0"]
     """,
 }
 
 
-@pytest.fixture(scope="module")
-def build_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A build environment (a venv) holding the pinned distributions; returns its interpreter."""
-    env = tmp_path_factory.mktemp("venv") / "env"
-    run([sys.executable, "-m", "venv", env], env.parent)
-    python = env / "bin" / "python"
-    run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *PINS], env.parent)
-    return python
+def _uv() -> str:
+    from polybuild.toolchains import find
+
+    uv = find("uv")
+    assert uv, "the test environment has uv"
+    return uv
+
+
+def py_workspace(root: Path, cache: Path, files: dict[str, str] | None = None, lock: bool = True) -> Path:
+    root = write_tree(root, {"polybuild.toml": f'cache-dir = "{cache}"\n', **(files or APP)})
+    run(["git", "init", "-q"], root)
+    if lock:
+        run([_uv(), "lock", "-q"], root / "app")
+    return root
 
 
 @pytest.fixture(scope="module")
-def py_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tree(tmp_path_factory.mktemp("py") / "ws", APP)
+def py_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """APP locked by the real `uv lock`, and a polybuild cache holding its distributions, fetched once from PyPI."""
+    cache = tmp_path_factory.mktemp("py-cache")
+    root = py_workspace(tmp_path_factory.mktemp("py") / "ws", cache)
+    fetched = run_polybuild("deny", "--fetch", cwd=root)
+    assert fetched.returncode == 1 and "license not allowed" in fetched.stderr, fetched.stderr  # no policy yet
+    assert len(list((cache / "licenses" / "pypi" / "dists").rglob("*.whl"))) == 7
+    return root, cache
 
 
-def test_python_closure_from_the_build_environment(py_ws: Path, build_env: Path, offline: None):
-    found = inventory(api.load(py_ws).ws, python=str(build_env))
+@pytest.fixture
+def py_cache(py_template: tuple[Path, Path]) -> Path:
+    return py_template[1]
+
+
+def copy_ws(template: tuple[Path, Path], dest: Path, cache: Path | None = None) -> Path:
+    """A private copy of the locked APP workspace (its cache: the shared one, or `cache`)."""
+    root = Path(shutil.copytree(template[0], dest, symlinks=True))
+    (root / "polybuild.toml").write_text(f'cache-dir = "{cache or template[1]}"\n')
+    return root
+
+
+@pytest.fixture
+def py_ws(tmp_path: Path, py_template: tuple[Path, Path]) -> Path:
+    return copy_ws(py_template, tmp_path / "ws")
+
+
+def test_python_evidence_comes_from_the_locked_distributions(py_ws: Path, offline: None):
+    found = inventory(api.load(py_ws).ws)
     dists = by_name(found.packages, "pypi")
-    assert set(dists) == {"app", "attrs", "jinja2", "markupsafe", "traitlets", "python-dateutil", "six"}
-    attrs = dists["attrs"]  # PEP 639
+    assert set(dists) == {"app", "tool", "attrs", "jinja2", "markupsafe", "traitlets", "python-dateutil", "six",
+                          "idna"}  # colorama is Windows-only
+    attrs = dists["attrs"]  # PEP 639, from the wheel
     assert (attrs.declared, attrs.legacy, attrs.version, attrs.source) == ("MIT", None, "25.3.0", "pypi")
     assert attrs.url == "https://pypi.org/project/attrs/25.3.0/" and attrs.purl == "pkg:pypi/attrs@25.3.0"
     assert [(f.path, f.kind) for f in attrs.files] == [("attrs-25.3.0.dist-info/licenses/LICENSE", "license")]
@@ -230,65 +295,141 @@ def test_python_closure_from_the_build_environment(py_ws: Path, build_env: Path,
     assert dists["markupsafe"].dependents == [("py:app", "jinja2@3.1.6")]
     assert dists["app"].workspace and dists["app"].declared == "Apache-2.0"
     assert [f.path for f in dists["app"].files] == ["LICENSE"]
-
-
-def test_python_extras_are_marked_in_the_chains(py_ws: Path, build_env: Path, offline: None):
-    found = inventory(api.load(py_ws).ws, python=str(build_env))
-    dists = by_name(found.packages, "pypi")
-    assert dists["attrs"].dependents == [("py:app",)]
-    assert dists["traitlets"].dependents == [("py:app[all]", "py:app[server]"), ("py:app[server]",)]
-    assert dists["six"].dependents == [("py:app[all]", "py:app[dates]", "python-dateutil@2.9.0.post0"),
-                                       ("py:app[dates]", "python-dateutil@2.9.0.post0")]
-    assert {p.key for p in found.packages if p.ecosystem == "pypi" and not p.workspace} <= found.by_target["py:app"]
-
-
-def test_python_missing_or_mismatched_distributions_are_errors(workspace, build_env: Path, offline: None):
-    files = dict(APP)
-    files["app/pyproject.toml"] = files["app/pyproject.toml"].replace('"attrs>=23"', '"attrs>=99", "iniconfig"')
-    with pytest.raises(UserError) as exc:
-        pypi.packages(api.load(workspace(files)).ws, python=str(build_env))
-    assert "iniconfig (needed by py:app) is not installed" in exc.value.message
-    assert "attrs>=99 (needed by py:app): 25.3.0 is installed" in exc.value.message
-    assert str(build_env.parent) in exc.value.message
-
-
-def test_wheel_evidence_matches_the_installed_one(build_env: Path, tmp_path: Path):
-    run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp_path, "attrs==25.3.0", "six==1.17.0"],
-        tmp_path)
-    attrs = pypi.evidence_from_wheel(next(tmp_path.glob("attrs-*.whl")))
-    installed = next(build_env.parent.parent.glob("lib/python*/site-packages/attrs-25.3.0.dist-info"))
-    assert attrs == pypi.evidence_from_dist_info(installed)
-    assert (attrs.name, attrs.version, attrs.declared) == ("attrs", "25.3.0", "MIT")
-    six = pypi.evidence_from_wheel(next(tmp_path.glob("six-*.whl")))  # setuptools: the license at the top
-    assert (six.legacy, six.classifiers) == ("MIT", ("License :: OSI Approved :: MIT License",))
-    assert [f.path for f in six.files] == ["six-1.17.0.dist-info/LICENSE"]
-
-
-def test_python_closure_from_uv_lock(workspace, build_env: Path, monkeypatch: pytest.MonkeyPatch):
-    files = dict(APP)
-    files["app/pyproject.toml"] = files["app/pyproject.toml"].replace('"attrs>=23"', '"attrs==25.3.0", "tomli==2.0.1"')
-    files["app/pyproject.toml"] += """
-        [tool.uv]
-        constraint-dependencies = ["markupsafe==3.0.2", "six==1.17.0", "traitlets==5.14.3",
-                                   "python-dateutil==2.9.0.post0"]
-        [dependency-groups]
-        dev = ["iniconfig"]
-    """
-    root = workspace(files)
-    run([build_env.parent / "uv", "lock", "-q"], root / "app")
-    assert 'name = "colorama"' in (root / "app" / "uv.lock").read_text()
-    close_network(monkeypatch)
-    found = inventory(api.load(root).ws, python=str(build_env))
-    dists = by_name(found.packages, "pypi")
-    assert set(dists) == {"app", "attrs", "tomli", "jinja2", "markupsafe", "traitlets", "python-dateutil", "six"}
-    tomli = dists["tomli"]  # locked, installed nowhere: a package without evidence
-    assert (tomli.version, tomli.declared, tomli.classifiers, tomli.files) == ("2.0.1", None, (), [])
-    assert tomli.source == "pypi" and tomli.url == "https://pypi.org/project/tomli/2.0.1/"
-    assert dists["attrs"].declared == "MIT" and dists["attrs"].files
     # uv flattens `all = ["app[server,dates]"]` into the packages those extras need
     dateutil = "python-dateutil@2.9.0.post0"
-    assert dists["six"].dependents == [("py:app[all]", dateutil), ("py:app[dates]", dateutil)]
+    assert dists["six"].dependents == [("py:app", "py:tool"), ("py:app[all]", dateutil),
+                                       ("py:app[dates]", dateutil), ("py:tool",)]
     assert dists["traitlets"].dependents == [("py:app[all]",), ("py:app[server]",)]
+
+
+def test_an_installed_version_other_than_the_locked_one_changes_nothing(py_ws: Path, py_cache: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """idna 3.7 is locked; the interpreter running polybuild has another idna installed. The installed one used to
+    be the only evidence, so the locked idna was reported as unlicensed."""
+    import importlib.metadata
+
+    assert importlib.metadata.version("idna") != "3.7"
+    (py_ws / "polybuild.toml").write_text(f'cache-dir = "{py_cache}"\n[python]\ninterpreter = "{sys.executable}"\n')
+    close_network(monkeypatch)
+    result = scan(api.load(py_ws).ws)
+    idna = next(r for r in result.resolved if r.package.name == "idna")
+    assert (idna.package.version, idna.expression, idna.how) == ("3.7", "BSD-3-Clause", "detected")
+
+
+def test_a_distribution_not_fetched_is_an_error_naming_it_and_the_fetch_command(
+        tmp_path: Path, py_template: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch):
+    root = copy_ws(py_template, tmp_path / "ws", tmp_path / "empty-cache")
+    close_network(monkeypatch)
+    with pytest.raises(UserError) as exc:
+        pypi.packages(api.load(root).ws)
+    assert "7 locked Python distributions are not in polybuild's cache" in exc.value.message
+    assert "\n  attrs 25.3.0\n" in exc.value.message and "unlicensed" not in exc.value.message
+    assert "polybuild deny --fetch" in exc.value.hint
+    proc = run_polybuild("sbom", cwd=root)  # the command line says the same, without a traceback
+    assert proc.returncode == 2 and "polybuild deny --fetch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_download_whose_hash_differs_from_the_lock_is_not_kept(tmp_path: Path, py_template: tuple[Path, Path]):
+    root = copy_ws(py_template, tmp_path / "ws", tmp_path / "cache")
+    lock = root / "app" / "uv.lock"
+    text = lock.read_text()
+    wheel_hash = re.search(r'attrs-25\.3\.0-py3-none-any\.whl", hash = "sha256:([0-9a-f]{64})"', text).group(1)
+    lock.write_text(text.replace(wheel_hash, "0" * 64))
+    with pytest.raises(UserError) as exc:
+        pypi.packages(api.load(root).ws, fetch=True)
+    assert f"attrs-25.3.0-py3-none-any.whl: sha256 {wheel_hash} does not match the lock's {'0' * 64}" in \
+        exc.value.message
+    assert not list((tmp_path / "cache").rglob("attrs-*")), "nothing unverified is kept"
+    assert list((tmp_path / "cache").rglob("jinja2-3.1.6-py3-none-any.whl")), "the other downloads are kept"
+
+
+def test_the_universal_wheel_else_the_target_platforms_wheel_is_read(py_ws: Path):
+    from polybuild.licenses.distributions import choose
+    from polybuild.lockfiles import wheels
+    from polybuild.platforms import Platform
+
+    lock = wheels.read(py_ws / "app" / "uv.lock", "uv.lock")
+    linux = wheels.Target(Platform.parse("linux/arm64"), (3, 12))
+    (markupsafe,) = lock.by_name("markupsafe")
+    assert choose(markupsafe, [linux]).filename == \
+        "MarkupSafe-3.0.2-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    (attrs,) = lock.by_name("attrs")
+    assert choose(attrs, [linux]).filename == "attrs-25.3.0-py3-none-any.whl"
+
+
+SIDE_BY_SIDE = {
+    "LICENSE": APP["LICENSE"],
+    "app/pyproject.toml": """
+        [project]
+        name = "app"
+        version = "1.0.0"
+        license = "MIT"
+        dependencies = ["six==1.17.0"]
+        [project.optional-dependencies]
+        old = ["idna==3.6"]
+        new = ["idna==3.7"]
+    """,
+}
+
+
+def test_without_a_lock_each_extra_is_resolved_and_scanned_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The extras cannot be installed together (two idna versions): each is resolved by uv on its own."""
+    root = py_workspace(tmp_path / "ws", tmp_path / "cache", SIDE_BY_SIDE, lock=False)
+    with pytest.raises(UserError) as exc:
+        pypi.packages(api.load(root).ws)  # resolving needs the index: only with --fetch
+    assert "py:app, py:app[new], py:app[old] are not resolved yet" in exc.value.message
+    assert "polybuild deny --fetch" in exc.value.hint
+    pypi.packages(api.load(root).ws, fetch=True)
+    assert len(list((tmp_path / "cache" / "licenses" / "pypi" / "resolved").glob("pylock.*.toml"))) == 3
+    close_network(monkeypatch)
+    found = {(p.name, p.version): p for p in pypi.packages(api.load(root).ws)}
+    assert set(found) == {("app", "1.0.0"), ("six", "1.17.0"), ("idna", "3.6"), ("idna", "3.7")}
+    assert found["idna", "3.6"].dependents == [("py:app[old]",)]
+    assert found["idna", "3.7"].dependents == [("py:app[new]",)]
+    assert found["six", "1.17.0"].dependents == [("py:app",), ("py:app[new]",), ("py:app[old]",)]
+    assert found["six", "1.17.0"].legacy == "MIT"
+
+
+def test_target_narrows_every_report_to_what_the_target_ships(py_ws: Path, offline: None):
+    from polybuild.licenses.scan import attribution_files, sbom
+
+    result = scan(api.load(py_ws).ws)
+    tool = result.ws.resolve("py:tool")
+    components = {c["name"] for c in sbom(result, "cyclonedx", tool)["components"]}
+    assert components == {"py:tool", "idna", "six"}  # not py:app, nor what app alone pulls in
+    _, shipped = result.subset(tool)
+    assert {r.package.name: r.package.dependents for r in shipped} == {"idna": [("py:tool",)],
+                                                                       "six": [("py:tool",)]}
+    assert "attrs" not in attribution_files(result, tool)["ATTRIBUTIONS-Python.md"]
+
+
+def test_workspace_packages_are_private_and_keep_their_own_license(py_ws: Path, offline: None):
+    (py_ws / "deny.toml").write_text('[licenses]\nallow = ["MIT", "BSD-3-Clause", "Apache-2.0"]\n')
+    result = scan(api.load(py_ws).ws)
+    own = {r.package.name: r for r in result.resolved if r.package.workspace}
+    assert own["app"].expression == "Apache-2.0"
+    assert own["tool"].expression == "MIT" and [f.path for f in own["tool"].package.files] == ["LICENSE"]
+    (py_ws / "deny.toml").write_text('[licenses]\nallow = ["BSD-3-Clause"]\n')
+    named = {v.package.name for v in scan(api.load(py_ws).ws).violations() if v.package}
+    assert "attrs" in named and not {"app", "tool"} & named
+
+
+def test_the_second_command_reads_the_scan_from_the_cache(py_ws: Path, py_cache: Path, tmp_path: Path,
+                                                          offline: None):
+    """deny, then attributions and sbom: one scan. Proven by taking the distributions away in between."""
+    assert run_polybuild("deny", cwd=py_ws).returncode in (0, 1)
+    scans = list((py_cache / "licenses" / "scans").glob("*.json"))
+    assert scans
+    moved = tmp_path / "dists"
+    (py_cache / "licenses" / "pypi" / "dists").rename(moved)
+    try:
+        assert run_polybuild("attributions", "--dir", str(tmp_path / "out"), cwd=py_ws).returncode == 0
+        assert run_polybuild("sbom", cwd=py_ws).returncode == 0
+        (py_ws / "app" / "uv.lock").write_text((py_ws / "app" / "uv.lock").read_text() + "\n")
+        rescan = run_polybuild("sbom", cwd=py_ws)  # a changed lock is a new scan, which needs the distributions
+        assert rescan.returncode == 2 and "not in polybuild's cache" in rescan.stderr
+    finally:
+        moved.rename(py_cache / "licenses" / "pypi" / "dists")
 
 
 # --- Go -----------------------------------------------------------------------------------------------------------
@@ -438,13 +579,13 @@ def _counts(found) -> dict[str, int]:
     return counts
 
 
-def test_demo_inventory(tmp_path: Path, build_env: Path, monkeypatch: pytest.MonkeyPatch):
+def test_demo_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root = copy_example("serving", tmp_path / "serving")
-    run(["cargo", "fetch", "--locked"], root)
+    inventory(api.load(root).ws, fetch=True)  # cargo fetch, and uv resolves the pyprojects (there is no uv.lock)
     close_network(monkeypatch)
     ws = api.load(root).ws
     start = time.monotonic()
-    found = inventory(ws, python=str(build_env))
+    found = inventory(ws)
     print(f"\ndemo inventory: {_counts(found)} in {time.monotonic() - start:.2f}s")
     crates, dists = by_name(found.packages, "cargo"), by_name(found.packages, "pypi")
     assert crates["pyo3"].dependents == [("py:serving-runtime",)]
@@ -455,8 +596,7 @@ def test_demo_inventory(tmp_path: Path, build_env: Path, monkeypatch: pytest.Mon
 
 def test_self_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     root = checkout_copy(tmp_path / "polybuild")
-    run(["cargo", "fetch", "--locked"], root)
-    run(["go", "mod", "download"], root / "go")
+    inventory(api.load(root).ws, fetch=True)  # cargo fetch, go mod download, the uv.lock's distributions
     close_network(monkeypatch)
     start = time.monotonic()
     found = inventory(api.load(root).ws)

@@ -9,22 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, checkout_copy, polybuild_env, run_polybuild
+from conftest import checkout_copy, polybuild_env, run_polybuild
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of this repository whose dependencies are in the local caches (the scan itself is offline)."""
-    subprocess.run(["cargo", "fetch", "--locked"], cwd=REPO, check=True, capture_output=True, timeout=600)
-    subprocess.run(["go", "mod", "download"], cwd=REPO / "go", check=True, capture_output=True, timeout=600)
-    return checkout_copy(tmp_path_factory.mktemp("licenses") / "polybuild")
+    """A copy of this repository whose dependencies are in the local caches, fetched by `deny --fetch` (crates, Go
+    modules, the uv.lock's distributions); the tests' scans are offline."""
+    root = checkout_copy(tmp_path_factory.mktemp("licenses") / "polybuild")
+    fetched = run_polybuild("deny", "--fetch", cwd=root, env=polybuild_env(POLYBUILD_CACHE_DIR=str(_cache(root))))
+    assert fetched.returncode == 0, fetched.stderr
+    return root
+
+
+def _cache(root: Path) -> Path:
+    return root.parent / "cache"  # one polybuild cache for the module: the fetched distributions
 
 
 def pb(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_polybuild(*args, cwd=root, env=polybuild_env(CARGO_NET_OFFLINE="true", GOPROXY="off",
-                                                            GOFLAGS="-mod=readonly"))
+                                                            GOFLAGS="-mod=readonly",
+                                                            POLYBUILD_CACHE_DIR=str(_cache(root))))
 
 
 def test_deny_passes_here_and_names_the_chain_of_a_violation(repo: Path) -> None:

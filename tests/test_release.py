@@ -50,7 +50,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory, build_python: Path) -> Path
         f.write(f'\n[python]\ninterpreter = "{build_python}"\n')
     git(root, "init", "-q", "-b", "main")
     commit_all(root, "serving 0.3.0")
-    proc = run_polybuild("attributions", cwd=root)
+    proc = run_polybuild("attributions", "--fetch", cwd=root)
     assert proc.returncode == 0, proc.stderr
     commit_all(root, "attributions")
     return root

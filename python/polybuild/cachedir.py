@@ -13,3 +13,11 @@ def default_dir() -> Path:
         return Path(os.environ["POLYBUILD_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "polybuild"
+
+
+def for_workspace(root: Path, configured: str | None) -> Path:
+    """A workspace's cache: its `cache-dir` (relative to the workspace root), else the default."""
+    if not configured:
+        return default_dir()
+    path = Path(configured).expanduser()
+    return path if path.is_absolute() else root / path

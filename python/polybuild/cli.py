@@ -74,16 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
+    fetch_help = "first download what the lockfiles name (crates, Go modules, the locked Python distributions)"
+    deny.add_argument("--fetch", action="store_true", help=fetch_help)
     attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
     attributions.add_argument("--force", action="store_true",
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
+    attributions.add_argument("--fetch", action="store_true", help=fetch_help)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
+    sbom.add_argument("--fetch", action="store_true", help=fetch_help)
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
@@ -457,7 +461,7 @@ def _render(loaded, args: argparse.Namespace) -> int:
 def _cmd_deny(args: argparse.Namespace) -> int:
     import json
 
-    found = _license_scan(_load(args).ws).violations()
+    found = _license_scan(_load(args).ws, fetch=args.fetch).violations()
     denied = [v for v in found if v.severity == "deny"]
     if args.json:
         print(json.dumps([{"check": v.check, "severity": v.severity, "message": v.message,
@@ -473,16 +477,17 @@ def _cmd_deny(args: argparse.Namespace) -> int:
     return 1 if denied else 0
 
 
-def _license_scan(ws: Workspace) -> Scan:
+def _license_scan(ws: Workspace, *, fetch: bool) -> Scan:
     """The license pass. The policy is read first, so that a bad deny.toml stops it before the inventory, and its
     notes (an empty policy, keys polybuild does not act on) come first, one line each."""
     from polybuild.licenses.policy import load_policy
     from polybuild.licenses.scan import scan
 
     conf = ws.config["licenses"]
-    for note in load_policy(ws.root / conf["policy"], display=conf["policy"]).notes:
+    policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
+    for note in policy.notes:
         print(f"note: {note}", file=sys.stderr)
-    return scan(ws)
+    return scan(ws, fetch=fetch, policy=policy)
 
 
 def _cmd_attributions(args: argparse.Namespace) -> int:
@@ -496,7 +501,7 @@ def _cmd_attributions(args: argparse.Namespace) -> int:
     writing = not args.check and not args.force
     if writing:  # ATTRIBUTIONS.md is always written: refuse before a long scan
         _refuse_hand_written(["ATTRIBUTIONS.md"], directory)
-    files = attribution_files(_license_scan(ws), target)
+    files = attribution_files(_license_scan(ws, fetch=args.fetch), target)
     if writing:
         _refuse_hand_written(files, directory)
     if args.check:
@@ -534,7 +539,7 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
     ws = _load(args).ws
     target = ws.resolve(args.target) if args.target else None
-    text = json.dumps(sbom(_license_scan(ws), args.format, target), indent=2) + "\n"
+    text = json.dumps(sbom(_license_scan(ws, fetch=args.fetch), args.format, target), indent=2) + "\n"
     if args.output:
         from polybuild.report import write_atomic
 

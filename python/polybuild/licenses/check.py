@@ -45,7 +45,9 @@ def check(resolved: list[Resolved], policy: Policy, root: Path) -> list[Violatio
 
 
 def _private_ignored(policy: Policy) -> bool:
-    return bool(policy.data["licenses"]["private"].get("ignore", False))
+    """The workspace's own packages are private (cargo-deny's `[licenses.private] ignore`) unless the policy says
+    `ignore = false`: they are reported with their own license, never checked as third parties."""
+    return bool(policy.data["licenses"]["private"].get("ignore", True))
 
 
 def _licenses(resolved: list[Resolved], policy: Policy) -> list[Violation]:

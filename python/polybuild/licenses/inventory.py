@@ -1,6 +1,7 @@
-"""The offline inventory of everything a workspace ships: Cargo crates, Python distributions and Go modules, each
-with its license evidence and the chains of workspace targets that pull it in. Nothing is fetched: every scanner
-reads lockfiles, local caches and installed environments, and says how to fill them when something is missing.
+"""The inventory of everything a workspace ships: Cargo crates, Python distributions and Go modules, each with its
+license evidence and the chains of workspace targets that pull it in. Every scanner reads lockfiles and local caches
+offline (never what happens to be installed) and says how to fill them when something is missing; only `--fetch`
+downloads, exactly what the lockfiles name.
 
 Dependents chains start at a workspace target id (`py:serving[server]` when an extra pulls the package in) and go
 through the intermediate packages down to the package's direct dependent; the package itself is not repeated."""
@@ -34,20 +35,48 @@ class Inventory:
     by_target: dict[str, set[Key]] = field(default_factory=dict)
 
 
-def inventory(ws: Workspace, *, all_features: bool = True, python: str | None = None) -> Inventory:
-    """Scan all three ecosystems (offline) and merge them; `python` is the build environment's interpreter."""
+def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool = False) -> Inventory:
+    """Scan all three ecosystems and merge them; offline unless `fetch`, which first downloads what the lockfiles
+    name (`cargo fetch`, `go mod download`, the locked Python distributions)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from polybuild.licenses import cargo, golang, pypi
 
-    # Each scanner mostly waits for its tool (cargo, the interpreter, go), so the three run side by side.
+    if fetch:
+        _fetch_crates_and_modules(ws)
+    # Each scanner mostly waits for its tool (cargo, uv or downloads, go), so the three run side by side.
     with ThreadPoolExecutor(max_workers=3) as pool:
         scans = [pool.submit(cargo.packages, ws, all_features=all_features),
-                 pool.submit(pypi.packages, ws, python=python or ws.config["python"]["interpreter"]),
+                 pool.submit(pypi.packages, ws, fetch=fetch),
                  pool.submit(golang.packages, ws)]
         found = [package for scan in scans for package in scan.result()]
     packages = merge(found)
+    _inherit_the_repository_license(ws.root, packages)
     return Inventory(packages, _by_target(ws, packages))
+
+
+def _inherit_the_repository_license(root: Path, packages: list[Package]) -> None:
+    """A workspace package that declares no license and ships no text of its own is under the repository's: it
+    gets the license texts at the workspace root (a Go module in a subdirectory of an Apache-2.0 repository)."""
+    bare = [p for p in packages if p.workspace and not (p.declared or p.legacy or p.classifiers or p.files)]
+    if bare:
+        texts = license_files(root)
+        for package in bare:
+            package.files = list(texts)
+
+
+def _fetch_crates_and_modules(ws: Workspace) -> None:
+    """`cargo fetch --locked` per Cargo workspace and `go mod download` per Go module: what the offline scanners
+    read from the local caches."""
+    from polybuild.toolchains import require, run_tool
+
+    roots = sorted({t.info["cargo_workspace"] for t in ws.targets.values() if t.info.get("cargo_workspace")})
+    for root in roots:
+        run_tool([require("cargo", "--fetch"), "fetch", "--locked", "--manifest-path", str(Path(root) / "Cargo.toml")],
+                 Path(root), f"cargo fetch in {root}")
+    for target in sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id):
+        if not (target.dir / "vendor" / "modules.txt").is_file():
+            run_tool([require("go", "--fetch"), "mod", "download"], target.dir, f"go mod download in {target.dir}")
 
 
 def merge(found: list[Package]) -> list[Package]:
@@ -68,12 +97,12 @@ def _by_target(ws: Workspace, packages: list[Package]) -> dict[str, set[Key]]:
             shipped.setdefault(chain[0].partition("[")[0], set()).add(package.key)
     for target in ws.targets.values():
         if target.kind == "image":
-            for dep in _closure(ws, target.id):
+            for dep in closure(ws, target.id):
                 shipped[target.id] |= shipped.get(dep, set())
     return shipped
 
 
-def _closure(ws: Workspace, start: str) -> set[str]:
+def closure(ws: Workspace, start: str) -> set[str]:
     seen: set[str] = set()
     todo = [start]
     while todo:

@@ -1,16 +1,15 @@
 """Python inventory: the distributions the workspace's Python packages ship with, base dependencies plus every extra.
 
-The package set comes from a `uv.lock` when one covers the project, else from the build environment itself: the
-interpreter runs a small introspection script (its markers and installed distributions' metadata, as JSON) and
-polybuild walks `Requires-Dist` from the pyprojects' requirements. License evidence always comes from installed
-`.dist-info` directories (or a wheel): PEP 639 `License-Expression` and `License-File`, the legacy `License:` field
-and `License ::` classifiers. Nothing is fetched; a lock package not installed anywhere keeps no evidence."""
+Nothing installed on the machine is read. The package set comes from the `uv.lock` that covers a project; without
+one, uv resolves each project's requirements for the target platform (the base, and each extra on its own, so extras
+that cannot be installed together are still scanned), cached by the requirements' digest. License evidence comes
+from the exact distributions the lock or resolution names (`distributions.py`: downloaded once by `--fetch`, verified
+against their hashes, read offline): PEP 639 `License-Expression` and `License-File`, the legacy `License:` field and
+`License ::` classifiers. A distribution not fetched yet is an error naming it and the command that fetches it."""
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,35 +21,14 @@ from polybuild.licenses.inventory import license_files, license_kind, merge, rea
 from polybuild.licenses.model import LicenseFile, Package
 
 if TYPE_CHECKING:
+    from polybuild.lockfiles.wheels import Artifact, Lock
+    from polybuild.lockfiles.wheels import Package as Locked
+    from polybuild.lockfiles.wheels import Target as Platform
     from polybuild.workspace import Target, Workspace
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
-# Runs inside the build interpreter (any Python 3.8+): only the standard library, no local modules shadowing it.
-_INTROSPECT = """
-import sys
-sys.path[:] = [p for p in sys.path if p]
-import importlib.metadata as md, json, os, platform
-impl = sys.implementation
-version = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
-if impl.version.releaselevel != "final":
-    version += impl.version.releaselevel[0] + str(impl.version.serial)
-markers = dict(implementation_name=impl.name, implementation_version=version, os_name=os.name,
-               platform_machine=platform.machine(), platform_release=platform.release(),
-               platform_system=platform.system(), platform_version=platform.version(),
-               python_full_version=platform.python_version(),
-               platform_python_implementation=platform.python_implementation(),
-               python_version=".".join(platform.python_version_tuple()[:2]), sys_platform=sys.platform)
-dists = []
-for dist in md.distributions():
-    meta = dist.metadata
-    if meta is None or not meta.get("Name"):
-        continue
-    path = getattr(dist, "_path", None)
-    dists.append(dict(name=meta["Name"], version=meta["Version"], path=str(path) if path else None,
-                      direct_url=dist.read_text("direct_url.json"),
-                      requires=meta.get_all("Requires-Dist") or []))
-print(json.dumps(dict(executable=sys.executable, markers=markers, dists=dists)))
-"""
+FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
+_COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
 
 
 def normalize(name: str) -> str:
@@ -60,7 +38,7 @@ def normalize(name: str) -> str:
 
 @dataclass(frozen=True)
 class Dist:
-    """A distribution the closure can reach: installed, locked, or one of the workspace's own packages."""
+    """A distribution the closure can reach: locked or resolved, or one of the workspace's own packages."""
 
     name: str  # normalized
     version: str
@@ -71,55 +49,41 @@ Node = tuple[Dist, str | None]  # a distribution with one of its extras (None: i
 
 
 @dataclass
-class Environment:
-    """What the build interpreter reports: its marker values and its installed distributions by normalized name."""
+class Sources:
+    """Where the inventory reads from: polybuild's cache, the target platforms, and whether it may download."""
 
-    executable: str
-    markers: dict[str, str]
-    dists: dict[str, dict[str, Any]]
-
-    def applies(self, marker: Any, extra: str | None = None) -> bool:
-        return marker is None or marker.evaluate({**self.markers, "extra": extra or ""})
+    cache: Path  # <cache>/licenses/pypi
+    platforms: list[Platform]
+    fetch: bool
 
 
-def environment(python: str | None = None) -> Environment:
-    """Introspect the interpreter `python` (default: the one running polybuild)."""
-    import subprocess
-
-    python = python or sys.executable
-    try:
-        proc = subprocess.run([python, "-c", _INTROSPECT], capture_output=True, text=True)
-    except OSError as exc:
-        raise UserError(f"cannot run the build interpreter {python}: {exc.strerror}",
-                        hint="set [python] interpreter to an existing Python") from None
-    if proc.returncode != 0:
-        raise UserError(f"the build interpreter {python} could not list its distributions:\n{proc.stderr.strip()}")
-    data = json.loads(proc.stdout)
-    dists: dict[str, dict[str, Any]] = {}
-    for dist in data["dists"]:
-        dists.setdefault(normalize(dist["name"]), dist)  # the first on sys.path is the one imported
-    return Environment(data["executable"], data["markers"], dists)
-
-
-def packages(ws: Workspace, *, python: str | None = None) -> list[Package]:
+def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     """Every distribution the workspace's Python packages ship with, and those packages themselves."""
     projects = [t for t in ws.targets.values() if t.kind == "py"]
     if not projects:
         return []
-    env = environment(python)
+    from polybuild.cachedir import for_workspace
+    from polybuild.lockfiles.preflight import platform_targets
+
+    sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
+                      platform_targets(ws, [], []), fetch)
     own = {t.info["dist_name"]: t for t in projects}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
-        by_lock.setdefault(_lock_for(ws.root, target.dir), []).append(target)
-    found: list[Package] = []
+        by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
+    graphs: list[Graph] = []
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
-        graph = LockGraph(lock, env, own, ws.release_version) if lock else EnvironmentGraph(
-            env, own, ws.release_version)
-        found += graph.packages(targets)
+        if lock:
+            graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
+                                    targets))
+        else:
+            graphs += resolved_graphs(targets, own, ws.release_version, sources)
+    _fetch_or_fail(graphs, sources)
+    found = [package for graph in graphs for package in graph.packages()]
     return merge([*found, *(_own_package(t, ws.release_version) for t in projects)])
 
 
-def _lock_for(root: Path, directory: Path) -> Path | None:
+def lock_for(root: Path, directory: Path) -> Path | None:
     """The nearest uv.lock at or above a project, inside the workspace."""
     for candidate in (directory, *directory.parents):
         if (candidate / "uv.lock").is_file():
@@ -129,15 +93,37 @@ def _lock_for(root: Path, directory: Path) -> Path | None:
     return None
 
 
+def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
+    """Every distribution the graphs read, in the cache: fetched with --fetch, else named in one error."""
+    from polybuild.licenses import distributions
+
+    wanted: dict[Artifact, str] = {}
+    for graph in graphs:
+        for dist, artifact in graph.artifacts().items():
+            wanted.setdefault(artifact, f"{dist.name} {dist.version}")
+    if sources.fetch:
+        distributions.fetch(sources.cache, list(wanted))
+        return
+    missing = sorted({label for a, label in wanted.items() if not distributions.location(sources.cache, a).is_file()})
+    if missing:
+        shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise UserError(f"{len(missing)} locked Python distributions are not in polybuild's cache ({sources.cache}), "
+                        f"so their licenses cannot be read:\n  {shown}",
+                        hint=f"run `{FETCH_COMMAND}` once (it downloads each file the lock names and checks its "
+                        "hash); later runs read them offline")
+
+
 @dataclass
 class Graph:
-    """A dependency graph of distributions; subclasses say what each node needs and where a dist comes from."""
+    """A dependency graph of distributions walked from workspace targets (each root: a target's base or one of its
+    extras); subclasses say what each node needs and which file holds a distribution's evidence."""
 
-    env: Environment
     own: dict[str, Target]  # normalized dist name -> workspace target
     release_version: str  # the version of workspace packages that declare none
-    missing: list[str] = field(default_factory=list)
+    sources: Sources
+    roots: list[tuple[Target, str | None]]
     _needs: dict[Node, list[Node]] = field(default_factory=dict, init=False, repr=False)
+    _chains: dict[Dist, list[tuple[str, ...]]] | None = field(default=None, init=False, repr=False)
 
     def needs(self, node: Node) -> list[Node]:
         """What a node requires (once per node: every root's walk shares the answers)."""
@@ -148,28 +134,37 @@ class Graph:
     def requires(self, node: Node) -> list[Node]:
         raise NotImplementedError
 
-    def extras_of(self, target: Target) -> list[str]:
+    def locked(self, dist: Dist) -> Locked | None:
+        """The lock entry of a third-party distribution (None: nothing to read, e.g. a git checkout)."""
         raise NotImplementedError
 
     def dist_of(self, target: Target) -> Dist:
         return Dist(target.info["dist_name"], target.version or self.release_version, target.id)
 
-    def source_of(self, dist: Dist) -> str:
-        raise NotImplementedError
-
-    def packages(self, targets: list[Target]) -> list[Package]:
-        """Walk from every target's base and from each of its extras; the shortest chain per root."""
-        chains: dict[Dist, list[tuple[str, ...]]] = {}
-        for target in sorted(targets, key=lambda t: t.id):
-            for extra in [None, *self.extras_of(target)]:
+    def chains(self) -> dict[Dist, list[tuple[str, ...]]]:
+        """Walk from every root; the shortest chain per root."""
+        if self._chains is None:
+            self._chains = {}
+            for target, extra in sorted(self.roots, key=lambda r: (r[0].id, r[1] or "")):
                 for dist, chain in self._walk(self.dist_of(target), extra).items():
-                    chains.setdefault(dist, []).append(chain)
-        if self.missing:
-            listed = "\n  ".join(sorted(set(self.missing)))
-            raise UserError(f"the build environment ({self.env.executable}) lacks what the workspace ships:\n  "
-                            f"{listed}", hint="install the workspace's packages with all their extras into it "
-                            "(or point [python] interpreter at the build environment, or lock with uv)")
-        return [self._package(dist, dist_chains) for dist, dist_chains in chains.items()]
+                    self._chains.setdefault(dist, []).append(chain)
+        return self._chains
+
+    def artifacts(self) -> dict[Dist, Artifact]:
+        """The file read for each third-party distribution."""
+        from polybuild.licenses.distributions import choose
+
+        found = {}
+        for dist in self.chains():
+            entry = None if dist.target else self.locked(dist)
+            artifact = choose(entry, self.sources.platforms) if entry else None
+            if artifact:
+                found[dist] = artifact
+        return found
+
+    def packages(self) -> list[Package]:
+        artifacts = self.artifacts()
+        return [self._package(dist, chains, artifacts.get(dist)) for dist, chains in self.chains().items()]
 
     def _walk(self, root: Dist, extra: str | None) -> dict[Dist, tuple[str, ...]]:
         start: Node = (root, extra)
@@ -188,17 +183,21 @@ class Graph:
                 found.setdefault(dist, chain)
         return found
 
-    def _package(self, dist: Dist, dependents: list[tuple[str, ...]]) -> Package:
+    def _package(self, dist: Dist, dependents: list[tuple[str, ...]], artifact: Artifact | None) -> Package:
+        from polybuild.licenses import distributions
+        from polybuild.licenses.purl import purl
+
         if dist.target:
             package = _own_package(self.own[dist.name], self.release_version)
             package.dependents = dependents
             return package
-        installed = self.env.dists.get(dist.name)
-        if installed and installed["version"] == dist.version and installed["path"]:
-            package = evidence_from_dist_info(Path(installed["path"]))
+        if artifact:
+            package = distributions.evidence(distributions.location(self.sources.cache, artifact))
+            package.name, package.version, package.purl = dist.name, dist.version, purl("pypi", dist.name, dist.version)
         else:
             package = _bare_package(dist.name, dist.version)
-        package.source = self.source_of(dist)
+        entry = self.locked(dist)
+        package.source = _locked_source(entry.source if entry else {})
         package.url = f"https://pypi.org/project/{dist.name}/{dist.version}/" if package.source == "pypi" else None
         package.dependents = dependents
         return package
@@ -210,112 +209,214 @@ def _label(node: Node) -> str:
     return f"{dist.target}{suffix}" if dist.target else f"{dist.name}{suffix}@{dist.version}"
 
 
-class EnvironmentGraph(Graph):
-    """Requirements from the pyprojects, then each installed distribution's `Requires-Dist` for this environment."""
+def _applies(platforms: list[Platform], marker: str | None) -> bool:
+    """Does a marker hold on any target platform (what ships anywhere is inventoried)?"""
+    return any(p.applies(marker) for p in platforms)
 
-    def extras_of(self, target: Target) -> list[str]:
-        return sorted(_project(target).get("optional-dependencies", {}))
 
-    def source_of(self, dist: Dist) -> str:
-        return _installed_source(self.env.dists[dist.name].get("direct_url"))
+class LockGraph(Graph):
+    """The packages of a uv.lock that apply on a target platform: members' dependencies and all their extras
+    (development dependency groups do not ship)."""
+
+    def __init__(self, path: Path, display: str, own: dict[str, Target], release_version: str, sources: Sources,
+                 targets: list[Target]) -> None:
+        from polybuild.lockfiles import wheels
+
+        self.lock: Lock = wheels.read(path, display)
+        self.display = display
+        sources = Sources(sources.cache, [_within(self.lock, p) for p in sources.platforms], sources.fetch)
+        super().__init__(own, release_version, sources, [])
+        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]]
+
+    def _extras_of(self, target: Target) -> list[str]:
+        return sorted(self._entry(target.info["dist_name"], None, target.id).extras)
+
+    def locked(self, dist: Dist) -> Locked | None:
+        return self._entry(dist.name, dist.version, self.display)
 
     def requires(self, node: Node) -> list[Node]:
+        from polybuild.lockfiles.wheels import resolve
+
+        dist, extra = node
+        entry = self._entry(dist.name, None if dist.target else dist.version, _label(node))
+        found: list[Node] = []
+        for edge in entry.extras.get(extra, []) if extra else entry.deps:
+            if not _applies(self.sources.platforms, edge.get("marker")):
+                continue
+            name = normalize(edge["name"])
+            target = self.own.get(name)
+            if target:
+                resolved = [self.dist_of(target)]
+            else:
+                resolved = [Dist(name, p.version) for p in resolve(self.lock, edge)]
+                if not resolved:
+                    self._entry(name, edge.get("version"), _label(node))  # raises: the lock is out of date
+            found += [(d, e) for d in resolved for e in [None, *(normalize(x) for x in edge.get("extra", []))]]
+        return found
+
+    def _entry(self, name: str, version: str | None, needed_by: str) -> Locked:
+        candidates = [p for p in self.lock.by_name(name) if version is None or p.version == version]
+        if not candidates:
+            raise UserError(f"{self.display}: no locked package {name}{f' {version}' if version else ''} "
+                            f"(needed by {needed_by})", hint="the lock is out of date: run `uv lock`")
+        return candidates[0]
+
+
+def _within(lock: Lock, platform: Platform) -> Platform:
+    """The platform with a Python the lock's requires-python admits (its lowest), when the configured one is not."""
+    from dataclasses import replace
+
+    from polybuild.lockfiles.wheels import python_allowed
+
+    if python_allowed(lock, platform.python):
+        return platform
+    lowest = next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+    return replace(platform, python=lowest) if lowest else platform
+
+
+def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
+                    sources: Sources) -> list[Graph]:
+    """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
+    first target platform; each resolution is its own graph."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from polybuild.licenses import resolution
+    from polybuild.lockfiles.wheels import read_pylock
+
+    sources = Sources(sources.cache, sources.platforms[:1], sources.fetch)
+    platform = sources.platforms[0]
+    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]]
+    wanted = []
+    for target, extra in roots:
+        requirements = _requirements(target, extra, own, sources.platforms)
+        label = _label((Dist("", "", target.id), extra))
+        wanted.append((target, extra, label, requirements,
+                       resolution.location(sources.cache, platform, requirements, target)))
+    todo = [w for w in wanted if not w[4].is_file()]
+    if todo and not sources.fetch:
+        raise UserError(f"the Python requirements of {', '.join(w[2] for w in todo)} are not resolved yet (no "
+                        "uv.lock covers them)", hint=f"run `{FETCH_COMMAND}` once: uv resolves them for "
+                        f"{platform.label} into polybuild's cache, and later runs read that offline (or lock the "
+                        "projects with `uv lock`)")
+    with ThreadPoolExecutor(max_workers=_COMPILE_JOBS) as pool:
+        failures = [e for e in pool.map(lambda w: _failure(resolution.resolve, w[4], platform, w[3], w[0], w[2]),
+                                        todo) if e]
+    if failures:  # every resolution that failed, at once
+        raise UserError("\n".join(e.message for e in failures), hint=failures[0].hint)
+    return [ResolvedGraph(own, release_version, sources, [(target, extra)], read_pylock(path))
+            for target, extra, _, _, path in wanted]
+
+
+def _failure(function: Callable[..., None], *args: Any) -> UserError | None:
+    try:
+        function(*args)
+    except UserError as exc:
+        return exc
+    return None
+
+
+def _extras(target: Target) -> list[str]:
+    return sorted(_project(target).get("optional-dependencies", {}))
+
+
+def _requirements(target: Target, extra: str | None, own: dict[str, Target], platforms: list[Platform]) -> list[str]:
+    """The third-party requirements of a project's base (plus one extra): workspace packages it requires are
+    replaced by their own requirements, since they ship from the workspace, not from an index."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
+    todo: list[tuple[Target, str | None]] = [(target, extra)]
+    while todo:
+        project, part = todo.pop()
+        if (project.id, part) in seen:
+            continue
+        seen.add((project.id, part))
+        for spec in _declared(project, part):
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement as exc:
+                raise UserError(f"{project.manifest}: '{spec}' is not a valid requirement: {exc}") from None
+            name = normalize(requirement.name)
+            if name not in own:
+                found.add(spec)
+            elif _applies(platforms, str(requirement.marker) if requirement.marker else None):
+                todo += [(own[name], None), *((own[name], normalize(e)) for e in sorted(requirement.extras))]
+        if part is not None:
+            todo.append((project, None))
+    return sorted(found)
+
+
+def _declared(target: Target, extra: str | None) -> list[str]:
+    """A project's requirements as its pyproject lists them (dynamic ones cannot be read)."""
+    project = _project(target)
+    if "dependencies" in project.get("dynamic", []):
+        raise UserError(f"{target.manifest}: the dependencies are dynamic, so polybuild cannot read what the package "
+                        "ships", hint="list them in [project] dependencies, or lock the workspace with uv (uv.lock)")
+    if extra is None:
+        return list(project.get("dependencies", []))
+    extras = {normalize(k): v for k, v in project.get("optional-dependencies", {}).items()}
+    return list(extras.get(extra, []))
+
+
+class ResolvedGraph(Graph):
+    """One uv resolution (a pylock.toml: packages without edges) for one root; the edges come from each
+    distribution's `Requires-Dist`, for the chains. What the resolution holds ships, reached by an edge or not."""
+
+    def __init__(self, own: dict[str, Target], release_version: str, sources: Sources,
+                 roots: list[tuple[Target, str | None]], resolution: list[Locked]) -> None:
+        super().__init__(own, release_version, sources, roots)
+        from polybuild.licenses.distributions import choose
+
+        self.entries = {normalize(p.name): p for p in resolution}
+        self.environment = sources.platforms[0].environment
+        chosen = {Dist(n, e.version): choose(e, sources.platforms) for n, e in self.entries.items() if n not in own}
+        self.files = {dist: artifact for dist, artifact in chosen.items() if artifact}
+
+    def locked(self, dist: Dist) -> Locked | None:
+        return self.entries.get(dist.name)
+
+    def artifacts(self) -> dict[Dist, Artifact]:
+        return self.files
+
+    def chains(self) -> dict[Dist, list[tuple[str, ...]]]:
+        chains = super().chains()
+        (target, extra), = self.roots
+        for name, entry in self.entries.items():
+            if name not in self.own:
+                chains.setdefault(Dist(name, entry.version), [(_label((self.dist_of(target), extra)),)])
+        return chains
+
+    def requires(self, node: Node) -> list[Node]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
         dist, extra = node
         found: list[Node] = []
-        for requirement in self._requirements(node):
-            if not self.env.applies(requirement.marker, extra):
+        for spec in self._requirements(node):
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement:
                 continue
-            if extra and dist.target is None and self.env.applies(requirement.marker):
+            marker = requirement.marker
+            if marker is not None and not marker.evaluate({**self.environment, "extra": extra or ""}):
+                continue
+            if extra and dist.target is None and (marker is None or marker.evaluate(self.environment)):
                 continue  # a base requirement, reached through the base node
-            resolved = self._resolve(requirement, _label(node))
+            name = normalize(requirement.name)
+            resolved = self.dist_of(self.own[name]) if name in self.own else (
+                Dist(name, self.entries[name].version) if name in self.entries else None)
             if resolved:
                 found += [(resolved, None), *((resolved, normalize(e)) for e in sorted(requirement.extras))]
         return found
 
-    def _requirements(self, node: Node) -> list[Any]:
-        from packaging.requirements import Requirement
+    def _requirements(self, node: Node) -> list[str]:
+        from polybuild.licenses.distributions import location, requirements
 
         dist, extra = node
-        if dist.target is None:
-            specs = self.env.dists[dist.name]["requires"]
-        else:
-            project = _project(self.own[dist.name])
-            if "dependencies" in project.get("dynamic", []):
-                raise UserError(f"{self.own[dist.name].manifest}: the dependencies are dynamic, so polybuild cannot "
-                                "read what the package ships", hint="list them in [project] dependencies, or lock "
-                                "the workspace with uv (uv.lock)")
-            specs = project.get("optional-dependencies", {}).get(extra, []) if extra else project.get(
-                "dependencies", [])
-        return [Requirement(spec) for spec in specs]
-
-    def _resolve(self, requirement: Any, needed_by: str) -> Dist | None:
-        name = normalize(requirement.name)
-        if name in self.own:
-            return self.dist_of(self.own[name])
-        installed = self.env.dists.get(name)
-        if installed is None:
-            self.missing.append(f"{requirement} (needed by {needed_by}) is not installed")
-            return None
-        if not _satisfies(requirement, installed["version"]):
-            self.missing.append(f"{requirement} (needed by {needed_by}): {installed['version']} is installed")
-        return Dist(name, installed["version"])
-
-
-def _satisfies(requirement: Any, version: str) -> bool:
-    from packaging.version import InvalidVersion
-
-    try:
-        return requirement.specifier.contains(version, prereleases=True)
-    except InvalidVersion:
-        return True  # a legacy version cannot be compared; installed is what ships
-
-
-class LockGraph(Graph):
-    """The packages of a uv.lock that apply to the build environment: members' dependencies and all their extras
-    (development dependency groups do not ship)."""
-
-    def __init__(self, lock: Path, env: Environment, own: dict[str, Target], release_version: str) -> None:
-        import tomllib
-
-        super().__init__(env, own, release_version)
-        self.lock = lock
-        try:
-            data = tomllib.loads(lock.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UserError(f"cannot read {lock}: {exc}", hint="regenerate it with `uv lock`") from None
-        self.entries: dict[str, list[dict[str, Any]]] = {}
-        for entry in data.get("package", []):
-            self.entries.setdefault(normalize(entry["name"]), []).append(entry)
-
-    def extras_of(self, target: Target) -> list[str]:
-        return sorted(self._entry(target.info["dist_name"], None, target.id).get("optional-dependencies", {}))
-
-    def source_of(self, dist: Dist) -> str:
-        return _locked_source(self._entry(dist.name, dist.version, str(self.lock)).get("source", {}))
-
-    def requires(self, node: Node) -> list[Node]:
-        from packaging.markers import Marker
-
-        dist, extra = node
-        entry = self._entry(dist.name, None if dist.target else dist.version, _label(node))
-        deps = entry.get("optional-dependencies", {}).get(extra, []) if extra else entry.get("dependencies", [])
-        found: list[Node] = []
-        for dep in deps:
-            if not self.env.applies(Marker(dep["marker"]) if dep.get("marker") else None):
-                continue
-            name = normalize(dep["name"])
-            target = self.own.get(name)
-            resolved = self.dist_of(target) if target else Dist(
-                name, self._entry(name, dep.get("version"), _label(node))["version"])
-            found += [(resolved, None), *((resolved, normalize(e)) for e in dep.get("extra", []))]
-        return found
-
-    def _entry(self, name: str, version: str | None, needed_by: str) -> dict[str, Any]:
-        candidates = [e for e in self.entries.get(name, []) if version is None or e.get("version") == version]
-        if not candidates:
-            raise UserError(f"{self.lock}: no locked package {name}{f' {version}' if version else ''} "
-                            f"(needed by {needed_by})", hint="the lock is out of date: run `uv lock`")
-        return candidates[0]
+        if dist.target is not None:
+            return _declared(self.own[dist.name], extra)
+        artifact = self.files.get(dist)
+        return requirements(location(self.sources.cache, artifact)) if artifact else []
 
 
 def _locked_source(source: dict[str, str]) -> str:
@@ -327,19 +428,6 @@ def _locked_source(source: dict[str, str]) -> str:
     if "url" in source:
         return f"url+{source['url']}"
     return "path"
-
-
-def _installed_source(direct_url: str | None) -> str:
-    """Where an installed distribution came from, by its PEP 610 `direct_url.json` (none: an index, taken as PyPI)."""
-    if not direct_url:
-        return "pypi"
-    info = json.loads(direct_url)
-    url = info.get("url", "")
-    if "vcs_info" in info:
-        return f"{info['vcs_info'].get('vcs', 'git')}+{url}"
-    if "dir_info" in info or url.startswith("file:"):
-        return "path"
-    return f"url+{url}"
 
 
 def _project(target: Target) -> dict[str, Any]:
@@ -374,32 +462,12 @@ def _bare_package(name: str, version: str) -> Package:
     return Package(ecosystem="pypi", name=name, version=version, purl=purl("pypi", name, version))
 
 
-def evidence_from_dist_info(dist_info: Path) -> Package:
-    """An installed distribution's package and license evidence, from its `.dist-info` directory."""
-    listing = sorted(p.relative_to(dist_info).as_posix() for p in dist_info.rglob("*") if p.is_file())
-    metadata = dist_info / ("METADATA" if "METADATA" in listing else "PKG-INFO")  # PKG-INFO: an .egg-info
-    return _evidence(dist_info.name, metadata.read_text(encoding="utf-8", errors="replace"), listing,
-                     lambda rel: (dist_info / rel).read_bytes())
-
-
-def evidence_from_wheel(path: Path | str) -> Package:
-    """A wheel's package and license evidence, read from the archive (for the wheels polybuild built)."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as wheel:
-        names = wheel.namelist()
-        dist_info = next((n.split("/")[0] for n in names if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None)
-        if dist_info is None:
-            raise UserError(f"{path} is not a wheel: it has no .dist-info/METADATA")
-        listing = sorted(n[len(dist_info) + 1:] for n in names if n.startswith(dist_info + "/") and n[-1] != "/")
-        metadata = wheel.read(f"{dist_info}/METADATA").decode("utf-8", errors="replace")
-        return _evidence(dist_info, metadata, listing, lambda rel: wheel.read(f"{dist_info}/{rel}"))
-
-
-def _evidence(dist_info: str, metadata: str, listing: list[str], read: Callable[[str], bytes]) -> Package:
+def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
+                           read: Callable[[str], bytes]) -> Package:
+    """Package and evidence from a METADATA (or PKG-INFO) text and the files beside it."""
     from polybuild.licenses.purl import purl
 
-    headers = _headers(metadata)
+    headers = metadata_headers(metadata)
     name, version = normalize(_first(headers, "Name") or ""), _first(headers, "Version") or ""
     legacy = _first(headers, "License")
     return Package(
@@ -411,7 +479,7 @@ def _evidence(dist_info: str, metadata: str, listing: list[str], read: Callable[
     )
 
 
-def _headers(metadata: str) -> dict[str, list[str]]:
+def metadata_headers(metadata: str) -> dict[str, list[str]]:
     """METADATA's header fields, multi-line values unfolded the way importlib.metadata does."""
     import email.parser
     import textwrap

@@ -47,9 +47,15 @@ class Scan:
         keys = self.inventory.by_target.get(target.id, set())
         built = self._built_go_modules(target)
         kind = {"image": "image", "go": "binary", "rust": "binary", "py": "wheel"}[target.kind]
+        shipping = {target.id, *(self._closure(target) if target.kind == "image" else ())}
         return (Subject(target.name, target.version or self.ws.release_version, kind),
-                [r for r in self.resolved if r.package.key in keys
+                [_narrowed(r, shipping) for r in self.resolved if r.package.key in keys
                  and (built is None or (r.package.name, r.package.version) in built)])
+
+    def _closure(self, target: Target) -> set[str]:
+        from polybuild.licenses.inventory import closure
+
+        return closure(self.ws, target.id)
 
     def _built_go_modules(self, target: Target) -> set[tuple[str, str]] | None:
         """For a Go target whose binaries are built, the modules `go version -m` says they hold (the ground
@@ -69,17 +75,37 @@ class Scan:
         return {module for binary in binaries for module in binary_modules(binary)}
 
 
-def scan(ws: Workspace) -> Scan:
-    """Inventory (offline), the deny.toml policy, and every package's license."""
+def _narrowed(r: Resolved, shipping: set[str]) -> Resolved:
+    """A package as one artifact ships it: only the chains from the targets it holds, so a report for one target
+    never names the workspace's other targets."""
+    from dataclasses import replace
+
+    chains = [c for c in r.package.dependents if c[0].partition("[")[0] in shipping]
+    return replace(r, package=replace(r.package, dependents=chains))
+
+
+def scan(ws: Workspace, *, fetch: bool = False, policy: Policy | None = None) -> Scan:
+    """Inventory (offline unless `fetch`), the deny.toml policy (read here unless the caller already has it), and
+    every package's license; a scan of the same manifests, lockfiles and policy is read back from the cache
+    instead."""
+    from polybuild.licenses import scancache
     from polybuild.licenses.detect import detect_many
-    from polybuild.licenses.inventory import inventory
+    from polybuild.licenses.inventory import Inventory, inventory
     from polybuild.licenses.policy import load_policy
     from polybuild.licenses.resolve import resolve_all
 
     conf = ws.config["licenses"]
-    policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
-    found = inventory(ws, all_features=policy.data["graph"]["all-features"])
-    return Scan(ws, found, policy, resolve_all(found.packages, policy, detect_many))
+    policy = policy or load_policy(ws.root / conf["policy"], display=conf["policy"])
+    all_features = policy.data["graph"]["all-features"]
+    entry = scancache.path(ws, ws.root / conf["policy"], all_features=all_features)
+    cached = scancache.load(entry)
+    if cached is not None:
+        resolved, by_target = cached
+        return Scan(ws, Inventory([r.package for r in resolved], by_target), policy, resolved)
+    found = inventory(ws, all_features=all_features, fetch=fetch)
+    resolved = resolve_all(found.packages, policy, detect_many)
+    scancache.save(entry, found, resolved)
+    return Scan(ws, found, policy, resolved)
 
 
 def attribution_files(result: Scan, target: Target | None = None) -> dict[str, str]:

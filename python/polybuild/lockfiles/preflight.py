@@ -28,7 +28,7 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str]) -> LockReport
     each target; usage mistakes (an unknown platform, a bad Python version) raise UserError."""
     from polybuild.lockfiles import cargo, golang
 
-    targets = _targets(ws, platforms, pythons)
+    targets = platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
     for path in found["Cargo.lock"]:
@@ -101,7 +101,7 @@ def _lowest_python(lock) -> tuple[int, int] | None:
     return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
 
 
-def _targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
+def platform_targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
     """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
     from polybuild.config import PLATFORMS
     from polybuild.lockfiles.wheels import Target

@@ -85,10 +85,16 @@ class Target:
 
     @cached_property
     def tags(self) -> frozenset[Tag]:
+        return frozenset(self.ranks)
+
+    @cached_property
+    def ranks(self) -> dict[Tag, int]:
+        """Each tag the target accepts and its preference (0: the one an installer picks first)."""
         major, minor = self.python
         platforms = self.platform_tags
-        return frozenset([*cpython_tags((major, minor), platforms=platforms),
-                          *compatible_tags((major, minor), f"cp{major}{minor}", platforms)])
+        ordered = [*cpython_tags((major, minor), platforms=platforms),
+                   *compatible_tags((major, minor), f"cp{major}{minor}", platforms)]
+        return {tag: rank for rank, tag in reversed(list(enumerate(ordered)))}
 
     def needed(self) -> str:
         """The wheels this target accepts, in a few words (the full tag list runs to hundreds)."""
@@ -122,6 +128,20 @@ def _marker(text: str) -> Marker | None:
         return None
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """One distribution file a lock names: where to download it and the hash it must have."""
+
+    filename: str
+    url: str | None  # None for a local path
+    sha256: str | None
+    size: int | None
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
 @dataclass
 class Package:
     name: str
@@ -132,6 +152,7 @@ class Package:
     deps: list[dict]
     extras: dict[str, list[dict]] = field(default_factory=dict)
     groups: dict[str, list[dict]] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)  # the wheels, then the sdist
 
     @property
     def label(self) -> str:
@@ -184,10 +205,19 @@ def read(path: Path, display: str) -> Lock:
 
 
 def _package(entry: dict) -> Package:
-    wheels = [w.get("filename") or _basename(w.get("url") or w.get("path") or "") for w in entry.get("wheels", [])]
+    artifacts = [_artifact(w) for w in [*entry.get("wheels", []), *([entry["sdist"]] if "sdist" in entry else [])]]
+    wheels = [a.filename for a in artifacts if a.is_wheel]
     return Package(entry["name"], str(entry.get("version", "")), entry.get("source", {}), "sdist" in entry,
-                   [w for w in wheels if w], entry.get("dependencies", []),
-                   entry.get("optional-dependencies", {}), entry.get("dev-dependencies", {}))
+                   wheels, entry.get("dependencies", []), entry.get("optional-dependencies", {}),
+                   entry.get("dev-dependencies", {}), [a for a in artifacts if a.filename])
+
+
+def _artifact(entry: dict) -> Artifact:
+    """A lock's `wheels` or `sdist` entry: uv.lock writes `hash = "sha256:..."`, pylock.toml `hashes = {sha256}`."""
+    algorithm, _, digest = str(entry.get("hash", "")).partition(":")
+    sha256 = digest if algorithm == "sha256" else entry.get("hashes", {}).get("sha256")
+    filename = entry.get("filename") or entry.get("name") or _basename(entry.get("url") or entry.get("path") or "")
+    return Artifact(filename, entry.get("url"), sha256, entry.get("size"))
 
 
 def _basename(url: str) -> str:
@@ -223,7 +253,7 @@ def reachable(lock: Lock, target: Target) -> list[tuple[Package, tuple[str, ...]
         for edge in _edges(package, part):
             if not target.applies(edge.get("marker")):
                 continue
-            for dep in _resolve(lock, edge, target):
+            for dep in resolve(lock, edge):
                 label = _step(part, dep.name)
                 chains.setdefault(id(dep), (*chain, label))
                 queue.extend((dep, e, (*chain, label)) for e in ["", *edge.get("extra", [])])
@@ -244,7 +274,7 @@ def _step(part: str, name: str) -> str:
     return f"{name} (extra {part})" if part else name
 
 
-def _resolve(lock: Lock, edge: dict, target: Target) -> list[Package]:
+def resolve(lock: Lock, edge: dict) -> list[Package]:
     """The locked package an edge names; forked resolutions lock several versions, told apart by version/source."""
     found = lock.by_name(edge["name"])
     if len(found) > 1:
@@ -281,3 +311,14 @@ def _marker_for(wheels: list[str]) -> str:
     found = {next((v for k, v in prefixes.items() if t.platform.startswith(k)), "?")
              for w in wheels for t in wheel_tags(w)}
     return f"sys_platform == '{found.pop()}'" if len(found) == 1 and "?" not in found else "sys_platform == '...'"
+
+
+def read_pylock(path: Path) -> list[Package]:
+    """The packages of a PEP 751 pylock.toml (as `uv pip compile --format pylock.toml` writes it: one resolution,
+    no dependency edges), in the shape uv.lock's are read into."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the resolution: {exc}", hint="delete it; it is a cache entry") from None
+    return [_package({**entry, "source": {"registry": entry["index"]} if "index" in entry else {}})
+            for entry in data.get("packages", [])]

@@ -118,7 +118,7 @@ def _licenses(state: State) -> list[str]:
     from polybuild.licenses.scan import attribution_files, scan, stale
 
     ws = state.loaded.ws
-    scanned = state.licenses = scan(ws)
+    scanned = state.licenses = scan(ws, fetch=True)  # what the lockfiles name, hash-checked (a release has network)
     problems = [v.describe() for v in scanned.violations() if v.severity == "deny"]
     outdated = stale(attribution_files(scanned, None), ws.root / ws.config["licenses"]["attributions-dir"])
     problems += [f"{name} is out of date (run `polybuild attributions` and commit the result)" for name in outdated]
