@@ -47,7 +47,7 @@ def check(resolved: list[Resolved], policy: Policy, root: Path) -> list[Violatio
 def _private_ignored(policy: Policy) -> bool:
     """The workspace's own packages are private (cargo-deny's `[licenses.private] ignore`) unless the policy says
     `ignore = false`: they are reported with their own license, never checked as third parties."""
-    return bool(policy.data["licenses"]["private"].get("ignore", True))
+    return bool(policy.data["licenses"]["private"]["ignore"])
 
 
 def _licenses(resolved: list[Resolved], policy: Policy) -> list[Violation]:

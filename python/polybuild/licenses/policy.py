@@ -88,7 +88,8 @@ SCHEMA = Table({
                        "while the files' CRC32 hashes still match.", [], item=dict),
         "confidence-threshold": Key((float, int), "Minimum score for a license detected from its text.", 0.8),
         "private": Table({
-            "ignore": Key(bool, "The workspace's own packages are not checked.", False),
+            "ignore": Key(bool, "The workspace's own packages are not checked (polybuild's default; cargo-deny's "
+                          "is false): they are reported with their own license, never as third parties.", True),
             "ignore-sources": _unused(list, "Registries whose crates are not checked.", [], item=str),
             "registries": _unused(list, "Private registries the workspace publishes to.", [], item=str),
         }, doc="The workspace's own packages."),
