@@ -170,7 +170,7 @@ def _remote(ws: Workspace, options: CacheOptions):
 def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.builders import BuildContext
     from polybuild.cache import TaskCache
-    from polybuild.cachedir import default_dir
+    from polybuild.cachedir import configured_dir
     from polybuild.fingerprint import StatCache
     from polybuild.inputs import InputIndex
     from polybuild.keys import Fingerprints, Toolchains
@@ -185,8 +185,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
     cache = None
     if cache_options.enabled:
-        cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
-        store = LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir)
+        store = LocalStore(configured_dir(ws.root, ws.config["cache-dir"]))
         cache = TaskCache(store, _remote(ws, cache_options))
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")

@@ -13,3 +13,9 @@ def default_dir() -> Path:
         return Path(os.environ["POLYBUILD_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "polybuild"
+
+
+def configured_dir(root: Path, configured: str | None) -> Path:
+    """The cache of a workspace: its `cache-dir` (relative to the root, `~` expanded), else the default."""
+    path = Path(configured).expanduser() if configured else default_dir()
+    return path if path.is_absolute() else root / path

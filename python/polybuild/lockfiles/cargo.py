@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import subprocess
 from pathlib import Path
 
+from polybuild.lockfiles.memo import environment
 from polybuild.toolchains import find
 
 _OFFLINE = ("--offline", "offline mode", "attempting to make an HTTP request")
+_TOOLCHAIN_FILES = ("rust-toolchain.toml", "rust-toolchain")
+_CONFIG_FILES = (".cargo/config.toml", ".cargo/config")
+
+
+def inputs(files: list[str], lock: str) -> list[str]:
+    """What `cargo metadata --locked` reads for a lock: the lock, every manifest in the tree (path dependencies
+    reach anywhere), the Cargo configs ([patch], source replacement) and the toolchain files."""
+    return [lock, *(p for p in files if p.rpartition("/")[2] in ("Cargo.toml", *_TOOLCHAIN_FILES)
+                    or p.endswith(_CONFIG_FILES))]
+
+
+def identity(root: Path, lock: str) -> tuple[str, list[str]]:
+    """The cargo that checks this lock (`cargo -V`, run where rustup picks the lock's toolchain) and the settings it
+    reads from outside the tree: the Cargo home's config and the environment."""
+    directory = (root / lock).parent
+    pinned = next((d for d in (directory, *directory.parents) if any((d / f).is_file() for f in _TOOLCHAIN_FILES)
+                   and d.is_relative_to(root)), root)
+    home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    configs = [f"{name}={hashlib.sha256(path.read_bytes()).hexdigest()}" for name in ("config.toml", "config")
+               if (path := home / name).is_file()]
+    env = environment(("RUSTUP_TOOLCHAIN", "CARGO_HOME"), ("CARGO_REGISTRIES_", "CARGO_REGISTRY_", "CARGO_SOURCE_",
+                                                          "CARGO_PATCH_", "CARGO_NET_", "CARGO_HTTP_"))
+    return _version(pinned), [*configs, *env]
+
+
+@functools.cache
+def _version(directory: Path) -> str:
+    cargo = find("cargo")
+    if cargo is None:
+        return "no cargo"
+    proc = _run([cargo, "-V"], directory)
+    return proc.stdout.strip() or proc.stderr.strip()
 
 
 def check(root: Path, lock: str) -> list[str]:

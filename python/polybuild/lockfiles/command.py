@@ -28,6 +28,8 @@ def _check_parser(actions) -> None:
     check.add_argument("--python", action="append", default=[], metavar="X.Y", dest="pythons",
                        help="a target Python version (repeatable); default: lockfiles.python, else the interpreter's")
     check.add_argument("--json", action="store_true", help="print the report as JSON (problems, notes, digests)")
+    check.add_argument("--no-cache", action="store_true",
+                       help="re-run every check, even those that passed before on the same files, tools and platform")
     check.set_defaults(handler=_run_check)
 
 
@@ -39,16 +41,20 @@ def _run_check(args: argparse.Namespace) -> int:
     from polybuild.api import load
     from polybuild.lockfiles import preflight
 
-    report = preflight(load(Path(args.directory), args.config), args.platforms, args.pythons)
+    report = preflight(load(Path(args.directory), args.config), args.platforms, args.pythons,
+                       use_cache=not args.no_cache)
     if args.json:
         print(json.dumps({"ok": report.ok, "checked": report.checked, "problems": report.problems,
-                          "notes": report.notes, "digests": report.digests}, indent=2, sort_keys=True))
+                          "notes": report.notes, "digests": report.digests, "remembered": report.remembered},
+                         indent=2, sort_keys=True))
         return 0 if report.ok else 1
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     for problem in report.problems:
         print(problem)
-    summary = f"{len(report.digests)} lockfile(s), wheels checked for {'; '.join(report.checked) or 'no platform'}"
+    unchanged = f" ({len(report.remembered)} unchanged since they passed)" if report.remembered else ""
+    summary = (f"{len(report.digests)} lockfile(s){unchanged}, wheels checked for "
+               f"{'; '.join(report.checked) or 'no platform'}")
     if report.problems:
         print(f"lock check: {len(report.problems)} problem(s) in {summary}", file=sys.stderr)
         return 1
