@@ -76,8 +76,10 @@ def find_places(ws: Workspace) -> list[Place]:
     inheritors = _inheritors(ws, manifests, by_manifest)
     for doc in manifests.values():
         places += _cargo_places(doc, by_manifest, inheritors.get(doc.path.parent, ()))
-    for root, crates in _cargo_members(ws).items():
-        places += _cargo_lock_places(root / "Cargo.lock", crates)
+    workspaces = _cargo_members(ws)
+    everywhere = _unique_crates(workspaces)
+    for root, crates in workspaces.items():  # a nested workspace locks the path dependencies it reaches too
+        places += _cargo_lock_places(root / "Cargo.lock", {**everywhere, **crates})
     by_dist = {t.info["dist_name"]: t.id for t in ws.targets.values() if t.kind == "py"}
     for target in sorted((t for t in ws.targets.values() if t.kind == "py"), key=lambda t: t.manifest):
         places += _pyproject_places(target.manifest, target.id, by_dist)
@@ -119,6 +121,15 @@ def _cargo_members(ws: Workspace) -> dict[Path, dict[str, str]]:
         if "cargo_workspace" in t.info:
             members.setdefault(Path(t.info["cargo_workspace"]), {})[t.info["crate"]] = t.id
     return members
+
+
+def _unique_crates(workspaces: dict[Path, dict[str, str]]) -> dict[str, str]:
+    """Crate name -> target id across every Cargo workspace, for the names only one crate has (a lock names no path)."""
+    seen: dict[str, list[str]] = {}
+    for crates in workspaces.values():
+        for name, target_id in crates.items():
+            seen.setdefault(name, []).append(target_id)
+    return {name: ids[0] for name, ids in seen.items() if len(ids) == 1}
 
 
 def _crate_owners(ws: Workspace) -> dict[Path, str]:
@@ -174,7 +185,8 @@ def _cargo_dependency_tables(data: dict[str, Any]) -> Iterator[tuple[KeyPath, di
 
 
 def _cargo_lock_places(lock: Path, crates: dict[str, str]) -> Iterator[Place]:
-    """The lock entries of the workspace's own crates (no `source`): stale ones make `cargo --locked` fail."""
+    """The lock entries of the workspace's crates and of the path dependencies it reaches (no `source`): stale ones
+    make `cargo --locked` fail."""
     if not lock.is_file():
         return
     doc = tomlfile.load(lock)
