@@ -323,3 +323,27 @@ def test_another_tool_version_checks_again(ws: Path, other_uv: Path) -> None:
     report = json.loads(run_polybuild("lock", "check", "--json", cwd=ws, env=env).stdout)
     assert report["problems"] == []
     assert [r for r in report["remembered"] if r.endswith("Cargo.lock")] == []
+
+
+def test_a_cargo_lock_is_checked_from_the_registry_index_alone(tmp_path: Path) -> None:
+    """`cargo metadata` would download every locked crate (1.2 GB for dynamo on a fresh machine): the check reads
+    only the index, so a fresh Cargo home holds no crate afterwards."""
+    from conftest import polybuild_env
+
+    root = write_tree(tmp_path / "ws", {
+        "polybuild.toml": "",
+        "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
+                      'itoa = "=1.0.11"\n\n[workspace]\n',
+        "src/lib.rs": "",
+    })
+    home = tmp_path / "cargo-home"
+    env = polybuild_env(CARGO_HOME=str(home))
+    subprocess.run(["cargo", "generate-lockfile", "--quiet"], cwd=root, env=env, check=True)  # the index (crates.io)
+    subprocess.run(["git", "init", "--quiet"], cwd=root, check=True)
+    proc = run_polybuild("lock", "check", "--json", cwd=root, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in home.glob("registry/cache/*/*.crate")) == []
+    manifest = root / "Cargo.toml"
+    manifest.write_text(manifest.read_text().replace("=1.0.11", "=1.0.10"))
+    proc = run_polybuild("lock", "check", "--json", cwd=root, env=env)
+    assert proc.returncode == 1 and json.loads(proc.stdout)["problems"][0].startswith("Cargo.lock: out of date")

@@ -20,9 +20,10 @@ def _check_parser(actions) -> None:
     check = actions.add_parser(
         "check", help="exit 1 listing every stale lockfile and every locked package with no wheel or sdist for a "
         "target platform",
-        description="Every Cargo.lock is up to date (cargo metadata --locked), every go.sum tidy and verified, "
-        "every uv.lock fresh with the pinned uv (uv lock --check), and every package a uv.lock installs on each "
-        "platform and Python has a compatible wheel or an sdist.")
+        description="Every Cargo.lock is up to date (cargo update --workspace --locked), every go.sum tidy and "
+        "verified, every uv.lock fresh with the pinned uv (uv lock --check), and every package a uv.lock installs "
+        "on each platform and Python has a compatible wheel or an sdist. Checks that passed before on the same "
+        "files, tools and platform are not run again.")
     check.add_argument("--platform", action="append", default=[], metavar="OS/ARCH", dest="platforms",
                        help="a target platform (repeatable); default: the config's platforms, else the host")
     check.add_argument("--python", action="append", default=[], metavar="X.Y", dest="pythons",

@@ -1,7 +1,7 @@
 """Remembered clean lockfile checks: a lock whose inputs, tool and platform are unchanged is not checked again.
 
-`cargo metadata --locked`, `go mod tidy -diff` + `go mod verify` and `uv lock --check` take seconds each (a minute
-on a repository with dozens of go.sum files), yet their answer depends only on files in the tree, the tool, the
+`cargo update --locked`, `go mod tidy -diff` + `go mod verify` and `uv lock --check` take seconds each (a minute on
+a repository with dozens of go.sum files), yet their answer depends only on files in the tree, the tool, the
 platform and a few environment variables. The key is the sha256 of all of those: the content of every file the
 answer can depend on (through the stat cache, so an unchanged file costs one `lstat`), the tool's own version
 output, the host platform, polybuild's version and the environment variables the tool reads. Only clean results are

@@ -70,7 +70,7 @@ class _Job:
 
 
 def _cargo_jobs(ws: Workspace, locks: list[str]) -> list[_Job]:
-    """One `cargo metadata --locked` per Cargo workspace (each has its own Cargo.lock)."""
+    """One `cargo update --workspace --locked` per Cargo workspace (each has its own Cargo.lock)."""
     from polybuild.lockfiles import cargo
 
     return [_Job("cargo", lock, cargo.inputs(ws.files, lock), functools.partial(cargo.identity, ws.root, lock),
