@@ -45,12 +45,14 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
     with ThreadPoolExecutor(max_workers=max(1, min(ws.config.jobs, len(pending)))) as pool:
         ran = dict(zip(pending, pool.map(lambda i: keyed[i][0].run(), pending), strict=True))
     for i, (job, key) in enumerate(keyed):
-        problems, notes = ran[i] if i in ran else ([], remembered[key])
         if i not in ran:
             report.remembered.append(job.lock)
+            report.notes += remembered[key]
+            continue
+        problems, notes = ran[i]
         report.problems += problems
         report.notes += notes
-        if i in ran and not problems:
+        if not problems:
             memo.put(key, notes)
     lockfiles = sorted(p for paths in found.values() for p in paths)
     report.digests = dict(sorted(memo.digests(ws.root, lockfiles).items()))
@@ -92,7 +94,8 @@ def _uv_jobs(ws: Workspace, locks: list[str], targets: list[Target], pythons: li
 
     def identity() -> tuple[str, list[str]]:
         tool, env = uvlock.identity()
-        return tool, [*env, repr(ws.config["lockfiles"]), repr(targets), ws.config.display]
+        return tool, [*env, repr(ws.config["lockfiles"]), repr(targets), f"explicit python: {bool(pythons)}",
+                      ws.config.display]
 
     return [_Job("uv", lock, uvlock.inputs(ws.files, lock), identity,
                  functools.partial(_check_uv_lock, ws, lock, targets, explicit_python=bool(pythons)))
