@@ -4,8 +4,8 @@ Real repositories version a few packages on their own (a benchmark data generato
 next to a 1.1.0 workspace). The `[versions]` config says so: `exclude` (never checked or stamped), `independent`
 (each package a group of one, versioned by its own manifest) and named `groups` (members released together, at
 the group's `version` or at the version its first member declares). Everything else is the lockstep group, whose
-version is the workspace's. A pin follows the group of the package it pins, so `ai-dynamo==1.1.0` moves with
-ai-dynamo wherever it is written.
+version is the workspace's. A pin follows the group of the package it pins, so `gpu-memory-service==0.9.0` moves
+with gpu-memory-service wherever it is written.
 """
 
 from __future__ import annotations
