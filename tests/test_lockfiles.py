@@ -259,3 +259,91 @@ def test_repo_and_serving_example_pass() -> None:
         code, report = lock_check(root)
         assert (code, report["problems"]) == (0, []), root
         assert any(p.endswith("Cargo.lock") for p in report["digests"])
+
+
+def test_a_passed_check_is_remembered_until_its_inputs_change(ws: Path) -> None:
+    assert lock_check(ws)[1]["remembered"] == []
+    code, report = lock_check(ws)
+    assert (code, report["problems"]) == (0, [])
+    assert sorted(report["remembered"]) == sorted(report["digests"])  # all four, none re-run
+    assert "(4 unchanged since they passed)" in run_polybuild("lock", "check", cwd=ws).stdout
+    assert lock_check(ws, "--no-cache")[1]["remembered"] == []
+    main = ws / "deploy/m/main.go"  # a source edit that tidy would not answer alike: the module is checked again
+    main.write_text(main.read_text().replace("func main()", "// edited\nfunc main()"))
+    assert sorted(lock_check(ws)[1]["remembered"]) == ["py/app/uv.lock", "rust/core/Cargo.lock",
+                                                       "tools/nested/gen/Cargo.lock"]
+
+
+def test_a_remembered_pass_never_hides_a_changed_lockfile(ws: Path) -> None:
+    assert lock_check(ws)[0] == 0
+    go_sum = ws / "deploy/m/go.sum"
+    go_sum.write_text(GO_SUM.replace("apOUWs51", "apOUWs52"))
+    lock = ws / "tools/nested/gen/Cargo.lock"
+    lock.write_text(lock.read_text().replace('name = "gen"\nversion = "0.1.0"', 'name = "gen"\nversion = "0.0.9"'))
+    uv_lock = ws / "py/app/uv.lock"
+    uv_lock.write_text(uv_lock.read_text().replace('name = "six"', 'name = "sixx"', 1))
+    code, report = lock_check(ws)
+    assert code == 1
+    assert sorted(p.split(":")[0] for p in report["problems"]) == ["deploy/m/go.sum", "py/app/uv.lock",
+                                                                     "tools/nested/gen/Cargo.lock"]
+    assert report["remembered"] == ["rust/core/Cargo.lock"]
+
+
+def test_a_remembered_pass_never_hides_an_import_the_go_sum_lacks(ws: Path) -> None:
+    assert lock_check(ws)[0] == 0
+    (ws / "deploy/m/extra.go").write_text('package main\n\nimport _ "golang.org/x/mod/semver"\n')
+    code, report = lock_check(ws)
+    assert code == 1
+    assert report["problems"][0].startswith("deploy/m/go.sum: out of date")
+
+
+@pytest.fixture(scope="module")
+def other_uv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second real uv, of another version than the one on PATH, from PyPI."""
+    target = tmp_path_factory.mktemp("other-uv")
+    subprocess.run(["uv", "pip", "install", "--quiet", "--target", str(target), "uv==0.9.30"], check=True)
+    return target / "bin"
+
+
+def test_another_tool_version_checks_again(ws: Path, other_uv: Path) -> None:
+    import os
+
+    from conftest import polybuild_env
+
+    assert lock_check(ws)[0] == 0
+    env = polybuild_env(PATH=f"{other_uv}{os.pathsep}{os.environ['PATH']}")
+    proc = run_polybuild("lock", "check", "--json", cwd=ws, env=env)
+    report = json.loads(proc.stdout)
+    assert "py/app/uv.lock" not in report["remembered"], report
+    assert sorted(report["remembered"]) == ["deploy/m/go.sum", "rust/core/Cargo.lock", "tools/nested/gen/Cargo.lock"]
+    nightly = sorted(Path(os.environ.get("RUSTUP_HOME", Path.home() / ".rustup")).glob("toolchains/nightly-*/bin"))
+    if not nightly:
+        pytest.skip("a second Rust toolchain (nightly) is not installed")
+    env = polybuild_env(PATH=f"{nightly[0]}{os.pathsep}{os.environ['PATH']}")
+    report = json.loads(run_polybuild("lock", "check", "--json", cwd=ws, env=env).stdout)
+    assert report["problems"] == []
+    assert [r for r in report["remembered"] if r.endswith("Cargo.lock")] == []
+
+
+def test_a_cargo_lock_is_checked_from_the_registry_index_alone(tmp_path: Path) -> None:
+    """`cargo metadata` would download every locked crate (1.2 GB for dynamo on a fresh machine): the check reads
+    only the index, so a fresh Cargo home holds no crate afterwards."""
+    from conftest import polybuild_env
+
+    root = write_tree(tmp_path / "ws", {
+        "polybuild.toml": "",
+        "Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
+                      'itoa = "=1.0.11"\n\n[workspace]\n',
+        "src/lib.rs": "",
+    })
+    home = tmp_path / "cargo-home"
+    env = polybuild_env(CARGO_HOME=str(home))
+    subprocess.run(["cargo", "generate-lockfile", "--quiet"], cwd=root, env=env, check=True)  # the index (crates.io)
+    subprocess.run(["git", "init", "--quiet"], cwd=root, check=True)
+    proc = run_polybuild("lock", "check", "--json", cwd=root, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in home.glob("registry/cache/*/*.crate")) == []
+    manifest = root / "Cargo.toml"
+    manifest.write_text(manifest.read_text().replace("=1.0.11", "=1.0.10"))
+    proc = run_polybuild("lock", "check", "--json", cwd=root, env=env)
+    assert proc.returncode == 1 and json.loads(proc.stdout)["problems"][0].startswith("Cargo.lock: out of date")

@@ -148,7 +148,10 @@ def _version_parser(sub) -> None:
     stamp.add_argument("value", metavar="VERSION", nargs="?", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
     stamp.add_argument("--from-git", action="store_true",
                        help="the latest vX.Y.Z tag, plus the distance as a dev release (1.2.1.dev3)")
-    actions.add_parser("check", help="exit 1 listing every place that disagrees with the workspace version")
+    stamp.add_argument("--group", metavar="NAME",
+                       help="stamp this version group ([versions] in the config; an independent package by its "
+                       "id) instead of the workspace's lockstep group")
+    actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's version")
     actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
 
 
@@ -572,7 +575,7 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
-    from polybuild.versioning import places, stamp
+    from polybuild.versioning import groups, stamp
     from polybuild.versioning.convert import parse_version
 
     if args.version_command == "git" or (args.version_command == "set" and args.from_git):
@@ -589,7 +592,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     new = parse_version(args.value) if args.version_command == "set" else None  # bad input fails before loading
     ws = _load(args).ws
     if new is not None:
-        changed = stamp.stamp(ws, new)
+        changed = stamp.stamp(ws, new, args.group)
         for p in changed:
             print(f"{ws.rel(p.file)}:{p.line}: {p.label}: {p.found} -> {p.expected(new)}")
         print(f"polybuild: stamped {len(changed)} place(s)", file=sys.stderr)
@@ -597,16 +600,30 @@ def _cmd_version(args: argparse.Namespace) -> int:
     if args.version_command == "check":
         mismatches = stamp.check(ws)
         for m in mismatches:
-            print(f"{ws.rel(m.place.file)}:{m.place.line}: {m.place.label}: found {m.place.found}, "
-                  f"expected {m.expected}")
+            print(m.describe(ws))
         return 1 if mismatches else 0
-    version = stamp.workspace_version(ws)
-    print(f"workspace version: {version.pep440} (PEP 440), {version.semver} (SemVer)")
-    for p in places.find_places(ws):
-        print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
-    for s in places.go_stamps(ws):
-        print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+    _show_versions(ws, groups.resolve(ws))
     return 0
+
+
+def _show_versions(ws, found) -> None:
+    """The workspace version, every place of each version group, the Go stamps and the excluded packages."""
+    from polybuild.versioning import places
+
+    for group in found.groups.values():
+        version = found.version(group)
+        spelled = f"{version.pep440} (PEP 440), {version.semver} (SemVer)" if version else "no version declared"
+        if group.lockstep:
+            print(f"workspace version: {spelled}")
+        elif group.places:
+            print(f"version group {group.name}: {spelled}")
+        for p in group.places:
+            print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
+        if group.lockstep:
+            for s in places.go_stamps(ws):
+                print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+    if found.excluded:
+        print(f"excluded from versioning: {', '.join(sorted(found.excluded))}")
 
 
 _COMMANDS = {

@@ -180,6 +180,30 @@ LOCKFILES = Table(
     "platforms accept.",
 )
 
+VERSIONS = Table(
+    {
+        "exclude": Key(list, "Packages polybuild never checks or stamps, as target ids or directories (globs: "
+                       "`py:bench-*`, `benchmarks/*`).", [], item=str),
+        "independent": Key(list, "Packages that each keep their own version (target ids or directories, globs): "
+                           "each is a group of one, checked against its own manifest; `version set --group ID` "
+                           "bumps it.", [], item=str),
+        "groups": Map(
+            Table(
+                {
+                    "packages": Key(list, "Its members: target ids or directories (globs: `rust:kvbm-*`).", [],
+                                    item=str),
+                    "version": Key(str, "The group's version; default: the version its first member declares."),
+                },
+                doc="A group of packages released together under their own version.",
+            ),
+            doc="Named version groups besides the workspace's (lockstep) one.",
+            placeholder="<group>",
+        ),
+    },
+    doc="Version groups (`polybuild version`, `polybuild release`, see docs/usage.md): every package follows the "
+    "workspace version unless it is excluded, independent, or in a named group.",
+)
+
 EXTRAS = Map(
     Table(
         {
@@ -289,6 +313,7 @@ SCHEMA = Table(
         "images": Map(IMAGE, doc="Container image targets.", placeholder="<image>"),
         "container": CONTAINER,
         "lockfiles": LOCKFILES,
+        "versions": VERSIONS,
         "ci": CI,
         "extras": EXTRAS,
         "targets": Map(TARGET, doc="Per-target settings and custom tasks.", placeholder="<target>"),

@@ -24,15 +24,18 @@ class LockReport:
     digests: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # worth saying, not failures (an unpinned uv, a Python swap)
     checked: list[str] = field(default_factory=list)  # the targets the wheels were checked for ("linux/arm64, ...")
+    remembered: list[str] = field(default_factory=list)  # locks answered from the cache: unchanged since they passed
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def preflight(loaded: Loaded, platforms: Sequence[str] = (), pythons: Sequence[str] = ()) -> LockReport:
+def preflight(loaded: Loaded, platforms: Sequence[str] = (), pythons: Sequence[str] = (), *,
+              use_cache: bool = True) -> LockReport:
     """Check every lockfile of the workspace, and the wheels of every uv.lock for each platform and Python
-    (default: the config's `platforms`, else the host; `lockfiles.python`, else the interpreter's version)."""
+    (default: the config's `platforms`, else the host; `lockfiles.python`, else the interpreter's version); checks
+    that passed before on the same inputs, tools and platform are not re-run unless `use_cache` is False."""
     from polybuild.lockfiles.preflight import check
 
-    return check(loaded.ws, list(platforms), list(pythons))
+    return check(loaded.ws, list(platforms), list(pythons), use_cache=use_cache)

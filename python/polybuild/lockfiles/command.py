@@ -20,14 +20,17 @@ def _check_parser(actions) -> None:
     check = actions.add_parser(
         "check", help="exit 1 listing every stale lockfile and every locked package with no wheel or sdist for a "
         "target platform",
-        description="Every Cargo.lock is up to date (cargo metadata --locked), every go.sum tidy and verified, "
-        "every uv.lock fresh with the pinned uv (uv lock --check), and every package a uv.lock installs on each "
-        "platform and Python has a compatible wheel or an sdist.")
+        description="Every Cargo.lock is up to date (cargo update --workspace --locked), every go.sum tidy and "
+        "verified, every uv.lock fresh with the pinned uv (uv lock --check), and every package a uv.lock installs "
+        "on each platform and Python has a compatible wheel or an sdist. Checks that passed before on the same "
+        "files, tools and platform are not run again.")
     check.add_argument("--platform", action="append", default=[], metavar="OS/ARCH", dest="platforms",
                        help="a target platform (repeatable); default: the config's platforms, else the host")
     check.add_argument("--python", action="append", default=[], metavar="X.Y", dest="pythons",
                        help="a target Python version (repeatable); default: lockfiles.python, else the interpreter's")
     check.add_argument("--json", action="store_true", help="print the report as JSON (problems, notes, digests)")
+    check.add_argument("--no-cache", action="store_true",
+                       help="re-run every check, even those that passed before on the same files, tools and platform")
     check.set_defaults(handler=_run_check)
 
 
@@ -39,16 +42,20 @@ def _run_check(args: argparse.Namespace) -> int:
     from polybuild.api import load
     from polybuild.lockfiles import preflight
 
-    report = preflight(load(Path(args.directory), args.config), args.platforms, args.pythons)
+    report = preflight(load(Path(args.directory), args.config), args.platforms, args.pythons,
+                       use_cache=not args.no_cache)
     if args.json:
         print(json.dumps({"ok": report.ok, "checked": report.checked, "problems": report.problems,
-                          "notes": report.notes, "digests": report.digests}, indent=2, sort_keys=True))
+                          "notes": report.notes, "digests": report.digests, "remembered": report.remembered},
+                         indent=2, sort_keys=True))
         return 0 if report.ok else 1
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     for problem in report.problems:
         print(problem)
-    summary = f"{len(report.digests)} lockfile(s), wheels checked for {'; '.join(report.checked) or 'no platform'}"
+    unchanged = f" ({len(report.remembered)} unchanged since they passed)" if report.remembered else ""
+    summary = (f"{len(report.digests)} lockfile(s){unchanged}, wheels checked for "
+               f"{'; '.join(report.checked) or 'no platform'}")
     if report.problems:
         print(f"lock check: {len(report.problems)} problem(s) in {summary}", file=sys.stderr)
         return 1

@@ -3,11 +3,71 @@ downloaded modules match their recorded hashes), per module, outside any go.work
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from polybuild.toolchains import find
+
+_GO_SETTINGS = ("GOFLAGS", "GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB",
+                "GOINSECURE", "GOMODCACHE", "GOTOOLCHAIN", "GOEXPERIMENT")
+_LOCAL_REPLACE = re.compile(r"=>\s*(\.{1,2}/\S*)\s*$", re.M)
+
+
+def module_files(files: list[str], modules: set[str]) -> dict[str, list[str]]:
+    """Module directory -> the files tidy and verify read there: go.mod, go.sum and every .go file (imports decide
+    the requirements; tests included), each file in its innermost module."""
+    found: dict[str, list[str]] = {m: [] for m in modules}
+    for path in files:
+        if path.endswith(".go") or path.rpartition("/")[2] in ("go.mod", "go.sum"):
+            module = _module_of(path, modules)
+            if module is not None:
+                found[module].append(path)
+    return found
+
+
+def inputs(root: Path, by_module: dict[str, list[str]], module_dir: str) -> list[str]:
+    """The files of a module and of each local `replace` target (recursively): what its check depends on."""
+    found: list[str] = []
+    pending, seen = [module_dir], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        found += by_module.get(current, [])
+        gomod = root / current / "go.mod"
+        text = gomod.read_text(encoding="utf-8", errors="replace") if gomod.is_file() else ""
+        for target in _LOCAL_REPLACE.findall(text):
+            rel = os.path.normpath(os.path.join(current, target)).replace(os.sep, "/")
+            if rel in by_module:
+                pending.append(rel)
+    return found
+
+
+def _module_of(path: str, modules: set[str]) -> str | None:
+    """The innermost module directory holding `path` ("." for the root module)."""
+    parts = path.split("/")[:-1]
+    for i in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:i])
+        if candidate in modules:
+            return candidate
+    return "." if "." in modules else None
+
+
+@functools.cache
+def identity() -> str:
+    """`go version` and the `go env` settings that change what tidy and verify answer (from the environment or
+    `go env -w`)."""
+    go = find("go")
+    if go is None:
+        return "no go"
+    version = subprocess.run([go, "version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    settings = subprocess.run([go, "env", *_GO_SETTINGS], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "GOWORK": "off"})
+    return f"{version.stdout.strip()}\n{settings.stdout}"
 
 
 def check(root: Path, module_dir: str) -> list[str]:

@@ -3,14 +3,19 @@ target; also the hook that runs it before container builds for a platform other 
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from polybuild.cachedir import for_workspace
 from polybuild.errors import UserError
 from polybuild.lockfiles import LockReport
+from polybuild.lockfiles.memo import Memo
 from polybuild.platforms import Platform, host
 
 if TYPE_CHECKING:
@@ -23,23 +28,78 @@ LOCKFILES = ("Cargo.lock", "go.sum", "uv.lock")
 IMAGE_BUILDERS = ("dockerfile", "assemble")
 
 
-def check(ws: Workspace, platforms: list[str], pythons: list[str]) -> LockReport:
+def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache: bool = True) -> LockReport:
     """Every lockfile fresh (each problem a line naming the file and the fix) and every uv.lock installable on
-    each target; usage mistakes (an unknown platform, a bad Python version) raise UserError."""
-    from polybuild.lockfiles import cargo, golang
+    each target; usage mistakes (an unknown platform, a bad Python version) raise UserError.
 
+    The checks run in parallel (up to `jobs`, they are mostly child processes), and a check whose inputs, tool and
+    platform are unchanged since it last passed is answered from polybuild's cache (`use_cache=False` re-runs all)."""
     targets = platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
-    for path in found["Cargo.lock"]:
-        report.problems += cargo.check(ws.root, path)
-    for module_dir in _go_modules(ws.files):
-        report.problems += golang.check(ws.root, module_dir)
-    for path in found["uv.lock"]:
-        _check_uv_lock(ws, path, targets, explicit_python=bool(pythons), report=report)
-    for path in sorted(p for paths in found.values() for p in paths):
-        report.digests[path] = hashlib.sha256((ws.root / path).read_bytes()).hexdigest()
+    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.root / ws.config["state-dir"], use_cache)
+    jobs = [*_cargo_jobs(ws, found["Cargo.lock"]), *_go_jobs(ws), *_uv_jobs(ws, found["uv.lock"], targets, pythons)]
+    keyed = [(job, memo.key(job.kind, job.lock, memo.digests(ws.root, job.inputs), *job.identity())) for job in jobs]
+    remembered = {key: notes for _, key in keyed if (notes := memo.get(key)) is not None}
+    pending = [i for i, (_, key) in enumerate(keyed) if key not in remembered]
+    with ThreadPoolExecutor(max_workers=max(1, min(ws.config.jobs, len(pending)))) as pool:
+        ran = dict(zip(pending, pool.map(lambda i: keyed[i][0].run(), pending), strict=True))
+    for i, (job, key) in enumerate(keyed):
+        if i not in ran:
+            report.remembered.append(job.lock)
+            report.notes += remembered[key]
+            continue
+        problems, notes = ran[i]
+        report.problems += problems
+        report.notes += notes
+        if not problems:
+            memo.put(key, notes)
+    lockfiles = sorted(p for paths in found.values() for p in paths)
+    report.digests = dict(sorted(memo.digests(ws.root, lockfiles).items()))
+    memo.save()
     return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One lockfile check: what it reads (`inputs`), the tool and settings it runs with, and the check itself."""
+
+    kind: str
+    lock: str
+    inputs: list[str]
+    identity: Callable[[], tuple[str, list[str]]]
+    run: Callable[[], tuple[list[str], list[str]]]  # -> (problems, notes)
+
+
+def _cargo_jobs(ws: Workspace, locks: list[str]) -> list[_Job]:
+    """One `cargo update --workspace --locked` per Cargo workspace (each has its own Cargo.lock)."""
+    from polybuild.lockfiles import cargo
+
+    return [_Job("cargo", lock, cargo.inputs(ws.files, lock), functools.partial(cargo.identity, ws.root, lock),
+                 lambda lock=lock: (cargo.check(ws.root, lock), [])) for lock in locks]
+
+
+def _go_jobs(ws: Workspace) -> list[_Job]:
+    from polybuild.lockfiles import golang
+
+    modules = _go_modules(ws.files)
+    by_module = golang.module_files(ws.files, set(modules))
+    return [_Job("go", f"{module}/go.sum".removeprefix("./"), golang.inputs(ws.root, by_module, module),
+                 lambda: (golang.identity(), []),
+                 lambda module=module: (golang.check(ws.root, module), [])) for module in modules]
+
+
+def _uv_jobs(ws: Workspace, locks: list[str], targets: list[Target], pythons: list[str]) -> list[_Job]:
+    from polybuild.lockfiles import uvlock
+
+    def identity() -> tuple[str, list[str]]:
+        tool, env = uvlock.identity()
+        return tool, [*env, repr(ws.config["lockfiles"]), repr(targets), f"explicit python: {bool(pythons)}",
+                      ws.config.display]
+
+    return [_Job("uv", lock, uvlock.inputs(ws.files, lock), identity,
+                 functools.partial(_check_uv_lock, ws, lock, targets, explicit_python=bool(pythons)))
+            for lock in locks]
 
 
 def _find(files: list[str]) -> dict[str, list[str]]:
@@ -58,21 +118,21 @@ def _go_modules(files: list[str]) -> list[str]:
     return sorted({p.rpartition("/")[0] or "." for p in files if p.rpartition("/")[2] in ("go.mod", "go.sum")})
 
 
-def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *, explicit_python: bool,
-                   report: LockReport) -> None:
+def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
+                   explicit_python: bool) -> tuple[list[str], list[str]]:
+    """(problems, notes) of one uv.lock: fresh with the pinned uv, and installable on every target."""
     from dataclasses import replace
 
     from polybuild.lockfiles import uvlock, wheels
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
-    report.problems += result.problems
-    report.notes += result.notes
+    report = LockReport(problems=list(result.problems), notes=list(result.notes))
     try:
         lock = wheels.read(ws.root / path, path)
     except UserError as exc:  # a lock nobody can read is this lock's problem, not a usage error
         report.problems.append(str(exc).replace("\n  hint: ", "; fix: "))
-        return
+        return report.problems, report.notes
     for target in targets:
         if not wheels.python_allowed(lock, target.python):
             version = f"{target.python[0]}.{target.python[1]}"
@@ -93,6 +153,7 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *, explicit_
                                    f"\"{target.marker_hint()}\" to [tool.uv] environments and run `uv lock`")
             continue
         report.problems += [wheels.describe(m, target, path) for m in wheels.misses(lock, target)]
+    return report.problems, report.notes
 
 
 def _lowest_python(lock) -> tuple[int, int] | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from polybuild.lockfiles.memo import environment
 from polybuild.toolchains import find
 
 _NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
@@ -35,6 +36,18 @@ class Pin:
 class Result:
     problems: list[str]
     notes: list[str]
+
+
+def inputs(files: list[str], lock: str) -> list[str]:
+    """What `uv lock --check` reads for a lock: the lock, every pyproject.toml in the tree (members and path
+    dependencies), uv.toml files and Python version pins."""
+    return [lock, *(p for p in files if p.rpartition("/")[2] in ("pyproject.toml", "uv.toml", ".python-version"))]
+
+
+def identity() -> tuple[str, list[str]]:
+    """The uv on PATH (its version) and the UV_* settings that change its answer (index URLs, hashed)."""
+    uv = installed()
+    return (f"uv {uv[1]} at {uv[0]}" if uv else "no uv"), environment(prefixes=("UV_",))
 
 
 @functools.cache

@@ -47,6 +47,7 @@ class State:
     options: Options
     commit: git.Commit | None = None
     locks: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # packages not at the release's version -> theirs
     licenses: Scan | None = None
     outcome: Outcome | None = None
     checks: list[str] = field(default_factory=list)
@@ -86,22 +87,28 @@ def _clean_tree(state: State) -> list[str]:
 
 
 def _version(state: State) -> list[str]:
-    from polybuild.versioning import stamp
+    from polybuild.versioning import groups, stamp
 
     ws, wanted = state.loaded.ws, state.options.version
-    current = stamp.workspace_version(ws)
-    problems = [f"{ws.rel(m.place.file)}:{m.place.line}: {m.place.label}: found {m.place.found}, expected "
-                f"{m.expected}" for m in stamp.check(ws)]
+    current = groups.workspace_version(ws)
+    mismatches = stamp.check(ws)
+    problems = [m.describe(ws) for m in mismatches]
     if current.pep440 != wanted.pep440:
         problems.insert(0, f"the workspace version is {current.pep440}, not {wanted.pep440}")
     if problems:
-        problems.append(f"hint: run `polybuild version set {wanted.pep440}`, commit, and release that commit")
+        if current.pep440 != wanted.pep440 or any(m.group == groups.LOCKSTEP for m in mismatches):
+            problems.append(f"hint: run `polybuild version set {wanted.pep440}`, commit, and release that commit")
+        for name in sorted({m.group for m in mismatches} - {groups.LOCKSTEP}):
+            problems.append(f"hint: version group {name} disagrees with itself: `polybuild version set "
+                            f"<its version> --group {name}`, commit, and release that commit")
         return problems
     tagged = git.tag_commit(ws.root, state.tag)
     if tagged is not None and tagged != state.commit.sha:
         return [f"tag {state.tag} already exists at {tagged[:12]}, not at HEAD ({state.commit.sha[:12]})",
                 "hint: a released version is never re-cut; release a new version"]
-    state.checks.append(f"{wanted.pep440} (Cargo: {wanted.semver}) in every manifest")
+    state.versions = groups.resolve(ws).own_versions()
+    own = f"; {len(state.versions)} package(s) at their own version" if state.versions else ""
+    state.checks.append(f"{wanted.pep440} (Cargo: {wanted.semver}) in every manifest{own}")
     return []
 
 
@@ -192,7 +199,8 @@ def _expected(state: State, artifact: Artifact) -> Expected:
         from polybuild.platforms import host
 
         platform = host()
-    return Expected(state.options.version.pep440, extension, extension and target.info["abi3"], platform,
+    version = state.versions.get(target.id, state.options.version.pep440)
+    return Expected(version, extension, extension and target.info["abi3"], platform,
                     _modules(target))
 
 

@@ -5,13 +5,17 @@ at keys that must equal the release version: `[workspace.package] version`, a cr
 (not `version.workspace = true`, which inherits), version requirements on internal path dependencies, the Cargo.lock
 entries of the workspace's own crates (so `cargo --locked` keeps working), `[project].version` (unless dynamic),
 `==` pins between workspace packages, and polybuild's own `version` key. The Go stamp is derived, never written.
+
+Each place records whose version it is (`owners`, target ids): a crate's or project's own version and its lock
+entries belong to that package, a pin to the package it pins, `[workspace.package] version` to the crates that
+inherit it; polybuild's `version` key belongs to no package (the workspace). `groups` decides what each must equal.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,8 @@ class Place:
     end: int
     scheme: str  # "semver" (Cargo, polybuild config) or "pep440" (pyproject)
     label: str
+    owners: tuple[str, ...] = ()  # the target ids whose version this is; () for the workspace's own
+    declares: bool = False  # a package's own version (not a pin or a lock entry): what a group's version is read from
 
     @property
     def found(self) -> str:
@@ -63,15 +69,20 @@ class DerivedStamp:
 
 
 def find_places(ws: Workspace) -> list[Place]:
-    """Every place in the workspace that must hold the release version, in file order."""
+    """Every place in the workspace that must hold a release version, in file order."""
     places = list(_config_places(ws))
-    for manifest in _cargo_manifests(ws):
-        places += _cargo_places(manifest)
-    for root, crates in _cargo_members(ws).items():
-        places += _cargo_lock_places(root / "Cargo.lock", crates)
-    dist_names = {t.info["dist_name"] for t in ws.targets.values() if t.kind == "py"}
+    manifests = {path: tomlfile.load(path) for path in _cargo_manifests(ws)}
+    by_manifest = _crate_owners(ws)
+    inheritors = _inheritors(ws, manifests, by_manifest)
+    for doc in manifests.values():
+        places += _cargo_places(doc, by_manifest, inheritors.get(doc.path.parent, ()))
+    workspaces = _cargo_members(ws)
+    everywhere = _unique_crates(workspaces)
+    for root, crates in workspaces.items():  # a nested workspace locks the path dependencies it reaches too
+        places += _cargo_lock_places(root / "Cargo.lock", {**everywhere, **crates})
+    by_dist = {t.info["dist_name"]: t.id for t in ws.targets.values() if t.kind == "py"}
     for target in sorted((t for t in ws.targets.values() if t.kind == "py"), key=lambda t: t.manifest):
-        places += _pyproject_places(target.manifest, dist_names)
+        places += _pyproject_places(target.manifest, target.id, by_dist)
     return places
 
 
@@ -90,7 +101,7 @@ def _config_places(ws: Workspace) -> Iterator[Place]:
     if config.layers and "version" not in config.layers[-1].raw:  # set by an include: not this file's to stamp
         return
     keypath = (*config.prefix, "version")
-    yield _string_place(config.file, keypath, config["version"], "semver", "polybuild version")
+    yield string_place(config.file, keypath, config["version"], "semver", "polybuild version")
 
 
 def _cargo_manifests(ws: Workspace) -> list[Path]:
@@ -103,32 +114,64 @@ def _cargo_manifests(ws: Workspace) -> list[Path]:
     return sorted(m for m in manifests if m.is_file())
 
 
-def _cargo_members(ws: Workspace) -> dict[Path, set[str]]:
-    """Each Cargo workspace root and the names of its crates."""
-    members: dict[Path, set[str]] = {}
+def _cargo_members(ws: Workspace) -> dict[Path, dict[str, str]]:
+    """Each Cargo workspace root and its crates: crate name -> target id."""
+    members: dict[Path, dict[str, str]] = {}
     for t in ws.targets.values():
         if "cargo_workspace" in t.info:
-            members.setdefault(Path(t.info["cargo_workspace"]), set()).add(t.info["crate"])
+            members.setdefault(Path(t.info["cargo_workspace"]), {})[t.info["crate"]] = t.id
     return members
 
 
-def _cargo_places(manifest: Path) -> Iterator[Place]:
-    doc = tomlfile.load(manifest)
+def _unique_crates(workspaces: dict[Path, dict[str, str]]) -> dict[str, str]:
+    """Crate name -> target id across every Cargo workspace, for the names only one crate has (a lock names no path)."""
+    seen: dict[str, list[str]] = {}
+    for crates in workspaces.values():
+        for name, target_id in crates.items():
+            seen.setdefault(name, []).append(target_id)
+    return {name: ids[0] for name, ids in seen.items() if len(ids) == 1}
+
+
+def _crate_owners(ws: Workspace) -> dict[Path, str]:
+    """Crate manifest -> the target that builds the crate (a maturin package owns its extension crate)."""
+    return {Path(t.info.get("crate_manifest", t.manifest)).resolve(): t.id
+            for t in ws.targets.values() if "cargo_workspace" in t.info}
+
+
+def _inheritors(ws: Workspace, manifests: dict[Path, tomlfile.TomlFile],
+                by_manifest: dict[Path, str]) -> dict[Path, tuple[str, ...]]:
+    """Cargo workspace root -> the crates whose `version.workspace = true` reads its [workspace.package] version."""
+    found: dict[Path, list[str]] = {}
+    for t in sorted(ws.targets.values(), key=lambda t: t.id):
+        manifest = Path(t.info.get("crate_manifest", t.manifest)) if "cargo_workspace" in t.info else None
+        doc = manifests.get(manifest) if manifest else None
+        version = doc.data.get("package", {}).get("version") if doc else None
+        if isinstance(version, dict) and version.get("workspace") is True:
+            found.setdefault(Path(t.info["cargo_workspace"]), []).append(by_manifest[manifest.resolve()])
+    return {root: tuple(ids) for root, ids in found.items()}
+
+
+def _cargo_places(doc: tomlfile.TomlFile, by_manifest: dict[Path, str],
+                  inheritors: tuple[str, ...]) -> Iterator[Place]:
     data = doc.data
     ws_version = data.get("workspace", {}).get("package", {}).get("version")
     if isinstance(ws_version, str):
-        yield _string_place(doc, ("workspace", "package", "version"), ws_version, "semver",
-                            "[workspace.package] version")
+        yield replace(string_place(doc, ("workspace", "package", "version"), ws_version, "semver",
+                                    "[workspace.package] version"), owners=inheritors, declares=True)
     own = data.get("package", {}).get("version")
     if isinstance(own, str):  # `version.workspace = true` is a table: inherited, nothing to stamp
-        yield _string_place(doc, ("package", "version"), own, "semver", f"crate {data['package'].get('name')}")
+        owner = by_manifest.get(doc.path.resolve())
+        yield replace(string_place(doc, ("package", "version"), own, "semver",
+                                    f"crate {data['package'].get('name')}"),
+                      owners=(owner,) if owner else (), declares=True)
     for table_path, deps in _cargo_dependency_tables(data):
         for name, spec in deps.items():
             if isinstance(spec, dict) and "path" in spec and isinstance(spec.get("version"), str):
                 m = _CARGO_REQ.match(spec["version"])
                 if m:
-                    yield _place(doc, (*table_path, name, "version"), spec["version"], m.span("version"),
-                                 "semver", f"pin {name}")
+                    pinned = by_manifest.get((doc.path.parent / spec["path"] / "Cargo.toml").resolve())
+                    yield replace(_place(doc, (*table_path, name, "version"), spec["version"], m.span("version"),
+                                         "semver", f"pin {name}"), owners=(pinned,) if pinned else ())
 
 
 def _cargo_dependency_tables(data: dict[str, Any]) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
@@ -141,8 +184,9 @@ def _cargo_dependency_tables(data: dict[str, Any]) -> Iterator[tuple[KeyPath, di
             yield ("target", cfg, table), tables.get(table, {})
 
 
-def _cargo_lock_places(lock: Path, crates: set[str]) -> Iterator[Place]:
-    """The lock entries of the workspace's own crates (no `source`): stale ones make `cargo --locked` fail."""
+def _cargo_lock_places(lock: Path, crates: dict[str, str]) -> Iterator[Place]:
+    """The lock entries of the workspace's crates and of the path dependencies it reaches (no `source`): stale ones
+    make `cargo --locked` fail."""
     if not lock.is_file():
         return
     doc = tomlfile.load(lock)
@@ -151,7 +195,7 @@ def _cargo_lock_places(lock: Path, crates: set[str]) -> Iterator[Place]:
         if package.get("name") in crates and "source" not in package:
             line = _lock_entry_line(lines, package["name"], package["version"])
             yield Place(lock, ("package", index, "version"), line, package["version"], 0, len(package["version"]),
-                        "semver", f"lock {package['name']}")
+                        "semver", f"lock {package['name']}", owners=(crates[package["name"]],))
 
 
 def _lock_entry_line(lines: list[str], name: str, version: str) -> int:
@@ -162,37 +206,40 @@ def _lock_entry_line(lines: list[str], name: str, version: str) -> int:
     return 1
 
 
-def _pyproject_places(manifest: Path, dist_names: set[str]) -> Iterator[Place]:
+def _pyproject_places(manifest: Path, owner: str, by_dist: dict[str, str]) -> Iterator[Place]:
     doc = tomlfile.load(manifest)
     project = doc.data.get("project", {})
     if isinstance(project.get("version"), str) and "version" not in project.get("dynamic", []):
-        yield _string_place(doc, ("project", "version"), project["version"], "pep440", f"{project['name']}")
+        yield replace(string_place(doc, ("project", "version"), project["version"], "pep440", f"{project['name']}"),
+                      owners=(owner,), declares=True)
     lists: list[tuple[KeyPath, list[Any]]] = [(("project", "dependencies"), project.get("dependencies", []))]
     lists += [(("project", "optional-dependencies", extra), reqs)
               for extra, reqs in project.get("optional-dependencies", {}).items()]
     for keypath, requirements in lists:
         for index, requirement in enumerate(requirements):
-            span = _internal_pin(requirement, dist_names)
-            if span:
-                yield _place(doc, (*keypath, index), requirement, span, "pep440",
-                             f"pin {requirement[:span[0]].strip()}")
+            pin = _internal_pin(requirement, by_dist)
+            if pin:
+                pinned, span = pin
+                yield replace(_place(doc, (*keypath, index), requirement, span, "pep440",
+                                     f"pin {requirement[:span[0]].strip()}"), owners=(pinned,))
 
 
-def _internal_pin(requirement: Any, dist_names: set[str]) -> tuple[int, int] | None:
-    """Where the version of an exact `pkg==X` pin on a workspace package is, or None for anything else."""
+def _internal_pin(requirement: Any, by_dist: dict[str, str]) -> tuple[str, tuple[int, int]] | None:
+    """The workspace package an exact `pkg==X` pin names and where its version is, or None for anything else."""
     if not isinstance(requirement, str):
         return None
     try:
         parsed = Requirement(requirement)
     except InvalidRequirement:
         return None
-    if canonicalize_name(parsed.name) not in dist_names or [s.operator for s in parsed.specifier] != ["=="]:
+    pinned = by_dist.get(canonicalize_name(parsed.name))
+    if pinned is None or [s.operator for s in parsed.specifier] != ["=="]:
         return None
     m = _PY_PIN.search(requirement)
-    return m.span("version") if m else None
+    return (pinned, m.span("version")) if m else None
 
 
-def _string_place(doc: tomlfile.TomlFile, keypath: KeyPath, text: str, scheme: str, label: str) -> Place:
+def string_place(doc: tomlfile.TomlFile, keypath: KeyPath, text: str, scheme: str, label: str) -> Place:
     return _place(doc, keypath, text, (0, len(text)), scheme, label)
 
 

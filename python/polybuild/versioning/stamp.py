@@ -1,4 +1,4 @@
-"""`polybuild version set` and `check`: stamp one version into every place, or list the places that disagree.
+"""`polybuild version set` and `check`: stamp a group's version into its places, or list the places that disagree.
 
 Edits go through tomlkit so comments, ordering and quoting survive. Every file is rendered and re-parsed in memory
 before the first one is written, and each is replaced atomically, so a bad version or an unexpected manifest leaves
@@ -16,8 +16,9 @@ from tomlkit.items import String
 
 from polybuild.errors import UserError
 from polybuild.report import write_atomic
-from polybuild.versioning.convert import ReleaseVersion, parse_version
-from polybuild.versioning.places import Place, find_places
+from polybuild.versioning.convert import ReleaseVersion
+from polybuild.versioning.groups import LOCKSTEP, resolve
+from polybuild.versioning.places import Place
 from polybuild.workspace import Workspace
 
 
@@ -25,25 +26,34 @@ from polybuild.workspace import Workspace
 class Mismatch:
     place: Place
     expected: str
+    group: str  # the version group whose version the place must hold ("workspace" for the lockstep one)
 
-
-def workspace_version(ws: Workspace) -> ReleaseVersion:
-    """The declared workspace version (config, root [project] or [workspace.package]) in both spellings."""
-    if not ws.version:
-        raise UserError("the workspace declares no version",
-                        hint="run `polybuild version set X`, or set [workspace.package] version or [project] version")
-    return parse_version(ws.version)
+    def describe(self, ws: Workspace) -> str:
+        """`file:line: what: found A, expected B`, naming the group when it is not the lockstep one."""
+        group = "" if self.group == LOCKSTEP else f" (version group {self.group})"
+        return (f"{ws.rel(self.place.file)}:{self.place.line}: {self.place.label}: found {self.place.found}, "
+                f"expected {self.expected}{group}")
 
 
 def check(ws: Workspace) -> list[Mismatch]:
-    """Every place whose version differs from the workspace version (in that place's spelling)."""
-    version = workspace_version(ws)
-    return [Mismatch(p, p.expected(version)) for p in find_places(ws) if not _agrees(p, version)]
+    """Every place whose version differs from its group's version (in that place's spelling), in file order."""
+    groups = resolve(ws)
+    found = []
+    for group in groups.groups.values():
+        if not group.places:
+            continue
+        version = groups.version(group)
+        if version is not None:
+            found += [Mismatch(p, p.expected(version), group.name) for p in group.places if not _agrees(p, version)]
+    return sorted(found, key=lambda m: (m.place.file, m.place.line))
 
 
-def stamp(ws: Workspace, version: ReleaseVersion) -> list[Place]:
-    """Write `version` into every place, each in its own spelling; returns the places that changed."""
-    changed = [p for p in find_places(ws) if not _agrees(p, version)]
+def stamp(ws: Workspace, version: ReleaseVersion, group: str | None = None) -> list[Place]:
+    """Write `version` into every place of a group (default: the lockstep one), each in its own spelling; returns
+    the places that changed. Other groups keep their versions."""
+    groups = resolve(ws)
+    chosen = groups.find(group) if group else groups.groups[LOCKSTEP]
+    changed = [p for p in chosen.places if not _agrees(p, version)]
     by_file: dict[Path, list[Place]] = {}
     for place in changed:
         by_file.setdefault(place.file, []).append(place)
