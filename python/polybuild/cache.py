@@ -78,8 +78,9 @@ class TaskCache:
             from polybuild.remote import RemoteFile
 
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
-            self.remote.push(key, files, log_blob,
-                             lambda d: contents[d] if d in contents else self.store.read_blob(d))
+            if log_blob is not None and log is not None:
+                contents[log_blob[0]] = log
+            self.remote.push(key, files, log_blob, lambda d: contents.get(d) or _read(base, outputs, d))
 
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
@@ -123,6 +124,14 @@ class TaskCache:
             self.store.drop(key, [d for d in digests if d not in inline])
             return None
         return outputs, bool(manifest["log"])
+
+
+def _read(base: Path, outputs: list[Output], digest: str) -> bytes | None:
+    """The content of the output just built with that digest (not the store's copy, which may be damaged)."""
+    try:
+        return next((base / o.path).read_bytes() for o in outputs if o.sha256 == digest)
+    except (StopIteration, OSError):
+        return None
 
 
 def _decoded(text: str | None) -> bytes | None:
