@@ -5,7 +5,8 @@ changed), so a no-op build of a thousand targets does not write a thousand files
 
 Nothing in them can be checked offline against a guessed secret: the digests of environment values, and the key
 that is made of them, are stored keyed (HMAC-SHA256) with the cache's own random salt (`salt` in the cache
-directory, 0600), which never leaves it. A file of the wrong shape is set aside with one warning.
+directory, 0600), which never leaves it; records keyed with another salt (the cache was cleared) are not compared.
+A file of the wrong shape is set aside with one warning.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class BuildRecords:
                 data = json.loads(self.path.read_bytes())
             except (OSError, ValueError):
                 return self._records
-            if isinstance(data, dict) and data.get("format") != FILE_FORMAT:
-                return self._records  # an older polybuild's: rewritten at the end of this run
+            if isinstance(data, dict) and (data.get("format") != FILE_FORMAT or data.get("salt") != self._salt_id()):
+                return self._records  # an older polybuild's, or keyed with another cache's salt: rewritten
             problem = _shape_problem(data)
             if problem is None:
                 self._records, self._libraries = data["tasks"], data["libraries"]
@@ -57,6 +58,10 @@ class BuildRecords:
         warn(f"{self.path} is damaged ({problem}); set aside as {aside.name}, starting afresh")
         with contextlib.suppress(OSError):
             os.replace(self.path, aside)
+
+    def _salt_id(self) -> str:
+        """Names the salt the records were keyed with, without revealing it."""
+        return self.keyed("the records' salt")
 
     def keyed(self, digest: str) -> str:
         """`digest` (of a key, or of an environment value) keyed with the cache's salt, as the records hold it."""
@@ -109,7 +114,8 @@ class BuildRecords:
 
         with self._lock:
             if self._dirty and self._records is not None:
-                data = {"format": FILE_FORMAT, "tasks": self._records, "libraries": self._libraries}
+                data = {"format": FILE_FORMAT, "salt": self._salt_id(), "tasks": self._records,
+                        "libraries": self._libraries}
                 write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")))
                 self._dirty = False
 

@@ -184,9 +184,6 @@ class ActionCache:
         self._guarded(lambda db: db.execute("INSERT OR REPLACE INTO ac VALUES (?, ?, ?)",
                                             (key, manifest, time.time_ns())))
 
-    def has(self, key: str) -> bool:
-        return self._guarded(lambda db: db.execute("SELECT 1 FROM ac WHERE key = ?", (key,)).fetchone() is not None)
-
     def drop(self, keys: list[str]) -> None:
         self._guarded(lambda db: db.executemany("DELETE FROM ac WHERE key = ?", [(k,) for k in keys]))
 
@@ -249,9 +246,6 @@ class LocalStore:
     def put_manifest(self, key: str, manifest: dict[str, Any]) -> None:
         """Store the manifest last, after its blobs: a reader that finds it finds everything it names."""
         self.ac.put(key, seal_manifest(manifest))
-
-    def has_manifest(self, key: str) -> bool:
-        return self.ac.has(key)
 
     def get_manifest(self, key: str) -> dict[str, Any] | None:
         """The manifest stored under `key`, checked; None on a miss. A damaged one is dropped with a warning."""
