@@ -108,7 +108,7 @@ def test_explain_for_a_target_never_built(workspace):
 def cache_entry(cache: Path, task: str) -> tuple[str, bytes]:
     """(key, manifest JSON) of a task's entry in the action cache."""
     with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db:
-        rows = [(k, open_manifest(m)) for k, m in db.execute("SELECT key, manifest FROM ac")]
+        rows = [(k, json.dumps(open_manifest(m)).encode()) for k, m in db.execute("SELECT key, manifest FROM ac")]
     return next((k, m) for k, m in rows if json.loads(m)["task"] == task)
 
 

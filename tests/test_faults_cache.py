@@ -72,7 +72,7 @@ def entries(cache: Path) -> dict[str, tuple[str, dict]]:
     """task -> (key, manifest) of every entry in the action cache."""
     with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db:
         rows = db.execute("SELECT key, manifest FROM ac").fetchall()
-    return {(m := json.loads(open_manifest(data)))["task"]: (key, m) for key, data in rows}
+    return {(m := open_manifest(data))["task"]: (key, m) for key, data in rows}
 
 
 def put_row(cache: Path, key: str, value: object) -> None:
@@ -489,7 +489,7 @@ def test_every_tampered_manifest_is_a_miss_with_one_warning(tmp_path, capsys):
         key = hashlib.sha256(name.encode()).hexdigest()
         cache.save(key, "t", base, outputs, b"log\n")
         if callable(edit):
-            stored = json.loads(open_manifest(cache.store.ac.get(key)))
+            stored = open_manifest(cache.store.ac.get(key))
             edit(stored)
             cache.store.ac.put(key, seal_manifest(stored))
         else:

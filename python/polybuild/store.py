@@ -67,17 +67,44 @@ def clashing_paths(paths: list[str]) -> bool:
 
 
 def seal_manifest(manifest: dict[str, Any]) -> bytes:
-    """A manifest as stored: the sha256 of its JSON, a space, the JSON. A changed byte anywhere makes it a miss."""
-    body = json.dumps(manifest, sort_keys=True).encode()
-    return hashlib.sha256(body).hexdigest().encode() + b" " + body
+    """A manifest as stored: the sha256 of its JSON, a space, the JSON, a newline, then the inline files' JSON
+    (digest -> base64). The sealed part names the inline files by digest and each is verified by it when used, so a
+    changed byte anywhere makes a miss, and a hit whose files are in place never reads the inline part."""
+    contents = manifest.get("inline") if isinstance(manifest, dict) else None
+    meta = {**manifest, "inline": sorted(contents)} if isinstance(contents, dict) else manifest
+    body = json.dumps(meta, sort_keys=True).encode()  # ASCII, no newline
+    return hashlib.sha256(body).hexdigest().encode() + b" " + body + b"\n" + json.dumps(contents or {}).encode()
 
 
-def open_manifest(data: object) -> bytes:
-    """The JSON of a sealed manifest; CorruptEntry when it does not match its digest."""
-    if not isinstance(data, bytes) or data[64:65] != b" " or \
-            hashlib.sha256(memoryview(data)[65:]).hexdigest().encode() != data[:64]:
+def unseal_manifest(data: object) -> tuple[Any, bytes]:
+    """(the sealed part, parsed; the inline files' JSON, unparsed); CorruptEntry when the sealed part does not match
+    its digest or is not JSON."""
+    if not isinstance(data, bytes) or data[64:65] != b" ":
+        raise CorruptEntry("it is not sealed")
+    body, _, contents = data[65:].partition(b"\n")
+    if hashlib.sha256(body).hexdigest().encode() != data[:64]:
         raise CorruptEntry("its content does not match its digest")
-    return data[65:]
+    try:
+        return json.loads(body), contents
+    except ValueError:
+        raise CorruptEntry("it is not JSON") from None
+
+
+def inline_files(contents: bytes) -> dict[str, str]:
+    """The inline files' part of a manifest (digest -> base64); CorruptEntry if it is not that."""
+    try:
+        files = json.loads(contents)
+    except ValueError:
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise CorruptEntry("its inline files are unreadable")
+    return files
+
+
+def open_manifest(data: object) -> dict[str, Any]:
+    """A whole stored manifest, inline files included (for tools and tests; builds read the parts lazily)."""
+    meta, contents = unseal_manifest(data)
+    return {**meta, "inline": inline_files(contents)}
 
 
 def manifest_problem(manifest: object, key: str) -> str | None:
@@ -87,9 +114,9 @@ def manifest_problem(manifest: object, key: str) -> str | None:
     if manifest.get("key") != key:
         return "it was stored under another key"
     artifacts, inline, log = manifest.get("artifacts"), manifest.get("inline"), manifest.get("log")
-    if not isinstance(artifacts, list) or not isinstance(inline, dict) or not isinstance(manifest.get("task"), str):
+    if not isinstance(artifacts, list) or not isinstance(inline, list) or not isinstance(manifest.get("task"), str):
         return "its fields have the wrong types"
-    if not (log is None or is_digest(log)) or not all(is_digest(d) and isinstance(v, str) for d, v in inline.items()):
+    if not (log is None or is_digest(log)) or not all(is_digest(d) for d in inline):
         return "a digest is malformed"
     for a in artifacts:
         if not (isinstance(a, dict) and is_safe_path(a.get("path")) and is_digest(a.get("sha256"))
@@ -248,20 +275,22 @@ class LocalStore:
         self.ac.put(key, seal_manifest(manifest))
 
     def get_manifest(self, key: str) -> dict[str, Any] | None:
-        """The manifest stored under `key`, checked; None on a miss. A damaged one is dropped with a warning."""
+        """The manifest stored under `key`, checked, with `inline` the digests of its inline files and
+        `inline_files` their JSON, unparsed (`inline_files()` reads it); None on a miss. A damaged one is dropped
+        with a warning."""
         data = self.ac.get(key)
         if data is None or (isinstance(data, bytes) and data.startswith(b"{")):  # none, or an older polybuild's
             return None
         try:
-            manifest = json.loads(open_manifest(data))
-        except (CorruptEntry, ValueError):
-            problem = "it does not match its digest"
+            manifest, contents = unseal_manifest(data)
+        except CorruptEntry as exc:
+            problem = str(exc)
         else:
             if isinstance(manifest, dict) and manifest.get("format") != MANIFEST_FORMAT:
                 return None
             problem = manifest_problem(manifest, key)
             if problem is None:
-                return manifest
+                return {**manifest, "inline_files": contents}
         warn(f"cache entry {key[:12]} is unreadable ({problem}); dropped, rebuilding")
         self.drop(key)
         return None
@@ -343,10 +372,10 @@ class LocalStore:
 def _entry_blobs(data: object) -> set[str] | None:
     """The blobs a stored manifest needs (outputs and log not held inline); None if unreadable."""
     try:
-        entry = json.loads(open_manifest(data))
+        entry = unseal_manifest(data)[0]
         digests = {a["sha256"] for a in entry["artifacts"]} | ({entry["log"]} if entry["log"] else set())
         return digests - set(entry["inline"])
-    except (CorruptEntry, ValueError, KeyError, TypeError):
+    except (CorruptEntry, KeyError, TypeError):
         return None
 
 
