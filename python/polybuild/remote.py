@@ -192,7 +192,7 @@ def _parse_action_result(body: bytes) -> tuple[list[RemoteFile], tuple[str, int]
         raise ValueError("outputFiles is not a list")
     files = [_output_file(f) for f in listed]
     if clashing_paths([f.path for f in files]):
-        raise ValueError("an output path is listed twice")
+        raise ValueError("an output path is listed twice, or as a file and a directory")
     log = data.get("stdoutDigest")
     return files, (_parse_digest(log) if log is not None else None)
 

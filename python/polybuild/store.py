@@ -123,7 +123,7 @@ def manifest_problem(manifest: object, key: str) -> str | None:
                 and _is_count(a.get("size")) and _is_count(a.get("mode")) and not a["mode"] & ~0o777):
             return f"an artifact is malformed or leaves the output directory: {json.dumps(a)[:120]}"
     if clashing_paths([a["path"] for a in artifacts]):
-        return "an artifact path is listed twice"
+        return "an artifact path is listed twice, or as a file and a directory"
     return None
 
 
