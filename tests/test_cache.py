@@ -14,6 +14,7 @@ from pathlib import Path
 
 from conftest import PYTHON_SRC, polybuild_env, run_polybuild
 from polybuild.fingerprint import StatCache
+from polybuild.store import open_manifest, seal_manifest
 
 GO_WS = {
     "polybuild.toml": "version = '1.0.0'\nenv-inputs = ['DEMO_SECRET']\n",
@@ -105,12 +106,16 @@ def test_explain_for_a_target_never_built(workspace):
 
 
 def cache_entry(cache: Path, task: str) -> tuple[str, bytes]:
-    """(key, manifest) of a task's entry in the action cache."""
+    """(key, manifest JSON) of a task's entry in the action cache."""
     with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db:
-        return next((k, m) for k, m in db.execute("SELECT key, manifest FROM ac") if json.loads(m)["task"] == task)
+        rows = [(k, json.dumps(open_manifest(m)).encode()) for k, m in db.execute("SELECT key, manifest FROM ac")]
+    return next((k, m) for k, m in rows if json.loads(m)["task"] == task)
 
 
 def set_cache_entry(cache: Path, key: str, manifest: bytes) -> None:
+    """Store a manifest's JSON (sealed with a matching digest, if it is JSON at all)."""
+    with contextlib.suppress(ValueError):
+        manifest = seal_manifest(json.loads(manifest))
     with contextlib.closing(sqlite3.connect(cache / "ac.sqlite")) as db, db:
         db.execute("UPDATE ac SET manifest = ? WHERE key = ?", (manifest, key))
 
@@ -121,7 +126,7 @@ def test_corrupt_or_truncated_entries_are_dropped_and_rebuilt(workspace, private
     blob = next(p for p in (private_cache / "cas").rglob("*") if p.is_file() and p.stat().st_size > 100_000)
     blob.write_bytes(blob.read_bytes()[:-10] + b"corrupted!")
     key, manifest = cache_entry(private_cache, "py:app")
-    set_cache_entry(private_cache, key, manifest[:20])
+    set_cache_entry(private_cache, key, seal_manifest(json.loads(manifest))[:100])  # truncated
     (root / "dist" / "svc").unlink()
     (root / "dist" / "tool").unlink()
     next((root / "dist").glob("app-1.0.0-*.whl")).unlink()

@@ -188,16 +188,14 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     state_dir = ws.root / ws.config["state-dir"]
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
-    cache = None
-    if cache_options.enabled:
-        store = LocalStore(for_workspace(ws.root, ws.config["cache-dir"]))
-        cache = TaskCache(store, _remote(ws, cache_options))
+    cache_dir = for_workspace(ws.root, ws.config["cache-dir"])
+    cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
-                        records=BuildRecords(state_dir / "records.json"), cache=cache)
+                        records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 
 
 def preflight(plan: Plan, ctx) -> None:

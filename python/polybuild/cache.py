@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, sha256_file, warn
+from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, inline_files, sha256_file, warn
 
 if TYPE_CHECKING:
     from polybuild.remote import RemoteCache
@@ -78,8 +78,9 @@ class TaskCache:
             from polybuild.remote import RemoteFile
 
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
-            self.remote.push(key, files, log_blob,
-                             lambda d: contents[d] if d in contents else self.store.read_blob(d))
+            if log_blob is not None and log is not None:
+                contents[log_blob[0]] = log
+            self.remote.push(key, files, log_blob, lambda d: contents.get(d) or _read(base, outputs, d))
 
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
@@ -88,8 +89,8 @@ class TaskCache:
             if fetched is not None:
                 files, log_digest = fetched
                 outputs = [Output(f.path, f.sha256, f.size, 0o755 if f.executable else 0o644) for f in files]
-                manifest = _manifest(key, task_id, outputs, log_digest, {})
-                self.store.put_manifest(key, manifest)
+                self.store.put_manifest(key, _manifest(key, task_id, outputs, log_digest, {}))
+                manifest = self.store.get_manifest(key)
         return manifest
 
     def restore(self, key: str, task_id: str, base: Path, log: Path,
@@ -103,7 +104,7 @@ class TaskCache:
         if manifest is None:
             return None
         outputs = [Output(a["path"], a["sha256"], a["size"], a["mode"]) for a in manifest["artifacts"]]
-        inline = manifest["inline"]
+        inline = set(manifest["inline"])
         digests = [o.sha256 for o in outputs] + ([manifest["log"]] if manifest["log"] else [])
         if any(d not in inline and not self.store.has_blob(d) for d in digests):
             warn(f"cache entry for {task_id} is incomplete (a blob is missing); dropped, rebuilding")
@@ -115,14 +116,25 @@ class TaskCache:
                 places.append((log, manifest["log"], 0o644))
             else:  # a silent task keeps no log; one left by an earlier failure of it would mislead
                 log.unlink(missing_ok=True)
+            contents: dict[str, str] | None = None  # read only if a file is not in place already
             for dest, digest, mode in places:
                 if not same(dest, digest):
-                    self.store.copy_out(digest, dest, mode, _decoded(inline.get(digest)))
+                    if digest in inline and contents is None:
+                        contents = inline_files(manifest["inline_files"])
+                    self.store.copy_out(digest, dest, mode, _decoded(contents.get(digest)) if contents else None)
         except CorruptEntry as exc:
             warn(f"cache entry for {task_id} is corrupt ({exc}); dropped, rebuilding")
             self.store.drop(key, [d for d in digests if d not in inline])
             return None
         return outputs, bool(manifest["log"])
+
+
+def _read(base: Path, outputs: list[Output], digest: str) -> bytes | None:
+    """The content of the output just built with that digest (not the store's copy, which may be damaged)."""
+    try:
+        return next((base / o.path).read_bytes() for o in outputs if o.sha256 == digest)
+    except (StopIteration, OSError):
+        return None
 
 
 def _decoded(text: str | None) -> bytes | None:

@@ -36,20 +36,27 @@ def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[st
     parts = key_parts(task, ctx, deps)
     if record is None:
         return ["never built in this workspace"]
-    if record["key"] == parts.key:
+    now = ctx.records.sealed(parts.to_json())  # compared as the records hold them
+    if record["key"] == now["key"]:
         in_cache = ctx.cache is not None and ctx.cache.store.get_manifest(parts.key) is not None
         return [] if in_cache else ["its cache entry is gone (cleared or collected)"]
     if record["parts"].get("format") != parts.format:
         return ["the cache key format changed (new polybuild version)"]
-    old = KeyParts.from_json(record["parts"])
-    out = _file_changes(old.files, parts.files, "")
-    for lib in sorted(old.libraries.keys() | parts.libraries.keys()):
-        if old.libraries.get(lib) != parts.libraries.get(lib):
+    try:
+        return _changes(KeyParts.from_json(record["parts"]), KeyParts.from_json(now), ctx) or ["the key changed"]
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError):
+        return ["the record of its last build is unreadable"]
+
+
+def _changes(old: KeyParts, new: KeyParts, ctx: BuildContext) -> list[str]:
+    out = _file_changes(old.files, new.files, "")
+    for lib in sorted(old.libraries.keys() | new.libraries.keys()):
+        if old.libraries.get(lib) != new.libraries.get(lib):
             then = ctx.records.library(lib)
             now = {p: f"{m} {d}" for p, (m, d) in ctx.fingerprints.library_entries(lib).items()}
             changes = _file_changes(then["files"], now, f" (library {lib})") if then else []
             out += changes or [f"library changed: {lib}"]
-    return out + diff(old, parts) or ["the key changed"]
+    return out + diff(old, new)
 
 
 def _file_changes(before_files: dict[str, str], after_files: dict[str, str], suffix: str) -> list[str]:
