@@ -226,6 +226,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     ctx = _context(loaded, cache)
     preflight(plan, ctx)
     with workspace_lock(ctx.state_dir):
+        _drop_abandoned_staging(ctx.state_dir)
         reporter = make_reporter(len(plan.tasks), json_mode)
         start = time.monotonic()
         try:
@@ -243,6 +244,16 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
     return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
+
+
+def _drop_abandoned_staging(state_dir: Path) -> None:
+    """Staging directories left by a run that was killed (kill -9, power loss); only under the workspace lock,
+    which no other run holds, so none of them is in use."""
+    tmp = state_dir / "tmp"
+    if tmp.is_dir():
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clean_tmp(state_dir: Path) -> None:

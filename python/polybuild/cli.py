@@ -1,5 +1,6 @@
 """The `polybuild` command line: argument parsing, output and exit codes (0 ok, 1 build failed, 2 usage or
-config error, 130 interrupted). All the work is in `polybuild.api`."""
+config error, 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP, 141 when stdout's reader left). All the
+work is in `polybuild.api`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 from pathlib import Path
 
 from polybuild import __version__
-from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+from polybuild.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+from polybuild.process import Terminated, stop_on_signals
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,6 +142,7 @@ def _version_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_signals()
     args = _parser().parse_args(argv)
     jobs = getattr(args, "jobs", None)
     if jobs is not None and jobs < 1:
@@ -151,12 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     except PolybuildError as exc:
         print(f"polybuild: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("\npolybuild: interrupted; running tasks were stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `polybuild graph | head`: the reader left, nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except KeyboardInterrupt as exc:
+        why = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\npolybuild: {why}; running tasks were stopped", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except BrokenPipeError:  # `polybuild build | head -1`: the reader left; stop quietly, as `cat` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):  # nothing more can be said, not even at exit
+            os.dup2(devnull, stream.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _load(args: argparse.Namespace):
