@@ -152,16 +152,26 @@ class CacheOptions:
 
 def _remote(ws: Workspace, options: CacheOptions):
     conf = ws.config["remote"]
-    url = options.remote_url or os.environ.get("POLYBUILD_REMOTE_URL") or conf["url"]
+    sources = [("--remote", options.remote_url), ("$POLYBUILD_REMOTE_URL", os.environ.get("POLYBUILD_REMOTE_URL")),
+               ("[remote] url", conf["url"])]
+    source, url = next(((s, u) for s, u in sources if u), (None, None))
     if not url:
         return None
     import urllib.parse
 
     from polybuild.remote import RemoteCache
 
-    if not url.startswith(("http://", "https://")) or not urllib.parse.urlsplit(url).hostname:
-        raise UserError(f"not a remote cache URL: {url.split('@')[-1]}",
-                        hint="use http(s)://host:port[/prefix], e.g. http://cache.internal:8080")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = url.startswith(("http://", "https://")) and parts.hostname and (parts.port or 1) < 65536
+    except ValueError:  # an unclosed [IPv6 address, a port out of range or not a number
+        valid = False
+    if not valid:
+        message = f"{source}: not a remote cache URL: {url.split('@')[-1]}"
+        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080"
+        if source == "[remote] url":
+            raise ws.config.error(("remote", "url"), message, hint)
+        raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
                        retries=conf["retries"], token=token)

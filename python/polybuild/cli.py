@@ -22,6 +22,32 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _jobs(text: str) -> int:
+    """-j N: a number of parallel tasks within what a machine can run (a huge one would start that many threads)."""
+    from polybuild.config import MAX_JOBS
+
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= jobs <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 1 to {MAX_JOBS}")
+    return jobs
+
+
+def _size(text: str) -> int:
+    """A cache size such as 500M or 2G: a finite, non-negative number of bytes."""
+    from polybuild.store import parse_size
+
+    try:
+        size = parse_size(text)
+    except (ValueError, OverflowError):  # not a number, or infinite
+        size = -1
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    return size
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
@@ -32,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def dims(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
-        sp.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+        sp.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
         sp.add_argument("-k", "--keep-going", action="store_true", help="do not stop at the first failure")
         sp.add_argument("--variant", action="append", default=[], metavar="NAME",
                         help="build variant from config (repeatable)")
@@ -64,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
     cache_sub.add_parser("stats", help="entries, blobs and size")
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
-    gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
+    gc.add_argument("--max-size", required=True, type=_size, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
@@ -117,7 +143,7 @@ def _container_parser(sub) -> None:
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer and skip polybuild's cache")
     build.add_argument("--push", action="store_true", help="push to the tags after building")
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
-    build.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+    build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
     push.add_argument("image", metavar="IMAGE")
@@ -144,10 +170,6 @@ def _version_parser(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     args = _parser().parse_args(argv)
-    jobs = getattr(args, "jobs", None)
-    if jobs is not None and jobs < 1:
-        print("polybuild: error: --jobs must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         return handler(args)
@@ -372,7 +394,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from polybuild import api
-    from polybuild.store import parse_size
 
     store = api.local_store(_load(args))
     if args.cache_command == "stats":
@@ -380,12 +401,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"cache: {store.root}\n  entries: {stats.entries}\n  blobs: {stats.blobs}\n"
               f"  size: {stats.bytes:,} bytes")
         return 0
-    try:
-        limit = parse_size(args.max_size)
-    except ValueError:
-        print(f"polybuild: error: --max-size {args.max_size!r} is not a size (e.g. 500M, 2G)", file=sys.stderr)
-        return 2
-    entries, blobs = store.gc(limit)
+    entries, blobs = store.gc(args.max_size)
     print(f"removed {entries} entries and {blobs} blobs; {store.stats().bytes:,} bytes remain in {store.root}")
     return 0
 
