@@ -177,6 +177,27 @@ def _remote(ws: Workspace, options: CacheOptions):
                        retries=conf["retries"], token=token)
 
 
+def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
+    """The cache directory, created if needed; one that cannot be written is an error before anything runs (not
+    a failure of every task)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        usable = os.access(path, os.W_OK | os.X_OK)
+        reason = "not writable"
+    except OSError as exc:
+        usable, reason = False, exc.strerror or str(exc)
+    if usable:
+        return path
+    source = next((name for name, value in (("cache-dir", ws.config["cache-dir"]),
+                                            ("$POLYBUILD_CACHE_DIR", os.environ.get("POLYBUILD_CACHE_DIR")),
+                                            ("$XDG_CACHE_HOME", os.environ.get("XDG_CACHE_HOME"))) if value), "$HOME")
+    message = f"the cache directory {path} (from {source}) cannot be used: {reason}"
+    hint = "point it at a writable directory, or build with --no-cache"
+    if source == "cache-dir":
+        raise ws.config.error(("cache-dir",), message, hint)
+    raise UserError(message, hint=hint)
+
+
 def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.builders import BuildContext
     from polybuild.cache import TaskCache
@@ -193,10 +214,13 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     state_dir = ws.root / ws.config["state-dir"]
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
+    if not env["SOURCE_DATE_EPOCH"].isascii() or not env["SOURCE_DATE_EPOCH"].isdigit():
+        raise UserError(f"$SOURCE_DATE_EPOCH is {env['SOURCE_DATE_EPOCH']!r}, not a number of seconds since 1970",
+                        hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it")
     cache = None
     if cache_options.enabled:
         cache_dir = Path(ws.config["cache-dir"]).expanduser() if ws.config["cache-dir"] else default_dir()
-        store = LocalStore(cache_dir if cache_dir.is_absolute() else ws.root / cache_dir)
+        store = LocalStore(_usable_cache_dir(ws, cache_dir if cache_dir.is_absolute() else ws.root / cache_dir))
         cache = TaskCache(store, _remote(ws, cache_options))
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")

@@ -259,6 +259,10 @@ class Executor:
                     result.status, result.failed_step = "failed", step.display()
                     return None, log.finish(keep=True)
             outputs = self._publish(staging / "out", base) if staging else self._declared_outputs(task, base)
+            if staging and not outputs and task.builder != "command":  # e.g. `[python] interpreter = "/bin/true"`
+                log.note(f"[polybuild] every command succeeded, but the {task.builder} build produced no artifact")
+                result.status, result.failed_step = "failed", step.display()
+                return None, log.finish(keep=True)
             return outputs, log.finish(keep=False)
         except BaseException:  # cancelled, or an OSError: keep what the steps printed
             log.finish(keep=True)
