@@ -103,3 +103,20 @@ def test_abandoned_staging_directories_are_removed_by_the_next_run(workspace):
     proc = run_polybuild("run", "job", cwd=root, env=polybuild_env(JOBLOG=str(root / "job.log")), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert not (root / ".polybuild" / "tmp").exists()
+
+
+def test_grandchildren_die_when_polybuild_is_killed(workspace):
+    """A task's own children (rustc under cargo) are in its process group, and go with it."""
+    root = workspace({
+        "pkgs/a/pyproject.toml": '[project]\nname = "a"\nversion = "1.0"\n',
+        "polybuild.toml": '[targets.a.tasks.job]\ncmd = ["sh", "-c", "sleep 300 & echo $! > ../../grandchild; wait"]\n',
+    })
+    proc = _start(root)
+    pid_file = root / "grandchild"
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert not _gone_within([grandchild], 15), "the task's child kept running after polybuild was killed"
