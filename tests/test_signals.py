@@ -120,3 +120,14 @@ def test_grandchildren_die_when_polybuild_is_killed(workspace):
     proc.kill()
     proc.communicate(timeout=30)
     assert not _gone_within([grandchild], 15), "the task's child kept running after polybuild was killed"
+
+
+def test_nohup_still_ignores_sighup(workspace):
+    root = jobs_workspace(workspace, {"a": ([], 1.0, "ok")})
+    env = polybuild_env(JOBLOG=str(root / "job.log"), PYTHONPATH=str(PYTHON_SRC))
+    proc = subprocess.Popen(["nohup", sys.executable, "-m", "polybuild", "run", "job"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _child_pids(root, 1)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

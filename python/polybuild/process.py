@@ -40,7 +40,8 @@ def stop_on_signals() -> None:
         raise Terminated(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+        if signal.getsignal(sig) != signal.SIG_IGN:  # `nohup polybuild ...` keeps running when the terminal closes
+            signal.signal(sig, handler)
 
 
 class ProcessGroup:
