@@ -55,6 +55,8 @@ TASK = '\n[targets.hello.tasks.gen]\ncmd = ["true"]\n'
 CASES = [
     Case("nul-in-path", conf('dist-dir = "a\\u0000b"\n'), says=("polybuild.toml:2", "'dist-dir'", "NUL")),
     Case("nul-in-env", conf('[targets.hello.env]\nX = "a\\u0000b"\n'), says=("targets.hello.env.X", "NUL")),
+    Case("nul-in-go-mod", {"go/hello/go.mod": "module example.com/he\0llo\n\ngo 1.21\n"},
+         says=("go/hello/go.mod:1", "NUL")),
     Case("remote-url-unclosed-ipv6", conf('[remote]\nurl = "http://[::1"\n'),
          says=("polybuild.toml:3", "[remote] url", "http://[::1")),
     Case("remote-url-port-out-of-range", args=("build", "--remote", "http://localhost:99999"),

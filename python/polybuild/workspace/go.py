@@ -116,6 +116,8 @@ def _check_syntax(lines: list[str], display: str) -> None:
     """The structure of go.mod (known directives, argument counts, closed blocks), as a located ConfigError."""
     block, opened = None, 0
     for lineno, raw in enumerate(lines, 1):
+        if "\0" in raw:
+            raise ConfigError("a NUL byte in go.mod", file=display, line=lineno)
         words = raw.split("//", 1)[0].split()
         if not words:
             continue
