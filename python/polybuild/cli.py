@@ -12,7 +12,7 @@ from pathlib import Path
 
 from polybuild import __version__
 from polybuild.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
-from polybuild.process import Terminated, stop_on_signals
+from polybuild.signals import Terminated, stop_on_signals
 
 
 class _Parser(argparse.ArgumentParser):
