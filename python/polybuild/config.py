@@ -47,6 +47,10 @@ def _patterns(values: list[str]) -> str | None:
     return next((f"'{v}': {p}" for v in values if (p := _inside(v, "target"))), None)
 
 
+def _workspace_dirs(values: list[str]) -> str | None:
+    return next((f"'{v}': {p}" for v in values if (p := _inside(v))), None)
+
+
 def _argv(values: list[str]) -> str | None:
     return "it must name a program to run, such as [\"make\", \"gen\"]" if not values or not values[0] else None
 
@@ -72,6 +76,8 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
 PLATFORMS = (
     "linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64",
 )
+
+_ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
 TASK = Table(
     {
@@ -106,7 +112,7 @@ TARGET = Table(
         "inputs": Key(list, "Glob patterns, relative to the target, of its input files (default: every file in its "
                       "directory as git sees them, minus nested targets).", [], item=str),
         "env-inputs": Key(list, "Environment variables whose values are part of this target's cache keys.", [],
-                          item=str),
+                          item=str, rule=_ENV_NAMES),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` (it stays in the graph).", False),
@@ -254,9 +260,10 @@ SCHEMA = Table(
                               "polybuild.lock (see docs/config-composition.md)."),
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
                        item=str),
-        "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str),
+        "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str,
+                            rule=_workspace_dirs),
         "go-roots": Key(list, "Directories searched for go.mod files (when there is no go.work).", ["."],
-                        item=str),
+                        item=str, rule=_workspace_dirs),
         "name": Key(str, "The workspace's name in attributions and SBOMs; default: the root package's, else the "
                     "root directory's (set it when there is no root package: checkouts may be named anything).",
                     rule=_nonempty),
@@ -271,7 +278,7 @@ SCHEMA = Table(
         "cache-dir": Key(str, "The local cache; default: $POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, "
                          "else ~/.cache/polybuild.", rule=_nonempty),
         "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "
-                          "stored in clear).", [], item=str),
+                          "stored in clear).", [], item=str, rule=_ENV_NAMES),
         "platforms": Key(list, "Platforms the workspace may be built for; empty means any known platform.", [],
                          item=str),
         "rust": Table(
