@@ -80,6 +80,8 @@ CASES = [
     Case("template-include-dir-symlink-outside", {**conf(IMAGE), "img/Dockerfile.j2": 'FROM scratch\n'
                                                   '{% include "sub/secret.txt" %}\n'},
          args=("container", "render", "app"), setup=symlink("img/sub", "."), says=("sub/secret.txt", "outside")),
+    Case("image-files-outside", conf('[images.app]\nfiles = ["../secret.txt"]\n'), args=("graph",),
+         says=("polybuild.toml:3", "images.app.files", "../secret.txt")),
     Case("jinja-range", {**conf(IMAGE), "img/Dockerfile.j2": "FROM scratch\n"
                          "{% for i in range(10000000) %}{% endfor %}\n"}, args=("container", "render", "app"),
          says=("img/Dockerfile.j2:2", "MAX_RANGE")),

@@ -47,7 +47,7 @@ def _patterns(values: list[str]) -> str | None:
     return next((f"'{v}': {p}" for v in values if (p := _inside(v, "target"))), None)
 
 
-def _workspace_dirs(values: list[str]) -> str | None:
+def _workspace_paths(values: list[str]) -> str | None:
     return next((f"'{v}': {p}" for v in values if (p := _inside(v))), None)
 
 
@@ -139,7 +139,7 @@ IMAGE = Table(
         "artifacts": Key(list, "Targets whose artifacts go into the image (names or ids): wheels into `wheelhouse/`, "
                          "binaries into `bin/`.", [], item=str),
         "files": Key(list, "Extra files (workspace-relative globs) copied into the build context at the same paths.",
-                     [], item=str),
+                     [], item=str, rule=_workspace_paths),
         "platforms": Key(list, "Linux platforms the image is built for; empty means the host's.", [], item=str),
         "vars": FreeTable("Template variables for this image (base images per device, tool versions, flags)."),
         "choices": FreeTable("Template variables with a fixed set of values, e.g. `device = [\"cpu\", \"cuda\"]`; "
@@ -261,9 +261,9 @@ SCHEMA = Table(
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
                        item=str),
         "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str,
-                            rule=_workspace_dirs),
+                            rule=_workspace_paths),
         "go-roots": Key(list, "Directories searched for go.mod files (when there is no go.work).", ["."],
-                        item=str, rule=_workspace_dirs),
+                        item=str, rule=_workspace_paths),
         "name": Key(str, "The workspace's name in attributions and SBOMs; default: the root package's, else the "
                     "root directory's (set it when there is no root package: checkouts may be named anything).",
                     rule=_nonempty),
