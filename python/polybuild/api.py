@@ -157,19 +157,50 @@ class CacheOptions:
 
 def _remote(ws: Workspace, options: CacheOptions):
     conf = ws.config["remote"]
-    url = options.remote_url or os.environ.get("POLYBUILD_REMOTE_URL") or conf["url"]
+    sources = [("--remote", options.remote_url), ("$POLYBUILD_REMOTE_URL", os.environ.get("POLYBUILD_REMOTE_URL")),
+               ("[remote] url", conf["url"])]
+    source, url = next(((s, u) for s, u in sources if u), (None, None))
     if not url:
         return None
     import urllib.parse
 
     from polybuild.remote import RemoteCache
 
-    if not url.startswith(("http://", "https://")) or not urllib.parse.urlsplit(url).hostname:
-        raise UserError(f"not a remote cache URL: {url.split('@')[-1]}",
-                        hint="use http(s)://host:port[/prefix], e.g. http://cache.internal:8080")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        valid = url.startswith(("http://", "https://")) and parts.hostname and (parts.port or 1) < 65536
+    except ValueError:  # an unclosed [IPv6 address, a port out of range or not a number
+        valid = False
+    if not valid:
+        message = f"{source}: not a remote cache URL: {url.split('@')[-1]}"
+        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080"
+        if source == "[remote] url":
+            raise ws.config.error(("remote", "url"), message, hint)
+        raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
                        retries=conf["retries"], token=token)
+
+
+def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
+    """The cache directory, created if needed; one that cannot be written is an error before anything runs (not
+    a failure of every task)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        usable = os.access(path, os.W_OK | os.X_OK)
+        reason = "not writable"
+    except OSError as exc:
+        usable, reason = False, exc.strerror or str(exc)
+    if usable:
+        return path
+    source = next((name for name, value in (("cache-dir", ws.config["cache-dir"]),
+                                            ("$POLYBUILD_CACHE_DIR", os.environ.get("POLYBUILD_CACHE_DIR")),
+                                            ("$XDG_CACHE_HOME", os.environ.get("XDG_CACHE_HOME"))) if value), "$HOME")
+    message = f"the cache directory {path} (from {source}) cannot be used: {reason}"
+    hint = "point it at a writable directory, or build with --no-cache"
+    if source == "cache-dir":
+        raise ws.config.error(("cache-dir",), message, hint)
+    raise UserError(message, hint=hint)
 
 
 def _context(loaded: Loaded, cache_options: CacheOptions):
@@ -188,7 +219,10 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     state_dir = ws.root / ws.config["state-dir"]
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
-    cache_dir = for_workspace(ws.root, ws.config["cache-dir"])
+    if not env["SOURCE_DATE_EPOCH"].isascii() or not env["SOURCE_DATE_EPOCH"].isdigit():
+        raise UserError(f"$SOURCE_DATE_EPOCH is {env['SOURCE_DATE_EPOCH']!r}, not a number of seconds since 1970",
+                        hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it")
+    cache_dir = _usable_cache_dir(ws, for_workspace(ws.root, ws.config["cache-dir"]))
     cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
@@ -228,6 +262,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     ctx = _context(loaded, cache)
     preflight(plan, ctx)
     with workspace_lock(ctx.state_dir):
+        _drop_abandoned_staging(ctx.state_dir)
         reporter = make_reporter(len(plan.tasks), json_mode)
         start = time.monotonic()
         try:
@@ -245,6 +280,16 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
     return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
+
+
+def _drop_abandoned_staging(state_dir: Path) -> None:
+    """Staging directories left by a run that was killed (kill -9, power loss); only under the workspace lock,
+    which no other run holds, so none of them is in use."""
+    tmp = state_dir / "tmp"
+    if tmp.is_dir():
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clean_tmp(state_dir: Path) -> None:

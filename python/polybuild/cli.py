@@ -1,5 +1,6 @@
 """The `polybuild` command line: argument parsing, output and exit codes (0 ok, 1 build failed, 2 usage or
-config error, 130 interrupted). All the work is in `polybuild.api`."""
+config error, 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP, 141 when stdout's reader left). All the
+work is in `polybuild.api`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
-from polybuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+from polybuild.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+from polybuild.signals import Terminated, stop_on_signals
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,6 +29,32 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _jobs(text: str) -> int:
+    """-j N: a number of parallel tasks within what a machine can run (a huge one would start that many threads)."""
+    from polybuild.config import MAX_JOBS
+
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= jobs <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 1 to {MAX_JOBS}")
+    return jobs
+
+
+def _size(text: str) -> int:
+    """A cache size such as 500M or 2G: a finite, non-negative number of bytes."""
+    from polybuild.store import parse_size
+
+    try:
+        size = parse_size(text)
+    except (ValueError, OverflowError):  # not a number, or infinite
+        size = -1
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    return size
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
@@ -37,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def dims(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
-        sp.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+        sp.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
         sp.add_argument("-k", "--keep-going", action="store_true", help="do not stop at the first failure")
         sp.add_argument("--variant", action="append", default=[], metavar="NAME",
                         help="build variant from config (repeatable)")
@@ -69,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
     cache_sub.add_parser("stats", help="entries, blobs and size")
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
-    gc.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
+    gc.add_argument("--max-size", required=True, type=_size, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
@@ -128,7 +156,7 @@ def _container_parser(sub) -> None:
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer and skip polybuild's cache")
     build.add_argument("--push", action="store_true", help="push to the tags after building")
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
-    build.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+    build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
     push.add_argument("image", metavar="IMAGE")
@@ -156,23 +184,23 @@ def _version_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_signals()
     args = _parser().parse_args(argv)
-    jobs = getattr(args, "jobs", None)
-    if jobs is not None and jobs < 1:
-        print("polybuild: error: --jobs must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         return handler(args)
     except PolybuildError as exc:
         print(f"polybuild: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("\npolybuild: interrupted; running tasks were stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `polybuild graph | head`: the reader left, nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except KeyboardInterrupt as exc:
+        why = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\npolybuild: {why}; running tasks were stopped", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    except BrokenPipeError:  # `polybuild build | head -1`: the reader left; stop quietly, as `cat` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):  # nothing more can be said, not even at exit
+            os.dup2(devnull, stream.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _load(args: argparse.Namespace):
@@ -385,7 +413,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from polybuild import api
-    from polybuild.store import parse_size
 
     store = api.local_store(_load(args))
     if args.cache_command == "stats":
@@ -393,12 +420,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"cache: {store.root}\n  entries: {stats.entries}\n  blobs: {stats.blobs}\n"
               f"  size: {stats.bytes:,} bytes")
         return 0
-    try:
-        limit = parse_size(args.max_size)
-    except ValueError:
-        print(f"polybuild: error: --max-size {args.max_size!r} is not a size (e.g. 500M, 2G)", file=sys.stderr)
-        return 2
-    entries, blobs = store.gc(limit)
+    entries, blobs = store.gc(args.max_size)
     print(f"removed {entries} entries and {blobs} blobs; {store.stats().bytes:,} bytes remain in {store.root}")
     return 0
 

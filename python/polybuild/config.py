@@ -6,8 +6,10 @@ typo never silently changes a build.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +18,85 @@ from polybuild.errors import UserError
 from polybuild.schema import FreeTable, Key, Map, Table, TableArray, Validator
 from polybuild.tomlfile import TomlFile, load
 
+MAX_JOBS = 1024  # parallel tasks: far beyond any machine's cores, far below what would exhaust threads
+
+
+# Rules for values that are well-typed but unusable: each says what is wrong, or None.
+def _nonempty(value: str) -> str | None:
+    return "it must not be empty" if not value.strip() else None
+
+
+def _inside(value: str, where: str = "workspace") -> str | None:
+    """A path relative to the workspace (or target) that stays inside it."""
+    if not value.strip():
+        return "it must not be empty"
+    if value.startswith(("/", "~")) or ".." in Path(value).parts:
+        return f"it must be a relative path inside the {where}, without '..'"
+    return None
+
+
+def _subdir(value: str) -> str | None:
+    """A directory polybuild owns and writes into (dist, state): inside the workspace, and not the root itself."""
+    problem = _inside(value)
+    if problem is None and Path(value).parts in ((), (".",)):
+        return "it must name a directory below the workspace root, such as 'dist'"
+    return problem
+
+
+def _patterns(values: list[str]) -> str | None:
+    """Glob patterns relative to a target, matching nothing outside it."""
+    return next((f"'{v}': {p}" for v in values if (p := _inside(v, "target"))), None)
+
+
+def _workspace_paths(values: list[str]) -> str | None:
+    return next((f"'{v}': {p}" for v in values if (p := _inside(v))), None)
+
+
+def _argv(values: list[str]) -> str | None:
+    return "it must name a program to run, such as [\"make\", \"gen\"]" if not values or not values[0] else None
+
+
+def _one_flag_each(values: list[str]) -> str | None:
+    """ldflags entries are single linker arguments (values are quoted): a flag written with its value or another
+    flag after a space ("-s -w", "-X main.commit=abc", the old space-joined form) would reach the linker as one
+    unknown flag."""
+    bad = next((v for v in values if v.startswith("-") and re.search(r"\s", v.split("=", 1)[0])), None)
+    if bad is None:
+        return None
+    return f"'{bad}' holds several arguments: give one linker argument per entry, e.g. {json.dumps(bad.split())}"
+
+
+def _version(value: str) -> str | None:
+    from polybuild.versioning.syntax import is_version
+
+    return None if is_version(value) else "not a PEP 440 or SemVer version (e.g. 1.2.0, 1.2.0rc1, 1.2.0-rc.1)"
+
+
+def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
+    """Every string of the value (a string or an array of them) matches `pattern`: no space, quote or separator
+    that could turn one value into several arguments or flags."""
+    compiled = re.compile(pattern)
+
+    def rule(value: Any) -> str | None:
+        bad = next((v for v in (value if isinstance(value, list) else [value]) if not compiled.fullmatch(v)), None)
+        return None if bad is None else f"'{bad}' is not allowed here (e.g. {example})"
+
+    return rule
+
+
 PLATFORMS = (
     "linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64",
 )
 
+_ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
+
 TASK = Table(
     {
-        "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory.", item=str),
+        "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory. Required.",
+                   item=str, rule=_argv),
         "inputs": Key(list, "Glob patterns, relative to the target, of files the task reads.", [], item=str),
-        "outputs": Key(list, "Glob patterns, relative to the target, of files the task writes.", [], item=str),
+        "outputs": Key(list, "Glob patterns, relative to the target (and inside it), of files the task writes.",
+                       [], item=str, rule=_patterns),
         "env": FreeTable("Extra environment variables for the command.", value_types=(str,)),
         "needs-build": Key(bool, "Build the target and its dependencies first.", False),
         "cache": Key(bool, "Cache the task's result (and its declared outputs) by its inputs.", True),
@@ -58,7 +130,7 @@ TARGET = Table(
         "inputs": Key(list, "Glob patterns, relative to the target, of its input files (default: every file in its "
                       "directory as git sees them, minus nested targets).", [], item=str),
         "env-inputs": Key(list, "Environment variables whose values are part of this target's cache keys.", [],
-                          item=str),
+                          item=str, rule=_ENV_NAMES),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` and `ci matrix` (it stays in the graph); "
@@ -82,11 +154,11 @@ IMAGE = Table(
     {
         "template": Key(str, "The Dockerfile template (Jinja), relative to the workspace root; it may include stage "
                         "templates from its directory. Without one, the image is assembled from its artifacts by "
-                        "polybuild's Go helper on top of `from`."),
+                        "polybuild's Go helper on top of `from`.", rule=_inside),
         "artifacts": Key(list, "Targets whose artifacts go into the image (names or ids): wheels into `wheelhouse/`, "
                          "binaries into `bin/`.", [], item=str),
         "files": Key(list, "Extra files (workspace-relative globs) copied into the build context at the same paths.",
-                     [], item=str),
+                     [], item=str, rule=_workspace_paths),
         "platforms": Key(list, "Linux platforms the image is built for; empty means the host's.", [], item=str),
         "vars": FreeTable("Template variables for this image (base images per device, tool versions, flags)."),
         "choices": FreeTable("Template variables with a fixed set of values, e.g. `device = [\"cpu\", \"cuda\"]`; "
@@ -231,28 +303,35 @@ SCHEMA = Table(
                               "polybuild.lock (see docs/config-composition.md)."),
         "exclude": Key(list, "Glob patterns (relative to the root) left out of discovery, beyond .gitignore.", [],
                        item=str),
-        "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str),
+        "python-roots": Key(list, "Directories searched for pyproject.toml files.", ["."], item=str,
+                            rule=_workspace_paths),
         "go-roots": Key(list, "Directories searched for go.mod files (when there is no go.work).", ["."],
-                        item=str),
+                        item=str, rule=_workspace_paths),
         "name": Key(str, "The workspace's name in attributions and SBOMs; default: the root package's, else the "
-                    "root directory's (set it when there is no root package: checkouts may be named anything)."),
-        "dist-dir": Key(str, "Where artifacts and build-report.json are written.", "dist"),
-        "state-dir": Key(str, "Where logs and temporary build files are kept.", ".polybuild"),
-        "version": Key(str, "The workspace version stamped into Go binaries; default: the root [project].version "
-                       "or [workspace.package].version."),
-        "jobs": Key(int, "Parallel tasks; default: the number of cores.", minimum=1),
+                    "root directory's (set it when there is no root package: checkouts may be named anything).",
+                    rule=_nonempty),
+        "dist-dir": Key(str, "Where artifacts and build-report.json are written (a directory inside the "
+                        "workspace).", "dist", rule=_subdir),
+        "state-dir": Key(str, "Where logs and temporary build files are kept (a directory inside the workspace).",
+                         ".polybuild", rule=_subdir),
+        "version": Key(str, "The workspace version stamped into Go binaries (PEP 440 or SemVer); default: the root "
+                       "[project].version or [workspace.package].version.", rule=_version),
+        "jobs": Key(int, f"Parallel tasks (at most {MAX_JOBS}); default: the number of cores.", minimum=1,
+                    maximum=MAX_JOBS),
         "cache-dir": Key(str, "The local cache; default: $POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, "
-                         "else ~/.cache/polybuild."),
+                         "else ~/.cache/polybuild.", rule=_nonempty),
         "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "
-                          "stored in clear).", [], item=str),
+                          "stored in clear).", [], item=str, rule=_ENV_NAMES),
         "platforms": Key(list, "Platforms the workspace may be built for; empty means any known platform.", [],
                          item=str),
         "rust": Table(
             {
-                "profile": Key(str, "Cargo profile for cargo and maturin builds.", "release"),
+                "profile": Key(str, "Cargo profile for cargo and maturin builds.", "release",
+                               rule=_matching(r"[A-Za-z0-9_-]+", "release, dev, dist")),
                 "lto": Key((bool, str), "Link-time optimisation.",
                            choices=(False, True, "thin", "fat", "off")),
-                "codegen-units": Key(int, "Codegen units of the profile (1 gives the best code).", minimum=1),
+                "codegen-units": Key(int, "Codegen units of the profile (1 gives the best code; at most 256).",
+                                     minimum=1, maximum=256),
                 "strip": Key((bool, str), "Strip symbols from binaries.",
                              choices=(False, True, "none", "debuginfo", "symbols")),
                 "locked": Key(bool, "Pass --locked so a stale Cargo.lock fails the build.", False),
@@ -262,7 +341,7 @@ SCHEMA = Table(
         "python": Table(
             {
                 "interpreter": Key(str, "The Python that runs PEP 517 backends and that maturin targets; default: "
-                                   "the one running polybuild."),
+                                   "the one running polybuild.", rule=_nonempty),
                 "sdist": Key(bool, "Also build sdists.", False),
                 "isolation": Key(bool, "Build pure wheels in isolated environments (needs the package index).",
                                  False),
@@ -273,16 +352,18 @@ SCHEMA = Table(
             {
                 "cgo": Key(bool, "CGO_ENABLED for all Go builds (per target: targets.<name>.cgo).", False),
                 "version-variable": Key(str, "The variable stamped with the version through -ldflags -X.",
-                                        "main.version"),
-                "ldflags": Key(list, "Extra -ldflags entries.", [], item=str),
-                "tags": Key(list, "Build tags.", [], item=str),
+                                        "main.version", rule=_matching(r"[\w./-]+\.\w+", "main.version")),
+                "ldflags": Key(list, "Extra -ldflags entries, one linker argument each (`[\"-s\", \"-w\"]`, "
+                               "`[\"-X\", \"main.commit=abc\"]`): an entry is never split into several.", [],
+                               item=str, rule=_one_flag_each),
+                "tags": Key(list, "Build tags.", [], item=str, rule=_matching(r"[\w.]+", "netgo, integration")),
             },
             doc="How Go binaries are built (`go build -trimpath`).",
         ),
         "remote": Table(
             {
                 "url": Key(str, "Base URL of a cache speaking bazel-remote's HTTP protocol (bazel-remote, nginx "
-                           "WebDAV, ...); also $POLYBUILD_REMOTE_URL or --remote."),
+                           "WebDAV, ...); also $POLYBUILD_REMOTE_URL or --remote.", rule=_nonempty),
                 "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
                               "--remote-upload.", False),
                 "timeout": Key(int, "Seconds before a request, its retries included, is abandoned (plus one per "
@@ -422,6 +503,7 @@ def load_config(root: Path, explicit: Path | None = None, upgrade: frozenset[str
     if not data["include"] and upgrade is None:  # the hot path: nothing to compose
         config = Config(root, doc, prefix, data)
         _check_platforms(config)
+        _check_tasks(config)
         return config
     from polybuild.compose import compose
 
@@ -430,6 +512,7 @@ def load_config(root: Path, explicit: Path | None = None, upgrade: frozenset[str
     config = Config(root, doc, prefix, Validator(doc, prefix).check(SCHEMA, merged, ()), composition.layers,
                     inputs=composition.inputs)
     _check_platforms(config)
+    _check_tasks(config)
     config.lock_changes = tuple(composition.commit())  # the lock is written only for a config valid as a whole
     return config
 
@@ -501,6 +584,18 @@ def _check_target(config: Config, name: str, target: dict[str, Any]) -> None:
                                   or any(p in ("", ".", "..") for p in value.split("/"))):
             raise config.error(("targets", name, key), f"{key} '{value}' must be a relative path inside {inside}",
                                "use a plain relative path such as \"include\" (no '..', no leading '/')")
+
+
+def _check_tasks(config: Config) -> None:
+    """Every custom task has a command (checked on the composed config: an include may give the command and the
+    including file the rest)."""
+    tasks = [(("tasks", name), task) for name, task in config["tasks"].items()]
+    tasks += [(("targets", target, "tasks", name), task) for target, settings in config["targets"].items()
+              for name, task in settings["tasks"].items()]
+    for keypath, task in tasks:
+        if task["cmd"] is None:
+            raise config.error(keypath, f"task [{'.'.join(keypath)}] has no 'cmd'",
+                               'give the command as an argv list, e.g. cmd = ["make", "gen"]')
 
 
 def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -> None:

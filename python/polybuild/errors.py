@@ -9,6 +9,7 @@ from __future__ import annotations
 EXIT_BUILD_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat` when its reader left
 
 
 class PolybuildError(Exception):

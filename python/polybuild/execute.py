@@ -99,10 +99,8 @@ class Executor:
                     worker.join(0.25)
                     with self._cond:
                         self.reporter.tick(dict(self._running))
-        except KeyboardInterrupt:
-            with self._cond:
-                self._stopping = True
-                self._cond.notify_all()
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP, or the progress stream was closed: stop every child
+            self._stop()
             self.procs.terminate_all(grace=2.0)
             raise
         finally:
@@ -116,13 +114,24 @@ class Executor:
         return [self.results[i] for i in tasks]
 
     def _work(self) -> None:
-        while (task := self._next()) is not None:
-            try:
-                result = self._run_task(task)
-            except BaseException as exc:  # a bug rather than a failed task: stop, and re-raise it in run()
-                self._error = exc
-                result = TaskResult(task, "failed", reason=f"internal error: {exc!r}")
-            self._finish(result)
+        try:
+            while (task := self._next()) is not None:
+                try:
+                    result = self._run_task(task)
+                except BaseException as exc:  # a bug rather than a failed task: stop, and re-raise it in run()
+                    self._error = exc
+                    result = TaskResult(task, "failed", reason=f"internal error: {exc!r}")
+                self._finish(result)
+        except BaseException as exc:  # e.g. the reporter's stream was closed (`| head`): the whole run stops
+            self._error = self._error or exc
+            self._stop()
+            self.procs.terminate_all()
+
+    def _stop(self) -> None:
+        """No task starts from now on; workers waiting for one wake up and leave."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
 
     def _next(self) -> Task | None:
         """The ready task with the longest critical path, waiting while running ones may release more; None when
@@ -245,6 +254,10 @@ class Executor:
                     result.status, result.failed_step = "failed", step.display()
                     return None, log.finish(keep=True)
             outputs = self._publish(staging / "out", base) if staging else self._declared_outputs(task, base)
+            if staging and not outputs and task.builder != "command":  # e.g. `[python] interpreter = "/bin/true"`
+                log.note(f"[polybuild] every command succeeded, but the {task.builder} build produced no artifact")
+                result.status, result.failed_step = "failed", step.display()
+                return None, log.finish(keep=True)
             return outputs, log.finish(keep=False)
         except BaseException:  # cancelled, or an OSError: keep what the steps printed
             log.finish(keep=True)

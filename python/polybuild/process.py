@@ -1,5 +1,12 @@
-"""Child processes that can all be stopped at once: on failure (fail-fast) or Ctrl-C, every running build is
-terminated with its whole process group (cargo, rustc, linkers...), not just the direct child."""
+"""Child processes that can all be stopped at once: on failure (fail-fast), Ctrl-C, SIGTERM or SIGHUP, every
+running build is terminated with its whole process group (cargo, rustc, linkers...), not just the direct child.
+
+If polybuild itself dies without a chance to clean up (kill -9, the OOM killer), a supervisor process kills the
+groups it leaves behind: it learns each group as it starts and ends through a pipe, and kills the live ones when the
+pipe closes. This is sturdier than PR_SET_PDEATHSIG, which fires when the *thread* that forked the child exits (tasks
+are started from worker threads), reaches only the direct child (not rustc under cargo), and needs a `preexec_fn`
+(unsafe with threads, and it rules out the fast vfork spawn).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,8 +36,10 @@ class ProcessGroup:
         if self.cancelled.is_set():
             raise Cancelled
         # Spawn outside the lock so parallel tasks start in parallel; a cancel that raced us is honoured below.
+        supervisor = _supervisor()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        supervisor.started(proc.pid)
         with self._lock:
             self._running.add(proc)
         if self.cancelled.is_set():
@@ -39,6 +49,7 @@ class ProcessGroup:
         finally:
             with self._lock:
                 self._running.discard(proc)
+            supervisor.ended(proc.pid)
         if self.cancelled.is_set() and code != 0:
             raise Cancelled
         return code
@@ -62,6 +73,67 @@ class ProcessGroup:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
+
+
+# The supervisor: it ignores the signals a terminal or CI sends to polybuild's group (and runs in a session of its
+# own, out of reach of a kill aimed at that group), so it outlives polybuild; it exits when the pipe closes, that is
+# when polybuild has exited, after terminating the groups still listed ("+pgid" when started, "-pgid" when ended).
+_SUPERVISOR = """
+import os, signal, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+    signal.signal(s, signal.SIG_IGN)
+groups, pending = set(), b""
+while chunk := os.read(0, 65536):
+    *lines, pending = (pending + chunk).split(b"\\n")
+    for line in lines:
+        (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
+def signal_all(sig):
+    for g in list(groups):
+        try:
+            os.killpg(g, sig)
+        except ProcessLookupError:
+            groups.discard(g)
+signal_all(signal.SIGTERM)
+deadline = time.monotonic() + 5
+while groups and time.monotonic() < deadline:
+    time.sleep(0.1)
+    signal_all(0)
+signal_all(signal.SIGKILL)
+"""
+
+
+class _Supervisor:
+    """polybuild's end of the supervisor's pipe; started once per process, with the first child."""
+
+    def __init__(self) -> None:
+        read, self._write = os.pipe()  # both close-on-exec: no child holds the pipe open
+        try:
+            self._process = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SUPERVISOR], stdin=read,
+                                             start_new_session=True)
+        finally:
+            os.close(read)
+
+    def started(self, pgid: int) -> None:
+        self._send(f"+{pgid}\n")
+
+    def ended(self, pgid: int) -> None:
+        self._send(f"-{pgid}\n")
+
+    def _send(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # a supervisor that is gone only loses the kill -9 safety net
+            os.write(self._write, line.encode())  # one small write: atomic on a pipe, so threads cannot interleave
+
+
+_supervisor_lock = threading.Lock()
+_the_supervisor: _Supervisor | None = None
+
+
+def _supervisor() -> _Supervisor:
+    global _the_supervisor
+    with _supervisor_lock:
+        if _the_supervisor is None:
+            _the_supervisor = _Supervisor()
+        return _the_supervisor
 
 
 class TaskLog:

@@ -7,6 +7,7 @@ key that is accepted is documented and vice versa.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ class Key:
     item: type | None = None  # element type for lists
     choices: tuple[Any, ...] = ()
     minimum: int | None = None
+    maximum: int | None = None  # a bound on what is sane (a huge `jobs` would start that many threads)
+    rule: Callable[[Any], str | None] | None = None  # what is wrong with a well-typed value, or None
 
     def describe(self) -> str:
         if self.type is list:
@@ -101,6 +104,7 @@ class Validator:
                 if not isinstance(v, node.value_types):
                     allowed = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in node.value_types)
                     raise self.error((*path, k), f"'{name}.{k}' must be {allowed}, not {_kind(v)}")
+                self._no_nul([k, v], (*path, k), f"{name}.{k}")
             return value
         if isinstance(node, TableArray):
             if not isinstance(value, list):
@@ -140,7 +144,20 @@ class Validator:
             raise self.error(path, f"'{name}' is {value!r}; expected one of {choices}", hint)
         if node.minimum is not None and isinstance(value, int) and value < node.minimum:
             raise self.error(path, f"'{name}' is {value}; it must be at least {node.minimum}")
+        if node.maximum is not None and isinstance(value, int) and value > node.maximum:
+            raise self.error(path, f"'{name}' is {value}; it must be at most {node.maximum}")
+        self._no_nul(value, path, name)
+        problem = node.rule(value) if node.rule else None
+        if problem:  # a rule on an array names the bad item itself
+            raise self.error(path, f"'{name}': {problem}" if isinstance(value, list) else
+                             f"'{name}' is {value!r}: {problem}")
         return value
+
+    def _no_nul(self, value: Any, path: tuple[str, ...], name: str) -> None:
+        """A NUL byte cannot be in a path, an argument or an environment value: refused wherever it is."""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and "\0" in text:
+                raise self.error(path, f"'{name}' contains a NUL byte")
 
 
 def defaults(node: Node) -> Any:

@@ -57,8 +57,11 @@ def load(path: Path, display: str | None = None) -> TomlFile:
 
 def parse(text: str, path: Path, display: str) -> TomlFile:
     """Parse TOML text read from somewhere other than a plain file (a git revision, a lock snapshot)."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark, as some Windows editors write: not content
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError("invalid TOML: arrays or inline tables nested too deeply", file=display) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         pos = _DECODE_POS.search(msg)

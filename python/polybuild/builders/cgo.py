@@ -44,15 +44,16 @@ def check_links(task: Task, ctx: BuildContext) -> None:
 def environment(task: Task, ctx: BuildContext, lib_dir: Path) -> dict[str, str]:
     """CGO_* variables pointing at the linked crates' libraries and headers (empty when it links none): the
     caller's own CGO_LDFLAGS / CGO_CFLAGS come after ours."""
+    from polybuild.builders.go import go_quoted
+
     crates = linked_crates(task, ctx)
     if not crates:
         return {}
-    ldflags = [_flag("-L", str(lib_dir))] + [f"-l{lib}" for crate in crates for lib in crate.info["staticlibs"]]
-    cflags = [_flag("-I", str(crate.dir / crate.settings["include-dir"]))
-              for crate in crates if crate.settings.get("include-dir")]
-    env = {"CGO_ENABLED": "1", "CGO_LDFLAGS": _join(ldflags, ctx.env.get("CGO_LDFLAGS"))}
+    ldflags = [f"-L{lib_dir}"] + [f"-l{lib}" for crate in crates for lib in crate.info["staticlibs"]]
+    cflags = [f"-I{crate.dir / crate.settings['include-dir']}" for crate in crates if crate.settings.get("include-dir")]
+    env = {"CGO_ENABLED": "1", "CGO_LDFLAGS": _join(go_quoted(ldflags), ctx.env.get("CGO_LDFLAGS"))}
     if cflags:
-        env["CGO_CFLAGS"] = _join(cflags, ctx.env.get("CGO_CFLAGS"))
+        env["CGO_CFLAGS"] = _join(go_quoted(cflags), ctx.env.get("CGO_CFLAGS"))
     return env
 
 
@@ -71,15 +72,5 @@ def collect_libraries(task: Task, ctx: BuildContext, lib_dir: Path) -> None:
             shutil.copyfile(published[name], lib_dir / name)
 
 
-def _flag(option: str, path: str) -> str:
-    """One flag as the go command splits CGO_* variables (its quoting rules): a path with spaces is quoted."""
-    if not any(c.isspace() or c in "'\"" for c in path):
-        return option + path
-    quote = "'" if "'" not in path else '"'
-    if quote in path:
-        raise UserError(f"cannot pass {path!r} to cgo: it holds both kinds of quote", hint="rename the directory")
-    return f"{quote}{option}{path}{quote}"
-
-
-def _join(ours: list[str], theirs: str | None) -> str:
-    return " ".join([*ours, theirs] if theirs else ours)
+def _join(ours: str, theirs: str | None) -> str:
+    return f"{ours} {theirs}" if theirs else ours

@@ -40,14 +40,14 @@ class GoBuilder(Builder):
         }
         lib_dir = out.parent / "cgo-lib"
         env.update(cgo.environment(task, ctx, lib_dir))
-        ldflags = [f"-X {conf['version-variable']}={ctx.version}", *conf["ldflags"]]
+        ldflags = ["-X", f"{conf['version-variable']}={ctx.version}", *conf["ldflags"]]
         steps = []
         if "CGO_LDFLAGS" in env:  # the library's path enters Go's build ID: without one the binary is reproducible
             ldflags.append("-buildid=")
             steps.append(Step(action=lambda: cgo.collect_libraries(task, ctx, lib_dir),
                               describe=f"copy the static libraries {t.id} links into {lib_dir}"))
         for pkg, file_name in zip(t.info["binaries"].values(), self.published_names(task, ctx.host), strict=True):
-            argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", " ".join(ldflags)]
+            argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
             argv += ["-o", str(out / file_name), "./" + pkg if pkg != "." else "."]
@@ -57,6 +57,25 @@ class GoBuilder(Builder):
     def published_names(self, task: Task, host: Platform) -> list[str]:
         suffix = (task.platform or host).exe_suffix
         return [binary + suffix for binary in task.target.info["binaries"]]
+
+
+def go_quoted(args: list[str]) -> str:
+    """One -ldflags string that `go build` splits back into exactly `args` (cmd/internal/quoted's rules): an
+    argument with a space or quote is quoted, so no value (a version, an ldflags entry) can become several flags."""
+    from polybuild.errors import UserError
+
+    quoted = []
+    for arg in args:
+        if arg and not any(c.isspace() or c in "'\"" for c in arg):
+            quoted.append(arg)
+        elif "'" not in arg:
+            quoted.append(f"'{arg}'")
+        elif '"' not in arg:
+            quoted.append(f'"{arg}"')
+        else:
+            raise UserError(f"-ldflags argument {arg!r} holds both kinds of quote, which go cannot pass",
+                            hint="[go] ldflags: drop one kind of quote")
+    return " ".join(quoted)
 
 
 class GoTestBuilder(Builder):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -77,11 +78,14 @@ def render(root: Path, template: str, context: dict[str, Any]) -> Rendered:
     path = root / template
     if not path.is_file():
         raise UserError(f"template not found: {template}", hint="check `template` in [images.<name>]")
+    _inside_workspace(root, path, template)
     env = ImmutableSandboxedEnvironment(
-        loader=_MarkedLoader(str(path.parent)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        loader=_MarkedLoader(root, str(path.parent)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         autoescape=False)
     try:
-        text = env.get_template(path.name).render(context)
+        text = _bounded(env.get_template(path.name).generate(context), template)
+    except OverflowError as exc:  # the sandbox's MAX_RANGE: `range(10000000)`
+        raise UserError(f"{_runtime_where(root, path.parent, exc)}: {exc}") from None
     except jinja2.TemplateSyntaxError as exc:
         where = _where(root, path.parent, exc.filename, exc.lineno)
         raise UserError(f"{where}: template syntax error: {exc.message}") from None
@@ -96,11 +100,39 @@ def render(root: Path, template: str, context: dict[str, Any]) -> Rendered:
     return Rendered(text, template)
 
 
+MAX_RENDERED = 16 << 20  # bytes: a Dockerfile is a few kilobytes; a runaway loop must not fill the memory
+
+
+def _bounded(chunks: Iterator[str], template: str) -> str:
+    """The rendered text, refused once it grows past MAX_RENDERED."""
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise UserError(f"{template}: the rendered Dockerfile exceeds {MAX_RENDERED >> 20} MiB",
+                            hint="check the template's loops")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _inside_workspace(root: Path, path: Path, shown: str) -> None:
+    """Templates are read only from inside the workspace, whatever symlinks say."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UserError(f"template {shown} leads outside the workspace (to {path.resolve()})",
+                        hint="templates and the templates they include must be files of the workspace")
+
+
 class _MarkedLoader(jinja2.FileSystemLoader):
-    """A file loader that frames each template's output with begin/end marker comments."""
+    """A file loader that frames each template's output with begin/end marker comments, and reads only files of
+    the workspace (Jinja refuses `..` in names, but follows symlinks)."""
+
+    def __init__(self, root: Path, searchpath: str) -> None:
+        super().__init__(searchpath)
+        self.root = root
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
         source, filename, uptodate = super().get_source(environment, template)
+        _inside_workspace(self.root, Path(filename), template)
         body = source if source.endswith("\n") else source + "\n"
         return f"{BEGIN}{template}\n{body}{END}{template}\n", filename, uptodate
 

@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from polybuild.errors import UserError
+from polybuild.versioning.syntax import SEMVER as _SEMVER
 
-_SEMVER = re.compile(
-    r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
-)
 _IDENTIFIER = re.compile(r"^(?P<name>[A-Za-z]+)(?P<number>\d+)?$")
 _PRE_NAMES = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "rc": "rc", "c": "rc"}
 _SEMVER_PRE = {"a": "alpha", "b": "beta", "rc": "rc"}

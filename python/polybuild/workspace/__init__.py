@@ -206,6 +206,9 @@ def _apply_settings(ws: Workspace) -> None:
             raise ws.config.error(("targets", key), exc.message, exc.hint) from None
         target.settings = settings
         for dep in settings["deps"]:
+            if ws.resolve(dep, source=f"[targets.{key}].deps") is target:
+                raise ws.config.error(("targets", key, "deps"), f"{target.id} depends on itself",
+                                      hint=f"remove '{dep}' from its deps")
             target.refs.append(Ref("name", dep, f"[targets.{key}].deps"))
         if settings["name"] is not None:
             renamed.append((key, target))

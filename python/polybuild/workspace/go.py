@@ -46,7 +46,12 @@ def _go_files_by_module(listing: list[str], module_dirs: set[str]) -> dict[str, 
 
 def _module_dirs(root: Path, listing: list[str], config: Config) -> list[str]:
     if "go.work" in listing:
-        return sorted(_work_uses(root / "go.work"))
+        uses = sorted(_work_uses(root / "go.work"))
+        missing = next((d for d in uses if not (root / d / "go.mod").is_file()), None)
+        if missing is not None:
+            raise ConfigError(f"'use {missing}': there is no go.mod in {missing}", file="go.work",
+                              hint="fix or remove the `use` line (or create the module with `go mod init`)")
+        return uses
     dirs: set[str] = set()
     for go_root in config["go-roots"]:
         for rel in under_dir(listing, go_root):
@@ -84,7 +89,9 @@ def parse_go_mod(path: Path, display: str) -> tuple[str, list[tuple[str, str, in
     module = None
     replaces: list[tuple[str, str, int]] = []
     in_replace = False
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    _check_syntax(lines, display)
+    for lineno, raw in enumerate(lines, 1):
         line = raw.split("//", 1)[0].strip()
         if line.startswith("module "):
             module = line.split(None, 1)[1].strip('"')
@@ -101,6 +108,39 @@ def parse_go_mod(path: Path, display: str) -> tuple[str, list[tuple[str, str, in
     if module is None:
         raise ConfigError("go.mod has no 'module' line", file=display, line=1)
     return module, replaces
+
+
+# go.mod directives and their arguments (None: not checked here), so a malformed go.mod is a located config error
+# instead of a task that fails with go's "errors parsing go.mod".
+_DIRECTIVES = {"module": "PATH", "go": "VERSION", "toolchain": "NAME", "require": "PATH VERSION",
+               "exclude": "PATH VERSION", "replace": "OLD [VERSION] => NEW [VERSION]", "retract": None,
+               "godebug": None, "tool": "PATH", "ignore": "PATH"}
+
+
+def _check_syntax(lines: list[str], display: str) -> None:
+    """The structure of go.mod (known directives, argument counts, closed blocks), as a located ConfigError."""
+    block, opened = None, 0
+    for lineno, raw in enumerate(lines, 1):
+        if "\0" in raw:
+            raise ConfigError("a NUL byte in go.mod", file=display, line=lineno)
+        words = raw.split("//", 1)[0].split()
+        if not words:
+            continue
+        if block is not None and words == [")"]:
+            block = None
+            continue
+        verb, args = (block, words) if block is not None else (words[0], words[1:])
+        if verb not in _DIRECTIVES:
+            raise ConfigError(f"unknown go.mod directive '{verb}'", file=display, line=lineno,
+                              hint=f"directives are {', '.join(_DIRECTIVES)}")
+        if block is None and args == ["("]:
+            block, opened = verb, lineno
+            continue
+        usage = _DIRECTIVES[verb]
+        if usage and ("=>" not in args if verb == "replace" else len(args) != len(usage.split())):
+            raise ConfigError(f"malformed '{verb}' line: expected {verb} {usage}", file=display, line=lineno)
+    if block is not None:
+        raise ConfigError(f"'{block} (' block is never closed with ')'", file=display, line=opened)
 
 
 def _binary_name(import_path: str) -> str:

@@ -47,7 +47,13 @@ def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
         return None  # a config-only pyproject (tools, or the polybuild config of a non-Python root)
     if not isinstance(project, dict) or not isinstance(project.get("name"), str):
         raise doc.error(("project", "name"), "[project] needs a 'name' string")
-    backend = doc.data.get("build-system", {}).get("build-backend", "setuptools.build_meta:__legacy__")
+    build_system = doc.data.get("build-system", {})
+    if not isinstance(build_system, dict):
+        raise doc.error(("build-system",), "'build-system' must be a table ([build-system])")
+    backend = build_system.get("build-backend", "setuptools.build_meta:__legacy__")
+    if not isinstance(backend, str) or not backend:
+        raise doc.error(("build-system", "build-backend"), "[build-system] build-backend must be a module name",
+                        hint='e.g. build-backend = "hatchling.build"')
     name = project["name"]
     directory = (root / rel).parent  # the root is resolved and listed paths have no symlinked directories
     target = Target(
