@@ -1,9 +1,11 @@
 """Choosing each package's license, in a fixed order: a deny.toml `clarify` whose file hashes still match; the
-declared SPDX expression; legacy Python metadata that names exactly one license; detection from the package's own
-license texts above the confidence threshold; otherwise unlicensed (which the policy rejects)."""
+declared SPDX expression (from the manifest, else `SPDX-License-Identifier:` lines in its license files); legacy
+Python metadata that names exactly one license; detection from the package's own license texts above the
+confidence threshold; otherwise unlicensed (which the policy rejects)."""
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -45,6 +47,9 @@ _LEGACY = {
     "unlicense": "Unlicense", "zlib": "Zlib", "cc0": "CC0-1.0", "public domain": None,
 }
 
+# A REUSE-style tag on a line of its own (after any comment marker): the package declares its license in the file.
+_SPDX_TAG = re.compile(r"^\W*SPDX-License-Identifier:\s*(.+?)\s*(?:\*/|-->)?\s*$", re.MULTILINE)
+
 Detector = Callable[[Sequence[str]], list]  # texts -> [Detection(license, confidence) | None]
 
 
@@ -60,21 +65,21 @@ def resolve_all(packages: list[Package], policy: Policy, detect_many: Detector) 
     for i, path, text in texts:
         hit = hits[text]
         if hit is not None:
-            detected.setdefault(i, []).append((hit.license, hit.confidence, path, hit.close))
+            detected.setdefault(i, []).append((hit.ids, hit.confidence, path, hit.close))
     return [resolve(p, policy, detected.get(i, [])) for i, p in enumerate(packages)]
 
 
-Detected = tuple[str, float, str, tuple[str, ...]]  # license, confidence, file, near ties
+Detected = tuple[tuple[str, ...], float, str, tuple[str, ...]]  # licenses (AND), confidence, file, near ties
 
 
 def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resolved:
-    """One package's license; `detected` is (license, confidence, file, near ties) for each license text."""
+    """One package's license; `detected` is (licenses, confidence, file, near ties) for each license text."""
     warnings: list[str] = []
     clarified = _clarified(package, policy, warnings)
     if clarified:
         return Resolved(package, clarified, "clarify", warnings=warnings)
     confident = [d for d in detected if d[1] >= policy.threshold]
-    declared = _declared(package, warnings)
+    declared = _declared(package, warnings) or _tagged(package, warnings)
     if declared:
         _compare(declared, confident, warnings)
         return Resolved(package, declared, "declared", warnings=warnings)
@@ -82,12 +87,13 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
     if legacy:
         return Resolved(package, legacy, "legacy", warnings=warnings)
     if confident:
-        ids = sorted({d[0] for d in confident})
+        ids = sorted({lic for d in confident for lic in d[0]})
         score = min(d[1] for d in confident)
         return Resolved(package, " AND ".join(ids), "detected", confidence=score, warnings=warnings)
     best = max(detected, key=lambda d: d[1], default=None)
     if best:
-        warnings.append(f"{best[2]} looks like {best[0]} only at {best[1]:.2f} (threshold {policy.threshold})")
+        warnings.append(f"{best[2]} looks like {' AND '.join(best[0])} only at {best[1]:.2f} "
+                        f"(threshold {policy.threshold})")
     return Resolved(package, None, "unlicensed", warnings=warnings)
 
 
@@ -116,6 +122,22 @@ def _declared(package: Package, warnings: list[str]) -> str | None:
         return None
 
 
+def _tagged(package: Package, warnings: list[str]) -> str | None:
+    """The AND of the `SPDX-License-Identifier:` expressions in the package's license files (each once)."""
+    found: dict[str, None] = {}
+    for file in package.files:
+        if file.kind != "license":
+            continue
+        for tag in _SPDX_TAG.findall(file.text):
+            try:
+                found[normalize(tag)] = None
+            except ExpressionError as exc:
+                warnings.append(f"{file.path}: SPDX-License-Identifier is not an SPDX expression: {exc}")
+    if not found:
+        return None
+    return normalize(" AND ".join(f"({tag})" for tag in found)) if len(found) > 1 else next(iter(found))
+
+
 def _legacy(package: Package) -> str | None:
     """Legacy Python metadata, only when it names exactly one license."""
     found = {_CLASSIFIERS.get(c) for c in package.classifiers if c.startswith("License ::")}
@@ -129,6 +151,7 @@ def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> N
     """Warn when a license text says something the declaration does not (a near tie that the declaration names,
     such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement)."""
     named = {lic.id.lower() for lic in licenses(parse(declared))}
-    for lic, score, path, close in confident:
-        if not named & {x.lower() for x in (lic, *close)}:
-            warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")
+    for ids, score, path, close in confident:
+        for lic in ids:
+            if not named & {x.lower() for x in (lic, *close)}:
+                warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")
