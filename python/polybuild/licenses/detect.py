@@ -302,8 +302,11 @@ class _Store:
         for index, grams in enumerate(self.grams):
             for gram, count in grams.items():
                 self.postings.setdefault(gram, []).append((index, count))
-        # For a bigram the sample has once, min(1, stored) is 1: counting the texts that have it is enough.
+        # min(count, stored) is at least 1 for every text holding a bigram: counting the holders (in C) gives that
+        # 1; the few texts holding a bigram more than once add the rest.
         self.holders = {gram: tuple(index for index, _ in posting) for gram, posting in self.postings.items()}
+        self.repeated = {gram: repeated for gram, posting in self.postings.items()
+                         if (repeated := tuple((index, stored) for index, stored in posting if stored > 1))}
 
     def best(self, text: str) -> tuple[str, float, list[str]] | None:
         """(SPDX expression, score, near ties): the license `text` most plausibly is, or the AND of the licenses
@@ -324,12 +327,11 @@ class _Store:
 
     def shared(self, sample: Counter[str]) -> Counter[int]:
         """How many bigrams (as multisets) `sample` shares with each store text sharing any."""
-        once = (self.holders.get(gram, ()) for gram, count in sample.items() if count == 1)
-        shared = Counter(itertools.chain.from_iterable(once))  # counted in C: most bigrams occur once
+        shared = Counter(itertools.chain.from_iterable(self.holders.get(gram, ()) for gram in sample))
         for gram, count in sample.items():
             if count > 1:
-                for index, stored in self.postings.get(gram, ()):
-                    shared[index] += min(count, stored)
+                for index, stored in self.repeated.get(gram, ()):
+                    shared[index] += min(count, stored) - 1
         return shared
 
     def _match(self, sample: Counter[str]) -> Match | None:
@@ -408,19 +410,25 @@ class _Parts:
 
     def _best_run(self, left: list[int], grams: Counter[str]) -> list[int]:
         """The consecutive paragraphs of `left` whose bigrams have the best Dice coefficient with `grams`
-        (compared exactly, as fractions); equal: the first found (by start, then end)."""
+        (compared exactly, as fractions); equal: the first found (by start, then end). A run never starts with a
+        paragraph sharing no bigram with `grams` (the run after it is as good)."""
         other = grams.total()
+        # Per paragraph: its size, and its bigrams that `grams` has, with both counts.
+        blocks = [(self.grams[block].total(), [(gram, count, grams[gram]) for gram, count in self.grams[block].items()
+                                               if gram in grams]) for block in left]
         best, best_run = (0, 1), (0, 0)
         for start in range(len(left)):
+            if not blocks[start][1]:
+                continue
             run: Counter[str] = Counter()
             shared = size = 0
             for end in range(start, len(left)):
-                block = self.grams[left[end]]
-                for gram, count in block.items():
-                    stored = grams.get(gram, 0)
-                    shared += min(run[gram] + count, stored) - min(run[gram], stored)
-                    run[gram] += count
-                size += block.total()
+                block_size, common = blocks[end]
+                for gram, count, stored in common:
+                    before = run[gram]
+                    shared += min(before + count, stored) - min(before, stored)
+                    run[gram] = before + count
+                size += block_size
                 if shared * best[1] > best[0] * (size + other):
                     best, best_run = (shared, size + other), (start, end + 1)
         return left[best_run[0]:best_run[1]]

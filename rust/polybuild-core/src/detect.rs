@@ -10,9 +10,15 @@
 //! the crate's private code, because the crate scores a text by a hash-map intersection with each
 //! of ~750 store texts (55 ms per text); here an inverted index from bigram to store texts does it
 //! in about a millisecond, with the same f32 scores (checked against `TextData::match_score` in the
-//! tests). Two deliberate differences: a tie between line prefixes in step 2 goes to the first seen
-//! (the crate: hash order), and equal scores go to the smaller id (the crate: hash order), so the
-//! answer never varies between runs.
+//! tests). A tie between line prefixes in step 2 goes to the first seen (the crate: hash order), so
+//! the answer never varies between runs.
+//!
+//! Two steps the crate does not take (askalono's `optimize_bounds` and licensee do): a near tie
+//! (licenses within `CLOSE` of the best) goes to the license the text most plausibly is, judged on
+//! the bigrams that tell the tied texts apart (Apache-2.0 without its appendix is Apache-2.0, not
+//! Pixar); and a file holding several license texts one after another is split into runs of
+//! paragraphs, each detected on its own, the file being the AND of their licenses (a preface or
+//! copyright lines around one license then do not lower its score).
 //!
 //! The pure-Python fallback (`python/polybuild/licenses/detect.py`) mirrors all of this over the
 //! same store texts, dumped by `examples/detect_texts.rs`, and must give the same answers.
@@ -436,22 +442,36 @@ impl<'a> Parts<'a> {
     }
 
     /// The consecutive paragraphs of `left` whose bigrams have the best Dice coefficient with
-    /// `grams` (compared exactly, as fractions); equal: the first found (by start, then end).
+    /// `grams` (compared exactly, as fractions); equal: the first found (by start, then end). A run
+    /// never starts with a paragraph sharing no bigram with `grams` (the run after it is as good).
     fn best_run(&self, left: &[usize], grams: &HashMap<String, u32>) -> Vec<usize> {
         let other: u64 = grams.values().map(|&c| u64::from(c)).sum();
+        // Per paragraph: its size, and its bigrams that `grams` has, with both counts.
+        let blocks: Vec<(u64, Vec<(&str, u32, u32)>)> = left
+            .iter()
+            .map(|&block| {
+                let own = &self.grams[block];
+                let common = own
+                    .iter()
+                    .filter_map(|(gram, &count)| grams.get(gram).map(|&stored| (gram.as_str(), count, stored)))
+                    .collect();
+                (u64::from(own.values().sum::<u32>()), common)
+            })
+            .collect();
         let (mut best, mut best_run) = ((0u64, 1u64), (0, 0));
         for start in 0..left.len() {
+            if blocks[start].1.is_empty() {
+                continue;
+            }
             let mut run: HashMap<&str, u32> = HashMap::new();
             let (mut shared, mut size) = (0u64, 0u64);
-            for end in start..left.len() {
-                let block = &self.grams[left[end]];
-                for (gram, &count) in block {
-                    let stored = grams.get(gram).copied().unwrap_or(0);
-                    let before = run.entry(gram.as_str()).or_insert(0);
+            for (end, (block_size, common)) in blocks.iter().enumerate().skip(start) {
+                for &(gram, count, stored) in common {
+                    let before = run.entry(gram).or_insert(0);
                     shared += u64::from((*before + count).min(stored)) - u64::from((*before).min(stored));
                     *before += count;
                 }
-                size += u64::from(block.values().sum::<u32>());
+                size += block_size;
                 if shared * best.1 > best.0 * (size + other) {
                     best = (shared, size + other);
                     best_run = (start, end + 1);
