@@ -447,7 +447,7 @@ impl<'a> Parts<'a> {
     fn best_run(&self, left: &[usize], grams: &HashMap<String, u32>) -> Vec<usize> {
         let other: u64 = grams.values().map(|&c| u64::from(c)).sum();
         // Per paragraph: its size, and its bigrams that `grams` has, with both counts.
-        let blocks: Vec<(u64, Vec<(&str, u32, u32)>)> = left
+        let blocks: Vec<(u64, Vec<Common>)> = left
             .iter()
             .map(|&block| {
                 let own = &self.grams[block];
@@ -501,6 +501,9 @@ impl<'a> Parts<'a> {
         out.join("\n")
     }
 }
+
+/// A bigram a paragraph shares with a candidate: (bigram, count in the paragraph, in the candidate).
+type Common<'a> = (&'a str, u32, u32);
 
 /// The (start, end) line ranges of the runs of non-empty lines.
 fn paragraphs(lines: &[String]) -> Vec<(usize, usize)> {
