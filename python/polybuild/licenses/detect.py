@@ -5,11 +5,12 @@ unlicensed) falls back to reading the license files a package ships when its met
 attribution files need a license's canonical text when a package ships none (flagged as such by the caller).
 
 Detection is the `spdx` crate's (askalono's algorithm, the engine cargo-deny and cargo-about use) over the
-crate's built-in store of SPDX license texts and standard headers, with the crate's scores, so polybuild's answers
-for crates agree with theirs. The native core (`polybuild_core`; it scores through an inverted index, ~50x faster
+crate's built-in store of SPDX license texts and standard headers, with the crate's scores, plus two steps of
+askalono's and licensee's that the crate leaves out (near ties, files of several licenses: steps 4 and 5). The
+native core (`polybuild_core`; it scores through an inverted index, ~50x faster
 than the crate's own loop) runs it when importable (set `POLYBUILD_NO_NATIVE=1` to force the fallback); otherwise
 the pure-Python fallback below gives the same answers: same ids, same scores (the same float32 values), same store
-texts. The algorithm, mirrored from `spdx::detection` (0.13):
+texts. The algorithm (steps 1-3 mirrored from `spdx::detection` 0.13):
 
 1. per line (split on "\\n"): Unicode NFC; drop characters that are neither word, white space nor punctuation;
    URLs become "http://blackboxed/url"; runs of tabs, space separators, "\\", "/", "|" and the digit "4" become
