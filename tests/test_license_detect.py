@@ -323,6 +323,23 @@ def test_a_file_of_several_license_texts_is_their_and(backend: str) -> None:
     assert twice is not None and twice.license == "BSD-3-Clause" and twice.confidence > 0.95
 
 
+NOTICES = ("MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "MPL-2.0", "Zlib", "BSD-2-Clause", "GPL-3.0-only",
+           "LGPL-2.1-only", "Unlicense")
+
+
+def third_party_notices() -> str:
+    """A THIRD_PARTY_NOTICES file: ten license texts, each after a line naming its component."""
+    return "\n\n".join(f"Component {n} is under this license:\n\n{detect.canonical_text(spdx_id)}"
+                       for n, spdx_id in enumerate(NOTICES))
+
+
+def test_every_text_of_a_notices_file_is_found(backend: str) -> None:
+    """Short texts among long ones too; ISC's first line mentions copyright ("provided that the above copyright
+    notice ..."), which step 2 drops from the first line of a file but not of a license inside one."""
+    found = detect.detect(third_party_notices())
+    assert found is not None and found.ids == tuple(sorted(NOTICES)) and found.confidence > 0.99
+
+
 def test_a_preface_does_not_lower_the_score(backend: str) -> None:
     """gogo/protobuf: copyright lines and a project description before the BSD text."""
     bsd = detect.canonical_text("BSD-3-Clause") or ""
@@ -352,7 +369,8 @@ def fallback_answers(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> list[
 
 
 def test_fallback_agrees_with_native(native_backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = [shipped_text(name) for name in EXPECTED] + ODD_TEXTS + [_apache_without_appendix(), MIT + APACHE_HEADER]
+    texts = [shipped_text(name) for name in EXPECTED] + ODD_TEXTS + [_apache_without_appendix(), MIT + APACHE_HEADER,
+                                                                      third_party_notices()]
     native_found = detect.detect_many(texts)
     python_found = fallback_answers(texts, monkeypatch)
     for text, n, p in zip(texts, native_found, python_found, strict=True):

@@ -26,11 +26,12 @@ texts. The algorithm (steps 1-3 mirrored from `spdx::detection` 0.13):
    Pixar, whose text is Apache-2.0's minus the appendix plus one sentence, but lacks that sentence); then the
    higher score, then the smaller id.
 5. a file can hold several license texts one after another (MIT then Apache-2.0; a license after a preface or
-   a list of files it covers): the store text sharing the most bigrams with what is left of the file (at least
-   4/5 of its own) is looked for as the run of paragraphs matching it best; that run, scored on its own at or
-   above CONFIDENCE_THRESHOLD, is a part, and the rest is searched again. When the parts hold at least 3/5 of
-   the file's bigrams, the file is the AND of their licenses, scored as its worst part (so headers, copyright
-   lines and short prefaces around one license do not lower its score); otherwise it is scored as a whole.
+   a list of files it covers): the store text sharing the most bigrams with what is left of the file, net of
+   its own bigrams the file lacks (and sharing at least 4/5 of its own), is looked for as the run of paragraphs
+   matching it best; that run, scored on its own (its first line kept) at or above CONFIDENCE_THRESHOLD, is a
+   part, and the rest is searched again. When the parts hold at least 3/5 of the file's bigrams, the file is
+   the AND of their licenses, scored as its worst part (so headers, copyright lines and short prefaces around
+   one license do not lower its score); otherwise (or beyond MAX_PARTS parts) it is scored as a whole.
    (askalono's `optimize_bounds` and licensee do the same; the crate scores the file only as a whole.)
 
 "Word", "white space", "digit", "punctuation" and lowercasing follow Rust's Unicode definitions (Unicode 16 in
@@ -283,8 +284,8 @@ def _dice(shared: int, size_a: int, size_b: int) -> float:
 
 
 CLOSE = _f32(0.05)  # as the native core's CLOSE (f32)
-MAX_PARTS = 8  # license texts looked for in one file
-PART_TRIES = 3  # store texts tried as the next part of a file, most shared bigrams first
+MAX_PARTS = 32  # license texts looked for in one file; a file holding more is scored as a whole
+PART_TRIES = 3  # store texts tried as the next part of a file, the most bigrams shared net of those missing first
 MIN_PART = 10  # bigrams a store text must share with a file to be looked for in it
 CONTAINED = (4, 5)  # ... and the share of its own bigrams found in the file, at least 4/5
 MIN_COVERAGE = (3, 5)  # the found parts must hold at least 3/5 of a file's bigrams (else: the file as a whole)
@@ -381,17 +382,19 @@ class _Parts:
         self.grams = [_bigrams(_aggressive("\n".join(lines[a:b]), notices=False)) for a, b in self.blocks]
 
     def find(self, sample: Counter[str]) -> list[Match]:
-        """The parts, in the order found; [] when they do not cover enough of the file."""
+        """The parts, in the order found; [] when they do not cover enough of the file, or are too many."""
         parts: list[Match] = []
         left = list(range(len(self.blocks)))
-        while left and len(parts) < MAX_PARTS:
+        while left:
+            if len(parts) == MAX_PARTS:
+                return []
             found = self._next(sample, left)
             if found is None:
                 break
             run, match = found
             parts.append(match)
             left = [block for block in left if block not in run]
-            sample = _bigrams(_aggressive(self._text(left)))
+            sample = self._sample(left)
         found_size = sum(self.grams[block].total() for block in range(len(self.blocks)) if block not in left)
         whole_size = sum(grams.total() for grams in self.grams)
         covered = found_size * MIN_COVERAGE[1] >= whole_size * MIN_COVERAGE[0]
@@ -402,9 +405,9 @@ class _Parts:
         shared = store.shared(sample)
         contained = [i for i, n in shared.items()
                      if n >= MIN_PART and n * CONTAINED[1] >= store.sizes[i] * CONTAINED[0]]
-        for i in sorted(contained, key=lambda i: (-shared[i], i))[:PART_TRIES]:
+        for i in sorted(contained, key=lambda i: (store.sizes[i] - 2 * shared[i], i))[:PART_TRIES]:
             run = self._best_run(left, store.grams[i])
-            match = store._match(_bigrams(_aggressive(self._text(run)))) if run else None
+            match = store._match(self._sample(run)) if run else None
             if match is not None and match[1] >= CONFIDENCE_THRESHOLD:
                 return run, match
         return None
@@ -412,7 +415,8 @@ class _Parts:
     def _best_run(self, left: list[int], grams: Counter[str]) -> list[int]:
         """The consecutive paragraphs of `left` whose bigrams have the best Dice coefficient with `grams`
         (compared exactly, as fractions); equal: the first found (by start, then end). A run never starts with a
-        paragraph sharing no bigram with `grams` (the run after it is as good)."""
+        paragraph sharing no bigram with `grams` (the run after it is as good), and stops growing when even
+        sharing all of `grams` could not beat the best."""
         other = grams.total()
         # Per paragraph: its size, and its bigrams that `grams` has, with both counts.
         blocks = [(self.grams[block].total(), [(gram, count, grams[gram]) for gram, count in self.grams[block].items()
@@ -432,7 +436,15 @@ class _Parts:
                 size += block_size
                 if shared * best[1] > best[0] * (size + other):
                     best, best_run = (shared, size + other), (start, end + 1)
+                if other * best[1] <= best[0] * (size + other):
+                    break
         return left[best_run[0]:best_run[1]]
+
+    def _sample(self, blocks: list[int]) -> Counter[str]:
+        """The bigrams of `blocks`, their first line kept: step 2 drops a first line that mentions copyright
+        (a file's copyright line), but a run of paragraphs starts where the license text does, and the first
+        line of a license can mention copyright ("provided that the above copyright notice ...")."""
+        return _bigrams(_aggressive("\n" + self._text(blocks)))
 
     def _text(self, blocks: list[int]) -> str:
         """The lines of `blocks`: paragraphs that follow each other with the lines between them, others

@@ -269,9 +269,9 @@ fn scores(text: &str) -> Vec<f32> {
 pub const CLOSE: f32 = 0.05;
 /// A part of a file holding several license texts must score at least this (the crate's threshold).
 const PART_THRESHOLD: f64 = 0.9;
-/// License texts looked for in one file.
-const MAX_PARTS: usize = 8;
-/// Candidates tried as the next part of a file, most shared bigrams first.
+/// License texts looked for in one file; a file holding more is scored as a whole.
+const MAX_PARTS: usize = 32;
+/// Candidates tried as the next part of a file, the most bigrams shared net of those missing first.
 const PART_TRIES: usize = 3;
 /// Bigrams a candidate must share with a file to be looked for in it...
 const MIN_PART: u32 = 10;
@@ -397,17 +397,21 @@ impl<'a> Parts<'a> {
         }
     }
 
-    /// The parts, in the order found; empty when they do not cover enough of the file.
+    /// The parts, in the order found; empty when they do not cover enough of the file, or are
+    /// too many.
     fn find(&self, mut sample: HashMap<String, u32>) -> Vec<Scored> {
         let mut parts = Vec::new();
         let mut left: Vec<usize> = (0..self.blocks.len()).collect();
-        while !left.is_empty() && parts.len() < MAX_PARTS {
+        while !left.is_empty() {
+            if parts.len() == MAX_PARTS {
+                return Vec::new();
+            }
             let Some((run, found)) = self.next(&sample, &left) else {
                 break;
             };
             parts.push(found);
             left.retain(|block| !run.contains(block));
-            sample = owned(&bigrams(&aggressive(&self.text(&left), true)));
+            sample = self.sample(&left);
         }
         let size = |block: usize| u64::from(self.grams[block].values().sum::<u32>());
         let found: u64 = (0..self.blocks.len()).filter(|b| !left.contains(b)).map(size).sum();
@@ -427,13 +431,15 @@ impl<'a> Parts<'a> {
                 shared[i] >= MIN_PART && n * CONTAINED.1 >= u64::from(INDEX.sizes[i]) * CONTAINED.0
             })
             .collect();
-        contained.sort_by(|&a, &b| shared[b].cmp(&shared[a]).then(a.cmp(&b)));
+        // Bigrams shared net of the candidate's own the file lacks: its size minus twice the shared, smallest first.
+        let net = |i: usize| i64::from(INDEX.sizes[i]) - 2 * i64::from(shared[i]);
+        contained.sort_by(|&a, &b| net(a).cmp(&net(b)).then(a.cmp(&b)));
         for &i in contained.iter().take(PART_TRIES) {
             let run = self.best_run(left, &INDEX.grams[i]);
             if run.is_empty() {
                 continue;
             }
-            let found = best_match(&bigrams(&aggressive(&self.text(&run), true)));
+            let found = best_match(&self.sample(&run));
             if let Some(found) = found.filter(|found| f64::from(found.1) >= PART_THRESHOLD) {
                 return Some((run, found));
             }
@@ -443,7 +449,8 @@ impl<'a> Parts<'a> {
 
     /// The consecutive paragraphs of `left` whose bigrams have the best Dice coefficient with
     /// `grams` (compared exactly, as fractions); equal: the first found (by start, then end). A run
-    /// never starts with a paragraph sharing no bigram with `grams` (the run after it is as good).
+    /// never starts with a paragraph sharing no bigram with `grams` (the run after it is as good),
+    /// and stops growing when even sharing all of `grams` could not beat the best.
     fn best_run(&self, left: &[usize], grams: &HashMap<String, u32>) -> Vec<usize> {
         let other: u64 = grams.values().map(|&c| u64::from(c)).sum();
         // Per paragraph: its size, and its bigrams that `grams` has, with both counts.
@@ -476,9 +483,20 @@ impl<'a> Parts<'a> {
                     best = (shared, size + other);
                     best_run = (start, end + 1);
                 }
+                if other * best.1 <= best.0 * (size + other) {
+                    break;
+                }
             }
         }
         left[best_run.0..best_run.1].to_vec()
+    }
+
+    /// The bigrams of `blocks`, their first line kept: step 2 drops a first line that mentions
+    /// copyright (a file's copyright line), but a run of paragraphs starts where the license text
+    /// does, and the first line of a license can mention copyright ("provided that the above
+    /// copyright notice ...").
+    fn sample(&self, blocks: &[usize]) -> HashMap<String, u32> {
+        owned(&bigrams(&aggressive(&format!("\n{}", self.text(blocks)), true)))
     }
 
     /// The lines of `blocks`: paragraphs that follow each other with the lines between them,
