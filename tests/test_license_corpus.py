@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from polybuild.licenses import cargo, golang
+from polybuild.licenses import cargo, detect, golang
 from polybuild.licenses.detect import detect_many
 from polybuild.licenses.expression import licenses, parse
 from polybuild.licenses.model import Package, Resolved
 from polybuild.licenses.policy import load_policy
 from polybuild.licenses.pypi import evidence_from_wheel
 from polybuild.licenses.resolve import resolve_all
+from test_fingerprint import native  # noqa: F401  (the native core, built by maturin)
+from test_license_detect import core, fallback_answers, native_backend  # noqa: F401  (its fixtures)
 
 # (name, version) -> the SPDX expression the package is under.
 CRATES = {
@@ -224,3 +226,15 @@ def test_precision_and_recall(resolved: dict[tuple[str, str, str], Resolved],
         print(f"  from texts alone, {key[1]}@{key[2]}: {from_texts[key].expression} (expected {set(text_truth[key])})")
     assert exact == (1.0, 1.0)
     assert go_texts == (1.0, 1.0)
+
+
+@pytest.mark.usefixtures("native_backend")
+def test_the_native_core_agrees_on_every_text(corpus: dict[tuple[str, str, str], Package],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native core and the pure-Python fallback give the same answers (ids, float32 scores, near ties) on every
+    license text of the corpus."""
+    texts = list(dict.fromkeys(f.text for p in corpus.values() for f in p.files if f.kind == "license"))
+    native_found = detect.detect_many(texts)
+    fallback = fallback_answers(texts, monkeypatch)
+    assert native_found == fallback
+    assert [d and d.close for d in native_found] == [d and d.close for d in fallback]
