@@ -155,6 +155,11 @@ def test_spdx_identifier_in_a_license_file_is_a_declaration(policy) -> None:
     ])
     found = resolve(tagged, policy, [("MIT", 0.95, "LICENSE", ())])
     assert (found.expression, found.how) == ("(Apache-2.0 OR MIT) AND BSD-3-Clause", "declared")
+    # Community-Spec-1.0's own text ends with the tag of the license of that text: not the package's declaration.
+    spec = "Community Specification License 1.0\n\n" + "The text.\n" * 20 + "SPDX-License-Identifier: CC-BY-4.0\n"
+    in_the_text = pkg("golang", "example.com/spec", "v1.0.0", files=[LicenseFile("LICENSE", "license", spec)])
+    found = resolve(in_the_text, policy, [("Community-Spec-1.0", 0.99, "LICENSE", ())])
+    assert (found.expression, found.how) == ("Community-Spec-1.0", "detected")
     bad = pkg("golang", "example.com/bad", "v1.0.0", files=[LicenseFile("COPYING", "license",
                                                                        "SPDX-License-Identifier: MIT OR (\n")])
     unresolved = resolve(bad, policy, [])

@@ -50,7 +50,10 @@ _LEGACY = {
 
 # A notice offering a choice between the license texts it names.
 _CHOICE = re.compile(r"\beither\b|\bat your option\b|\bdual[- ]licen[sc]ed\b", re.IGNORECASE)
-# A REUSE-style tag on a line of its own (after any comment marker): the package declares its license in the file.
+# A REUSE-style tag on a line of its own (after any comment marker) at the top of a license file: the package
+# declares its license there. Further down it belongs to the text (CAL-1.0's sample notices, the CC-BY-4.0 tag at
+# the end of Community-Spec-1.0's text).
+_TAG_LINES = 5
 _SPDX_TAG = re.compile(r"^\W*SPDX-License-Identifier:\s*(.+?)\s*(?:\*/|-->)?\s*$", re.MULTILINE)
 
 Detector = Callable[[Sequence[str]], list]  # texts -> [Detection(license, confidence) | None]
@@ -155,7 +158,7 @@ def _tagged(package: Package, warnings: list[str]) -> str | None:
     for file in package.files:
         if file.kind != "license":
             continue
-        for tag in _SPDX_TAG.findall(file.text):
+        for tag in _SPDX_TAG.findall("\n".join(file.text.splitlines()[:_TAG_LINES])):
             try:
                 found[normalize(tag)] = None
             except ExpressionError as exc:
