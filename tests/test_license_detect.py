@@ -148,6 +148,21 @@ copies of the Software, except as expressly permitted in a written agreement wit
 THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.
 """
 
+# The standard Apache-2.0 header (the appendix's notice), as gopkg.in/yaml.v3's LICENSE ends.
+APACHE_HEADER = """\
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+"""
+
 
 def as_shipped(spdx_id: str, holder: str = "2024 Example Authors") -> str:
     """A long license as projects ship it: the canonical text rewrapped to 72 columns (as editors and
@@ -279,6 +294,68 @@ def test_canonical_texts(backend: str) -> None:
     assert detect.canonical_text("Not-A-License") is None
 
 
+def _apache_without_appendix() -> str:
+    apache = detect.canonical_text("Apache-2.0") or ""
+    return apache[:apache.index("APPENDIX")]
+
+
+def test_apache_without_its_appendix_is_apache_not_pixar(backend: str) -> None:
+    """Pixar's license is Apache-2.0 minus the appendix plus one sentence, so Apache-2.0 as spf13/cobra ships it
+    scores a little higher as Pixar: the near tie goes to the text the words that tell them apart point at."""
+    found = detect.detect(_apache_without_appendix())
+    assert found is not None and (found.license, found.close) == ("Apache-2.0", ("Pixar",))
+    assert found.confidence > CONFIDENCE_THRESHOLD
+    pixar = detect.detect(detect.canonical_text("Pixar") or "")
+    assert pixar == Detection("Pixar", 1.0)
+
+
+def test_a_file_of_several_license_texts_is_their_and(backend: str) -> None:
+    """As gopkg.in/yaml.v3 ships it: a preface, MIT, a sentence, the Apache-2.0 header; then the BSD text twice."""
+    yaml_v3 = "This project is covered by two different licenses: MIT and Apache.\n\n#### MIT License ####\n\n" \
+        "The following files were ported to Go from C files of libyaml:\n\n    apic.go emitterc.go\n\n" + MIT + \
+        "\n### Apache License ###\n\nAll the remaining project files are covered by the Apache license:\n\n" \
+        "Copyright (c) 2011-2019 Canonical Ltd\n\n" + APACHE_HEADER
+    found = detect.detect(yaml_v3)
+    assert found is not None and found.license == "Apache-2.0 AND MIT" and found.ids == ("Apache-2.0", "MIT")
+    assert found.confidence > CONFIDENCE_THRESHOLD
+    bsd = detect.canonical_text("BSD-3-Clause") or ""
+    twice = detect.detect(f"gopsutil is distributed under BSD license reproduced below.\n\n{bsd}\n\n{bsd}")
+    assert twice is not None and twice.license == "BSD-3-Clause" and twice.confidence > 0.95
+
+
+NOTICES = ("MIT", "Apache-2.0", "BSD-3-Clause", "ISC", "MPL-2.0", "Zlib", "BSD-2-Clause", "GPL-3.0-only",
+           "LGPL-2.1-only", "Unlicense")
+
+
+def third_party_notices() -> str:
+    """A THIRD_PARTY_NOTICES file: ten license texts, each after a line naming its component."""
+    return "\n\n".join(f"Component {n} is under this license:\n\n{detect.canonical_text(spdx_id)}"
+                       for n, spdx_id in enumerate(NOTICES))
+
+
+def test_every_text_of_a_notices_file_is_found(backend: str) -> None:
+    """Short texts among long ones too; ISC's first line mentions copyright ("provided that the above copyright
+    notice ..."), which step 2 drops from the first line of a file but not of a license inside one."""
+    found = detect.detect(third_party_notices())
+    assert found is not None and found.ids == tuple(sorted(NOTICES)) and found.confidence > 0.99
+
+
+def test_a_preface_does_not_lower_the_score(backend: str) -> None:
+    """gogo/protobuf: copyright lines and a project description before the BSD text."""
+    bsd = detect.canonical_text("BSD-3-Clause") or ""
+    preface = "Copyright (c) 2013, The GoGo Authors. All rights reserved.\n\nProtocol Buffers for Go with Gadgets\n\n" \
+        "Go support for Protocol Buffers - Google's data interchange format\n\n"
+    found = detect.detect(preface + bsd)
+    assert found is not None and found.license == "BSD-3-Clause" and found.confidence == 1.0
+
+
+def test_a_license_inside_much_other_text_is_scored_as_a_whole(backend: str) -> None:
+    """The parts must make up most of a file: a license beside long terms of another kind is not that license."""
+    terms = " ".join(f"clause {n} the licensee shall pay the vendor fee {n} within thirty days." for n in range(60))
+    found = detect.detect(MIT + "\n\n" + terms)
+    assert found is not None and found.license == "MIT" and found.confidence < 0.5
+
+
 # (b) the fallback gives the native core's answers
 
 
@@ -292,7 +369,8 @@ def fallback_answers(texts: list[str], monkeypatch: pytest.MonkeyPatch) -> list[
 
 
 def test_fallback_agrees_with_native(native_backend: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = [shipped_text(name) for name in EXPECTED] + ODD_TEXTS
+    texts = [shipped_text(name) for name in EXPECTED] + ODD_TEXTS + [_apache_without_appendix(), MIT + APACHE_HEADER,
+                                                                      third_party_notices()]
     native_found = detect.detect_many(texts)
     python_found = fallback_answers(texts, monkeypatch)
     for text, n, p in zip(texts, native_found, python_found, strict=True):

@@ -149,6 +149,56 @@ def test_resolution_order_and_clarify_hash(policy) -> None:
     assert near_tie.warnings == []  # Pixar's text is a modified Apache-2.0: the declaration names the near tie
 
 
+def test_spdx_identifier_in_a_license_file_is_a_declaration(policy) -> None:
+    tagged = pkg("golang", "example.com/tagged", "v1.0.0", files=[
+        LicenseFile("LICENSE", "license", "SPDX-License-Identifier: Apache-2.0 OR MIT\n\nLicensed under either..."),
+        LicenseFile("LICENSES/foo.txt", "license", "/* SPDX-License-Identifier: BSD-3-Clause */\n"),
+    ])
+    found = resolve(tagged, policy, [("MIT", 0.95, "LICENSE", ())])
+    assert (found.expression, found.how) == ("(Apache-2.0 OR MIT) AND BSD-3-Clause", "declared")
+    # Community-Spec-1.0's own text ends with the tag of the license of that text: not the package's declaration.
+    spec = "Community Specification License 1.0\n\n" + "The text.\n" * 20 + "SPDX-License-Identifier: CC-BY-4.0\n"
+    in_the_text = pkg("golang", "example.com/spec", "v1.0.0", files=[LicenseFile("LICENSE", "license", spec)])
+    found = resolve(in_the_text, policy, [("Community-Spec-1.0", 0.99, "LICENSE", ())])
+    assert (found.expression, found.how) == ("Community-Spec-1.0", "detected")
+    bad = pkg("golang", "example.com/bad", "v1.0.0", files=[LicenseFile("COPYING", "license",
+                                                                       "SPDX-License-Identifier: MIT OR (\n")])
+    unresolved = resolve(bad, policy, [])
+    assert unresolved.how == "unlicensed" and "COPYING: SPDX-License-Identifier is not an SPDX expression" in \
+        unresolved.warnings[0]
+
+
+def test_classifiers_that_name_two_licenses_leave_it_to_the_texts(policy) -> None:
+    """packaging ships the Apache and BSD classifiers: that is not Apache-2.0 alone."""
+    two = pkg("pypi", "packaging", "24.2", classifiers=("License :: OSI Approved :: Apache Software License",
+                                                        "License :: OSI Approved :: BSD License"))
+    assert resolve(two, policy, []).how == "unlicensed"
+    named_bsd = pkg("pypi", "click", "8.1.7", legacy="BSD-3-Clause",
+                    classifiers=("License :: OSI Approved :: BSD License",))
+    assert resolve(named_bsd, policy, []).expression == "BSD-3-Clause"
+    unknown = pkg("pypi", "x", "1.0", classifiers=("License :: OSI Approved :: MIT License",
+                                                   "License :: OSI Approved :: GNU Affero General Public License v3"))
+    assert resolve(unknown, policy, []).how == "unlicensed"
+
+
+def test_texts_offered_as_a_choice_are_one_or_term(policy) -> None:
+    """packaging's LICENSE names LICENSE.APACHE and LICENSE.BSD as a choice; other texts stay ANDed."""
+    notice = "This software is made available under the terms of *either* of the licenses\nfound in " \
+        "LICENSE.APACHE or LICENSE.BSD. Contributions to this software is made\nunder the terms of *both* these."
+    files = [LicenseFile("d/LICENSE", "license", notice), LicenseFile("d/LICENSE.APACHE", "license", "..."),
+             LicenseFile("d/LICENSE.BSD", "license", "..."), LicenseFile("d/LICENSE.zlib", "license", "...")]
+    detected = [("Apache-2.0", 0.95, "d/LICENSE.APACHE", ()), ("BSD-2-Clause", 1.0, "d/LICENSE.BSD", ()),
+                ("Zlib", 0.99, "d/LICENSE.zlib", ())]
+    found = resolve(pkg("pypi", "packaging", "24.2", files=files), policy, detected)
+    assert (found.expression, found.how, found.confidence) == ("(Apache-2.0 OR BSD-2-Clause) AND Zlib", "detected",
+                                                               0.95)
+    without_notice = resolve(pkg("pypi", "p", "1", files=files[1:]), policy, detected)
+    assert without_notice.expression == "Apache-2.0 AND BSD-2-Clause AND Zlib"
+    several = resolve(pkg("golang", "example.com/y", "v1.0.0"), policy,
+                      [("Apache-2.0 AND MIT", 0.97, "LICENSE", ()), ("MIT", 0.99, "LICENSE.libyaml", ())])
+    assert (several.expression, several.confidence) == ("Apache-2.0 AND MIT", 0.97)
+
+
 def test_bans_sources_and_advisories(policy, tmp_path: Path) -> None:
     write_tree(tmp_path, {
         "advisories/GHSA-1.json": json.dumps({"id": "GHSA-1", "summary": "bad parsing", "affected": [

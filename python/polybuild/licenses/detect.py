@@ -5,11 +5,12 @@ unlicensed) falls back to reading the license files a package ships when its met
 attribution files need a license's canonical text when a package ships none (flagged as such by the caller).
 
 Detection is the `spdx` crate's (askalono's algorithm, the engine cargo-deny and cargo-about use) over the
-crate's built-in store of SPDX license texts and standard headers, with the crate's scores, so polybuild's answers
-for crates agree with theirs. The native core (`polybuild_core`; it scores through an inverted index, ~50x faster
+crate's built-in store of SPDX license texts and standard headers, with the crate's scores, plus two steps of
+askalono's and licensee's that the crate leaves out (near ties, files of several licenses: steps 4 and 5). The
+native core (`polybuild_core`; it scores through an inverted index, ~50x faster
 than the crate's own loop) runs it when importable (set `POLYBUILD_NO_NATIVE=1` to force the fallback); otherwise
 the pure-Python fallback below gives the same answers: same ids, same scores (the same float32 values), same store
-texts. The algorithm, mirrored from `spdx::detection` (0.13):
+texts. The algorithm (steps 1-3 mirrored from `spdx::detection` 0.13):
 
 1. per line (split on "\\n"): Unicode NFC; drop characters that are neither word, white space nor punctuation;
    URLs become "http://blackboxed/url"; runs of tabs, space separators, "\\", "/", "|" and the digit "4" become
@@ -19,7 +20,19 @@ texts. The algorithm, mirrored from `spdx::detection` (0.13):
    white space becomes "\\n", 3+ newlines two; drop non-word characters; lowercase; drop a leading title line
    ("... license [version x]" and a blank line) and copyright statements; collapse white space; trim.
 3. split on spaces into word bigrams (a multiset); score = Dice coefficient 2*|A∩B| / (|A|+|B|) in float32.
-4. the best scoring store text names the license; equal scores go to the smaller id; no common bigram: None.
+4. the best scoring store text names the license; no common bigram: None. Unlike the crate, a near tie (other
+   licenses within 0.05 of the best) goes to the license the text most plausibly is: the best Dice coefficient
+   over the bigrams that tell the tied texts apart (Apache-2.0 without its appendix scores a little higher as
+   Pixar, whose text is Apache-2.0's minus the appendix plus one sentence, but lacks that sentence); then the
+   higher score, then the smaller id.
+5. a file can hold several license texts one after another (MIT then Apache-2.0; a license after a preface or
+   a list of files it covers): the store text sharing the most bigrams with what is left of the file, net of
+   its own bigrams the file lacks (and sharing at least 4/5 of its own), is looked for as the run of paragraphs
+   matching it best; that run, scored on its own (its first line kept) at or above CONFIDENCE_THRESHOLD, is a
+   part, and the rest is searched again. When the parts hold at least 3/5 of the file's bigrams, the file is
+   the AND of their licenses, scored as its worst part (so headers, copyright lines and short prefaces around
+   one license do not lower its score); otherwise (or beyond MAX_PARTS parts) it is scored as a whole.
+   (askalono's `optimize_bounds` and licensee do the same; the crate scores the file only as a whole.)
 
 "Word", "white space", "digit", "punctuation" and lowercasing follow Rust's Unicode definitions (Unicode 16 in
 the `regex` crate, against this Python's `unicodedata`): they differ only for characters added to Unicode after
@@ -63,12 +76,19 @@ CANONICAL_DATA = DATA_DIR / "_texts_canonical.json.xz"
 
 @dataclass(frozen=True)
 class Detection:
-    """The license a text most resembles, and how closely (0..1]; compare with a threshold before trusting it."""
+    """The license a text most plausibly is, and how closely it matches (0..1]; compare with a threshold before
+    trusting it. A text holding several license texts one after another is the AND of their licenses, each
+    license once, scored as its worst matching part."""
 
-    license: str
+    license: str  # an SPDX id, or ids joined by " AND " (sorted)
     confidence: float
-    # Other ids scoring within 0.05 of the best: texts one file hardly tells apart (Apache-2.0 and Pixar).
+    # Other ids scoring within 0.05 of a part's best: texts one file hardly tells apart (Apache-2.0 and Pixar).
     close: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The license ids the text holds."""
+        return tuple(self.license.split(" AND "))
 
 
 def _native() -> ModuleType | None:
@@ -85,7 +105,8 @@ def backend() -> str:
 
 
 def detect(text: str) -> Detection | None:
-    """The SPDX license `text` most resembles, None when no store text shares a single word bigram with it."""
+    """The SPDX license (or AND of licenses) `text` most plausibly is, None when no store text shares a single
+    word bigram with it."""
     native = _native()
     found = native.detect_license(text) if native is not None else _store().best(text)
     return _detection(found)
@@ -236,10 +257,12 @@ def _f32(value: float) -> float:
     return _F32.unpack(_F32.pack(value))[0]
 
 
-def _aggressive(text: str) -> str:
+def _aggressive(text: str, *, notices: bool = True) -> str:
+    """Step 2; `notices=False` keeps the title line and copyright statements (to tell them from license text)."""
     text = _BLANK_LINES.sub("\n\n", _VERTICAL.sub("\n", _remove_common_prefix(text)))
     text = text.translate(_DROP_NON_WORD).lower()
-    text = _COPYRIGHT_STATEMENTS.sub("\n\n", _TITLE_LINE.sub("", text, count=1))
+    if notices:
+        text = _COPYRIGHT_STATEMENTS.sub("\n\n", _TITLE_LINE.sub("", text, count=1))
     return _WHITE_SPACE_RUNS.sub(" ", text).strip(_WHITE_SPACE)
 
 
@@ -261,6 +284,13 @@ def _dice(shared: int, size_a: int, size_b: int) -> float:
 
 
 CLOSE = _f32(0.05)  # as the native core's CLOSE (f32)
+MAX_PARTS = 32  # license texts looked for in one file; a file holding more is scored as a whole
+PART_TRIES = 3  # store texts tried as the next part of a file, the most bigrams shared net of those missing first
+MIN_PART = 10  # bigrams a store text must share with a file to be looked for in it
+CONTAINED = (4, 5)  # ... and the share of its own bigrams found in the file, at least 4/5
+MIN_COVERAGE = (3, 5)  # the found parts must hold at least 3/5 of a file's bigrams (else: the file as a whole)
+
+Match = tuple[int, float, list[int]]  # candidate, score, the other candidates in its near tie
 
 
 class _Store:
@@ -268,34 +298,179 @@ class _Store:
 
     def __init__(self, candidates: Sequence[tuple[str, str]]) -> None:
         self.ids = [license_id for license_id, _ in candidates]
-        self.sizes: list[int] = []
+        self.grams = [_bigrams(_aggressive(lines)) for _, lines in candidates]
+        self.sizes = [grams.total() for grams in self.grams]
         self.postings: dict[str, list[tuple[int, int]]] = {}
-        for index, (_, lines) in enumerate(candidates):
-            grams = _bigrams(_aggressive(lines))
-            self.sizes.append(grams.total())
+        for index, grams in enumerate(self.grams):
             for gram, count in grams.items():
                 self.postings.setdefault(gram, []).append((index, count))
-        # For a bigram the sample has once, min(1, stored) is 1: counting the texts that have it is enough.
+        # min(count, stored) is at least 1 for every text holding a bigram: counting the holders (in C) gives that
+        # 1; the few texts holding a bigram more than once add the rest.
         self.holders = {gram: tuple(index for index, _ in posting) for gram, posting in self.postings.items()}
+        self.repeated = {gram: repeated for gram, posting in self.postings.items()
+                         if (repeated := tuple((index, stored) for index, stored in posting if stored > 1))}
 
     def best(self, text: str) -> tuple[str, float, list[str]] | None:
-        """(id, score, near ties) of the best matching store text; equal scores go to the smaller id."""
-        sample = _bigrams(_aggressive(_normalize_lines(text)))
-        size = sample.total()
-        if size == 0:
+        """(SPDX expression, score, near ties): the license `text` most plausibly is, or the AND of the licenses
+        of the several texts it holds one after another (each part scored on its own; the lowest score)."""
+        lines = _normalize_lines(text).split("\n")
+        sample = _bigrams(_aggressive("\n".join(lines)))
+        if not sample:
             return None
-        once = (self.holders.get(gram, ()) for gram, count in sample.items() if count == 1)
-        shared = Counter(itertools.chain.from_iterable(once))  # counted in C: most bigrams occur once
+        whole = self._match(sample)
+        if whole is None:
+            return None
+        parts = _Parts(self, lines).find(sample)
+        if not parts or (len(parts) == 1 and parts[0][1] <= whole[1]):
+            parts = [whole]
+        ids = sorted({self.ids[index] for index, _, _ in parts})
+        close = {self.ids[i] for _, _, near in parts for i in near} - set(ids)
+        return " AND ".join(ids), min(score for _, score, _ in parts), sorted(close)
+
+    def shared(self, sample: Counter[str]) -> Counter[int]:
+        """How many bigrams (as multisets) `sample` shares with each store text sharing any."""
+        shared = Counter(itertools.chain.from_iterable(self.holders.get(gram, ()) for gram in sample))
         for gram, count in sample.items():
             if count > 1:
-                for index, stored in self.postings.get(gram, ()):
-                    shared[index] += min(count, stored)
-        scored = [(_dice(n, size, self.sizes[i]), self.ids[i]) for i, n in sorted(shared.items())]
-        best = min(scored, key=lambda pair: (-pair[0], pair[1]), default=None)
-        if best is None:
+                for index, stored in self.repeated.get(gram, ()):
+                    shared[index] += min(count, stored) - 1
+        return shared
+
+    def _match(self, sample: Counter[str]) -> Match | None:
+        """The best scoring store text and its near ties (within CLOSE); among a near tie, the text whose own
+        bigrams (those the tied texts do not all share) the sample holds best: Apache-2.0 without its appendix
+        lacks Pixar's own sentences, so it is Apache-2.0, though it scores a little higher as Pixar."""
+        size = sample.total()
+        scored = {i: _dice(n, size, self.sizes[i]) for i, n in self.shared(sample).items()}
+        if not scored:
             return None
-        close = sorted({i for score, i in scored if i != best[1] and _f32(best[0] - score) <= CLOSE})
-        return best[1], best[0], close
+        top = max(scored.values())
+        tied: dict[str, int] = {}  # each tied license's best scoring text (the smallest index if equal)
+        for i in sorted(scored, key=lambda i: (-scored[i], i)):
+            if _f32(top - scored[i]) <= CLOSE:
+                tied.setdefault(self.ids[i], i)
+        first, *others = tied.values()
+        chosen = self._most_plausible(sample, sorted(tied.values()), scored) if others else first
+        return chosen, scored[chosen], [i for i in tied.values() if i != chosen]
+
+    def _most_plausible(self, sample: Counter[str], tied: list[int], scored: dict[int, float]) -> int:
+        """The tied text with the best Dice coefficient over the bigrams that tell the tied texts apart;
+        equal: the higher score, then the smaller index."""
+        own = [set(self.grams[i]) for i in tied]
+        telling = set.union(*own) - set.intersection(*own)
+        seen = Counter({gram: count for gram, count in sample.items() if gram in telling})
+
+        def plausibility(i: int) -> tuple[float, float, int]:
+            told = {gram: count for gram, count in self.grams[i].items() if gram in telling}
+            shared = sum(min(count, told.get(gram, 0)) for gram, count in seen.items())
+            total = seen.total() + sum(told.values())
+            return (_dice(shared, seen.total(), sum(told.values())) if total else 0.0), scored[i], -i
+
+        return max(tied, key=plausibility)
+
+
+class _Parts:
+    """The license texts a file holds one after another (two licenses, a license quoted twice, a license
+    after a preface), found as askalono's `optimize_bounds` and licensee do: the store text that shares the most
+    bigrams with what is left, the run of paragraphs that matches it best, the next part in the rest."""
+
+    def __init__(self, store: _Store, lines: list[str]) -> None:
+        self.store = store
+        self.lines = lines
+        self.blocks = _paragraphs(lines)
+        # Each paragraph's bigrams, copyright lines kept: they count against a run, so runs leave them out.
+        self.grams = [_bigrams(_aggressive("\n".join(lines[a:b]), notices=False)) for a, b in self.blocks]
+
+    def find(self, sample: Counter[str]) -> list[Match]:
+        """The parts, in the order found; [] when they do not cover enough of the file, or are too many."""
+        parts: list[Match] = []
+        left = list(range(len(self.blocks)))
+        while left:
+            if len(parts) == MAX_PARTS:
+                return []
+            found = self._next(sample, left)
+            if found is None:
+                break
+            run, match = found
+            parts.append(match)
+            left = [block for block in left if block not in run]
+            sample = self._sample(left)
+        found_size = sum(self.grams[block].total() for block in range(len(self.blocks)) if block not in left)
+        whole_size = sum(grams.total() for grams in self.grams)
+        covered = found_size * MIN_COVERAGE[1] >= whole_size * MIN_COVERAGE[0]
+        return parts if covered else []
+
+    def _next(self, sample: Counter[str], left: list[int]) -> tuple[list[int], Match] | None:
+        store = self.store
+        shared = store.shared(sample)
+        contained = [i for i, n in shared.items()
+                     if n >= MIN_PART and n * CONTAINED[1] >= store.sizes[i] * CONTAINED[0]]
+        for i in sorted(contained, key=lambda i: (store.sizes[i] - 2 * shared[i], i))[:PART_TRIES]:
+            run = self._best_run(left, store.grams[i])
+            match = store._match(self._sample(run)) if run else None
+            if match is not None and match[1] >= CONFIDENCE_THRESHOLD:
+                return run, match
+        return None
+
+    def _best_run(self, left: list[int], grams: Counter[str]) -> list[int]:
+        """The consecutive paragraphs of `left` whose bigrams have the best Dice coefficient with `grams`
+        (compared exactly, as fractions); equal: the first found (by start, then end). A run never starts with a
+        paragraph sharing no bigram with `grams` (the run after it is as good), and stops growing when even
+        sharing all of `grams` could not beat the best."""
+        other = grams.total()
+        # Per paragraph: its size, and its bigrams that `grams` has, with both counts.
+        blocks = [(self.grams[block].total(), [(gram, count, grams[gram]) for gram, count in self.grams[block].items()
+                                               if gram in grams]) for block in left]
+        best, best_run = (0, 1), (0, 0)
+        for start in range(len(left)):
+            if not blocks[start][1]:
+                continue
+            run: Counter[str] = Counter()
+            shared = size = 0
+            for end in range(start, len(left)):
+                block_size, common = blocks[end]
+                for gram, count, stored in common:
+                    before = run[gram]
+                    shared += min(before + count, stored) - min(before, stored)
+                    run[gram] = before + count
+                size += block_size
+                if shared * best[1] > best[0] * (size + other):
+                    best, best_run = (shared, size + other), (start, end + 1)
+                if other * best[1] <= best[0] * (size + other):
+                    break
+        return left[best_run[0]:best_run[1]]
+
+    def _sample(self, blocks: list[int]) -> Counter[str]:
+        """The bigrams of `blocks`, their first line kept: step 2 drops a first line that mentions copyright
+        (a file's copyright line), but a run of paragraphs starts where the license text does, and the first
+        line of a license can mention copyright ("provided that the above copyright notice ...")."""
+        return _bigrams(_aggressive("\n" + self._text(blocks)))
+
+    def _text(self, blocks: list[int]) -> str:
+        """The lines of `blocks`: paragraphs that follow each other with the lines between them, others
+        separated by an empty line."""
+        out: list[str] = []
+        previous = None
+        for block in blocks:
+            start, end = self.blocks[block]
+            if previous is not None:
+                out += self.lines[self.blocks[previous][1]:start] if previous == block - 1 else [""]
+            out += self.lines[start:end]
+            previous = block
+        return "\n".join(out)
+
+
+def _paragraphs(lines: list[str]) -> list[tuple[int, int]]:
+    """The (start, end) line ranges of the runs of non-empty lines."""
+    blocks: list[tuple[int, int]] = []
+    start = None
+    for number, line in enumerate([*lines, ""]):
+        if line and start is None:
+            start = number
+        elif not line and start is not None:
+            blocks.append((start, number))
+            start = None
+    return blocks
 
 
 def _load(path: Path) -> dict:

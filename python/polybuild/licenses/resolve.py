@@ -1,11 +1,14 @@
 """Choosing each package's license, in a fixed order: a deny.toml `clarify` whose file hashes still match; the
-declared SPDX expression; legacy Python metadata that names exactly one license; detection from the package's own
-license texts above the confidence threshold; otherwise unlicensed (which the policy rejects)."""
+declared SPDX expression (from the manifest, else `SPDX-License-Identifier:` lines in its license files); legacy
+Python metadata that names exactly one license; detection from the package's own license texts above the
+confidence threshold; otherwise unlicensed (which the policy rejects)."""
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from polybuild.licenses.expression import ExpressionError, licenses, normalize, parse
@@ -45,6 +48,14 @@ _LEGACY = {
     "unlicense": "Unlicense", "zlib": "Zlib", "cc0": "CC0-1.0", "public domain": None,
 }
 
+# A notice offering a choice between the license texts it names.
+_CHOICE = re.compile(r"\beither\b|\bat your option\b|\bdual[- ]licen[sc]ed\b", re.IGNORECASE)
+# A REUSE-style tag on a line of its own (after any comment marker) at the top of a license file: the package
+# declares its license there. Further down it belongs to the text (CAL-1.0's sample notices, the CC-BY-4.0 tag at
+# the end of Community-Spec-1.0's text).
+_TAG_LINES = 5
+_SPDX_TAG = re.compile(r"^\W*SPDX-License-Identifier:\s*(.+?)\s*(?:\*/|-->)?\s*$", re.MULTILINE)
+
 Detector = Callable[[Sequence[str]], list]  # texts -> [Detection(license, confidence) | None]
 
 
@@ -64,7 +75,8 @@ def resolve_all(packages: list[Package], policy: Policy, detect_many: Detector) 
     return [resolve(p, policy, detected.get(i, [])) for i, p in enumerate(packages)]
 
 
-Detected = tuple[str, float, str, tuple[str, ...]]  # license, confidence, file, near ties
+# license (an id, or ids joined by " AND " for a file holding several texts), confidence, file, near ties
+Detected = tuple[str, float, str, tuple[str, ...]]
 
 
 def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resolved:
@@ -74,7 +86,7 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
     if clarified:
         return Resolved(package, clarified, "clarify", warnings=warnings)
     confident = [d for d in detected if d[1] >= policy.threshold]
-    declared = _declared(package, warnings)
+    declared = _declared(package, warnings) or _tagged(package, warnings)
     if declared:
         _compare(declared, confident, warnings)
         return Resolved(package, declared, "declared", warnings=warnings)
@@ -82,13 +94,37 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
     if legacy:
         return Resolved(package, legacy, "legacy", warnings=warnings)
     if confident:
-        ids = sorted({d[0] for d in confident})
         score = min(d[1] for d in confident)
-        return Resolved(package, " AND ".join(ids), "detected", confidence=score, warnings=warnings)
+        return Resolved(package, _from_texts(package, confident), "detected", confidence=score, warnings=warnings)
     best = max(detected, key=lambda d: d[1], default=None)
     if best:
         warnings.append(f"{best[2]} looks like {best[0]} only at {best[1]:.2f} (threshold {policy.threshold})")
     return Resolved(package, None, "unlicensed", warnings=warnings)
+
+
+def _from_texts(package: Package, confident: list[Detected]) -> str:
+    """The AND of the licenses the texts hold; texts that a notice in the package offers as a choice ("either of
+    the licenses found in LICENSE.APACHE or LICENSE.BSD", naming each file) are one OR term instead."""
+    by_file = {path: license.split(" AND ") for license, _, path, _ in confident}
+    chosen: set[str] = set()
+    terms: list[list[str]] = []
+    for file in package.files:
+        if file.kind != "license" or file.path in by_file or not _CHOICE.search(file.text):
+            continue
+        named = [path for path, ids in by_file.items()
+                 if len(ids) == 1 and path not in chosen and _names_file(file.text, PurePosixPath(path).name)]
+        if len(named) > 1:
+            chosen.update(named)
+            terms.append(sorted({by_file[path][0] for path in named}))
+    rest = sorted({lic for path, ids in by_file.items() if path not in chosen for lic in ids})
+    terms += [[lic] for lic in rest]
+    joined = " AND ".join(f"({' OR '.join(t)})" if len(t) > 1 and len(terms) > 1 else " OR ".join(t) for t in terms)
+    return normalize(joined)
+
+
+def _names_file(text: str, name: str) -> bool:
+    """Whether `text` names the file `name` (not as part of a longer name; a sentence's full stop may follow)."""
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)", text) is not None
 
 
 def _clarified(package: Package, policy: Policy, warnings: list[str]) -> str | None:
@@ -116,19 +152,43 @@ def _declared(package: Package, warnings: list[str]) -> str | None:
         return None
 
 
+def _tagged(package: Package, warnings: list[str]) -> str | None:
+    """The AND of the `SPDX-License-Identifier:` expressions in the package's license files (each once)."""
+    found: dict[str, None] = {}
+    for file in package.files:
+        if file.kind != "license":
+            continue
+        for tag in _SPDX_TAG.findall("\n".join(file.text.splitlines()[:_TAG_LINES])):
+            try:
+                found[normalize(tag)] = None
+            except ExpressionError as exc:
+                warnings.append(f"{file.path}: SPDX-License-Identifier is not an SPDX expression: {exc}")
+    if not found:
+        return None
+    return normalize(" AND ".join(f"({tag})" for tag in found)) if len(found) > 1 else next(iter(found))
+
+
 def _legacy(package: Package) -> str | None:
-    """Legacy Python metadata, only when it names exactly one license."""
-    found = {_CLASSIFIERS.get(c) for c in package.classifiers if c.startswith("License ::")}
+    """Legacy Python metadata, only when it names exactly one license: every `License ::` classifier must name it
+    (the unspecific BSD classifier is satisfied by a named BSD-* license), else the texts must tell."""
+    if any(c not in _CLASSIFIERS and c != "License :: OSI Approved" for c in package.classifiers):
+        return None  # a license the table does not know: the texts must tell
+    named = [_CLASSIFIERS.get(c) for c in package.classifiers]
     if package.legacy and len(package.legacy) < 100:
-        found.add(_LEGACY.get(package.legacy.strip().lower()))
-    found.discard(None)
-    return found.pop() if len(found) == 1 else None
+        named.append(_LEGACY.get(package.legacy.strip().lower()))
+    found = {license_id for license_id in named if license_id}
+    if len(found) != 1:
+        return None
+    (license_id,) = found
+    unspecific_bsd = "License :: OSI Approved :: BSD License" in package.classifiers
+    return license_id if not unspecific_bsd or license_id.startswith("BSD-") else None
 
 
 def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> None:
     """Warn when a license text says something the declaration does not (a near tie that the declaration names,
     such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement)."""
     named = {lic.id.lower() for lic in licenses(parse(declared))}
-    for lic, score, path, close in confident:
-        if not named & {x.lower() for x in (lic, *close)}:
-            warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")
+    for found, score, path, close in confident:
+        for lic in found.split(" AND "):
+            if not named & {x.lower() for x in (lic, *close)}:
+                warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")

@@ -554,9 +554,10 @@ mod statcache {
 /// StatCache(file) (Unix only): the persistent stat cache, with .entries(root, paths) ->
 /// dict[str, tuple[str, str]] and .save(); semantics and file format as the Python StatCache.
 ///
-/// detect_license(text) -> tuple[str, float, list[str]] | None: the SPDX id of the license text
-/// `text` most resembles, the score (0..1] and the ids scoring within 0.05 of it, with the `spdx` crate's detection (askalono's algorithm) over its
-/// built-in SPDX texts; None when nothing matches at all. detect_licenses(texts) does the same for
+/// detect_license(text) -> tuple[str, float, list[str]] | None: the SPDX id the license text
+/// `text` most plausibly is (or the ids of the several texts it holds, joined by " AND "), the
+/// score (0..1] and the ids of the near ties, with the `spdx` crate's detection (askalono's
+/// algorithm) over its built-in SPDX texts; None when nothing matches at all. detect_licenses(texts) does the same for
 /// many texts in parallel. license_text(spdx_id) -> str | None: the canonical text of a license or
 /// exception id. See `python/polybuild/licenses/detect.py`.
 #[pyo3::pymodule]
