@@ -22,10 +22,10 @@ import pytest
 
 from polybuild.licenses import cargo, detect, golang
 from polybuild.licenses.detect import detect_many
+from polybuild.licenses.distributions import evidence
 from polybuild.licenses.expression import licenses, parse
 from polybuild.licenses.model import Package, Resolved
 from polybuild.licenses.policy import load_policy
-from polybuild.licenses.pypi import evidence_from_wheel
 from polybuild.licenses.resolve import resolve_all
 from test_fingerprint import native  # noqa: F401  (the native core, built by maturin)
 from test_license_detect import core, fallback_answers, native_backend  # noqa: F401  (its fixtures)
@@ -130,7 +130,7 @@ def _fetch_wheels(into: Path) -> list[Package]:
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "--python-version", "3.12", "--platform", "manylinux2014_x86_64", "--dest", str(into), *specs],
                    check=True, timeout=600)
-    return [evidence_from_wheel(wheel) for wheel in sorted(into.glob("*.whl"))]
+    return [evidence(wheel) for wheel in sorted(into.glob("*.whl"))]
 
 
 def _fetch_go_modules(into: Path) -> list[Package]:
