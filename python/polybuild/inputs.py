@@ -1,9 +1,11 @@
 """Which files each target's output depends on.
 
-A target's inputs are the files in its directory (as git sees them), minus the directories of other targets nested
-inside it, plus the files of the library targets it uses (a crate's path dependencies, a Go module's local
-`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
-`[targets.<name>] inputs` replaces the directory part with explicit globs.
+A target's inputs are the files in its directory: those git lists, those a sparse checkout left out (by their index
+blob id), and those on disk that git ignores, such as generated code or a `_version.py`, which a backend may pack
+(but not other tools' outputs and caches, see `workspace.files.unlisted_files`, nor the target's declared task
+outputs); minus the directories of other targets nested inside it, plus the files of the library targets it uses (a
+crate's path dependencies, a Go module's local `replace`s), plus the workspace-level files its toolchain reads (the
+Cargo workspace manifest and lock, go.work). `[targets.<name>] inputs` replaces the directory part with explicit globs.
 
 Libraries enter a key as one digest each (computed once per run), not file by file: in a deep graph of Go or Rust
 libraries that keeps the work per run proportional to the number of files, not files times dependents.
@@ -21,6 +23,14 @@ if TYPE_CHECKING:
 
 CARGO_WORKSPACE_FILES = ("Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "rust-toolchain", ".cargo/config.toml")
 GO_WORKSPACE_FILES = ("go.work", "go.work.sum")
+
+
+def _declared_outputs(ws: Workspace, target: Target) -> list[str]:
+    """The output globs (relative to the target) of the custom tasks it may run: written there, never read."""
+    from polybuild.plan import task_spec
+
+    names = {*target.settings.get("tasks", {}), *ws.config["tasks"]}
+    return [p for name in names if (spec := task_spec(ws, target, name)) for p in spec["outputs"]]
 
 
 class InputIndex:
@@ -42,7 +52,8 @@ class InputIndex:
             if t.kind != "image":
                 dirs.setdefault(ws.rel(t.dir), []).append(t.id)
         own: dict[str, list[str]] = {tid: [] for tid in ws.targets}
-        for rel in ws.files:
+        unlisted = ws.unlisted.files
+        for rel in (*ws.files, *ws.absent, *unlisted):
             d = rel
             while d:
                 d = d.rpartition("/")[0]
@@ -51,7 +62,20 @@ class InputIndex:
                     for tid in dirs[key]:
                         own[tid].append(rel)
                     break
+        if unlisted:
+            generated = set(unlisted)
+            for tid, files in own.items():
+                outputs = _declared_outputs(ws, ws.targets[tid])
+                if outputs:
+                    base = ws.rel(ws.targets[tid].dir)
+                    cut = 0 if base == "." else len(base) + 1
+                    own[tid] = [f for f in files
+                                if f not in generated or not any(fnmatch.fnmatchcase(f[cut:], p) for p in outputs)]
         return own
+
+    def all_files(self) -> list[str]:
+        """Every file some target reads: what a no-op check must watch."""
+        return [*self.ws.files, *self.ws.unlisted.files]
 
     def files(self, target: Target, patterns: list[str] | None = None) -> list[str]:
         """The sorted input files of `target` (relative to the workspace root)."""

@@ -9,11 +9,15 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polybuild.config import Config
 from polybuild.errors import UserError
+
+if TYPE_CHECKING:
+    from polybuild.workspace.files import DiskFiles
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
 
@@ -61,6 +65,15 @@ class Workspace:
     targets: dict[str, Target]
     version: str | None
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
+    absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
+
+    @cached_property
+    def unlisted(self) -> DiskFiles:
+        """Files on disk in target directories that git's listing leaves out (read only by builds)."""
+        from polybuild.workspace.files import unlisted_files
+
+        dirs = [self.rel(t.dir) for t in self.targets.values() if t.kind != "image"]
+        return unlisted_files(self.root, dirs, self.files, self.config.output_prefixes, self.config["exclude"])
 
     @property
     def release_version(self) -> str:
@@ -109,7 +122,8 @@ def discover(config: Config) -> Workspace:
             memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
     targets = _index(found, root)
-    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked)
+    ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
+                   found_files.absent)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
