@@ -47,7 +47,8 @@ def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str
     return digests
 
 
-def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) -> dict:
+def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, artifacts: list[dict]) -> dict:
+    """The report of a run; `artifacts` are every artifact in dist/ (`published.update`), not only this run's."""
     root = ctx.ws.root
     failed = [r for r in results if r.status == "failed"]
     inputs = input_digests(ctx, results)
@@ -73,19 +74,7 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) 
             }
             for r in results
         ],
-        "artifacts": [
-            {
-                "target": a.target,
-                "task": a.task,
-                "variant": a.variant,
-                "platform": a.platform,
-                "path": _rel(a.path, root),
-                "sha256": a.sha256,
-                "size": a.size,
-            }
-            for r in results
-            for a in r.artifacts
-        ],
+        "artifacts": artifacts,
     }
 
 
