@@ -33,6 +33,17 @@ def _declared_outputs(ws: Workspace, target: Target) -> list[str]:
     return [p for name in names if (spec := task_spec(ws, target, name)) for p in spec["outputs"]]
 
 
+def _owners(rel: str, dirs: dict[str, list[str]]) -> list[str]:
+    """The targets whose directory is the deepest one containing `rel`."""
+    d = rel
+    while d:
+        d = d.rpartition("/")[0]
+        found = dirs.get(d or ".")
+        if found:
+            return found
+    return []
+
+
 class InputIndex:
     """Input files per target, computed once per run from the workspace listing."""
 
@@ -45,32 +56,26 @@ class InputIndex:
         self._library_cache: dict[str, list[str]] = {}
 
     def _own_files(self) -> dict[str, list[str]]:
-        """Assign every listed file to the deepest target directory containing it."""
+        """Assign every file to the deepest target directory containing it (a gitignored file only if it is not one
+        of that target's declared task outputs)."""
         ws = self.ws
         dirs: dict[str, list[str]] = {}
         for t in ws.targets.values():
             if t.kind != "image":
                 dirs.setdefault(ws.rel(t.dir), []).append(t.id)
         own: dict[str, list[str]] = {tid: [] for tid in ws.targets}
-        unlisted = ws.unlisted.files
-        for rel in (*ws.files, *ws.absent, *unlisted):
-            d = rel
-            while d:
-                d = d.rpartition("/")[0]
-                key = d or "."
-                if key in dirs:
-                    for tid in dirs[key]:
-                        own[tid].append(rel)
-                    break
-        if unlisted:
-            generated = set(unlisted)
-            for tid, files in own.items():
-                outputs = _declared_outputs(ws, ws.targets[tid])
-                if outputs:
+        for rel in (*ws.files, *ws.absent):
+            for tid in _owners(rel, dirs):
+                own[tid].append(rel)
+        outputs: dict[str, tuple[int, list[str]]] = {}  # target -> (prefix length, output globs), when needed
+        for rel in ws.unlisted.files:
+            for tid in _owners(rel, dirs):
+                if tid not in outputs:
                     base = ws.rel(ws.targets[tid].dir)
-                    cut = 0 if base == "." else len(base) + 1
-                    own[tid] = [f for f in files
-                                if f not in generated or not any(fnmatch.fnmatchcase(f[cut:], p) for p in outputs)]
+                    outputs[tid] = (0 if base == "." else len(base) + 1, _declared_outputs(ws, ws.targets[tid]))
+                cut, globs = outputs[tid]
+                if not any(fnmatch.fnmatchcase(rel[cut:], g) for g in globs):
+                    own[tid].append(rel)
         return own
 
     def all_files(self) -> list[str]:

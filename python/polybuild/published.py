@@ -24,10 +24,10 @@ FILE = "published.json"
 
 def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]:
     """Bring dist/ and the record up to date after a run; every published artifact, this run's first."""
-    from polybuild.report import write_atomic
+    from polybuild.report import relative, write_atomic
 
     root = ctx.ws.root
-    dist = ctx.ws.config["dist-dir"].strip("/") + "/"
+    dist = relative(Path(os.path.normpath(root / ctx.ws.config["dist-dir"])), root) + "/"
     record_path = ctx.state_dir / FILE
     published = _load(record_path, dist)
     before = json.dumps(published, sort_keys=True)
@@ -57,8 +57,10 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
 
 
 def _entry(artifact: Any, root: Path) -> dict[str, Any]:
+    from polybuild.report import relative
+
     return {"target": artifact.target, "task": artifact.task, "variant": artifact.variant,
-            "platform": artifact.platform, "path": artifact.path.relative_to(root).as_posix(),
+            "platform": artifact.platform, "path": relative(artifact.path, root),
             "sha256": artifact.sha256, "size": artifact.size}
 
 
@@ -77,7 +79,7 @@ def _load(path: Path, dist: str) -> dict[str, dict[str, Any]]:
 
 
 def _inside(path: str, dist: str) -> bool:
-    return path.startswith(dist) and ".." not in path.split("/") and not os.path.isabs(path)
+    return path.startswith(dist) and ".." not in path.split("/")
 
 
 def _remove(root: Path, dist_prefix: str, path: str) -> None:

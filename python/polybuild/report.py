@@ -68,7 +68,7 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
                 "status": r.status,
                 "inputs_sha256": inputs.get(r.task.target.id),
                 "duration_s": round(r.duration, 3),
-                "log": _rel(r.log, root) if r.log else None,
+                "log": relative(r.log, root) if r.log else None,
                 **({"failed_command": r.failed_step} if r.failed_step else {}),
                 **({"reason": r.reason} if r.reason else {}),
             }
@@ -78,7 +78,8 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
     }
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form, or as it is when outside."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -94,7 +95,7 @@ def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LIN
         facts.append(f"reason: {result.reason}")
     if result.log and result.log.is_file():
         tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail_lines:]
-        facts.append(f"log: {_rel(result.log, root)} (last {len(tail)} lines)")
+        facts.append(f"log: {relative(result.log, root)} (last {len(tail)} lines)")
     return facts, tail
 
 
