@@ -65,6 +65,20 @@ def test_a_gitignored_file_the_backend_packs_is_an_input(workspace):
     assert wheel_member(root, "app/_generated.py") == "GENERATED = 2\n"
 
 
+def test_other_tools_outputs_and_caches_are_not_inputs(tmp_path):
+    from polybuild.workspace.files import unlisted_files
+
+    files = ["pkg/a.py", "pkg/gen/_version.py", "pkg/build/lib/pkg/a.py", "pkg/target/release/x", "pkg/a.pyc",
+             "pkg/__pycache__/a.cpython-311.pyc", "pkg/.coverage", "pkg/dist/x.whl", "pkg/src/build/tool.go",
+             "pkg/nested/polybuild.toml", "pkg/nested/y.txt", "pkg/vendored/.git/HEAD", "pkg/vendored/z.txt",
+             "pkg/.polybuild/statcache", "dist/other.whl"]
+    root = write_tree(tmp_path / "ws", dict.fromkeys(files, ""))
+    listing = ["pkg/a.py", "pkg/src/build/tool.go", "pkg/nested/polybuild.toml"]
+    found = unlisted_files(root, ["pkg", "pkg/src"], listing, ("dist/", "pkg/.polybuild/"), [])
+    assert found.files == ["pkg/gen/_version.py"]
+    assert "pkg/src/build" in found.dirs and "pkg/build" not in found.dirs
+
+
 def test_a_symlink_enters_the_key_by_what_it_points_to(workspace):
     root = workspace({**HATCH_APP, "shared/a.txt": "A\n", "shared/b.txt": "B\n"})
     link = root / "app" / "app" / "data.txt"
@@ -89,6 +103,7 @@ def test_a_symlink_leaving_the_workspace_is_refused_unless_allowed(workspace, tm
     assert proc.returncode == 2, proc.stderr
     assert "app/app/data.txt is a symlink" in proc.stderr and "outside the workspace" in proc.stderr
     assert "allow-external-symlinks" in proc.stderr and "Traceback" not in proc.stderr
+    assert "internal error" not in proc.stderr
     (root / "polybuild.toml").write_text("allow-external-symlinks = true\n")
     assert build(root).returncode == 0
     assert wheel_member(root, "app/data.txt") == "secret-ish\n"

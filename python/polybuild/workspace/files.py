@@ -17,8 +17,11 @@ SKIP_DIRS = frozenset({
     ".polybuild", ".mypy_cache", ".pytest_cache", ".ruff_cache",
 })
 WORKSPACE_MARKERS = ("polybuild.toml",)
-# Never inputs even when present on disk: bytecode, editor droppings.
-SKIP_FILES = ("*.pyc", "*.pyo", ".DS_Store", "*.swp", "*.swo", "*~")
+# Never inputs even when present on disk: bytecode, coverage data, editor droppings.
+SKIP_FILES = ("*.pyc", "*.pyo", ".coverage", ".coverage.*", ".DS_Store", "*.swp", "*.swo", "*~")
+# Build tools' output directories (setuptools' build/): not walked unless git lists files in them (then a source
+# directory that happens to have the name, such as a Go package `build`).
+OUTPUT_DIRS = frozenset({"build", ".eggs", "htmlcov"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def unlisted_files(root: Path, dirs: list[str], listing: list[str], skip_prefixe
     (`SKIP_DIRS`, polybuild's own `skip_prefixes`, `exclude`), nested repositories and nested polybuild workspaces
     are not walked."""
     listed = set(listing)
+    listed_dirs = {p.rpartition("/")[0] for p in listing if "/" in p}
     found: list[str] = []
     walked: list[str] = []
     for top in _topmost(dirs):
@@ -116,7 +120,9 @@ def unlisted_files(root: Path, dirs: list[str], listing: list[str], skip_prefixe
             for e in entries:
                 path = prefix + e.name
                 if e.is_dir(follow_symlinks=False):
-                    if _walks_into(e.name, path, listed, skip_prefixes, exclude):
+                    if _walks_into(e.name, path, listed, skip_prefixes, exclude) and (
+                            e.name not in OUTPUT_DIRS or any(d == path or d.startswith(path + "/")
+                                                             for d in listed_dirs)):
                         stack.append(path)
                 elif path not in listed and not any(fnmatch.fnmatchcase(e.name, p) for p in SKIP_FILES) \
                         and not _excluded(path, exclude):
