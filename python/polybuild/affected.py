@@ -34,7 +34,8 @@ def changed_files(ws: Workspace, since: str) -> list[str]:
         raise UserError(f"cannot compare with '{since}': {detail[0] if detail else 'git diff failed'}",
                         hint="pass a commit, branch or tag that exists here (e.g. origin/main, HEAD~1)")
     diffed = {p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p}
-    return sorted(diffed | ws.untracked)
+    own = ws.config.output_prefixes  # polybuild's dist/ and state: never inputs, so never changes
+    return sorted(p for p in diffed | ws.untracked if not p.startswith(own))
 
 
 def affected(ws: Workspace, graph: TargetGraph, since: str) -> Affected:

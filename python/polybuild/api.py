@@ -254,6 +254,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
              write_report: bool, cache: CacheOptions) -> Outcome:
     import json
 
+    from polybuild import published
     from polybuild.execute import Executor
     from polybuild.lock import workspace_lock
     from polybuild.progress import make_reporter
@@ -267,6 +268,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         start = time.monotonic()
         try:
             results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter).run()
+            artifacts = published.update(ctx, results)
         finally:
             reporter.close()
             ctx.stat_cache.save()
@@ -276,7 +278,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     report_path = report = None
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
-        report = build_report(ctx, results, time.monotonic() - start)
+        report = build_report(ctx, results, time.monotonic() - start, artifacts)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
     return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())

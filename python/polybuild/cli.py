@@ -265,9 +265,11 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 
 def _remember_run(loaded, outcome, command: list[str]) -> None:
-    if not outcome.ok:
+    """Record the run for the fast path, unless it failed or ran a task that must run every time (`cache = false`)."""
+    if not outcome.ok or any(t.spec is not None and not t.spec["cache"] for t in outcome.plan.tasks.values()):
         return
     from polybuild import fastpath
+    from polybuild.keys import env_names
 
     root = loaded.ws.root
     config = loaded.ws.config
@@ -285,8 +287,12 @@ def _remember_run(loaded, outcome, command: list[str]) -> None:
     }
     # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
     config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
-    fastpath.record(root, command, loaded.ws.files, [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files, summary)
+    published = [str(root / config["state-dir"] / "published.json")]  # another command's build changes dist/
+    unlisted = loaded.ws.unlisted
+    fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
+                    [str(a.path) for a in artifacts],
+                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
+                    {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
 
 
 def _with_fast_path(args: argparse.Namespace, execute, done: str) -> int:

@@ -322,6 +322,8 @@ SCHEMA = Table(
                          "else ~/.cache/polybuild.", rule=_nonempty),
         "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "
                           "stored in clear).", [], item=str, rule=_ENV_NAMES),
+        "allow-external-symlinks": Key(bool, "Let a target's inputs include symlinks that point outside the "
+                                       "workspace (their targets' contents enter the cache keys).", False),
         "platforms": Key(list, "Platforms the workspace may be built for; empty means any known platform.", [],
                          item=str),
         "rust": Table(

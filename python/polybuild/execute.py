@@ -118,9 +118,10 @@ class Executor:
             while (task := self._next()) is not None:
                 try:
                     result = self._run_task(task)
-                except BaseException as exc:  # a bug rather than a failed task: stop, and re-raise it in run()
+                except BaseException as exc:  # a bug or bad input rather than a failed task: stop, re-raise in run()
                     self._error = exc
-                    result = TaskResult(task, "failed", reason=f"internal error: {exc!r}")
+                    why = exc.message if isinstance(exc, PolybuildError) else f"internal error: {exc!r}"
+                    result = TaskResult(task, "failed", reason=why)
                 self._finish(result)
         except BaseException as exc:  # e.g. the reporter's stream was closed (`| head`): the whole run stops
             self._error = self._error or exc

@@ -1,9 +1,12 @@
 """The no-op fast path: when nothing polybuild reads has changed since the last successful run of the same
 command, answer from that run's summary without discovery, graph, keys or git.
 
-"Nothing changed" is decided like git's index does, by `stat`: every file of the last listing and every directory
-holding one (a file added, removed or renamed changes its directory), every output, the toolchain binaries and
-package directories the run used, polybuild itself, and a digest of the whole environment. A summary is recorded
+"Nothing changed" is decided like git's index does, by `stat`: every file of the last listing (and those on disk
+that builds read though git ignores them), every directory above one up to the root and every directory walked for
+them (a file or directory added, removed or renamed changes its parent, e.g. a new `main` package in a directory
+that held only subdirectories), every output, the toolchain binaries and package directories the run used,
+polybuild itself, and the values of exactly the environment variables the cache keys read, plus those that locate
+toolchains or configure polybuild (an unrelated variable does not matter). A summary is recorded
 only when none of those changed within the last two seconds (the racy-clean rule), so an edit made right after a
 run can never be missed. Any difference, or any doubt, means the normal path, which then records a new summary.
 """
@@ -20,10 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-FORMAT = 2  # 2: in the user's cache, with the report's place
+FORMAT = 3  # 3: one summary per command, keyed on the variables the run's keys read
 _RACY_NS = 2_000_000_000
-# Variables that differ between shells without changing any build.
-_VOLATILE_ENV = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID", "WINDOWID"})
+# Variables that locate the toolchains, their caches and polybuild's own cache, besides those in cache keys.
+TOOL_ENV = frozenset({
+    "PATH", "HOME", "XDG_CACHE_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME", "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET", "GOROOT", "GOPATH", "GOTOOLCHAIN", "GOOS", "GOARCH", "CGO_ENABLED", "VIRTUAL_ENV",
+    "PYTHONPATH", "PYTHONHOME", "DOCKER_HOST", "CONTAINER_HOST",
+})
+MAX_SUMMARIES = 64  # the least recently written beyond this are removed
 
 
 def _sig(path: str) -> list[int] | None:
@@ -34,18 +42,36 @@ def _sig(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _env_digest() -> str:
-    items = sorted((k, v) for k, v in os.environ.items() if k not in _VOLATILE_ENV)
+def _env_names(key_names: set[str]) -> list[str]:
+    """The variables a summary depends on: the cache keys', the toolchain-locating ones and polybuild's own."""
+    return sorted(key_names | TOOL_ENV | {k for k in os.environ if k.startswith("POLYBUILD_")})
+
+
+def _env_digest(names: list[str]) -> str:
+    items = [(k, os.environ.get(k)) for k in names]
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
 
-def _summary_path(command: list[str], env: str) -> Path:
-    """One summary per command (it holds the directory and config file) and environment, so alternating
-    environments do not evict each other. In the user's cache, so that finding it needs no config."""
+def _summaries() -> Path:
+    """In the user's cache, so that finding a summary needs no config."""
     from polybuild.cachedir import default_dir
 
-    name = hashlib.sha256(json.dumps([command, env]).encode()).hexdigest()[:32] + ".json"
-    return default_dir() / "fastpath" / name
+    return default_dir() / "fastpath"
+
+
+def _summary_path(command: list[str]) -> Path:
+    """One summary per command (it holds the directory and config file)."""
+    return _summaries() / (hashlib.sha256(json.dumps(command).encode()).hexdigest()[:32] + ".json")
+
+
+def _prune() -> None:
+    """Keep the `MAX_SUMMARIES` most recently written summaries: one per command would otherwise grow forever."""
+    try:
+        found = [(p.stat().st_mtime_ns, p) for p in _summaries().glob("*.json")]
+    except OSError:
+        return
+    for _, old in sorted(found, reverse=True)[MAX_SUMMARIES:]:
+        old.unlink(missing_ok=True)
 
 
 def _own_files() -> list[str]:
@@ -71,26 +97,33 @@ def tool_paths(tools: set[str], python: str) -> list[str]:
     return sorted(paths)
 
 
-def record(root: Path, command: list[str], files: list[str], outputs: list[str], other_files: list[str],
-           summary: dict[str, Any]) -> None:
-    """Remember a successful run, unless something it read is too fresh to be trusted by stat alone. `files` are
-    the workspace's (relative to `root`); `other_files` toolchains and config files, anywhere."""
+def record(root: Path, command: list[str], files: list[str], dirs: list[str], outputs: list[str],
+           other_files: list[str], env_names: set[str], summary: dict[str, Any]) -> None:
+    """Remember a successful run, unless something it read is too fresh to be trusted by stat alone. `files` and
+    `dirs` are the workspace's (relative to `root`); `other_files` toolchains and config files, anywhere;
+    `env_names` the variables the run's cache keys read."""
     now = time.time_ns()
     if any(_racy(_sig(p), now) for p in outputs):  # the run just wrote them: no need to stat everything else
         return
     top = str(root)
-    listed = [os.path.join(top, f) for f in files]
-    dirs = {top} | {p.rpartition("/")[0] for p in listed}
-    watched = sorted({*listed, *dirs, *outputs, *other_files, *_own_files()})
+    watched_dirs = {top, *(os.path.join(top, d) for d in dirs if d != ".")}
+    for f in files:  # every directory above a file: one holding only subdirectories can gain a package too
+        d = f.rpartition("/")[0]
+        while d and (full := os.path.join(top, d)) not in watched_dirs:
+            watched_dirs.add(full)
+            d = d.rpartition("/")[0]
+    watched = sorted({*(os.path.join(top, f) for f in files), *watched_dirs, *outputs, *other_files,
+                      *_own_files()})
     sigs = [_sig(p) for p in watched]
     if any(_racy(s, now) for s in sigs):
         return
-    env = _env_digest()
-    data = {"format": FORMAT, "command": command, "env": env, "paths": watched, "sigs": sigs, "summary": summary}
-    path = _summary_path(command, env)
+    names = _env_names(env_names)
+    data = {"format": FORMAT, "command": command, "env_names": names, "env": _env_digest(names), "paths": watched,
+            "sigs": sigs, "summary": summary}
     from polybuild.report import write_atomic
 
-    write_atomic(path, json.dumps(data, separators=(",", ":")))
+    write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")))
+    _prune()
 
 
 def _racy(sig: list[int] | None, now: int) -> bool:
@@ -100,12 +133,14 @@ def _racy(sig: list[int] | None, now: int) -> bool:
 
 def check(command: list[str]) -> dict[str, Any] | None:
     """The last run's summary if nothing it depended on changed, else None."""
-    env = _env_digest()
     try:
-        data = json.loads(_summary_path(command, env).read_bytes())
+        data = json.loads(_summary_path(command).read_bytes())
     except (OSError, ValueError):
         return None
-    if data.get("format") != FORMAT or data.get("command") != command or data.get("env") != env:
+    if data.get("format") != FORMAT or data.get("command") != command:
+        return None
+    names = data["env_names"]
+    if _env_names(set(names)) != names or _env_digest(names) != data["env"]:  # also: a new POLYBUILD_ variable
         return None
     if data["paths"] != sorted({*data["paths"], *_own_files()}):
         return None

@@ -1,9 +1,11 @@
 """Which files each target's output depends on.
 
-A target's inputs are the files in its directory (as git sees them), minus the directories of other targets nested
-inside it, plus the files of the library targets it uses (a crate's path dependencies, a Go module's local
-`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
-`[targets.<name>] inputs` replaces the directory part with explicit globs.
+A target's inputs are the files in its directory: those git lists, those a sparse checkout left out (by their index
+blob id), and those on disk that git ignores, such as generated code or a `_version.py`, which a backend may pack
+(but not other tools' outputs and caches, see `workspace.files.unlisted_files`, nor the target's declared task
+outputs); minus the directories of other targets nested inside it, plus the files of the library targets it uses (a
+crate's path dependencies, a Go module's local `replace`s), plus the workspace-level files its toolchain reads (the
+Cargo workspace manifest and lock, go.work). `[targets.<name>] inputs` replaces the directory part with explicit globs.
 
 Libraries enter a key as one digest each (computed once per run), not file by file: in a deep graph of Go or Rust
 libraries that keeps the work per run proportional to the number of files, not files times dependents.
@@ -23,6 +25,25 @@ CARGO_WORKSPACE_FILES = ("Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "rus
 GO_WORKSPACE_FILES = ("go.work", "go.work.sum")
 
 
+def _declared_outputs(ws: Workspace, target: Target) -> list[str]:
+    """The output globs (relative to the target) of the custom tasks it may run: written there, never read."""
+    from polybuild.plan import task_spec
+
+    names = {*target.settings.get("tasks", {}), *ws.config["tasks"]}
+    return [p for name in names if (spec := task_spec(ws, target, name)) for p in spec["outputs"]]
+
+
+def _owners(rel: str, dirs: dict[str, list[str]]) -> list[str]:
+    """The targets whose directory is the deepest one containing `rel`."""
+    d = rel
+    while d:
+        d = d.rpartition("/")[0]
+        found = dirs.get(d or ".")
+        if found:
+            return found
+    return []
+
+
 class InputIndex:
     """Input files per target, computed once per run from the workspace listing."""
 
@@ -35,23 +56,31 @@ class InputIndex:
         self._library_cache: dict[str, list[str]] = {}
 
     def _own_files(self) -> dict[str, list[str]]:
-        """Assign every listed file to the deepest target directory containing it."""
+        """Assign every file to the deepest target directory containing it (a gitignored file only if it is not one
+        of that target's declared task outputs)."""
         ws = self.ws
         dirs: dict[str, list[str]] = {}
         for t in ws.targets.values():
             if t.kind != "image":
                 dirs.setdefault(ws.rel(t.dir), []).append(t.id)
         own: dict[str, list[str]] = {tid: [] for tid in ws.targets}
-        for rel in ws.files:
-            d = rel
-            while d:
-                d = d.rpartition("/")[0]
-                key = d or "."
-                if key in dirs:
-                    for tid in dirs[key]:
-                        own[tid].append(rel)
-                    break
+        for rel in (*ws.files, *ws.absent):
+            for tid in _owners(rel, dirs):
+                own[tid].append(rel)
+        outputs: dict[str, tuple[int, list[str]]] = {}  # target -> (prefix length, output globs), when needed
+        for rel in ws.unlisted.files:
+            for tid in _owners(rel, dirs):
+                if tid not in outputs:
+                    base = ws.rel(ws.targets[tid].dir)
+                    outputs[tid] = (0 if base == "." else len(base) + 1, _declared_outputs(ws, ws.targets[tid]))
+                cut, globs = outputs[tid]
+                if not any(fnmatch.fnmatchcase(rel[cut:], g) for g in globs):
+                    own[tid].append(rel)
         return own
+
+    def all_files(self) -> list[str]:
+        """Every file some target reads: what a no-op check must watch."""
+        return [*self.ws.files, *self.ws.unlisted.files]
 
     def files(self, target: Target, patterns: list[str] | None = None) -> list[str]:
         """The sorted input files of `target` (relative to the workspace root)."""

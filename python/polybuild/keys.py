@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polybuild.errors import UserError
 from polybuild.toolchains import find
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.plan import Task
 
-KEY_FORMAT = 2  # bump when the key recipe changes, so old entries are never reused
+KEY_FORMAT = 3  # bump when the key recipe changes, so old entries are never reused
 
 # Environment variables that change what each builder produces, beyond those declared in config.
 BUILDER_ENV = {
@@ -79,7 +81,11 @@ class KeyParts:
 
 
 class Fingerprints:
-    """File entries for this run: each file is looked up in the stat cache once, each library digested once."""
+    """File entries for this run: each file is looked up in the stat cache once, each library digested once.
+
+    A symlink's entry covers what it points to (a file's content, a directory's tree), not only its text, so
+    retargeting it or editing its target changes the keys; one leading out of the workspace is refused unless
+    `allow-external-symlinks` is set. A file a sparse checkout left out enters by its index blob id."""
 
     def __init__(self, root: Path, stat_cache: Any, inputs: Any) -> None:
         self.root = root
@@ -88,17 +94,46 @@ class Fingerprints:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[str, str] | None] = {}
         self._libraries: dict[str, str] = {}
+        self._real_root = os.path.realpath(root)
 
     def entries(self, paths: list[str]) -> dict[str, tuple[str, str]]:
         with self._lock:
             misses = [p for p in paths if p not in self._entries]
         if misses:
-            found = self.stat_cache.entries(self.root, misses)
+            absent = self.inputs.ws.absent
+            found = self.stat_cache.entries(self.root, [p for p in misses if p not in absent])
+            for p, entry in found.items():
+                if entry[0] == "120000":
+                    found[p] = ("120000", sha256_text(f"{entry[1]} {self._link_content(p)}"))
+            for p in misses:
+                if p in absent:
+                    mode, blob = absent[p].split(" ", 1)
+                    found[p] = (mode, f"git-blob:{blob}")
             with self._lock:
                 for p in misses:
                     self._entries[p] = found.get(p)  # None: a special file, not an input
         with self._lock:
             return {p: e for p in paths if (e := self._entries[p]) is not None}
+
+    def _link_content(self, rel: str) -> str:
+        """What the symlink `rel` leads to: "file <sha256>", "tree <digest>" or "missing"."""
+        from polybuild.fingerprint import file_digests, tree_digest
+
+        real = os.path.realpath(self.root / rel)
+        inside = real == self._real_root or real.startswith(self._real_root + os.sep)
+        if not inside and not self.inputs.ws.config["allow-external-symlinks"]:
+            link = os.readlink(self.root / rel)
+            raise UserError(f"{rel} is a symlink to '{link}', which is outside the workspace {self.root}",
+                            hint="point it inside the workspace, or set `allow-external-symlinks = true` in the "
+                            "config to let its target's contents into the cache keys")
+        if os.path.isfile(real):
+            if inside:
+                target = os.path.relpath(real, self._real_root).replace(os.sep, "/")
+                return "file " + self.stat_cache.entries(self._real_root, [target])[target][1]
+            return "file " + file_digests(os.path.dirname(real), [os.path.basename(real)])[0]
+        if os.path.isdir(real):
+            return "tree " + tree_digest(real, _tree_files(real))
+        return "missing"
 
     def library(self, library_id: str) -> str:
         from polybuild.fingerprint import tree_digest_of
@@ -184,6 +219,18 @@ class Toolchains:
         return proc.stdout + proc.stderr
 
 
+def _tree_files(top: str) -> list[str]:
+    """The files below `top` (a symlinked directory), without other tools' outputs and caches."""
+    from polybuild.workspace.files import SKIP_DIRS
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        rel = os.path.relpath(dirpath, top)
+        found += [f if rel == "." else f"{rel}/{f}".replace(os.sep, "/") for f in filenames]
+    return found
+
+
 def requirement_names(requires: list[str]) -> tuple[str, ...]:
     import re
 
@@ -211,9 +258,7 @@ def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
     entries = ctx.fingerprints.entries(ctx.inputs.files(t, patterns))
     libraries = {lib: ctx.fingerprints.library(lib) for lib in ctx.inputs.libraries(t)}
     tools = {tool: ctx.toolchains.identity(*probe) for tool, probe in toolchain_probes(task).items()}
-    names = {*BUILDER_ENV.get(task.builder, ()), *ctx.config["env-inputs"], *t.settings.get("env-inputs", ())}
-    names.add("SOURCE_DATE_EPOCH")
-    env = {n: sha256_text(f"{n}={ctx.env[n]}") if n in ctx.env else "unset" for n in sorted(names)}
+    env = {n: sha256_text(f"{n}={ctx.env[n]}") if n in ctx.env else "unset" for n in env_names(task, ctx.config)}
     return KeyParts(
         files={p: f"{m} {d}" for p, (m, d) in entries.items()},
         libraries=libraries,
@@ -222,6 +267,13 @@ def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
         env=env,
         deps=deps,
     )
+
+
+def env_names(task: Task, config: Any) -> list[str]:
+    """The environment variables whose values enter `task`'s key."""
+    names = {*BUILDER_ENV.get(task.builder, ()), *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
+    names.add("SOURCE_DATE_EPOCH")
+    return sorted(names)
 
 
 def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:

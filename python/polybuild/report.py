@@ -47,7 +47,8 @@ def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str
     return digests
 
 
-def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) -> dict:
+def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, artifacts: list[dict]) -> dict:
+    """The report of a run; `artifacts` are every artifact in dist/ (`published.update`), not only this run's."""
     root = ctx.ws.root
     failed = [r for r in results if r.status == "failed"]
     inputs = input_digests(ctx, results)
@@ -67,29 +68,18 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float) 
                 "status": r.status,
                 "inputs_sha256": inputs.get(r.task.target.id),
                 "duration_s": round(r.duration, 3),
-                "log": _rel(r.log, root) if r.log else None,
+                "log": relative(r.log, root) if r.log else None,
                 **({"failed_command": r.failed_step} if r.failed_step else {}),
                 **({"reason": r.reason} if r.reason else {}),
             }
             for r in results
         ],
-        "artifacts": [
-            {
-                "target": a.target,
-                "task": a.task,
-                "variant": a.variant,
-                "platform": a.platform,
-                "path": _rel(a.path, root),
-                "sha256": a.sha256,
-                "size": a.size,
-            }
-            for r in results
-            for a in r.artifacts
-        ],
+        "artifacts": artifacts,
     }
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` in POSIX form, or as it is when outside."""
     try:
         return path.relative_to(root).as_posix()
     except ValueError:
@@ -105,7 +95,7 @@ def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LIN
         facts.append(f"reason: {result.reason}")
     if result.log and result.log.is_file():
         tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail_lines:]
-        facts.append(f"log: {_rel(result.log, root)} (last {len(tail)} lines)")
+        facts.append(f"log: {relative(result.log, root)} (last {len(tail)} lines)")
     return facts, tail
 
 

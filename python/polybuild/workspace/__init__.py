@@ -9,11 +9,15 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polybuild.config import Config
 from polybuild.errors import UserError
+
+if TYPE_CHECKING:
+    from polybuild.workspace.files import DiskFiles
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
 HARNESSES = {"fuzz": "a fuzz harness", "bench": "a benchmark harness", "wasm": "a wasm32-only crate"}
@@ -81,6 +85,15 @@ class Workspace:
     version: str | None
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
     notes: list[str] = field(default_factory=list)  # worth saying once (names that collide), not errors
+    absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
+
+    @cached_property
+    def unlisted(self) -> DiskFiles:
+        """Files on disk in target directories that git's listing leaves out (read only by builds)."""
+        from polybuild.workspace.files import unlisted_files
+
+        dirs = [self.rel(t.dir) for t in self.targets.values() if t.kind != "image"]
+        return unlisted_files(self.root, dirs, self.files, self.config.output_prefixes, self.config["exclude"])
 
     @property
     def release_version(self) -> str:
@@ -132,7 +145,7 @@ def discover(config: Config) -> Workspace:
     notes = _qualify_colliding_ids(found, root)
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
-                   notes)
+                   notes, found_files.absent)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
