@@ -176,6 +176,21 @@ def test_the_fast_path_keys_only_the_variables_that_matter(workspace, private_ca
     assert len(list((private_cache / "fastpath").glob("*.json"))) == 1  # one summary per command, not per env
 
 
+def test_the_fast_path_keeps_no_unsalted_digest_of_secret_values(workspace, private_cache):
+    """A summary compares the environment by a digest keyed with the cache's salt: a plain sha256 of the values
+    (DEMO_SECRET is an env-input) could be checked offline against guesses."""
+    import hashlib
+
+    root = workspace(GO_WS)
+    env = fast_path_env(DEMO_SECRET="hunter2")
+    settle_and_record(root, "build", env=env)
+    (summary,) = (private_cache / "fastpath").glob("*.json")
+    data = json.loads(summary.read_text())
+    plain = hashlib.sha256(json.dumps([(k, env.get(k)) for k in data["env_names"]]).encode()).hexdigest()
+    assert "DEMO_SECRET" in data["env_names"] and data["env"] != plain
+    assert "nothing changed" in run_polybuild("build", cwd=root, env=env).stderr
+
+
 def test_fast_path_summaries_are_bounded(tmp_path, monkeypatch):
     from polybuild import fastpath
 

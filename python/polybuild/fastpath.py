@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-FORMAT = 3  # 3: one summary per command, keyed on the variables the run's keys read
+FORMAT = 4  # 4: the environment digest is keyed with the cache's salt
 _RACY_NS = 2_000_000_000
 # Variables that locate the toolchains, their caches and polybuild's own cache, besides those in cache keys.
 TOOL_ENV = frozenset({
@@ -48,8 +48,14 @@ def _env_names(key_names: set[str]) -> list[str]:
 
 
 def _env_digest(names: list[str]) -> str:
+    """Keyed with the cache's salt, like the records: the values may be secrets (env-inputs), and a plain digest of
+    them could be checked offline against guesses."""
+    import hmac
+
+    from polybuild.records import load_salt
+
     items = [(k, os.environ.get(k)) for k in names]
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    return hmac.digest(load_salt(_summaries().parent / "salt"), json.dumps(items).encode(), "sha256").hex()
 
 
 def _summaries() -> Path:
