@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+SALT_BYTES = 32
+
 
 def default_dir() -> Path:
     """$POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, else ~/.cache/polybuild."""
@@ -21,3 +23,31 @@ def for_workspace(root: Path, configured: str | None) -> Path:
         return default_dir()
     path = Path(configured).expanduser()
     return path if path.is_absolute() else root / path
+
+
+def load_salt(path: Path) -> bytes:
+    """The cache's random salt, created on first use: written to a private (0600) temp file and linked into place,
+    so two builds starting together agree on one salt and none is ever replaced while in use."""
+    import secrets
+    import tempfile
+
+    try:
+        salt = path.read_bytes()
+    except FileNotFoundError:
+        salt = b""
+    if len(salt) == SALT_BYTES:
+        return salt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".salt.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(SALT_BYTES))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another build made one first, or a damaged one is in the way
+            if len(path.read_bytes()) != SALT_BYTES:
+                os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path.read_bytes()

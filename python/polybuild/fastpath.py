@@ -52,7 +52,7 @@ def _env_digest(names: list[str]) -> str:
     them could be checked offline against guesses."""
     import hmac
 
-    from polybuild.records import load_salt
+    from polybuild.cachedir import load_salt
 
     items = [(k, os.environ.get(k)) for k in names]
     return hmac.digest(load_salt(_summaries().parent / "salt"), json.dumps(items).encode(), "sha256").hex()

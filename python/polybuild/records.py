@@ -20,8 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from polybuild import cachedir
+
 FILE_FORMAT = 3  # 3: keyed digests
-SALT_BYTES = 32
 
 
 class BuildRecords:
@@ -68,7 +69,7 @@ class BuildRecords:
         found = self._keyed.get(digest)
         if found is None:
             if self._salt is None:
-                self._salt = load_salt(self.salt_path)
+                self._salt = cachedir.load_salt(self.salt_path)
             found = self._keyed[digest] = hmac.digest(self._salt, digest.encode(), "sha256").hex()
         return found
 
@@ -134,31 +135,3 @@ def _shape_problem(data: object) -> str | None:
         if not (isinstance(r, dict) and isinstance(r.get("digest"), str) and isinstance(r.get("files"), dict)):
             return f"the record of library {library_id} is malformed"
     return None
-
-
-def load_salt(path: Path) -> bytes:
-    """The cache's random salt, created on first use: written to a private (0600) temp file and linked into place,
-    so two builds starting together agree on one salt and none is ever replaced while in use."""
-    import secrets
-    import tempfile
-
-    try:
-        salt = path.read_bytes()
-    except FileNotFoundError:
-        salt = b""
-    if len(salt) == SALT_BYTES:
-        return salt
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".salt.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(SALT_BYTES))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another build made one first, or a damaged one is in the way
-            if len(path.read_bytes()) != SALT_BYTES:
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path.read_bytes()
