@@ -53,6 +53,7 @@ CRATES = {
 }
 WHEELS = {
     ("attrs", "24.2.0"): "MIT",
+    ("blake3", "1.0.11"): "CC0-1.0 OR Apache-2.0",  # an SPDX expression in the legacy License field (dynamo)
     ("certifi", "2024.8.30"): "MPL-2.0",
     ("charset-normalizer", "3.4.0"): "MIT",
     ("click", "8.1.7"): "BSD-3-Clause",

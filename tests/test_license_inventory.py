@@ -390,6 +390,27 @@ def test_without_a_lock_each_extra_is_resolved_and_scanned_on_its_own(tmp_path: 
     assert found["six", "1.17.0"].legacy == "MIT"
 
 
+def test_a_failed_resolution_keeps_uvs_own_summary(tmp_path: Path):
+    """uv names what failed at the top and a build's output follows (dynamo's trtllm extra: a placeholder sdist
+    that downloads from NVIDIA's index): the error keeps that first line, not only the output's tail."""
+    backend = ("import sys\n\ndef _fail(*args, **kwargs):\n    for i in range(40):\n"
+               "        print(f'placeholder output line {i}', file=sys.stderr)\n    raise SystemExit(1)\n\n"
+               "get_requires_for_build_wheel = prepare_metadata_for_build_wheel = build_wheel = _fail\n")
+    placeholder = write_tree(tmp_path / "placeholder", {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+                          '[project]\nname = "placeholder"\ndynamic = ["version"]\n',
+        "backend.py": backend})
+    files = {"app/pyproject.toml": f'[project]\nname = "app"\nversion = "1.0.0"\nlicense = "MIT"\n'
+                                   f'dependencies = ["placeholder @ {placeholder.as_uri()}"]\n'}
+    root = py_workspace(tmp_path / "ws", tmp_path / "cache", files, lock=False)
+    with pytest.raises(UserError) as exc:
+        pypi.packages(api.load(root).ws, fetch=True)
+    assert "py:app: uv cannot resolve its requirements" in exc.value.message
+    assert "Failed to build `placeholder @ file://" in exc.value.message, exc.value.message
+    assert "placeholder output line 39" in exc.value.message
+    assert len(exc.value.message.splitlines()) < 20
+
+
 def test_target_narrows_every_report_to_what_the_target_ships(py_ws: Path, offline: None):
     from polybuild.licenses.scan import attribution_files, sbom
 

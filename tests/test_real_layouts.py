@@ -373,6 +373,59 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.skipif(not shutil.which("go"), reason="needs go")
+def test_the_go_inventory_lists_packages_with_cgo_on_as_the_build_does(workspace):
+    # dynamo's gateway: cmd/epp imports the plugin whose only file is cgo (it links the C API crate). The build turns
+    # cgo on for a Go target linking a workspace staticlib; `go list` for the license inventory must too, or the
+    # plugin has no Go files left and `deny`, `attributions` and `sbom` stop.
+    main = ('package main\n\nimport _ "github.com/nvidia/dynamo/deploy/inference-gateway/pkg/plugins/'
+            'dynamo_kv_scorer"\n\nfunc main() {}\n')
+    root = workspace({**DYNAMO_GATEWAY, "deploy/inference-gateway/epp/cmd/epp/main.go": main})
+    from polybuild.licenses import golang
+
+    found = golang.packages(api.load(root).ws)
+    assert [p.name for p in found] == ["github.com/nvidia/dynamo/deploy/inference-gateway"]
+
+
+@pytest.mark.skipif(not shutil.which("cargo"), reason="needs cargo")
+def test_a_bin_whose_required_features_are_off_is_not_expected(workspace):
+    # dynamo-llm: `[[bin]] bench_local_transfer_v2` with `required-features = ["block-manager-bench"]`, off by
+    # default. cargo skips it; the build then stopped on the missing file.
+    root = workspace({
+        "llm/Cargo.toml": """
+            [package]
+            name = "llm"
+            version = "0.1.0"
+            edition = "2021"
+            [features]
+            default = ["tools"]
+            tools = ["openapi"]
+            openapi = []
+            bench = []
+            [[bin]]
+            name = "generate-openapi"
+            path = "src/bin/openapi.rs"
+            required-features = ["openapi"]
+            [[bin]]
+            name = "bench_transfer"
+            path = "src/bin/bench.rs"
+            required-features = ["bench"]
+            [workspace]
+        """,
+        "llm/src/lib.rs": "",
+        "llm/src/bin/openapi.rs": "fn main() {}\n",
+        "llm/src/bin/bench.rs": "fn main() {}\n",
+        "polybuild.toml": '[variants.bench]\nfeatures = ["bench"]\n',
+    })
+    proc = run_polybuild("build", "llm", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dist/generate-openapi").is_file()  # enabled through default -> tools -> openapi
+    assert not (root / "dist/bench_transfer").exists()
+    proc = run_polybuild("build", "llm", "--variant", "bench", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert any(p.name == "bench_transfer" for p in (root / "dist").rglob("*"))
+
+
 def test_an_affected_harness_is_not_built(workspace):
     root = workspace({k: v for k, v in HARNESSES.items() if not k.startswith(("bench/", "wasm/", "internal/"))}
                      | {"Cargo.toml": '[workspace]\nmembers = ["fuzz", "cli"]\nresolver = "2"\n'})

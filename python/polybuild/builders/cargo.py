@@ -78,8 +78,27 @@ class CargoBuilder(Builder):
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         t, plat = task.target, task.platform or host
-        return [*(b + plat.exe_suffix for b in t.info["bins"]), *(_cdylib_file(c, plat.os) for c in t.info["cdylibs"]),
+        return [*(b + plat.exe_suffix for b in built_bins(task)),
+                *(_cdylib_file(c, plat.os) for c in t.info["cdylibs"]),
                 *(staticlib_file(s, plat.os) for s in t.info["staticlibs"])]
+
+
+def built_bins(task: Task) -> list[str]:
+    """The crate's bins that `cargo build --bins` builds: those whose `required-features` the build enables (the
+    default features and the variant's, with what they enable in turn)."""
+    info = task.target.info
+    requires = info.get("bin_requires", {})
+    if not requires:
+        return info["bins"]
+    table = info.get("feature_table", {})
+    enabled: set[str] = set()
+    pending = ["default", *task.features] if "default" in table else list(task.features)
+    while pending:
+        feature = pending.pop()
+        if feature not in enabled:
+            enabled.add(feature)
+            pending += table.get(feature, [])
+    return [b for b in info["bins"] if set(requires.get(b, ())) <= enabled]
 
 
 def _cdylib_file(lib: str, os_name: str) -> str:

@@ -15,11 +15,22 @@ from typing import TYPE_CHECKING
 from polybuild.errors import PolybuildError, UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from polybuild.builders import BuildContext
     from polybuild.plan import Task
     from polybuild.workspace import Target
+
+
+def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bool:
+    """CGO_ENABLED for a Go target, one answer for its build and its license inventory (cgo-only packages are
+    excluded by build constraints without it): on when it links a staticlib of the workspace, else the target's
+    `cgo`, else `[go] cgo`."""
+    if any(targets[d].info.get("staticlibs") for d in target.deps):
+        return True
+    setting = target.settings.get("cgo")
+    return conf["cgo"] if setting is None else setting
 
 
 def linked_crates(task: Task, ctx: BuildContext) -> list[Target]:
@@ -51,7 +62,7 @@ def environment(task: Task, ctx: BuildContext, lib_dir: Path) -> dict[str, str]:
         return {}
     ldflags = [f"-L{lib_dir}"] + [f"-l{lib}" for crate in crates for lib in crate.info["staticlibs"]]
     cflags = [f"-I{crate.dir / crate.settings['include-dir']}" for crate in crates if crate.settings.get("include-dir")]
-    env = {"CGO_ENABLED": "1", "CGO_LDFLAGS": _join(go_quoted(ldflags), ctx.env.get("CGO_LDFLAGS"))}
+    env = {"CGO_LDFLAGS": _join(go_quoted(ldflags), ctx.env.get("CGO_LDFLAGS"))}
     if cflags:
         env["CGO_CFLAGS"] = _join(go_quoted(cflags), ctx.env.get("CGO_CFLAGS"))
     return env

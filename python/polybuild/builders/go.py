@@ -31,10 +31,9 @@ class GoBuilder(Builder):
         t = task.target
         go = require("go", t.id)
         conf = ctx.config["go"]
-        cgo_setting = t.settings.get("cgo")
         plat = task.platform or ctx.host
         env = {
-            "CGO_ENABLED": "1" if (conf["cgo"] if cgo_setting is None else cgo_setting) else "0",
+            "CGO_ENABLED": "1" if cgo.cgo_enabled(t, ctx.ws.targets, conf) else "0",
             "GOOS": plat.os,
             "GOARCH": plat.arch,
         }

@@ -50,7 +50,7 @@ def packages(ws: Workspace) -> list[Package]:
 
 def module_packages(target: Target, ws: Workspace, own: dict[str, Target]) -> list[Package]:
     """The modules one Go module compiles (other workspace modules too), each with its shortest import chain."""
-    modules, edges = _module_graph(list_packages(target, ws.config["go"]), target, own)
+    modules, edges = _module_graph(list_packages(target, ws), target, own)
     found = []
     for path, chain in sorted(_chains(target.info["module"], edges, modules, target.id).items()):
         module = modules[path]
@@ -83,19 +83,21 @@ def _module_graph(listed: list[dict[str, Any]], target: Target,
     return modules, edges
 
 
-def list_packages(target: Target, conf: dict[str, Any]) -> list[dict[str, Any]]:
-    """`go list -deps -json ./...` of one module, offline; errors name the module and the fix."""
+def list_packages(target: Target, ws: Workspace) -> list[dict[str, Any]]:
+    """`go list -deps -json ./...` of one module, offline, with the tags and cgo setting its build uses; errors name
+    the module and the fix."""
+    from polybuild.builders.cgo import cgo_enabled
     from polybuild.toolchains import require
 
     go = require("go", f"the license inventory of {target.id}")
     mode = "vendor" if (target.dir / "vendor" / "modules.txt").is_file() else "readonly"
     # Only the fields read here: go list then skips the costly rest (9.7 MB of JSON down to 0.7 MB per module).
     argv = [go, "list", "-deps", "-json=ImportPath,Module,Imports,Standard", f"-mod={mode}"]
+    conf = ws.config["go"]
     if conf["tags"]:
         argv += ["-tags", ",".join(conf["tags"])]
-    cgo = target.settings.get("cgo")
     env = {**os.environ, "GOPROXY": "off", "GOTOOLCHAIN": "local",
-           "CGO_ENABLED": "1" if (conf["cgo"] if cgo is None else cgo) else "0"}
+           "CGO_ENABLED": "1" if cgo_enabled(target, ws.targets, conf) else "0"}
     return _decode_stream(_run([*argv, "./..."], target, env))
 
 

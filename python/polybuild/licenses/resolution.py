@@ -83,10 +83,20 @@ def _compile(requirements: list[str], target: Target, label: str, path: Path, py
         except subprocess.TimeoutExpired:
             raise UserError(f"{label}: uv did not resolve its requirements within {TIMEOUT} s") from None
         if proc.returncode != 0 or not out.is_file():
-            detail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            detail = _excerpt(proc.stderr)
             raise UserError(f"{label}: uv cannot resolve its requirements for {triple}, Python {python}:\n{detail}",
                             hint="fix the requirements (or the extra) so they install together, or lock the project "
-                            "with `uv lock`")
+                            "with `uv lock`; packages that only another index holds as wheels need that index "
+                            "(UV_EXTRA_INDEX_URL or [tool.uv] index)")
         os.replace(out, path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _excerpt(stderr: str, head: int = 4, tail: int = 10) -> str:
+    """uv's own summary (its first lines: what failed, each cause) and the end (uv's hints, a build's last words):
+    the middle of a failed build's output is left out (a placeholder sdist prints 100 lines of traceback)."""
+    lines = stderr.strip().splitlines()
+    if len(lines) <= head + tail:
+        return "\n".join(lines)
+    return "\n".join([*lines[:head], "  [...]", *lines[-tail:]])

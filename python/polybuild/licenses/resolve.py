@@ -173,6 +173,9 @@ def _legacy(package: Package) -> str | None:
     (the unspecific BSD classifier is satisfied by a named BSD-* license), else the texts must tell."""
     if any(c not in _CLASSIFIERS and c != "License :: OSI Approved" for c in package.classifiers):
         return None  # a license the table does not know: the texts must tell
+    expression = _legacy_expression(package)
+    if expression:
+        return expression
     named = [_CLASSIFIERS.get(c) for c in package.classifiers]
     if package.legacy and len(package.legacy) < 100:
         named.append(_LEGACY.get(package.legacy.strip().lower()))
@@ -182,6 +185,23 @@ def _legacy(package: Package) -> str | None:
     (license_id,) = found
     unspecific_bsd = "License :: OSI Approved :: BSD License" in package.classifiers
     return license_id if not unspecific_bsd or license_id.startswith("BSD-") else None
+
+
+def _legacy_expression(package: Package) -> str | None:
+    """A legacy `License:` field that is an SPDX expression of known licenses (blake3: `CC0-1.0 OR Apache-2.0`)
+    says which choice the texts are, unless a classifier names a license it lacks; detection alone would AND them."""
+    from polybuild.licenses.detect import canonical_text
+
+    if not package.legacy or len(package.legacy) >= 100:
+        return None
+    try:
+        ids = {lic.id for lic in licenses(parse(package.legacy))}
+    except ExpressionError:
+        return None
+    named = {_CLASSIFIERS.get(c) for c in package.classifiers} - {None}
+    if not ids or any(canonical_text(i) is None for i in ids) or not named <= ids:
+        return None
+    return normalize(package.legacy)
 
 
 def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> None:

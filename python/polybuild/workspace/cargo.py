@@ -79,6 +79,11 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
         info={
             "crate": pkg["name"],
             "bins": shipped["bin"],
+            # cargo skips a bin whose `required-features` are not enabled (dynamo-llm's bench_local_transfer_v2)
+            "bin_requires": {t["name"]: sorted(t["required-features"]) for t in pkg["targets"]
+                             if "bin" in t["kind"] and t.get("required-features")},
+            "feature_table": {name: sorted(f for f in enables if "/" not in f and not f.startswith("dep:"))
+                              for name, enables in pkg["features"].items()},
             "cdylibs": shipped["cdylib"],
             "staticlibs": [n.replace("-", "_") for n in shipped["staticlib"]],  # what cgo's -l<name> links
             "lib_name": lib_name,
