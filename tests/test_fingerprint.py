@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from polybuild import fingerprint
+from polybuild.support import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 CRATE_MANIFEST = str(REPO / "rust" / "polybuild-core" / "Cargo.toml")

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from polybuild.errors import ConfigError
-from polybuild.tomlfile import TomlFile
+from polybuild.support.errors import ConfigError
+from polybuild.support.tomlfile import TomlFile
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a decimal number", bool: "a boolean", list: "an array",
                dict: "a table"}
