@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_polybuild, write_tree
-from polybuild.lockfiles import wheels
+from polybuild.workspace import pythonlock as wheels
 from polybuild.lockfiles.preflight import before_images as preflight_hook
 from polybuild.support.platforms import Platform, host
 
