@@ -1,4 +1,4 @@
-"""Tests for polybuild.fingerprint: the pure-Python fallback against the spec, and the native core
+"""Tests for polybuild.support.fingerprint: the pure-Python fallback against the spec, and the native core
 (built for real with maturin) against the fallback."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command-line entry (registered in `polybuild.cli.FEATURE_COMMANDS`)."""
+"""Command-line entry (registered in `polybuild.cli.main.FEATURE_COMMANDS`)."""
 
 from __future__ import annotations
 

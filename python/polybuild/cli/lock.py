@@ -1,4 +1,4 @@
-"""Command-line entry (registered in `polybuild.cli.FEATURE_COMMANDS`): `polybuild lock ACTION`.
+"""Command-line entry (registered in `polybuild.cli.main.FEATURE_COMMANDS`): `polybuild lock ACTION`.
 
 Each action is one `_<action>_parser` function adding its subparser and handler; `register` lists them.
 """

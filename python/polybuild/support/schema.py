@@ -184,7 +184,7 @@ def document(node: Node, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# How `polybuild.compose` merges each kind of section, for the reference.
+# How `polybuild.config.compose` merges each kind of section, for the reference.
 _MERGE = {
     Table: "merged key by key across included files (the later file wins per key; an array is replaced whole, "
            "never unioned).",
