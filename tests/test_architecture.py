@@ -30,7 +30,8 @@ def test_back_import_breaks_contracts(tmp_path):
     shutil.copytree(REPO / "python" / "polybuild", tmp_path / "polybuild",
                     ignore=shutil.ignore_patterns("__pycache__"))
     errors = tmp_path / "polybuild" / "support" / "errors.py"
-    errors.write_text(errors.read_text() + "\n\ndef _main():\n    from polybuild.cli.main import main\n    return main\n")
+    back_import = "\n\ndef _main():\n    from polybuild.cli.main import main\n    return main\n"
+    errors.write_text(errors.read_text() + back_import)
     proc = lint_imports(tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "polybuild.support is not allowed to import polybuild.cli" in proc.stdout

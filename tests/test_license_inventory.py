@@ -345,8 +345,8 @@ def test_a_download_whose_hash_differs_from_the_lock_is_not_kept(tmp_path: Path,
 
 def test_the_universal_wheel_else_the_target_platforms_wheel_is_read(py_ws: Path):
     from polybuild.licenses.distributions import choose
-    from polybuild.workspace import pythonlock as wheels
     from polybuild.support.platforms import Platform
+    from polybuild.workspace import pythonlock as wheels
 
     lock = wheels.read(py_ws / "app" / "uv.lock", "uv.lock")
     linux = wheels.Target(Platform.parse("linux/arm64"), (3, 12))

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_polybuild, write_tree
-from polybuild.workspace import pythonlock as wheels
 from polybuild.lockfiles.preflight import before_images as preflight_hook
 from polybuild.support.platforms import Platform, host
+from polybuild.workspace import pythonlock as wheels
 
 DATA = Path(__file__).parent / "data" / "lockfiles"
 OTHER_LINUX = "linux/arm64" if host().arch == "amd64" else "linux/amd64"  # an image platform that is not the host's
