@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from polybuild.cache import TaskCache
-    from polybuild.fingerprint import StatCache
-    from polybuild.inputs import InputIndex
-    from polybuild.keys import Fingerprints, Toolchains
+    from polybuild.cache.inputs import InputIndex
+    from polybuild.cache.keys import Fingerprints, Toolchains
+    from polybuild.cache.records import BuildRecords
+    from polybuild.cache.tasks import TaskCache
     from polybuild.plan import Task
-    from polybuild.platforms import Platform
-    from polybuild.records import BuildRecords
+    from polybuild.support.fingerprint import StatCache
+    from polybuild.support.platforms import Platform
     from polybuild.workspace import Workspace
 
 
@@ -78,6 +78,10 @@ class Builder:
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         """The steps that build `task`, writing artifacts into `out`."""
         raise NotImplementedError
+
+    def unavailable(self, task: Task, ws: Workspace) -> str | None:
+        """Why an optional task cannot be built on this machine (it leaves the plan with this reason), or None."""
+        return None
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         """The file names (or glob patterns) this task publishes in its dist directory, known before it runs, so

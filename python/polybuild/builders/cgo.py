@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from polybuild.errors import PolybuildError, UserError
+from polybuild.support.errors import PolybuildError, UserError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
