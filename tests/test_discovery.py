@@ -112,8 +112,8 @@ def test_discovers_every_ecosystem_with_cross_language_edges(workspace):
     ext = ws.targets["py:Ext_Py"]
     assert ext.builder == "maturin" and ext.features == {"cuda"} and ext.version == "0.4.0"
     assert ws.targets["rust:core-lib"].builder is None  # a library ships nothing on its own
-    assert ws.targets["rust:tool"].info["bins"] == ["tool"]
-    assert ws.targets["go:svc"].info["binaries"] == {"svc": ".", "svcd": "cmd/svcd"}
+    assert ws.targets["rust:tool"].info.bins == ["tool"]
+    assert ws.targets["go:svc"].info.binaries == {"svc": ".", "svcd": "cmd/svcd"}
     assert ws.targets["go:lib"].builder is None
     assert ws.version == "0.4.0"
 
@@ -247,5 +247,5 @@ def test_discovery_memo_is_reused_and_never_stale(workspace):
     cargo = root / "crates" / "core" / "Cargo.toml"
     cargo.write_text(cargo.read_text().replace("cuda = []", "cuda = []\nmetal = []"))
     fresh = api.load(root)
-    assert fresh.ws.targets["go:lib"].info["binaries"] == {"libtool": "cmd/libtool"}
+    assert fresh.ws.targets["go:lib"].info.binaries == {"libtool": "cmd/libtool"}
     assert fresh.ws.targets["rust:core-lib"].features == {"cuda", "metal"}

@@ -249,7 +249,7 @@ def test_fuzz_bench_and_wasm_crates_are_not_built_by_default(workspace):
     root = workspace(HARNESSES)
     loaded = api.load(root)
     ws = loaded.ws
-    assert {t: ws.targets[t].info.get("harness") for t in ws.targets} == {
+    assert {t: getattr(ws.targets[t].info, "harness", None) for t in ws.targets} == {
         "rust:cli": None, "rust:cli-bench": "bench", "rust:cli-fuzz": "fuzz", "rust:cli-wasm": "wasm",
         "rust:internal-tool": None}
     variants, platforms = choose_dimensions(ws, [], [])
@@ -365,7 +365,7 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     root = workspace(DYNAMO_GATEWAY)
     ws = api.load(root).ws
     assert ws.targets["go:inference-gateway"].deps == {"rust:libdynamo_llm"}
-    assert ws.targets["rust:libdynamo_llm"].info["staticlibs"] == ["dynamo_llm_capi"]
+    assert ws.targets["rust:libdynamo_llm"].info.staticlibs == ["dynamo_llm_capi"]
     proc = run_polybuild("build", cwd=root)
     assert proc.returncode == 2, proc.stderr
     assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "

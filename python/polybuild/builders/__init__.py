@@ -93,7 +93,7 @@ def wheel_pattern(task: Task, host: Platform) -> list[str]:
     """A Python package's wheels: every wheel of one distribution name starts with the same normalized prefix."""
     import re
 
-    return [re.sub(r"[-_.]+", "_", task.target.info["dist_name"]).lower() + "-*.whl"]
+    return [re.sub(r"[-_.]+", "_", task.target.info.dist_name).lower() + "-*.whl"]
 
 
 _MODULES = {

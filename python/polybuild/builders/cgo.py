@@ -13,6 +13,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from polybuild.support.errors import PolybuildError, UserError
+from polybuild.workspace.targetinfo import RustInfo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,7 +28,7 @@ def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bo
     """CGO_ENABLED for a Go target, one answer for its build and its license inventory (cgo-only packages are
     excluded by build constraints without it): on when it links a staticlib of the workspace, else the target's
     `cgo`, else `[go] cgo`."""
-    if any(targets[d].info.get("staticlibs") for d in target.deps):
+    if any(_staticlibs(targets[d]) for d in target.deps):
         return True
     setting = target.settings.get("cgo")
     return conf["cgo"] if setting is None else setting
@@ -36,19 +37,23 @@ def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bo
 def linked_crates(task: Task, ctx: BuildContext) -> list[Target]:
     """The Rust staticlib crates this Go target depends on directly."""
     targets = ctx.ws.targets
-    return [targets[d] for d in sorted(task.target.deps) if targets[d].info.get("staticlibs")]
+    return [targets[d] for d in sorted(task.target.deps) if _staticlibs(targets[d])]
+
+
+def _staticlibs(target: Target) -> list[str]:
+    return target.info.staticlibs if isinstance(target.info, RustInfo) else []
 
 
 def check_links(task: Task, ctx: BuildContext) -> None:
     """A preamble that links a workspace staticlib by path (`${SRCDIR}/lib/libx.a`) would link whatever file is
     there, stale or missing, not the crate polybuild builds: it must name the library with `-l`."""
-    ours = {lib: crate for crate in linked_crates(task, ctx) for lib in crate.info["staticlibs"]}
-    for link in task.target.info.get("cgo_links", ()):
-        if link["by_path"] and link["lib"] in ours:
+    ours = {lib: crate for crate in linked_crates(task, ctx) for lib in crate.info.staticlibs}
+    for link in task.target.info.cgo_links:
+        if link.by_path and link.lib in ours:
             raise UserError(
-                f"{link['source']}: {task.target.id} links lib{link['lib']}.a by a path, so the build would use "
-                f"whatever file is there instead of the one polybuild builds from {ours[link['lib']].id}",
-                hint=f"link it by name: `#cgo LDFLAGS: -l{link['lib']}` (polybuild passes the -L directory)",
+                f"{link.source}: {task.target.id} links lib{link.lib}.a by a path, so the build would use "
+                f"whatever file is there instead of the one polybuild builds from {ours[link.lib].id}",
+                hint=f"link it by name: `#cgo LDFLAGS: -l{link.lib}` (polybuild passes the -L directory)",
             )
 
 
@@ -60,7 +65,7 @@ def environment(task: Task, ctx: BuildContext, lib_dir: Path) -> dict[str, str]:
     crates = linked_crates(task, ctx)
     if not crates:
         return {}
-    ldflags = [f"-L{lib_dir}"] + [f"-l{lib}" for crate in crates for lib in crate.info["staticlibs"]]
+    ldflags = [f"-L{lib_dir}"] + [f"-l{lib}" for crate in crates for lib in crate.info.staticlibs]
     cflags = [f"-I{crate.dir / crate.settings['include-dir']}" for crate in crates if crate.settings.get("include-dir")]
     env = {"CGO_LDFLAGS": _join(go_quoted(ldflags), ctx.env.get("CGO_LDFLAGS"))}
     if cflags:
@@ -76,7 +81,7 @@ def collect_libraries(task: Task, ctx: BuildContext, lib_dir: Path) -> None:
     lib_dir.mkdir(parents=True, exist_ok=True)
     for crate in linked_crates(task, ctx):
         published = {p.name: p for d in task.deps if ctx.tasks[d].target is crate for p in ctx.artifacts.get(d, [])}
-        for lib in crate.info["staticlibs"]:
+        for lib in crate.info.staticlibs:
             name = staticlib_file(lib, plat.os)
             if name not in published:
                 raise PolybuildError(f"{crate.id} published no {name} for {task.target.id} to link")

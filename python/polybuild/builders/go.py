@@ -19,7 +19,7 @@ class GoBuilder(Builder):
     tools = ("go",)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        clashes = task.target.info.get("binary_clashes")
+        clashes = task.target.info.binary_clashes
         if clashes:
             name, pkgs = next(iter(clashes.items()))
             raise UserError(f"{task.target.id}: the main packages {' and '.join(pkgs)} would both be built as "
@@ -45,7 +45,7 @@ class GoBuilder(Builder):
             ldflags.append("-buildid=")
             steps.append(Step(action=lambda: cgo.collect_libraries(task, ctx, lib_dir),
                               describe=f"copy the static libraries {t.id} links into {lib_dir}"))
-        for pkg, file_name in zip(t.info["binaries"].values(), self.published_names(task, ctx.host), strict=True):
+        for pkg, file_name in zip(t.info.binaries.values(), self.published_names(task, ctx.host), strict=True):
             argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
@@ -55,7 +55,7 @@ class GoBuilder(Builder):
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         suffix = (task.platform or host).exe_suffix
-        return [binary + suffix for binary in task.target.info["binaries"]]
+        return [binary + suffix for binary in task.target.info.binaries]
 
 
 def go_quoted(args: list[str]) -> str:

@@ -24,7 +24,7 @@ class MaturinBuilder(Builder):
         t = task.target
         maturin = require("maturin", t.id)
         argv = [
-            maturin, "build", "--manifest-path", t.info["crate_manifest"], "--interpreter", ctx.python,
+            maturin, "build", "--manifest-path", t.info.crate_manifest, "--interpreter", ctx.python,
             "--out", str(out), *profile_args(ctx, task),
         ]
         if ctx.config["python"]["sdist"] or t.settings.get("sdist"):

@@ -62,7 +62,7 @@ class Pep517Builder(Builder):
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
         isolated = ctx.config["python"]["isolation"]
-        requires = () if isolated else tuple(task.target.info["build_requires"])
+        requires = () if isolated else tuple(task.target.info.build_requires)
         missing = unmet_requirements(ctx.python, requires)
         if missing:
             names = " ".join(shlex.quote(m.split(" (found")[0]) for m in missing)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
 from polybuild.support.toolchains import find
+from polybuild.workspace.targetinfo import CrateInfo
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
@@ -241,12 +242,12 @@ def requirement_names(requires: list[str]) -> tuple[str, ...]:
 def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]:
     """tool -> the arguments of `Toolchains.identity` for this task."""
     t = task.target
-    cwd = Path(t.info.get("cargo_workspace", t.dir))
+    cwd = Path(t.info.cargo_workspace) if isinstance(t.info, CrateInfo) else t.dir
     probes = {}
     for tool in BUILDER_TOOLS.get(task.builder, ()):
-        extra = ("build", *requirement_names(t.info.get("build_requires", []))) if tool == "backend" else ()
+        extra = ("build", *requirement_names(t.info.build_requires)) if tool == "backend" else ()
         if tool == "container-engine":
-            extra = (t.info["engine"],)
+            extra = (t.info.engine,)
         probes[tool] = (tool, cwd, extra)
     return probes
 
@@ -302,7 +303,7 @@ def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
     if task.target.kind == "image":
         from polybuild.builders.image import labels
 
-        slice_["image"] = task.target.info["spec"]
+        slice_["image"] = task.target.info.spec
         slice_["version"] = ctx.version
         slice_["labels"] = labels(task, ctx)
     return slice_

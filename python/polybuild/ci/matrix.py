@@ -125,7 +125,7 @@ def _assign(loaded: Loaded, conf: Settings, buildable: list[str], platforms: lis
     for tid in buildable:
         target = ws.targets[tid]
         sensitive_to = _variant_sensitivity(loaded, target)
-        abi3 = target.builder == "maturin" and target.info["abi3"]
+        abi3 = target.builder == "maturin" and target.info.abi3
         for pi, p in enumerate(platforms):
             for vi, v in enumerate(variants):
                 if not _valid(v, p) or not _builds_on(target, p, v, platforms):
@@ -157,7 +157,7 @@ def _builds_on(target: Target, p: Platform, v: Variant | None, platforms: list[P
     image assembled for several platforms at once is built by the job of its first platform in the matrix."""
     if target.kind != "image":
         return True
-    spec = target.info["spec"]
+    spec = target.info.spec
     if p.os != "linux" or (spec["platforms"] and p.name not in spec["platforms"]):
         return False
     if target.builder == "assemble" and spec["platforms"]:

@@ -69,8 +69,9 @@ def _fetch_crates_and_modules(ws: Workspace) -> None:
     """`cargo fetch --locked` per Cargo workspace and `go mod download` per Go module: what the offline scanners
     read from the local caches."""
     from polybuild.support.toolchains import require, run_tool
+    from polybuild.workspace.targetinfo import CrateInfo
 
-    roots = sorted({t.info["cargo_workspace"] for t in ws.targets.values() if t.info.get("cargo_workspace")})
+    roots = sorted({t.info.cargo_workspace for t in ws.targets.values() if isinstance(t.info, CrateInfo)})
     for root in roots:
         run_tool([require("cargo", "--fetch"), "fetch", "--locked", "--manifest-path", str(Path(root) / "Cargo.toml")],
                  Path(root), f"cargo fetch in {root}")

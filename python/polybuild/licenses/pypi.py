@@ -67,7 +67,7 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
                       platform_targets(ws, [], []), fetch)
-    own = {t.info["dist_name"]: t for t in projects}
+    own = {t.info.dist_name: t for t in projects}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
@@ -139,7 +139,7 @@ class Graph:
         raise NotImplementedError
 
     def dist_of(self, target: Target) -> Dist:
-        return Dist(target.info["dist_name"], target.version or self.release_version, target.id)
+        return Dist(target.info.dist_name, target.version or self.release_version, target.id)
 
     def chains(self) -> dict[Dist, list[tuple[str, ...]]]:
         """Walk from every root; the shortest chain per root."""
@@ -229,7 +229,7 @@ class LockGraph(Graph):
         self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]]
 
     def _extras_of(self, target: Target) -> list[str]:
-        return sorted(self._entry(target.info["dist_name"], None, target.id).extras)
+        return sorted(self._entry(target.info.dist_name, None, target.id).extras)
 
     def locked(self, dist: Dist) -> Locked | None:
         return self._entry(dist.name, dist.version, self.display)
@@ -449,8 +449,8 @@ def _own_package(target: Target, release_version: str) -> Package:
     extra += [table["file"]] if "file" in table else []
     version = target.version or release_version
     return Package(
-        ecosystem="pypi", name=target.info["dist_name"], version=version,
-        purl=purl("pypi", target.info["dist_name"], version), declared=declared, legacy=table.get("text"),
+        ecosystem="pypi", name=target.info.dist_name, version=version,
+        purl=purl("pypi", target.info.dist_name, version), declared=declared, legacy=table.get("text"),
         classifiers=tuple(c for c in project.get("classifiers", []) if c.startswith("License ::")),
         files=license_files(target.dir, extra), source="path", workspace=True,
     )

@@ -200,14 +200,14 @@ def _expected(state: State, artifact: Artifact) -> Expected:
 
         platform = host()
     version = state.versions.get(target.id, state.options.version.pep440)
-    return Expected(version, extension, extension and target.info["abi3"], platform,
+    return Expected(version, extension, extension and target.info.abi3, platform,
                     _modules(target))
 
 
 def _modules(target: Target) -> tuple[str, ...]:
     """The top-level import names a target's wheel must hold: the extension's module, or the source packages."""
     if target.builder == "maturin":
-        module = target.info.get("module_name") or target.info["crate"].replace("-", "_")
+        module = target.info.module_name or target.info.crate.replace("-", "_")
         return (module.split(".", 1)[0],)
     found = set()
     for base in (target.dir / "src", target.dir):
