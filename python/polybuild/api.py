@@ -2,17 +2,17 @@
 
 A build goes through the stages in this order, each one a package of its own:
 
-    load        config -> workspace -> graph                    `load`
-    select      the named targets and their dependencies        `select`, `build`
-    plan        tasks = target x variant x platform             `build`, `run`
-    preflight   every toolchain the plan needs is here          `_run`
-    execute     the scheduler: each task from cache, or built   `_run`
-    publish     artifacts into dist/, stale ones removed        `_run`
-    report      dist/build-report.json                          `_run`
-    remember    what the next identical command's fast path answers from
+    load        config -> workspace -> graph                           `load`
+    select      named, affected or a CI job's targets, and their deps  `select_build`, `select`
+    plan        tasks = target x variant x platform                    `build`, `run`
+    preflight   every toolchain the plan needs is here                 `_run`
+    execute     the scheduler: each task from the cache, or built      `_run`
+    publish     artifacts into dist/, stale ones removed               `_run`
+    report      dist/build-report.json                                 `_run`
+    remember    what the next identical command's fast path answers from (`_run`)
 
-`build` and `run` select and plan, then `_run` does the rest in that order. The no-op fast path sits in front of
-all of it, in the command line (`cli.main._fast_path`), so that an unchanged workspace is answered without importing
+`build` and `run` plan, then `_run` goes through the rest in that order. The no-op fast path sits in front of all
+of it, in the command line (`cli.main._fast_path`), so that an unchanged workspace is answered without importing
 this module.
 """
 
@@ -47,6 +47,7 @@ __all__ = [
     "CacheOptions",
     "Loaded",
     "Outcome",
+    "Selection",
     "build",
     "explain",
     "image_target",
@@ -58,6 +59,7 @@ __all__ = [
     "render_image",
     "run",
     "select",
+    "select_build",
     "with_image_options",
 ]
 
@@ -96,6 +98,43 @@ def select(loaded: Loaded, names: Sequence[str]) -> set[str]:
     return loaded.dag.closure(loaded.ws.resolve(n).id for n in names)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a build builds, or why it builds nothing."""
+
+    targets: list[str]
+    variants: list[str]
+    platforms: list[str]
+    nothing: str | None = None  # why nothing is selected: a CI job without targets, or nothing affected
+
+
+def select_build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
+                 platforms: Sequence[str] = (), affected_since: str | None = None,
+                 ci_job: str | None = None) -> Selection:
+    """The targets, variants and platforms of `polybuild build`: those named, or those affected by the changes
+    since a git revision (among the named ones, when some are), or one entry of `ci matrix` (its targets, variant,
+    platform and Python)."""
+    chosen = Selection(list(targets), list(variants), list(platforms))
+    if ci_job:
+        from polybuild.ci import job
+
+        if targets or affected_since or variants or platforms:
+            raise UserError("--ci-job names the targets, variant and platform itself",
+                            hint="drop TARGET, --affected, --variant and --platform")
+        chosen = Selection(*job.apply(loaded, job.parse(ci_job)))
+        if not chosen.targets:
+            return dataclasses.replace(chosen, nothing="this job has no targets")
+    if affected_since:
+        from polybuild.cache.affected import affected
+
+        named = {loaded.ws.resolve(n).id for n in chosen.targets}
+        found = affected(loaded.ws, loaded.dag, affected_since).targets
+        chosen = dataclasses.replace(chosen, targets=[t for t in found if not named or t in named])
+        if not chosen.targets:
+            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {affected_since}")
+    return chosen
+
+
 @dataclass
 class Outcome:
     """What a build or a task run did: its plan, every task's result, and the report when it wrote one."""
@@ -120,16 +159,7 @@ def build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str
     """Build the targets (all by default) and their dependencies into dist/; writes dist/build-report.json.
     Harness crates are built only when `named` (default: `targets`) names them. `remember_as`: the command the
     fast path knows this run by (recorded when the run succeeded)."""
-    from polybuild.plan import build_plan, choose_dimensions
-
-    if not loaded.ws.targets:
-        raise UserError(f"no targets found under {loaded.ws.root}",
-                        hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
-    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    named = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
-    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms,
-                      named)
-    _skip_unavailable_images(loaded, plan, named)
+    plan = _build_plan(loaded, targets, variants, platforms, named)
     options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as)
     return _run(loaded, plan, options)
 
@@ -138,15 +168,36 @@ def run(loaded: Loaded, action: str, targets: Sequence[str] = (), *, variants: S
         platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False,
         json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None) -> Outcome:
     """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
-    from polybuild.plan import choose_dimensions, run_plan
-
-    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    names = list(targets)
-    selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
-    plan = run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
+    plan = _run_plan(loaded, action, targets, variants, platforms)
     options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=False,
                           remember_as=remember_as)
     return _run(loaded, plan, options)
+
+
+def _build_plan(loaded: Loaded, targets: Sequence[str], variants: Sequence[str], platforms: Sequence[str],
+                named: Iterable[str] | None) -> Plan:
+    """Select and plan a build: the targets and their dependencies, per variant and platform; optional images
+    that cannot be built here leave the plan."""
+    from polybuild.plan import build_plan, choose_dimensions
+
+    if not loaded.ws.targets:
+        raise UserError(f"no targets found under {loaded.ws.root}",
+                        hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
+    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
+    named_ids = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, targets), chosen_variants, chosen_platforms, named_ids)
+    _skip_unavailable_images(loaded, plan, named_ids)
+    return plan
+
+
+def _run_plan(loaded: Loaded, action: str, targets: Sequence[str], variants: Sequence[str],
+              platforms: Sequence[str]) -> Plan:
+    """Select and plan a task run: `action` for the named targets (all when none are named), in graph order."""
+    from polybuild.plan import choose_dimensions, run_plan
+
+    chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
+    selected = {loaded.ws.resolve(n).id for n in targets} if targets else set(loaded.ws.targets)
+    return run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
 
 
 @dataclass(frozen=True)
@@ -160,19 +211,20 @@ class _RunOptions:
 
 
 def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
-    """The stages of a planned run, in order."""
+    """The stages of a planned run, in order: preflight, execute, publish, report, remember."""
     from polybuild.execute import publish
     from polybuild.execute import report as reports
     from polybuild.support.runlock import workspace_lock
 
     ctx = _context(loaded, options.cache)
-    preflight(plan, ctx)
-    start = time.monotonic()
-    with workspace_lock(ctx.state_dir):  # one run at a time per workspace, from here to publication
+    preflight(plan, ctx)  # every toolchain and backend is here, before anything starts
+    with workspace_lock(ctx.state_dir):  # one run at a time per workspace, until its artifacts are published
         _drop_abandoned_staging(ctx.state_dir)
+        start = time.monotonic()
         results = _execute(plan, ctx, options)
-        artifacts = publish.update(ctx, results)
-    outcome = Outcome(plan, results, None, None, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
+        artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
+    outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
+                      toolchains=ctx.toolchains.versions())
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)

@@ -279,29 +279,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome | int:
         from polybuild import api
 
-        targets = list(args.targets)
-        if args.ci_job:
-            from polybuild.ci import job
-
-            if targets or args.affected or args.variant or args.platform:
-                raise UserError("--ci-job names the targets, variant and platform itself",
-                                hint="drop TARGET, --affected, --variant and --platform")
-            targets, args.variant, args.platform = job.apply(loaded, job.parse(args.ci_job))
-            if not targets:
-                print("polybuild: this job has no targets", file=sys.stderr)
-                return 0
-        if args.affected:
-            from polybuild.cache.affected import affected
-
-            named = {loaded.ws.resolve(n).id for n in targets}
-            found = affected(loaded.ws, loaded.dag, args.affected).targets
-            targets = [t for t in found if not named or t in named]
-            if not targets:
-                print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
-                return 0
-        return api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                         named=args.targets,  # affected harness crates are not asked for
+        chosen = api.select_build(loaded, args.targets, variants=args.variant, platforms=args.platform,
+                                  affected_since=args.affected, ci_job=args.ci_job)
+        if chosen.nothing:
+            print(f"polybuild: {chosen.nothing}", file=sys.stderr)
+            return 0
+        return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
+                         jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
+                         cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
                          remember_as=remember_as)
 
     return _with_fast_path(args, execute, done="built")
