@@ -486,14 +486,10 @@ def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
 def _choice_statement(metadata: str) -> str | None:
     """The paragraphs of the description (METADATA's body) that offer a choice of licenses ("uvloop is
     dual-licensed under MIT and Apache 2.0 licenses."): a notice that makes the texts one OR term."""
-    import email.parser
-
     from polybuild.licenses.resolve import CHOICE
 
-    body = email.parser.HeaderParser().parsestr(metadata).get_payload()
-    if not isinstance(body, str):
-        return None
-    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", body))
+    body = re.split(r"\r?\n\r?\n", metadata, maxsplit=1)[1:]  # the headers end at the first empty line
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", body[0] if body else ""))
     found = [p for p in paragraphs if CHOICE.search(p) and re.search(r"licen[cs]", p, re.IGNORECASE)]
     return "\n\n".join(found) or None
 
