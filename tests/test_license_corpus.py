@@ -25,7 +25,7 @@ from polybuild.licenses.attributions import summary_markdown
 from polybuild.licenses.detect import detect_many
 from polybuild.licenses.distributions import evidence
 from polybuild.licenses.expression import licenses, parse
-from polybuild.licenses.model import Package, Resolved
+from polybuild.licenses.model import LicenseFile, Package, Resolved
 from polybuild.licenses.policy import load_policy
 from polybuild.licenses.resolve import resolve_all
 from polybuild.licenses.sbom import Subject
@@ -236,6 +236,19 @@ def test_precision_and_recall(resolved: dict[tuple[str, str, str], Resolved],
         print(f"  from texts alone, {key[1]}@{key[2]}: {from_texts[key].expression} (expected {set(text_truth[key])})")
     assert exact == (1.0, 1.0)
     assert go_texts == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("gnu", ["GPL-2.0-only", "GPL-3.0-only", "LGPL-2.0-only", "LGPL-2.1-only", "LGPL-3.0-only",
+                                 "AGPL-3.0-only"])
+def test_a_gnu_text_alone_is_never_or_later(gnu: str) -> None:
+    """numpy's "either version 3, or (at your option) any later version" makes its GPL-3.0 `-or-later`; the sample
+    notice in the "How to apply" section of every GNU text says the same words, and is not a grant."""
+    text = detect.canonical_text(gnu)
+    assert text is not None
+    package = Package("golang", "example.com/gnu", "v1.0.0", "pkg:golang/example.com/gnu@v1.0.0",
+                      files=[LicenseFile("COPYING", "license", text)])
+    (found,) = _resolve([package]).values()
+    assert found.expression == gnu
 
 
 def test_equivalent_expressions_share_one_row_of_the_summary(resolved: dict[tuple[str, str, str], Resolved]) -> None:

@@ -67,7 +67,7 @@ _OR_LATER = re.compile(r"GNU\s+(Affero\s+|Lesser\s+|Library\s+)?General\s+Public
                        re.IGNORECASE)
 _FAMILIES = {"": "GPL", "affero": "AGPL", "lesser": "LGPL", "library": "LGPL"}
 # The sample notice in the GNU licenses' "How to apply these terms" follows this placeholder: not a grant.
-_TEMPLATE = "<name of author>"
+_TEMPLATE = re.compile(r"one line to give the (program|library)'s name", re.IGNORECASE)
 # A REUSE-style tag on a line of its own (after any comment marker) at the top of a license file: the package
 # declares its license there. Further down it belongs to the text (CAL-1.0's sample notices, the CC-BY-4.0 tag at
 # the end of Community-Spec-1.0's text).
@@ -121,8 +121,9 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
 
 
 def _from_texts(package: Package, confident: list[Detected]) -> str:
-    """The AND of the licenses the texts hold; texts that a notice in the package offers as a choice ("either of
-    the licenses found in LICENSE.APACHE or LICENSE.BSD", naming each file) are one OR term instead."""
+    """The AND of the licenses the texts hold; texts that a notice in the package offers as a choice, naming each
+    file or its license ("either of the licenses found in LICENSE.APACHE or LICENSE.BSD", "dual-licensed under MIT
+    and Apache 2.0"), are one OR term instead."""
     by_file = {path: license.split(" AND ") for license, _, path, _ in confident}
     rewritten = _rewritten({lic for ids in by_file.values() for lic in ids}, package)
     by_file = {path: sorted({rewritten.get(lic, lic) for lic in ids}) for path, ids in by_file.items()}
@@ -167,7 +168,7 @@ def _later_versions(package: Package) -> set[str]:
         if file.kind == "documentation":
             continue
         for grant in _OR_LATER.finditer(file.text):
-            if _TEMPLATE in file.text[max(0, grant.start() - 400):grant.start()]:
+            if _TEMPLATE.search(file.text, max(0, grant.start() - 400), grant.start()):
                 continue
             family = _FAMILIES[(grant[1] or "").strip().lower()]
             version = grant[2] if "." in grant[2] else f"{grant[2]}.0"
