@@ -106,7 +106,7 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
     confident = [d for d in detected if d[1] >= policy.threshold]
     declared = _declared(package, warnings) or _tagged(package, warnings)
     if declared:
-        _compare(declared, confident, warnings)
+        _compare(package, declared, confident, warnings)
         return Resolved(package, declared, "declared", warnings=warnings)
     legacy = _legacy(package)
     if legacy:
@@ -264,11 +264,13 @@ def _legacy_expression(package: Package) -> str | None:
     return normalize(package.legacy)
 
 
-def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> None:
+def _compare(package: Package, declared: str, confident: list[Detected], warnings: list[str]) -> None:
     """Warn when a license text says something the declaration does not (a near tie that the declaration names,
-    such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement)."""
+    such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement); texts are read as
+    `_from_texts` reads them (a GPL text and an exception's: one `GPL-3.0-or-later WITH GCC-exception-3.1`)."""
     named = {lic.id.lower() for lic in licenses(parse(declared))}
+    rewritten = _rewritten({lic for found, _, _, _ in confident for lic in found.split(" AND ")}, package)
     for found, score, path, close in confident:
-        for lic in found.split(" AND "):
-            if not named & {x.lower() for x in (lic, *close)}:
+        for lic in dict.fromkeys(rewritten.get(x, x) for x in found.split(" AND ")):
+            if not named & {x.lower() for x in (lic.partition(" WITH ")[0], *close)}:
                 warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")
