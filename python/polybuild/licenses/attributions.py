@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from polybuild.licenses.expression import canonical
 from polybuild.licenses.model import ECOSYSTEMS, LicenseFile, Resolved
 from polybuild.licenses.sbom import Subject, ordered
 
@@ -103,7 +104,9 @@ def _ecosystem_table(packages: list[Resolved]) -> list[str]:
 
 
 def _license_totals(packages: list[Resolved]) -> list[str]:
-    counts = Counter(r.expression for r in packages)
+    """Packages per license expression, equivalent expressions together (`MIT OR Apache-2.0` is `Apache-2.0 OR
+    MIT`), each written in its canonical form."""
+    counts = Counter(canonical(r.expression) if r.expression else None for r in packages)
     rows = [f"| {_code(expr) if expr else '*none found*'} | {n} |"
             for expr, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))]
     return ["## Licenses", "", "| License | Packages |", "|---|---:|", *rows]

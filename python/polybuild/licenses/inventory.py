@@ -23,6 +23,8 @@ Key = tuple[str, str, str]
 # Names of license and notice texts, any case and any extension ("LICENSE-MIT", "license.md", "COPYING.LESSER").
 _LICENSE_NAME = re.compile(r"^(licen[cs]e|copying|unlicense)", re.I)
 _NOTICE_NAME = re.compile(r"^(notice|copyright|patents)", re.I)  # Go's x/ modules grant patents in PATENTS
+# A license of the documentation, not of the code: "LICENSE.docs" (go-digest's CC-BY-SA-4.0), "LICENSE-DOCUMENTATION".
+_DOCUMENTATION_NAME = re.compile(r"(^|[-._ ])(docs?|documentation)([-._ ]|$)", re.I)
 _CODE_SUFFIXES = frozenset({".go", ".rs", ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".sh"})
 _MAX_TEXT = 2 << 20
 
@@ -134,11 +136,12 @@ def license_files(directory: Path, extra: list[str] = ()) -> list[LicenseFile]:
 
 
 def license_kind(name: str) -> str | None:
-    """"license" or "notice" when the file name says it holds one, else None."""
+    """"license" or "notice" when the file name says it holds one, "documentation" for a license that covers
+    only the documentation (printed in attributions, not part of the package's license), else None."""
     if Path(name).suffix.lower() in _CODE_SUFFIXES:
         return None
     if _LICENSE_NAME.match(name):
-        return "license"
+        return "documentation" if _DOCUMENTATION_NAME.search(name) else "license"
     if _NOTICE_NAME.match(name):
         return "notice"
     return None

@@ -470,13 +470,28 @@ def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
     headers = metadata_headers(metadata)
     name, version = normalize(_first(headers, "Name") or ""), _first(headers, "Version") or ""
     legacy = _first(headers, "License")
+    files = _dist_info_files(dist_info, listing, headers.get("License-File", []), read)
+    choice = _choice_statement(metadata)
+    if choice:
+        files.append(LicenseFile(f"{dist_info}/METADATA", "notice", choice))
     return Package(
         ecosystem="pypi", name=name, version=version, purl=purl("pypi", name, version),
         declared=_first(headers, "License-Expression"),
         legacy=None if legacy in (None, "", "UNKNOWN") else legacy,
         classifiers=tuple(c for c in headers.get("Classifier", []) if c.startswith("License ::")),
-        files=_dist_info_files(dist_info, listing, headers.get("License-File", []), read),
+        files=files,
     )
+
+
+def _choice_statement(metadata: str) -> str | None:
+    """The paragraphs of the description (METADATA's body) that offer a choice of licenses ("uvloop is
+    dual-licensed under MIT and Apache 2.0 licenses."): a notice that makes the texts one OR term."""
+    from polybuild.licenses.resolve import CHOICE
+
+    body = re.split(r"\r?\n\r?\n", metadata, maxsplit=1)[1:]  # the headers end at the first empty line
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", body[0] if body else ""))
+    found = [p for p in paragraphs if CHOICE.search(p) and re.search(r"licen[cs]", p, re.IGNORECASE)]
+    return "\n\n".join(found) or None
 
 
 def metadata_headers(metadata: str) -> dict[str, list[str]]:
