@@ -5,6 +5,7 @@ repository), and a cgo binary linking a Rust static library (dynamo's inference 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -190,6 +191,35 @@ def test_two_main_packages_of_one_name_in_one_module_stop_the_build(workspace):
     proc = run_polybuild("build", "alpha", cwd=root)
     assert proc.returncode == 2, proc.stderr
     assert "go:alpha: the main packages cmd/server and tools/server would both be built as server" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
+@pytest.mark.parametrize("keep_going", [False, True], ids=["fail-fast", "keep-going"])
+def test_a_refused_target_fails_alone_and_unrelated_targets_build(workspace, keep_going):
+    # dynamo's gateway was refused in preflight and nothing else was built, not even the unrelated Go modules. The
+    # refusal is known before anything runs: the target fails with its message, its dependents are skipped, the
+    # rest builds (with or without --keep-going) and the exit code says the fix is in the workspace (2).
+    root = workspace({
+        **TWO_SERVERS,
+        "alpha/tools/server/main.go": "package main\n\nfunc main() {}\n",
+        "gamma/go.mod": ("module example.com/gamma\n\ngo 1.22\n\nrequire example.com/alpha v0.0.0\n\n"
+                         "replace example.com/alpha => ../alpha\n"),
+        "gamma/cmd/gamma/main.go": "package main\n\nfunc main() {}\n",
+        "polybuild.toml": '[targets.alpha]\ndist-subdir = "alpha"\n',
+    })
+    assert api.load(root).ws.targets["go:gamma"].deps == {"go:alpha"}
+    proc = run_polybuild("build", *(["--keep-going"] if keep_going else []), cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("polybuild: error: go:alpha: the main packages cmd/server and tools/server would both be built as "
+            "server, one overwriting the other\n  hint: rename one package's directory" in proc.stderr), proc.stderr
+    assert "polybuild: 1 built, 1 failed, 1 skipped" in proc.stderr, proc.stderr
+    assert subprocess.run([root / "dist/server"], capture_output=True, text=True).stdout == "beta\n"
+    assert not (root / "dist/alpha").exists() and not (root / "dist/gamma").exists()
+    report = json.loads((root / "dist/build-report.json").read_text())
+    tasks = {t["id"]: t for t in report["tasks"]}
+    assert tasks["go:alpha"]["status"] == "failed" and "would both be built as server" in tasks["go:alpha"]["reason"]
+    assert tasks["go:gamma"]["status"] == "skipped" and tasks["go:gamma"]["reason"] == "dependency go:alpha failed"
+    assert tasks["go:beta"]["status"] == "built"
 
 
 @pytest.mark.parametrize("value", ["../x", "/abs", "a/../../b", ""])

@@ -364,7 +364,9 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
     out = sys.stderr
     for target_id, reason in outcome.plan.skipped:
         print(f"note: skipped {target_id}: {reason}", file=out)
-    failed = [r for r in outcome.results if r.status == "failed"]
+    for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
+        print(f"polybuild: error: {exc}", file=out)
+    failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
         print(failure_details(r, root), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
@@ -380,6 +382,8 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
+    if outcome.refused:  # a config or usage problem to fix, even when other tasks failed too
+        return EXIT_USAGE
     return 0 if outcome.ok else 1
 
 
