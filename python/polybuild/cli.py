@@ -640,8 +640,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 def _show_versions(ws, found) -> None:
     """The workspace version, every place of each version group, the Go stamps and the excluded packages."""
-    from polybuild.versioning import places
-
+    variable = ws.config["go"]["version-variable"]
+    go_modules = sorted(t.id for t in ws.targets.values() if t.kind == "go" and t.builder == "go")
     for group in found.groups.values():
         version = found.version(group)
         spelled = f"{version.pep440} (PEP 440), {version.semver} (SemVer)" if version else "no version declared"
@@ -651,9 +651,10 @@ def _show_versions(ws, found) -> None:
             print(f"version group {group.name}: {spelled}")
         for p in group.places:
             print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
-        if group.lockstep:
-            for s in places.go_stamps(ws):
-                print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+        if version or group.lockstep:
+            for target_id in (m for m in go_modules if found.of(m) is group):
+                print(f"  {target_id}: -ldflags -X {variable}={found.go_stamp(target_id)} (derived from the "
+                      f"{'workspace' if group.lockstep else 'group'} version)")
     if found.excluded:
         print(f"excluded from versioning: {', '.join(sorted(found.excluded))}")
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
     from polybuild.platforms import Platform
     from polybuild.records import BuildRecords
+    from polybuild.versioning.groups import Groups
     from polybuild.workspace import Workspace
 
 
@@ -59,10 +60,22 @@ class BuildContext:
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
+    _groups: Groups | None = None  # version groups, resolved when a Go stamp first needs them
 
     @property
     def config(self) -> dict:
         return self.ws.config.data
+
+    def go_stamp(self, target_id: str) -> str | None:
+        """The version stamped into a Go module's binaries: its version group's ([versions]); the workspace
+        version, without reading any manifest, when the config sets no groups."""
+        from polybuild.versioning import groups
+
+        if not groups.configured(self.ws):
+            return self.version
+        if self._groups is None:  # resolved once per run (two workers racing resolve it twice, to the same)
+            self._groups = groups.resolve(self.ws)
+        return self._groups.go_stamp(target_id)
 
 
 class Builder:

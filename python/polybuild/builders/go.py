@@ -26,6 +26,7 @@ class GoBuilder(Builder):
                             f"{name}, one overwriting the other",
                             hint="rename one package's directory, or move it into a module of its own")
         cgo.check_links(task, ctx)
+        ctx.go_stamp(task.target.id)  # a module versioned on its own that declares no version stops here
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
@@ -39,7 +40,8 @@ class GoBuilder(Builder):
         }
         lib_dir = out.parent / "cgo-lib"
         env.update(cgo.environment(task, ctx, lib_dir))
-        ldflags = ["-X", f"{conf['version-variable']}={ctx.version}", *conf["ldflags"]]
+        version = ctx.go_stamp(t.id)
+        ldflags = [*(["-X", f"{conf['version-variable']}={version}"] if version else []), *conf["ldflags"]]
         steps = []
         if "CGO_LDFLAGS" in env:  # the library's path enters Go's build ID: without one the binary is reproducible
             ldflags.append("-buildid=")

@@ -71,6 +71,23 @@ class Groups:
         version = self.version(group)
         return version.pep440 if version else None
 
+    def go_stamp(self, target_id: str) -> str | None:
+        """The version a Go module's binaries are stamped with (-ldflags -X): the workspace version as declared for
+        the lockstep group, else its group's in SemVer (Go's spelling); an excluded module's own, or None (not
+        stamped)."""
+        group = self.of(target_id)
+        if group is None:
+            return self.ws.targets[target_id].version
+        if group.lockstep:
+            return self.ws.release_version
+        version = self.version(group)
+        if version is None:
+            target = self.ws.targets[target_id]
+            raise UserError(f"{target_id} is versioned on its own (version group {group.name}) but declares no "
+                            "version to stamp into its binaries",
+                            hint=f'set version = "0.1.0" in {target.config_table} (go.mod holds none)')
+        return version.semver
+
     def own_versions(self) -> dict[str, str]:
         """The packages outside the lockstep group (independent, grouped, excluded) and the version they carry."""
         found = {}
@@ -90,6 +107,13 @@ class Groups:
         if group is None:
             raise UserError(f"--group {name}: {target.id} is excluded from versioning ([versions] exclude)")
         return group
+
+
+def configured(ws: Workspace) -> bool:
+    """Whether `[versions]` sets any group: without one every package carries the workspace version, and nothing
+    needs to read the manifests to say so."""
+    conf = ws.config["versions"]
+    return bool(conf["exclude"] or conf["independent"] or conf["groups"])
 
 
 def workspace_version(ws: Workspace) -> ReleaseVersion:
