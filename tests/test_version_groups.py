@@ -413,3 +413,13 @@ def test_only_a_go_module_takes_a_version_in_its_targets_table(dynamo: Path, tar
     proc = run_polybuild("version", "check", cwd=dynamo)
     assert proc.returncode == 2 and "py:gpu-memory-service declares its version in lib/gpu_memory_service/" \
         "pyproject.toml, not here" in proc.stderr, proc.stderr
+
+
+def test_a_versions_mistake_stops_a_build_of_go_modules(tmp_path: Path) -> None:
+    # A config mistake, not one target's problem: reported once, nothing runs (not a refusal of each Go module).
+    config = GO_GROUPS["polybuild.toml"].replace('independent = ["go:gateway"]', 'independent = ["go:gatewey"]')
+    root = write_tree(tmp_path / "ws", {**GO_GROUPS, "polybuild.toml": config})
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == ("polybuild: error: polybuild.toml:4: versions.independent: 'go:gatewey' matches no "
+                           "package\n  hint: did you mean 'go:gateway'?\n"), proc.stderr

@@ -240,8 +240,13 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
     from polybuild import builders
     from polybuild.lockfiles.preflight import before_images
     from polybuild.toolchains import require
+    from polybuild.versioning import grouped
 
     before_images(plan, ctx)
+    if any(task.builder == "go" for task in plan.tasks.values()) and grouped(ctx.ws):
+        from polybuild.versioning.groups import resolve
+
+        ctx.version_groups = resolve(ctx.ws)  # a [versions] mistake is the run's, not one Go target's
     seen: set[tuple[str, str]] = set()
     refused: dict[str, UserError] = {}
     for task in plan.tasks.values():

@@ -60,7 +60,7 @@ class BuildContext:
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
-    _groups: Groups | None = None  # version groups, resolved when a Go stamp first needs them
+    version_groups: Groups | None = None  # resolved when a Go stamp first needs them
 
     @property
     def config(self) -> dict:
@@ -69,13 +69,15 @@ class BuildContext:
     def go_stamp(self, target_id: str) -> str | None:
         """The version stamped into a Go module's binaries: its version group's ([versions]); the workspace
         version, without reading any manifest, when the config sets no groups."""
-        from polybuild.versioning import groups
+        from polybuild.versioning import grouped
 
-        if not groups.configured(self.ws):
+        if not grouped(self.ws):
             return self.version
-        if self._groups is None:  # resolved once per run (two workers racing resolve it twice, to the same)
-            self._groups = groups.resolve(self.ws)
-        return self._groups.go_stamp(target_id)
+        if self.version_groups is None:  # resolved once per run (api.preflight does it before any worker starts)
+            from polybuild.versioning.groups import resolve
+
+            self.version_groups = resolve(self.ws)
+        return self.version_groups.go_stamp(target_id)
 
 
 class Builder:

@@ -109,13 +109,6 @@ class Groups:
         return group
 
 
-def configured(ws: Workspace) -> bool:
-    """Whether `[versions]` sets any group: without one every package carries the workspace version, and nothing
-    needs to read the manifests to say so."""
-    conf = ws.config["versions"]
-    return bool(conf["exclude"] or conf["independent"] or conf["groups"])
-
-
 def workspace_version(ws: Workspace) -> ReleaseVersion:
     """The declared workspace version (config, root [project] or [workspace.package]) in both spellings."""
     if not ws.version:
