@@ -57,9 +57,10 @@ def release(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the Python sources, through polybuild's own `lint` task."""
+    """ruff over the Python sources, through polybuild's own `lint` task, and the layering contracts."""
     install_locked(session, "test")
     session.run("polybuild", "run", "lint")
+    session.run("lint-imports")
 
 
 @nox.session

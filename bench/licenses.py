@@ -301,7 +301,7 @@ def build_native_core(work: Path, source: Path, site: Path) -> None:
 
 def backends(pythonpath: str, *, native: bool) -> dict[str, str]:
     """Which implementation hashing and license detection use in that mode (the core may predate detection)."""
-    code = ("import json; from polybuild import fingerprint as f; from polybuild.licenses import detect as d\n"
+    code = ("import json; from polybuild.support import fingerprint as f; from polybuild.licenses import detect as d\n"
             "print(json.dumps({'hashing': f.backend(), 'detection': d.backend()}))")
     return json.loads(run([sys.executable, "-c", code], env=polybuild_env(pythonpath, native=native)))
 
@@ -437,7 +437,7 @@ def run_stages(ws_dir: Path) -> dict[str, Any]:
     from polybuild import api
     from polybuild.licenses import cargo, detect, golang, inventory, policy, pypi, resolve
     from polybuild.licenses import scan as passes
-    from polybuild.report import write_atomic
+    from polybuild.execute.report import write_atomic
 
     begin = stages.time("import", begin)
     ws = api.load(ws_dir).ws

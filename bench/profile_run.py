@@ -47,7 +47,7 @@ def main() -> int:
     start = time.perf_counter()
     main_prof.enable()
     try:
-        from polybuild.cli import main as pb_main
+        from polybuild.cli.main import main as pb_main
 
         sys.argv = ["polybuild", *args]
         code = pb_main(args)

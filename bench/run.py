@@ -145,7 +145,7 @@ def setup(work: Path, jobs: int, build_native: bool, worktree: bool) -> Env:
     info["python_startup_ms"] = {"polybuild's venv": _startup_ms(pb_python),
                                  "bench's python": _startup_ms(sys.executable)}
     env = {**os.environ, "PYTHONPATH": pb_path}
-    backend = sh([pb_python, "-c", "from polybuild import fingerprint as f\n"
+    backend = sh([pb_python, "-c", "from polybuild.support import fingerprint as f\n"
                   "print(f.backend(), 'stat cache:', getattr(f.StatCache('/nonexistent/statcache'), 'backend', '-'))"],
                  env=env)
     info["native_backend"] = backend
@@ -460,7 +460,7 @@ def moon_vcs_noop(tree: Tree) -> dict:
 
 HASH_SCRIPT = r"""
 import json, os, subprocess, sys, time
-from polybuild import fingerprint as f
+from polybuild.support import fingerprint as f
 root = sys.argv[1]
 paths = [p for p in subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True,
          check=True).stdout.decode().split("\0") if p]

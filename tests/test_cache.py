@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from conftest import PYTHON_SRC, polybuild_env, run_polybuild
-from polybuild.fingerprint import StatCache
-from polybuild.store import open_manifest, seal_manifest
+from polybuild.cache.store import open_manifest, seal_manifest
+from polybuild.support.fingerprint import StatCache
 
 GO_WS = {
     "polybuild.toml": "version = '1.0.0'\nenv-inputs = ['DEMO_SECRET']\n",

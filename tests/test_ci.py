@@ -203,7 +203,7 @@ def test_shards_keep_dependencies_in_the_same_or_an_earlier_job(demo: Path) -> N
 
 
 def test_more_jobs_than_github_allows_is_an_error(demo: Path) -> None:
-    from polybuild.errors import UserError
+    from polybuild.support.errors import UserError
 
     with pytest.raises(UserError, match="GitHub Actions runs at most 2 per matrix"):
         compute(api.load(demo), platforms=PLATFORMS, shard_size=1, max_jobs=2)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import polybuild_env, run_polybuild, write_tree
-from polybuild import includelock
-from polybuild.config import load_config
-from polybuild.errors import UserError
+from polybuild.config import includelock
+from polybuild.config.model import load_config
+from polybuild.support.errors import UserError
 
 BASE = """
     platforms = ["linux/amd64", "linux/arm64", "darwin/arm64"]

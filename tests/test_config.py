@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_polybuild
-from polybuild.config import SCHEMA, load_config
-from polybuild.errors import ConfigError
-from polybuild.schema import document
-from polybuild.tomlfile import locate
+from polybuild.config.model import SCHEMA, load_config
+from polybuild.support.errors import ConfigError
+from polybuild.support.schema import document
+from polybuild.support.tomlfile import locate
 
 PY_HEAD = """
 [project]

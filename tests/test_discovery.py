@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_polybuild
 from polybuild import api
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 MONOREPO = {
     "Cargo.toml": """

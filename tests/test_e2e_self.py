@@ -57,7 +57,7 @@ def test_installed_wheel_runs_and_uses_the_native_core(built, site):
 def test_rust_python_and_go_digests_agree_on_this_repository(built, site):
     paths = sorted(str(p.relative_to(built)) for p in built.rglob("*")
                    if (p.is_file() or p.is_symlink()) and "dist" not in p.parts and ".polybuild" not in p.parts)
-    code = ("import sys, json; from polybuild import fingerprint as f; "
+    code = ("import sys, json; from polybuild.support import fingerprint as f; "
             "print(f.backend(), f.tree_digest(sys.argv[1], json.load(sys.stdin)))")
 
     def python_digest(**env: str) -> list[str]:

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import polybuild_env, run_polybuild, write_tree
-from polybuild import records as records_module
-from polybuild.store import open_manifest, seal_manifest
+from polybuild.cache import records as records_module
+from polybuild.cache.store import open_manifest, seal_manifest
 from servers import Nginx
 from test_cache import statuses
 
@@ -471,8 +471,8 @@ def test_a_corrupt_local_blob_is_never_uploaded(tmp_path, ws):
 
 
 def test_every_tampered_manifest_is_a_miss_with_one_warning(tmp_path, capsys):
-    from polybuild.cache import TaskCache, describe
-    from polybuild.store import LocalStore
+    from polybuild.cache.store import LocalStore
+    from polybuild.cache.tasks import TaskCache, describe
 
     victim = tmp_path / "x" / "victim.txt"  # what cas/./../../../victim.txt names
     victim.parent.mkdir()
@@ -507,8 +507,8 @@ def test_every_tampered_manifest_is_a_miss_with_one_warning(tmp_path, capsys):
 
 
 def test_every_malformed_remote_entry_is_a_miss_with_one_warning(tmp_path, hostile, capsys):
-    from polybuild.remote import RemoteCache
-    from polybuild.store import LocalStore
+    from polybuild.cache.remote import RemoteCache
+    from polybuild.cache.store import LocalStore
 
     hostile.blobs[hashlib.sha256(GOOD_BLOB).hexdigest()] = GOOD_BLOB
     failures = []

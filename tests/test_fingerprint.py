@@ -1,4 +1,4 @@
-"""Tests for polybuild.fingerprint: the pure-Python fallback against the spec, and the native core
+"""Tests for polybuild.support.fingerprint: the pure-Python fallback against the spec, and the native core
 (built for real with maturin) against the fallback."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from polybuild import fingerprint
+from polybuild.support import fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 CRATE_MANIFEST = str(REPO / "rust" / "polybuild-core" / "Cargo.toml")

@@ -192,7 +192,7 @@ def test_the_fast_path_keeps_no_unsalted_digest_of_secret_values(workspace, priv
 
 
 def test_fast_path_summaries_are_bounded(tmp_path, monkeypatch):
-    from polybuild import fastpath
+    from polybuild.cache import fastpath
 
     monkeypatch.setenv("POLYBUILD_CACHE_DIR", str(tmp_path / "cache"))
     root = write_tree(tmp_path / "ws", {"f": "x"})

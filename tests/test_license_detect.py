@@ -11,9 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from polybuild import fingerprint
 from polybuild.licenses import detect
 from polybuild.licenses.detect import CONFIDENCE_THRESHOLD, Detection
+from polybuild.support import fingerprint
 from test_fingerprint import REPO, native  # noqa: F401  (the native core, built once per module)
 
 MIT = """\

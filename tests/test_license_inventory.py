@@ -15,10 +15,10 @@ import pytest
 
 from conftest import checkout_copy, copy_example, run_polybuild, write_tree
 from polybuild import api
-from polybuild.errors import UserError
 from polybuild.licenses import cargo, golang, pypi
 from polybuild.licenses.inventory import inventory, license_files
 from polybuild.licenses.scan import scan
+from polybuild.support.errors import UserError
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens there: any download attempt fails at once
 
@@ -235,7 +235,7 @@ APP = {
 
 
 def _uv() -> str:
-    from polybuild.toolchains import find
+    from polybuild.support.toolchains import find
 
     uv = find("uv")
     assert uv, "the test environment has uv"
@@ -345,8 +345,8 @@ def test_a_download_whose_hash_differs_from_the_lock_is_not_kept(tmp_path: Path,
 
 def test_the_universal_wheel_else_the_target_platforms_wheel_is_read(py_ws: Path):
     from polybuild.licenses.distributions import choose
-    from polybuild.lockfiles import wheels
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
+    from polybuild.workspace import pythonlock as wheels
 
     lock = wheels.read(py_ws / "app" / "uv.lock", "uv.lock")
     linux = wheels.Target(Platform.parse("linux/arm64"), (3, 12))

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tree
-from polybuild.errors import ConfigError
 from polybuild.licenses.check import check
 from polybuild.licenses.expression import ExpressionError, normalize, parse, satisfied
 from polybuild.licenses.model import LicenseFile, Package
 from polybuild.licenses.policy import load_policy
 from polybuild.licenses.purl import purl as purl_of
 from polybuild.licenses.resolve import resolve, resolve_all
+from polybuild.support.errors import ConfigError
 
 DENY = """
 [graph]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_polybuild, write_tree
-from polybuild.lockfiles import wheels
 from polybuild.lockfiles.preflight import before_images as preflight_hook
-from polybuild.platforms import Platform, host
+from polybuild.support.platforms import Platform, host
+from polybuild.workspace import pythonlock as wheels
 
 DATA = Path(__file__).parent / "data" / "lockfiles"
 OTHER_LINUX = "linux/arm64" if host().arch == "amd64" else "linux/amd64"  # an image platform that is not the host's
@@ -234,8 +234,8 @@ def test_container_build_for_another_platform_runs_the_preflight(ws: Path) -> No
 def test_preflight_hook_fires_for_foreign_image_platforms_only(ws: Path) -> None:
     """In process: the same broken lock stops an image for another platform and lets the host's through."""
     from polybuild import api
-    from polybuild.errors import UserError
     from polybuild.plan import build_plan, choose_dimensions
+    from polybuild.support.errors import UserError
 
     pyproject = ws / "py/app/pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("\"pywin32; sys_platform == 'win32'\"", '"pywin32"'))

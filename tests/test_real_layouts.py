@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_polybuild
 from polybuild import api
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 GO_MODULES = {
     # Two modules named `prometheus` in different directories, as in the Go repository with 68 modules.

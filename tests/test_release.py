@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_example, polybuild_env, run_polybuild
-from polybuild.platforms import Platform
 from polybuild.release.verify import Expected, verify_wheel
+from polybuild.support.platforms import Platform
 
 pytestmark = pytest.mark.e2e
 

@@ -54,7 +54,7 @@ def run_isolated(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedPr
 
 def found_by_polybuild(bin_dir: Path, *tools: str) -> dict[str, str | None]:
     """What polybuild's own toolchain lookup sees in that environment (PATH, then next to sys.executable)."""
-    probe = ("import json, sys; from polybuild.toolchains import find; "
+    probe = ("import json, sys; from polybuild.support.toolchains import find; "
              "print(json.dumps({'exe': sys.executable, **{t: find(t) for t in sys.argv[1:]}}))")
     proc = subprocess.run([str(bin_dir / "python"), "-c", probe, *tools], env=isolated_env(bin_dir),
                           capture_output=True, text=True, check=True)

@@ -322,7 +322,7 @@ def test_group_mistakes_are_user_errors(dynamo: Path, config: str, message: str)
 
 def test_release_checks_each_group_and_expects_each_wheel_at_its_version(dynamo: Path) -> None:
     from polybuild.api import load
-    from polybuild.execute import Artifact
+    from polybuild.execute.scheduler import Artifact
     from polybuild.release import git
     from polybuild.release.pipeline import Options, State, _expected, _version
     from polybuild.versioning.convert import parse_version

@@ -1,3 +1,3 @@
-from polybuild.cli import main
+from polybuild.cli.main import main
 
 raise SystemExit(main())

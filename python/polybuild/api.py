@@ -13,14 +13,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import networkx as nx
 
-    from polybuild.execute import TaskResult
+    from polybuild.execute.scheduler import TaskResult
     from polybuild.graph import TargetGraph
     from polybuild.plan import Plan
     from polybuild.workspace import Workspace
@@ -39,7 +39,7 @@ class Loaded:
 
 def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded:
     """Find the workspace at or above `directory`, validate its config, discover targets and build the graph."""
-    from polybuild.config import find_root, load_config
+    from polybuild.config.model import find_root, load_config
     from polybuild.graph import build_graph
     from polybuild.workspace import discover
 
@@ -108,13 +108,10 @@ def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[
 def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> None:
     """Optional images that cannot be built here (no engine, a base that cannot be pulled) leave the plan, with
     the reason in the summary; a required or explicitly named image fails in preflight instead."""
-    from polybuild.container.availability import unavailable
+    from polybuild import builders
 
-    for task in [t for t in plan.tasks.values() if t.builder == "dockerfile"]:
-        spec = task.target.info["spec"]
-        if not spec["optional"] or task.target.id in named:
-            continue
-        reason = unavailable(loaded.ws, task)
+    for task in [t for t in plan.tasks.values() if t.target.id not in named]:
+        reason = builders.get(task.builder).unavailable(task, loaded.ws)
         if reason:
             del plan.tasks[task.id]
             plan.skipped.append((task.id, reason))
@@ -122,7 +119,7 @@ def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> Non
 
 def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
     """Why each task of the target would rebuild (or that it is up to date)."""
-    from polybuild.explain import explain as explain_plan
+    from polybuild.cache.explain import explain as explain_plan
     from polybuild.plan import build_plan, choose_dimensions
 
     target = loaded.ws.resolve(name)
@@ -131,6 +128,7 @@ def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: l
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
     ctx = _context(loaded, CacheOptions())
+    _resolve_versions(plan, ctx)
     try:
         return explain_plan(plan, ctx, target.id)
     finally:
@@ -165,7 +163,7 @@ def _remote(ws: Workspace, options: CacheOptions):
         return None
     import urllib.parse
 
-    from polybuild.remote import RemoteCache
+    from polybuild.cache.remote import RemoteCache
 
     try:
         parts = urllib.parse.urlsplit(url)
@@ -206,14 +204,14 @@ def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
 
 def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.builders import BuildContext
-    from polybuild.cache import TaskCache
-    from polybuild.cachedir import for_workspace
-    from polybuild.fingerprint import StatCache
-    from polybuild.inputs import InputIndex
-    from polybuild.keys import Fingerprints, Toolchains
-    from polybuild.platforms import host
-    from polybuild.records import BuildRecords
-    from polybuild.store import LocalStore
+    from polybuild.cache.inputs import InputIndex
+    from polybuild.cache.keys import Fingerprints, Toolchains
+    from polybuild.cache.records import BuildRecords
+    from polybuild.cache.store import LocalStore
+    from polybuild.cache.tasks import TaskCache
+    from polybuild.support.cachedir import for_workspace
+    from polybuild.support.fingerprint import StatCache
+    from polybuild.support.platforms import host
 
     ws = loaded.ws
     python = ws.config["python"]["interpreter"] or sys.executable
@@ -239,14 +237,10 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
     refuses (what the user must fix in that target): those fail, and only what depends on them is held back."""
     from polybuild import builders
     from polybuild.lockfiles.preflight import before_images
-    from polybuild.toolchains import require
-    from polybuild.versioning import grouped
+    from polybuild.support.toolchains import require
 
     before_images(plan, ctx)
-    if any(task.builder == "go" for task in plan.tasks.values()) and grouped(ctx.ws):
-        from polybuild.versioning.groups import resolve
-
-        ctx.version_groups = resolve(ctx.ws)  # a [versions] mistake is the run's, not one Go target's
+    _resolve_versions(plan, ctx)  # a [versions] mistake is the run's, not one Go target's
     seen: set[tuple[str, str]] = set()
     refused: dict[str, UserError] = {}
     for task in plan.tasks.values():
@@ -262,15 +256,27 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
     return refused
 
 
+def _resolve_versions(plan: Plan, ctx) -> None:
+    """Go binaries carry their version group's version: resolve the groups once when `[versions]` sets any and the
+    plan builds Go binaries (otherwise every one carries the workspace version, and no manifest is read)."""
+    from polybuild.versioning import grouped
+
+    if grouped(ctx.ws) and any(task.builder == "go" for task in plan.tasks.values()):
+        from polybuild.versioning.groups import resolve
+
+        ctx.version_groups = resolve(ctx.ws)
+
+
 def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
              write_report: bool, cache: CacheOptions) -> Outcome:
     import json
 
-    from polybuild import published
-    from polybuild.execute import Executor
-    from polybuild.lock import workspace_lock
-    from polybuild.progress import make_reporter
-    from polybuild.report import build_report, write_atomic
+    from polybuild.execute import publish as published
+    from polybuild.execute.progress import make_reporter
+    from polybuild.execute.report import build_report
+    from polybuild.execute.scheduler import Executor
+    from polybuild.support.fs import write_atomic
+    from polybuild.support.runlock import workspace_lock
 
     ctx = _context(loaded, cache)
     refused = preflight(plan, ctx)
@@ -329,7 +335,7 @@ def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
     if options.get("target"):
         spec["target"] = options["target"]
     if options.get("platforms"):
-        from polybuild.config import PLATFORMS
+        from polybuild.config.model import PLATFORMS
 
         for name in options["platforms"]:
             if name not in PLATFORMS or not name.startswith("linux/"):
@@ -350,7 +356,7 @@ def render_image(loaded: Loaded, name: str, platform: str | None = None):
     """The rendered Dockerfile of an image (after `set_image_options`), for one platform."""
     from polybuild.builders.image import render
     from polybuild.plan import Task
-    from polybuild.platforms import Platform, host
+    from polybuild.support.platforms import Platform, host
 
     image = image_target(loaded, name)
     if not image.info["spec"]["template"]:
@@ -365,8 +371,8 @@ def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool
     import json
     import tempfile
 
-    from polybuild.cachedir import default_dir
     from polybuild.container import helper, layout
+    from polybuild.support.cachedir import default_dir
 
     archives = [a.path for r in outcome.results for a in r.artifacts if a.path.name.endswith(".oci.tar")]
     if len(archives) != 1:
@@ -388,7 +394,7 @@ def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool
 
 def promote(src: str, dst: str, insecure: bool = False) -> dict:
     """Copy an image by digest, every platform, from one reference to another (like `crane copy`)."""
-    from polybuild.cachedir import default_dir
     from polybuild.container import helper
+    from polybuild.support.cachedir import default_dir
 
     return helper.call(helper.find(default_dir()), ["image", "copy", *(["--insecure"] if insecure else []), src, dst])

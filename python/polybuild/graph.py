@@ -11,7 +11,7 @@ import heapq
 import json
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -10,8 +10,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
-from polybuild.platforms import Platform, host
+from polybuild.support.errors import UserError
+from polybuild.support.platforms import Platform, host
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Set
@@ -92,7 +92,7 @@ def choose_dimensions(ws: Workspace, variant_names: list[str], platform_names: l
     allowed = ws.config["platforms"]
     platforms = []
     for name in dict.fromkeys(platform_names) or [host().name]:
-        from polybuild.config import PLATFORMS
+        from polybuild.config.model import PLATFORMS
 
         if name not in PLATFORMS or (allowed and name not in allowed):
             valid = allowed or PLATFORMS

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from polybuild.cache import TaskCache
-    from polybuild.fingerprint import StatCache
-    from polybuild.inputs import InputIndex
-    from polybuild.keys import Fingerprints, Toolchains
+    from polybuild.cache.inputs import InputIndex
+    from polybuild.cache.keys import Fingerprints, Toolchains
+    from polybuild.cache.records import BuildRecords
+    from polybuild.cache.tasks import TaskCache
     from polybuild.plan import Task
-    from polybuild.platforms import Platform
-    from polybuild.records import BuildRecords
+    from polybuild.support.fingerprint import StatCache
+    from polybuild.support.platforms import Platform
     from polybuild.versioning.groups import Groups
     from polybuild.workspace import Workspace
 
@@ -60,24 +60,16 @@ class BuildContext:
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
-    version_groups: Groups | None = None  # resolved when a Go stamp first needs them
+    version_groups: Groups | None = None  # set by the API when `[versions]` has groups and Go binaries are built
 
     @property
     def config(self) -> dict:
         return self.ws.config.data
 
     def go_stamp(self, target_id: str) -> str | None:
-        """The version stamped into a Go module's binaries: its version group's ([versions]); the workspace
-        version, without reading any manifest, when the config sets no groups."""
-        from polybuild.versioning import grouped
-
-        if not grouped(self.ws):
-            return self.version
-        if self.version_groups is None:  # resolved once per run (api.preflight does it before any worker starts)
-            from polybuild.versioning.groups import resolve
-
-            self.version_groups = resolve(self.ws)
-        return self.version_groups.go_stamp(target_id)
+        """The version stamped into a Go module's binaries: its version group's, when the API resolved `[versions]`
+        groups for this run, else the workspace version (no manifest read)."""
+        return self.version if self.version_groups is None else self.version_groups.go_stamp(target_id)
 
 
 class Builder:
@@ -93,6 +85,10 @@ class Builder:
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         """The steps that build `task`, writing artifacts into `out`."""
         raise NotImplementedError
+
+    def unavailable(self, task: Task, ws: Workspace) -> str | None:
+        """Why an optional task cannot be built on this machine (it leaves the plan with this reason), or None."""
+        return None
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         """The file names (or glob patterns) this task publishes in its dist directory, known before it runs, so

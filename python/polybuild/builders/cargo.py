@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.builders import BuildContext, Builder, Step
-from polybuild.toolchains import require
+from polybuild.support.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
 
 
 def _toml(value: object) -> str:

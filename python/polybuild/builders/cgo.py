@@ -18,7 +18,7 @@ import posixpath
 import shutil
 from typing import TYPE_CHECKING
 
-from polybuild.errors import PolybuildError, UserError
+from polybuild.support.errors import PolybuildError, UserError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

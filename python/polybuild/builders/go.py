@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.builders import BuildContext, Builder, Step, cgo
-from polybuild.errors import UserError
-from polybuild.toolchains import require
+from polybuild.support.errors import UserError
+from polybuild.support.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
 
 
 class GoBuilder(Builder):
@@ -71,7 +71,7 @@ class GoBuilder(Builder):
 def go_quoted(args: list[str]) -> str:
     """One -ldflags string that `go build` splits back into exactly `args` (cmd/internal/quoted's rules): an
     argument with a space or quote is quoted, so no value (a version, an ldflags entry) can become several flags."""
-    from polybuild.errors import UserError
+    from polybuild.support.errors import UserError
 
     quoted = []
     for arg in args:

@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild.builders import BuildContext, Builder, Step
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.container.templates import Rendered
     from polybuild.plan import Task
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
     from polybuild.workspace import Workspace
 
 
 def image_platforms(task: Task, ctx: BuildContext) -> list[Platform]:
     """The platforms one image task builds: its own (a Dockerfile build), else the image's configured ones."""
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
 
     if task.platform:
         return [task.platform]
@@ -34,7 +34,7 @@ def image_platforms(task: Task, ctx: BuildContext) -> list[Platform]:
 
 
 def linux(platform: Platform) -> Platform:
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
 
     return Platform("linux", platform.arch)
 
@@ -115,6 +115,29 @@ class _ImageBuilder(Builder):
 
 class DockerfileBuilder(_ImageBuilder):
     name = "dockerfile"
+
+    def unavailable(self, task: Task, ws: Workspace) -> str | None:
+        """An optional image needs an installed engine and base images that are present or can be pulled."""
+        import subprocess
+
+        from polybuild.container import engines, lint
+        from polybuild.support.platforms import Platform, host
+
+        if not task.target.info["spec"]["optional"]:
+            return None
+        engine = engines.detect(task.target.info["engine"])
+        if engine is None:
+            return "no container engine is installed (buildah, docker with buildx, or podman)"
+        try:
+            text = render(task, ws, task.platform or Platform("linux", host().arch)).text
+        except UserError:
+            return None  # a template error is not a reason to skip: preflight reports it
+        for base in lint.base_images(text):
+            proc = subprocess.run(engine.pull_argv(base), capture_output=True, text=True, timeout=300)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
+                return f"base image {base} cannot be pulled ({last})"
+        return None
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         from polybuild.container import engines, lint
@@ -243,6 +266,6 @@ def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any]) -> None
 
 
 def _cache_dir(ctx: BuildContext) -> Path:
-    from polybuild.cachedir import default_dir
+    from polybuild.support.cachedir import default_dir
 
     return ctx.cache.store.root if ctx.cache else default_dir()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
 from polybuild.builders.cargo import profile_args
-from polybuild.toolchains import require
+from polybuild.support.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
@@ -36,7 +36,7 @@ class MaturinBuilder(Builder):
 
 
 def _remap(out: Path, ctx: BuildContext) -> None:
-    from polybuild.wheels import remap_sbom_paths
+    from polybuild.builders.wheels import remap_sbom_paths
 
     for wheel in out.glob("*.whl"):
         remap_sbom_paths(wheel, ctx.ws.root)

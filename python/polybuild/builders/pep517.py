@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.plan import Task

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polybuild.ci.settings import Settings, settings
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from polybuild.api import Loaded
     from polybuild.plan import Variant
-    from polybuild.platforms import Platform
+    from polybuild.support.platforms import Platform
     from polybuild.workspace import Target, Workspace
 
 
@@ -64,7 +64,7 @@ def compute(loaded: Loaded, *, since: str | None = None, platforms: list[str] = 
     size = shard_size or conf.shard_size
     chosen_platforms, chosen_variants = _dimensions(ws, conf, list(platforms), list(variants))
     if since is not None:
-        from polybuild.affected import affected
+        from polybuild.cache.affected import affected
 
         selected = affected(ws, dag, since).targets
     else:
@@ -88,7 +88,7 @@ def _dimensions(ws: Workspace, conf: Settings, platforms: list[str], variants: l
                 ) -> tuple[list[Platform], list[Variant | None]]:
     """Requested (else configured) platforms and variants, each checked like `build` checks them."""
     from polybuild.plan import choose_dimensions, variants_of
-    from polybuild.platforms import host
+    from polybuild.support.platforms import host
 
     platform_names = platforms or conf.platforms or ws.config["platforms"] or [host().name]
     variant_names = variants or conf.variants

@@ -43,7 +43,7 @@ class Settings:
 
 def settings(ws: Workspace) -> Settings:
     """`[ci]` with defaults filled in; a bad value is a config error at its key."""
-    from polybuild.config import PLATFORMS
+    from polybuild.config.model import PLATFORMS
 
     ci = ws.config["ci"]
     config = ws.config

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.report import failure_facts
+from polybuild.execute.report import failure_facts
 
 if TYPE_CHECKING:
-    from polybuild.execute import TaskResult
+    from polybuild.execute.scheduler import TaskResult
     from polybuild.workspace import Target, Workspace
 
 _ICON = {"built": "✅ built", "cached": "♻️ cached", "failed": "❌ failed", "cancelled": "⏹️ cancelled",

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 ORDER = ("buildah", "docker", "podman")
 

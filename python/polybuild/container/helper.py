@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from polybuild.errors import BuildFailed, UserError
+from polybuild.support.errors import BuildFailed, UserError
 
 # In a checkout of polybuild the helper's source sits at the top level, next to python/.
 _SOURCE = Path(__file__).resolve().parents[3] / "go"

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 BEGIN, END = "# >>> ", "# <<< "
 _MARKER_LINES = 1  # lines the begin marker adds before a template's first line

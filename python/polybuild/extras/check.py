@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from polybuild.errors import UserError
 from polybuild.extras import envs
 from polybuild.extras.wheel import WheelInfo, read_wheel
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.api import Loaded

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import UserError
 from polybuild.extras.wheel import WheelInfo
+from polybuild.support.errors import UserError
 
 INSTALL_TIMEOUT = 600
 RUN_TIMEOUT = 120

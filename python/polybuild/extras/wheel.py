@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 
 @dataclass

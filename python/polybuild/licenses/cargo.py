@@ -9,9 +9,9 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
 from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.licenses.cargolocks import Shadow
@@ -45,7 +45,7 @@ def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Shadow]:
         return {}
     if not ws.config["licenses"]["generate-cargo-locks"]:
         raise cargolocks.missing_error(ws.root, unlocked)
-    from polybuild.cachedir import default_dir
+    from polybuild.support.cachedir import default_dir
 
     shadows = cargolocks.shadows(ws.root, unlocked, default_dir())
     for shadow in shadows.values():
@@ -78,7 +78,7 @@ def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_featur
 def metadata(manifest: Path, *, all_features: bool, locked: bool = True) -> dict:
     """`cargo metadata` with the resolve graph, offline and (for a lock in the tree) locked; failures name the
     manifest and the fix."""
-    from polybuild.toolchains import require
+    from polybuild.support.toolchains import require
 
     cargo = require("cargo", f"the license inventory of {manifest}")
     argv = [cargo, "metadata", *(["--locked"] if locked else []), "--offline", "--format-version", "1",

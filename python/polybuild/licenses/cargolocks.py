@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 SWITCH = "[licenses] generate-cargo-locks = true"
 
@@ -70,7 +70,7 @@ def generate(manifest: Path, run) -> None:
     offline)` is the inventory's cargo runner."""
     if (manifest.parent / "Cargo.lock").is_file():
         return
-    from polybuild.toolchains import require
+    from polybuild.support.toolchains import require
 
     cargo = require("cargo", f"a Cargo.lock for {manifest}")
     run([cargo, "generate-lockfile", "--manifest-path", str(manifest)], manifest, False)

@@ -93,7 +93,7 @@ class Detection:
 
 def _native() -> ModuleType | None:
     """The native core (the same switch as fingerprinting) if it has license detection (an older build may not)."""
-    from polybuild.fingerprint import _native as core
+    from polybuild.support.fingerprint import _native as core
 
     found = core()
     return found if found is not None and hasattr(found, "detect_license") else None

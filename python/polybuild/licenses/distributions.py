@@ -24,12 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.licenses.model import Package
-    from polybuild.lockfiles.wheels import Artifact, Target
-    from polybuild.lockfiles.wheels import Package as Locked
+    from polybuild.workspace.pythonlock import Artifact, Target
+    from polybuild.workspace.pythonlock import Package as Locked
 
 FETCH_JOBS = 8  # parallel downloads: enough to hide latency, few enough to be polite to the index
 TIMEOUT = 60.0  # seconds without progress before a download is given up
@@ -39,7 +39,7 @@ _MAX_TEXT = 2 << 20  # a license text larger than this is not read whole
 
 def choose(package: Locked, targets: list[Target]) -> Artifact | None:
     """The one file of a lock entry whose metadata and license texts are read (see the module docstring)."""
-    from polybuild.lockfiles.wheels import wheel_tags
+    from polybuild.workspace.pythonlock import wheel_tags
 
     files = [a for a in package.artifacts if a.url and a.sha256]
     wheels = [a for a in files if a.is_wheel]

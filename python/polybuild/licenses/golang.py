@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.errors import UserError
 from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.workspace import Target, Workspace
@@ -87,7 +87,7 @@ def list_packages(target: Target, ws: Workspace) -> list[dict[str, Any]]:
     """`go list -deps -json ./...` of one module, offline, with the tags and cgo setting its build uses; errors name
     the module and the fix."""
     from polybuild.builders.cgo import cgo_enabled
-    from polybuild.toolchains import require
+    from polybuild.support.toolchains import require
 
     go = require("go", f"the license inventory of {target.id}")
     mode = "vendor" if (target.dir / "vendor" / "modules.txt").is_file() else "readonly"
@@ -190,7 +190,7 @@ def _own_package(target: Target, release_version: str) -> Package:
 def binary_modules(binary: Path | str) -> list[tuple[str, str]]:
     """The (module, version) pairs a Go binary was built from, per `go version -m`: a replacement with a version
     counts as the replacement (as the inventory attributes it), a local one as the required module."""
-    from polybuild.toolchains import require, run_tool
+    from polybuild.support.toolchains import require, run_tool
 
     out = run_tool([require("go", f"reading {binary}"), "version", "-m", str(binary)], cwd=Path(binary).parent,
                    what=f"go version -m {binary}")

@@ -68,7 +68,7 @@ def _inherit_the_repository_license(root: Path, packages: list[Package]) -> None
 def _fetch_crates_and_modules(ws: Workspace) -> None:
     """`cargo fetch --locked` per Cargo workspace and `go mod download` per Go module: what the offline scanners
     read from the local caches."""
-    from polybuild.toolchains import require, run_tool
+    from polybuild.support.toolchains import require, run_tool
 
     roots = sorted({t.info["cargo_workspace"] for t in ws.targets.values() if t.info.get("cargo_workspace")})
     for root in roots:

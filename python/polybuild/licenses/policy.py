@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polybuild.errors import UserError
-from polybuild.schema import FreeTable, Key, Table, Validator
-from polybuild.tomlfile import TomlFile, load
+from polybuild.support.errors import UserError
+from polybuild.support.schema import FreeTable, Key, Table, Validator
+from polybuild.support.tomlfile import TomlFile, load
 
 _LEVEL = ("allow", "warn", "deny")
 _SCOPE = ("all", "workspace", "transitive", "none")

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.errors import UserError
 from polybuild.licenses.inventory import license_files, license_kind, merge, read_text
 from polybuild.licenses.model import LicenseFile, Package
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
-    from polybuild.lockfiles.wheels import Artifact, Lock
-    from polybuild.lockfiles.wheels import Package as Locked
-    from polybuild.lockfiles.wheels import Target as Platform
     from polybuild.workspace import Target, Workspace
+    from polybuild.workspace.pythonlock import Artifact, Lock
+    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import Target as Platform
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
@@ -62,8 +62,8 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     projects = [t for t in ws.targets.values() if t.kind == "py"]
     if not projects:
         return []
-    from polybuild.cachedir import for_workspace
-    from polybuild.lockfiles.preflight import platform_targets
+    from polybuild.support.cachedir import for_workspace
+    from polybuild.workspace.pythonlock import platform_targets
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
                       platform_targets(ws, [], []), fetch)
@@ -220,9 +220,9 @@ class LockGraph(Graph):
 
     def __init__(self, path: Path, display: str, own: dict[str, Target], release_version: str, sources: Sources,
                  targets: list[Target]) -> None:
-        from polybuild.lockfiles import wheels
+        from polybuild.workspace import pythonlock
 
-        self.lock: Lock = wheels.read(path, display)
+        self.lock: Lock = pythonlock.read(path, display)
         self.display = display
         sources = Sources(sources.cache, [_within(self.lock, p) for p in sources.platforms], sources.fetch)
         super().__init__(own, release_version, sources, [])
@@ -235,7 +235,7 @@ class LockGraph(Graph):
         return self._entry(dist.name, dist.version, self.display)
 
     def requires(self, node: Node) -> list[Node]:
-        from polybuild.lockfiles.wheels import resolve
+        from polybuild.workspace.pythonlock import resolve
 
         dist, extra = node
         entry = self._entry(dist.name, None if dist.target else dist.version, _label(node))
@@ -266,7 +266,7 @@ def _within(lock: Lock, platform: Platform) -> Platform:
     """The platform with a Python the lock's requires-python admits (its lowest), when the configured one is not."""
     from dataclasses import replace
 
-    from polybuild.lockfiles.wheels import python_allowed
+    from polybuild.workspace.pythonlock import python_allowed
 
     if python_allowed(lock, platform.python):
         return platform
@@ -281,7 +281,7 @@ def resolved_graphs(targets: list[Target], own: dict[str, Target], release_versi
     from concurrent.futures import ThreadPoolExecutor
 
     from polybuild.licenses import resolution
-    from polybuild.lockfiles.wheels import read_pylock
+    from polybuild.workspace.pythonlock import read_pylock
 
     sources = Sources(sources.cache, sources.platforms[:1], sources.fetch)
     platform = sources.platforms[0]
@@ -431,7 +431,7 @@ def _locked_source(source: dict[str, str]) -> str:
 
 
 def _project(target: Target) -> dict[str, Any]:
-    from polybuild import tomlfile
+    from polybuild.support import tomlfile
 
     return tomlfile.load(target.manifest, target.manifest.name).data["project"]
 

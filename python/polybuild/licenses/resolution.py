@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
-    from polybuild.lockfiles.wheels import Target as Platform
     from polybuild.workspace import Target
+    from polybuild.workspace.pythonlock import Target as Platform
 
 TIMEOUT = 900  # seconds for one resolution (large ML stacks take minutes on a cold uv cache)
 # uv's index settings from the environment: they change what resolves (e.g. a vendor index for packages that PyPI
@@ -58,14 +58,14 @@ def resolve(path: Path, platform: Platform, requirements: list[str], target: Tar
 
 def _uv_settings(target: Target) -> dict:
     """The project's [tool.uv] table (indexes, overrides, constraints): it changes what resolves."""
-    from polybuild import tomlfile
+    from polybuild.support import tomlfile
 
     return tomlfile.load(target.manifest, target.manifest.name).data.get("tool", {}).get("uv", {})
 
 
 def _compile(requirements: list[str], target: Target, label: str, path: Path, python: str, triple: str) -> None:
     """Run uv in a scratch directory beside the cache entry and rename its output into place."""
-    from polybuild.toolchains import require
+    from polybuild.support.toolchains import require
 
     uv = require("uv", f"resolving the requirements of {label} (there is no uv.lock)")
     path.parent.mkdir(parents=True, exist_ok=True)

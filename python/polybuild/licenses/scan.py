@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.errors import UserError
 from polybuild.licenses.model import ECOSYSTEMS, Resolved
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.licenses.check import Violation

@@ -27,8 +27,8 @@ _FORMAT = 1  # bump when the stored shape or the meaning of a scan changes
 
 def path(ws: Workspace, policy_file: Path, *, all_features: bool) -> Path:
     """The cache entry for this workspace state."""
-    from polybuild.cachedir import for_workspace
-    from polybuild.fingerprint import file_digests
+    from polybuild.support.cachedir import for_workspace
+    from polybuild.support.fingerprint import file_digests
 
     files = sorted(os.path.relpath(f, ws.root) for f in _inputs(ws, policy_file))
     existing = [f for f in files if (ws.root / f).is_file()]
@@ -42,7 +42,7 @@ def path(ws: Workspace, policy_file: Path, *, all_features: bool) -> Path:
 
 def _code() -> list[str]:
     """The license pass's own code: a development checkout's changed detection or resolution is a new scan."""
-    from polybuild.fingerprint import file_digests
+    from polybuild.support.fingerprint import file_digests
 
     here = Path(__file__).parent
     names = sorted(p.name for p in here.iterdir() if p.suffix in (".py", ".xz"))
@@ -86,7 +86,7 @@ def load(entry: Path) -> tuple[list[Resolved], dict[str, set[tuple[str, str, str
 
 
 def save(entry: Path, inventory: Inventory, resolved: list[Resolved]) -> None:
-    from polybuild.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     data = {"format": _FORMAT, "resolved": [asdict(r) for r in resolved],
             "by_target": {t: sorted(keys) for t, keys in sorted(inventory.by_target.items())}}

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from polybuild.lockfiles.memo import environment
-from polybuild.toolchains import find
+from polybuild.support.toolchains import find
 
 _OFFLINE = ("--offline", "offline mode", "attempting to make an HTTP request")
 _TOOLCHAIN_FILES = ("rust-toolchain.toml", "rust-toolchain")

@@ -9,7 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from polybuild.toolchains import find
+from polybuild.support.toolchains import find
 
 _GO_SETTINGS = ("GOFLAGS", "GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB",
                 "GOINSECURE", "GOMODCACHE", "GOTOOLCHAIN", "GOEXPERIMENT")

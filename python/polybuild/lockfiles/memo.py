@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from polybuild import __version__
-from polybuild.fingerprint import StatCache, tree_digest_of
-from polybuild.platforms import host
-from polybuild.report import write_atomic
+from polybuild.support.fingerprint import StatCache, tree_digest_of
+from polybuild.support.fs import write_atomic
+from polybuild.support.platforms import host
 
 FORMAT = 1
 

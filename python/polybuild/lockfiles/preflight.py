@@ -4,25 +4,22 @@ target; also the hook that runs it before container builds for a platform other 
 from __future__ import annotations
 
 import functools
-import re
-import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polybuild.cachedir import for_workspace
-from polybuild.errors import UserError
 from polybuild.lockfiles import LockReport
 from polybuild.lockfiles.memo import Memo
-from polybuild.platforms import Platform, host
+from polybuild.support.cachedir import for_workspace
+from polybuild.support.errors import UserError
+from polybuild.workspace import pythonlock
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
-    from polybuild.lockfiles.wheels import Target
     from polybuild.plan import Plan
     from polybuild.workspace import Workspace
+    from polybuild.workspace.pythonlock import Target
 
 LOCKFILES = ("Cargo.lock", "go.sum", "uv.lock")
 IMAGE_BUILDERS = ("dockerfile", "assemble")
@@ -34,7 +31,7 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
 
     The checks run in parallel (up to `jobs`, they are mostly child processes), and a check whose inputs, tool and
     platform are unchanged since it last passed is answered from polybuild's cache (`use_cache=False` re-runs all)."""
-    targets = platform_targets(ws, platforms, pythons)
+    targets = pythonlock.platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
     memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.root / ws.config["state-dir"], use_cache)
@@ -157,56 +154,9 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
 
 
 def _lowest_python(lock) -> tuple[int, int] | None:
-    from polybuild.lockfiles.wheels import python_allowed
+    from polybuild.workspace.pythonlock import python_allowed
 
     return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
-
-
-def platform_targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
-    """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
-    from polybuild.config import PLATFORMS
-    from polybuild.lockfiles.wheels import Target
-
-    conf = ws.config["lockfiles"]
-    names = list(dict.fromkeys(platforms or ws.config["platforms"] or [host().name]))
-    for name in names:
-        if name not in PLATFORMS:
-            raise UserError(f"--platform {name}: not a known platform", hint=f"one of: {', '.join(PLATFORMS)}")
-    versions = [_version(v, "--python") for v in pythons] or \
-        [_version(v, f"{ws.config.display} lockfiles.python") for v in conf["python"]] or [_interpreter(ws)]
-    glibc = _level(ws, "glibc", conf["glibc"])
-    musl = _level(ws, "musl", conf["musl"]) if conf["musl"] else None
-    macos = _level(ws, "macos", conf["macos"])
-    return [Target(Platform.parse(n), v, glibc, musl, macos) for n in names for v in dict.fromkeys(versions)]
-
-
-def _version(value: str, source: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
-    if not match:
-        raise UserError(f"{source}: '{value}' is not a Python version", hint="write MAJOR.MINOR, e.g. 3.12")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _level(ws: Workspace, key: str, value: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
-    if not match:
-        raise ws.config.error(("lockfiles", key), f"lockfiles.{key}: '{value}' is not a MAJOR.MINOR version",
-                              hint='e.g. "2.28" for glibc, "1.2" for musl, "12.0" for macOS')
-    return int(match.group(1)), int(match.group(2))
-
-
-def _interpreter(ws: Workspace) -> tuple[int, int]:
-    """The version of the Python polybuild builds with (config `python.interpreter`, else the running one)."""
-    interpreter = ws.config["python"]["interpreter"]
-    if not interpreter:
-        return sys.version_info[:2]
-    try:
-        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.CalledProcessError):
-        raise UserError(f"python.interpreter: cannot run {interpreter}",
-                        hint="set it to an installed Python, or pass --python X.Y") from None
-    return _version(out, "python.interpreter")
 
 
 def before_images(plan: Plan, ctx: BuildContext) -> None:

@@ -18,7 +18,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from polybuild.lockfiles.memo import environment
-from polybuild.toolchains import find
+from polybuild.support.toolchains import find
 
 _NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
 # Variables that would change what `uv lock --check` checks: never let them turn the check into a frozen read.

@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
-from polybuild.report import write_atomic
+from polybuild.support.fs import write_atomic
 
 if TYPE_CHECKING:
-    from polybuild.execute import Artifact
+    from polybuild.execute.scheduler import Artifact
     from polybuild.release.pipeline import State
 
 MANIFEST_FORMAT = 1

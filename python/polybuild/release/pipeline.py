@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from polybuild.errors import BuildFailed, UserError
 from polybuild.release import git
+from polybuild.support.errors import BuildFailed, UserError
 
 if TYPE_CHECKING:
     from polybuild.api import Loaded, Outcome
-    from polybuild.execute import Artifact
+    from polybuild.execute.scheduler import Artifact
     from polybuild.licenses.scan import Scan
     from polybuild.release.verify import Expected
     from polybuild.versioning.convert import ReleaseVersion
@@ -135,7 +135,7 @@ def _licenses(state: State) -> list[str]:
 
 def _release_variants(loaded: Loaded, platforms: list[str]) -> list[str]:
     """Every declared variant that can be built for all the platforms (a release ships them all)."""
-    from polybuild.platforms import host
+    from polybuild.support.platforms import host
 
     names = platforms or [host().name]
     declared = loaded.ws.config["variants"]
@@ -154,7 +154,7 @@ def _build(state: State) -> list[str]:
     state.outcome = outcome
     failed = [r for r in outcome.results if r.status not in ("built", "cached")]
     if failed:
-        from polybuild.report import failure_details
+        from polybuild.execute.report import failure_details
 
         return [failure_details(r, loaded.ws.root) if r.status == "failed" else f"{r.task.id}: {r.status}"
                 for r in failed]
@@ -189,14 +189,14 @@ def _wheels(state: State) -> list[str]:
 
 
 def _expected(state: State, artifact: Artifact) -> Expected:
-    from polybuild.platforms import Platform
     from polybuild.release.verify import Expected
+    from polybuild.support.platforms import Platform
 
     target = state.loaded.ws.targets[artifact.target]
     extension = target.builder == "maturin"
     platform = Platform.parse(artifact.platform) if artifact.platform else None
     if extension and platform is None:
-        from polybuild.platforms import host
+        from polybuild.support.platforms import host
 
         platform = host()
     version = state.versions.get(target.id, state.options.version.pep440)

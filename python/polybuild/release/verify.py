@@ -18,8 +18,8 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from polybuild.platforms import Platform
-from polybuild.wheels import record_hash
+from polybuild.builders.wheels import record_hash
+from polybuild.support.platforms import Platform
 
 _EXTENSION = re.compile(r"\.(so|pyd|dylib)$")
 # Platform tags by polybuild platform: manylinux/musllinux (or plain linux) per machine, macOS, Windows.

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from polybuild.errors import UserError
-from polybuild.versioning.syntax import SEMVER as _SEMVER
+from polybuild.support.errors import UserError
+from polybuild.support.versions import SEMVER as _SEMVER
 
 _IDENTIFIER = re.compile(r"^(?P<name>[A-Za-z]+)(?P<number>\d+)?$")
 _PRE_NAMES = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "rc": "rc", "c": "rc"}

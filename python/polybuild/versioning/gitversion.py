@@ -13,7 +13,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 from polybuild.versioning.convert import ReleaseVersion, parse_version
 
 _DESCRIBE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g[0-9a-f]+$")

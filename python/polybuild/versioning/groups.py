@@ -14,7 +14,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 from polybuild.versioning.convert import ReleaseVersion, parse_version
 from polybuild.versioning.places import Place, find_places, string_place
 from polybuild.workspace import Workspace

@@ -23,7 +23,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from polybuild import tomlfile
+from polybuild.support import tomlfile
 from polybuild.versioning.convert import ReleaseVersion
 from polybuild.workspace import Workspace
 

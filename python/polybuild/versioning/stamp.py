@@ -14,8 +14,8 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import String
 
-from polybuild.errors import UserError
-from polybuild.report import write_atomic
+from polybuild.support.errors import UserError
+from polybuild.support.fs import write_atomic
 from polybuild.versioning.convert import ReleaseVersion
 from polybuild.versioning.groups import LOCKSTEP, resolve
 from polybuild.versioning.places import Place

@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.config import Config
-from polybuild.errors import UserError
+from polybuild.config.model import Config
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.workspace.files import DiskFiles
@@ -202,7 +202,7 @@ def _workspace_version(config: Config, targets: dict[str, Target]) -> str | None
         return config["version"]
     pyproject = config.root / "pyproject.toml"
     if pyproject.is_file():
-        from polybuild import tomlfile
+        from polybuild.support import tomlfile
 
         version = tomlfile.load(pyproject, "pyproject.toml").data.get("project", {}).get("version")
         if isinstance(version, str):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from polybuild.config import Config
-from polybuild.toolchains import require, run_tool
+from polybuild.config.model import Config
+from polybuild.support.toolchains import require, run_tool
 from polybuild.workspace import Ref, Target
 
 SHIPPED_KINDS = ("bin", "cdylib", "staticlib")

@@ -9,8 +9,8 @@ import os
 import re
 from pathlib import Path
 
-from polybuild.config import Config
-from polybuild.errors import ConfigError
+from polybuild.config.model import Config
+from polybuild.support.errors import ConfigError
 from polybuild.workspace import Ref, Target
 from polybuild.workspace.files import under_dir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polybuild.config import Config
+from polybuild.config.model import Config
 from polybuild.workspace import BUILT_KINDS, Ref, Target
 
 

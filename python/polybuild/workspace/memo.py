@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from polybuild import __version__
 
 if TYPE_CHECKING:
-    from polybuild.config import Config
+    from polybuild.config.model import Config
     from polybuild.workspace import Target
 
 FORMAT = 4  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links; 4: their paths
@@ -67,7 +67,7 @@ def load(path: Path, digest: str) -> list[Target] | None:
 
 
 def store(path: Path, digest: str, targets: list[Target]) -> None:
-    from polybuild.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     def ref(r: Any) -> dict[str, Any]:
         return {"kind": r.kind, "value": r.value, "source": r.source, "required": r.required,

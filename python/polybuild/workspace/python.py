@@ -11,9 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from polybuild import tomlfile
-from polybuild.config import Config
-from polybuild.errors import ConfigError
+from polybuild.config.model import Config
+from polybuild.support import tomlfile
+from polybuild.support.errors import ConfigError
 from polybuild.workspace import Ref, Target
 from polybuild.workspace.files import under_dir
 

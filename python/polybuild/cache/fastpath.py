@@ -52,7 +52,7 @@ def _env_digest(names: list[str]) -> str:
     them could be checked offline against guesses."""
     import hmac
 
-    from polybuild.cachedir import load_salt
+    from polybuild.support.cachedir import load_salt
 
     items = [(k, os.environ.get(k)) for k in names]
     return hmac.digest(load_salt(_summaries().parent / "salt"), json.dumps(items).encode(), "sha256").hex()
@@ -60,7 +60,7 @@ def _env_digest(names: list[str]) -> str:
 
 def _summaries() -> Path:
     """In the user's cache, so that finding a summary needs no config."""
-    from polybuild.cachedir import default_dir
+    from polybuild.support.cachedir import default_dir
 
     return default_dir() / "fastpath"
 
@@ -126,7 +126,7 @@ def record(root: Path, command: list[str], files: list[str], dirs: list[str], ou
     names = _env_names(env_names)
     data = {"format": FORMAT, "command": command, "env_names": names, "env": _env_digest(names), "paths": watched,
             "sigs": sigs, "summary": summary}
-    from polybuild.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")))
     _prune()

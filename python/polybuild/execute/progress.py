@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from polybuild.execute import TaskResult
+    from polybuild.execute.scheduler import TaskResult
     from polybuild.plan import Task
 
 _MARK = {"built": "done", "cached": "cached", "failed": "FAILED", "cancelled": "stopped", "skipped": "skipped"}

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from polybuild import cachedir
+from polybuild.support import cachedir
 
 FILE_FORMAT = 3  # 3: keyed digests
 
@@ -53,7 +53,7 @@ class BuildRecords:
         return self._records
 
     def _set_aside(self, problem: str) -> None:
-        from polybuild.store import warn
+        from polybuild.cache.store import warn
 
         aside = self.path.with_name(f"{self.path.name}.corrupt-{uuid.uuid4().hex[:8]}")
         warn(f"{self.path} is damaged ({problem}); set aside as {aside.name}, starting afresh")
@@ -111,7 +111,7 @@ class BuildRecords:
                 self._dirty = True
 
     def save(self) -> None:
-        from polybuild.report import write_atomic
+        from polybuild.support.fs import write_atomic
 
         with self._lock:
             if self._dirty and self._records is not None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
-from polybuild.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
-from polybuild.signals import Terminated, stop_on_signals
+from polybuild.support.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
+from polybuild.support.signals import Terminated, stop_on_signals
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _jobs(text: str) -> int:
     """-j N: a number of parallel tasks within what a machine can run (a huge one would start that many threads)."""
-    from polybuild.config import MAX_JOBS
+    from polybuild.config.model import MAX_JOBS
 
     try:
         jobs = int(text)
@@ -44,7 +44,7 @@ def _jobs(text: str) -> int:
 
 def _size(text: str) -> int:
     """A cache size such as 500M or 2G: a finite, non-negative number of bytes."""
-    from polybuild.store import parse_size
+    from polybuild.cache.store import parse_size
 
     try:
         size = parse_size(text)
@@ -127,10 +127,10 @@ def _parser() -> argparse.ArgumentParser:
 # Commands that live with their feature: each module's `register(sub, parser_class)` adds its parser and sets
 # `handler` (args -> exit code) as its default. Keep these modules light: import the work inside the handler.
 FEATURE_COMMANDS = (
-    "polybuild.lockfiles.command",
-    "polybuild.extras.command",
-    "polybuild.release.command",
-    "polybuild.ci.command",
+    "polybuild.cli.lock",
+    "polybuild.cli.extras",
+    "polybuild.cli.release",
+    "polybuild.cli.ci",
 )
 
 
@@ -217,7 +217,7 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
         return None, False
     if os.environ.get("POLYBUILD_FAST_PATH") == "0" or os.environ.get("GITHUB_STEP_SUMMARY"):
         return None, False  # a CI job's summary lists every task
-    from polybuild import fastpath
+    from polybuild.cache import fastpath
 
     summary = fastpath.check(command)
     if summary is None:
@@ -236,7 +236,7 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
               file=sys.stderr)
         _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
     if summary["report"]:
-        from polybuild.report import write_atomic
+        from polybuild.support.fs import write_atomic
 
         report_path = Path(summary["root"]) / summary["report_path"]
         write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n")
@@ -268,8 +268,8 @@ def _remember_run(loaded, outcome, command: list[str]) -> None:
     """Record the run for the fast path, unless it failed or ran a task that must run every time (`cache = false`)."""
     if not outcome.ok or any(t.spec is not None and not t.spec["cache"] for t in outcome.plan.tasks.values()):
         return
-    from polybuild import fastpath
-    from polybuild.keys import env_names
+    from polybuild.cache import fastpath
+    from polybuild.cache.keys import env_names
 
     root = loaded.ws.root
     config = loaded.ws.config
@@ -326,7 +326,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
                 print("polybuild: this job has no targets", file=sys.stderr)
                 return 0
         if args.affected:
-            from polybuild.affected import affected
+            from polybuild.cache.affected import affected
 
             named = {loaded.ws.resolve(n).id for n in targets}
             found = affected(loaded.ws, loaded.dag, args.affected).targets
@@ -358,7 +358,7 @@ def _cache_options(args: argparse.Namespace):
 
 
 def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
-    from polybuild.report import failure_details
+    from polybuild.execute.report import failure_details
 
     root = loaded.ws.root
     out = sys.stderr
@@ -401,7 +401,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 def _cmd_affected(args: argparse.Namespace) -> int:
     import json
 
-    from polybuild.affected import affected
+    from polybuild.cache.affected import affected
 
     loaded = _load(args)
     found = affected(loaded.ws, loaded.dag, args.since)
@@ -478,7 +478,7 @@ def _render(loaded, args: argparse.Namespace) -> int:
 
     rendered = api.render_image(loaded, args.image, args.platform)
     if args.output:
-        from polybuild.report import write_atomic
+        from polybuild.support.fs import write_atomic
 
         write_atomic(args.output, rendered.text)
     else:
@@ -527,7 +527,7 @@ def _license_scan(ws: Workspace, *, fetch: bool) -> Scan:
 
 def _cmd_attributions(args: argparse.Namespace) -> int:
     from polybuild.licenses.scan import attribution_files, stale
-    from polybuild.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     loaded = _load(args)
     ws = loaded.ws
@@ -576,7 +576,7 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
     target = ws.resolve(args.target) if args.target else None
     text = json.dumps(sbom(_license_scan(ws, fetch=args.fetch), args.format, target), indent=2) + "\n"
     if args.output:
-        from polybuild.report import write_atomic
+        from polybuild.support.fs import write_atomic
 
         write_atomic(args.output, text)
     else:
@@ -585,14 +585,14 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from polybuild.doctor import report
+    from polybuild.cli.doctor import report
 
     print(report(Path(args.directory)))
     return 0
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from polybuild.schema import document
+    from polybuild.support.schema import document
 
     if args.deny:
         from polybuild.licenses.policy import CLARIFY, EXCEPTION, SCHEMA
@@ -600,7 +600,7 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
         print(document(SCHEMA, "deny.toml").replace("[deny.toml.", "[") + document(EXCEPTION, "licenses.exceptions")
               + document(CLARIFY, "licenses.clarify"), end="")
         return 0
-    from polybuild.config import SCHEMA
+    from polybuild.config.model import SCHEMA
 
     print(document(SCHEMA, "tool.polybuild"), end="")
     return 0
@@ -611,7 +611,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     from polybuild.versioning.convert import parse_version
 
     if args.version_command == "git" or (args.version_command == "set" and args.from_git):
-        from polybuild.config import find_root
+        from polybuild.config.model import find_root
         from polybuild.versioning.gitversion import from_git
 
         derived = from_git(find_root(Path(args.directory)))

@@ -1,4 +1,4 @@
-"""`polybuild release VERSION [--dry-run]` (registered in `polybuild.cli.FEATURE_COMMANDS`)."""
+"""`polybuild release VERSION [--dry-run]` (registered in `polybuild.cli.main.FEATURE_COMMANDS`)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from polybuild.errors import ConfigError
-from polybuild.tomlfile import TomlFile
+from polybuild.support.errors import ConfigError
+from polybuild.support.tomlfile import TomlFile
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a decimal number", bool: "a boolean", list: "an array",
                dict: "a table"}
@@ -184,7 +184,7 @@ def document(node: Node, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-# How `polybuild.compose` merges each kind of section, for the reference.
+# How `polybuild.config.compose` merges each kind of section, for the reference.
 _MERGE = {
     Table: "merged key by key across included files (the later file wins per key; an array is replaced whole, "
            "never unioned).",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
-    from polybuild.execute import TaskResult
+    from polybuild.execute.scheduler import TaskResult
 
 FORMAT = 1
 FILE = "published.json"
@@ -24,7 +24,7 @@ FILE = "published.json"
 
 def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]:
     """Bring dist/ and the record up to date after a run; every published artifact, this run's first."""
-    from polybuild.report import relative, write_atomic
+    from polybuild.support.fs import relative, write_atomic
 
     root = ctx.ws.root
     dist = relative(Path(os.path.normpath(root / ctx.ws.config["dist-dir"])), root) + "/"
@@ -57,7 +57,7 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
 
 
 def _entry(artifact: Any, root: Path) -> dict[str, Any]:
-    from polybuild.report import relative
+    from polybuild.support.fs import relative
 
     return {"target": artifact.target, "task": artifact.task, "variant": artifact.variant,
             "platform": artifact.platform, "path": relative(artifact.path, root),

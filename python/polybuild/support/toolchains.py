@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 INSTALL_HINTS = {
     "cargo": "install Rust with rustup (https://rustup.rs), then make sure ~/.cargo/bin is on PATH",

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.errors import ConfigError
+from polybuild.support.errors import ConfigError
 
 FORMAT = 1
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # what a literal string cannot hold (tab and newline it can)
@@ -115,7 +115,7 @@ def render(lock: LockFile) -> str:
 
 
 def write(path: Path, lock: LockFile) -> None:
-    from polybuild.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     write_atomic(path, render(lock))
 

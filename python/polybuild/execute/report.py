@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
+from polybuild.support.fs import relative
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
-    from polybuild.execute import TaskResult
+    from polybuild.execute.scheduler import TaskResult
 
 LOG_TAIL_LINES = 25
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str]:
     """Per target, the tree digest of its files as git sees them: what a rebuild would start from.
 
     The files come from the run's fingerprints (already looked up for the cache keys), so nothing is hashed twice."""
-    from polybuild.fingerprint import tree_digest_of
+    from polybuild.support.fingerprint import tree_digest_of
     from polybuild.workspace.files import under_dir
 
     digests = {}
@@ -76,14 +59,6 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
         ],
         "artifacts": artifacts,
     }
-
-
-def relative(path: Path, root: Path) -> str:
-    """`path` relative to `root` in POSIX form, or as it is when outside."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LINES) -> tuple[list[str], list[str]]:

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.graph import TargetGraph
@@ -41,7 +41,7 @@ def changed_files(ws: Workspace, since: str) -> list[str]:
 def affected(ws: Workspace, graph: TargetGraph, since: str) -> Affected:
     import networkx as nx
 
-    from polybuild.inputs import InputIndex
+    from polybuild.cache.inputs import InputIndex
 
     files = changed_files(ws, since)
     config_files = {ws.rel(f) for f in (ws.config.file.path, *ws.config.inputs)} if ws.config.file else set()

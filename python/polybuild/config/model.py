@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polybuild.errors import UserError
-from polybuild.schema import FreeTable, Key, Map, Table, TableArray, Validator
-from polybuild.tomlfile import TomlFile, load
+from polybuild.support.errors import UserError
+from polybuild.support.schema import FreeTable, Key, Map, Table, TableArray, Validator
+from polybuild.support.tomlfile import TomlFile, load
 
 MAX_JOBS = 1024  # parallel tasks: far beyond any machine's cores, far below what would exhaust threads
 
@@ -67,7 +67,7 @@ def _one_flag_each(values: list[str]) -> str | None:
 
 
 def _version(value: str) -> str | None:
-    from polybuild.versioning.syntax import is_version
+    from polybuild.support.versions import is_version
 
     return None if is_version(value) else "not a PEP 440 or SemVer version (e.g. 1.2.0, 1.2.0rc1, 1.2.0-rc.1)"
 
@@ -514,7 +514,7 @@ def load_config(root: Path, explicit: Path | None = None, upgrade: frozenset[str
         _check_platforms(config)
         _check_tasks(config)
         return config
-    from polybuild.compose import compose
+    from polybuild.config.compose import compose
 
     composition = compose(root, Layer(doc, prefix, raw), upgrade)
     merged = {**composition.raw, "include": raw.get("include", [])}  # the includes stay this file's own

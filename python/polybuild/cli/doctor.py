@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from polybuild import __version__
-from polybuild.toolchains import find
+from polybuild.support.toolchains import find
 
 _VERSION_ARGS = {
     "cargo": ["--version"],
@@ -27,7 +27,7 @@ def _version(path: str, args: list[str]) -> str:
 
 
 def report(directory: Path) -> str:
-    from polybuild import fingerprint
+    from polybuild.support import fingerprint
 
     lines = [f"polybuild {__version__} on Python {sys.version.split()[0]} ({sys.executable})"]
     backend = fingerprint.backend()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from polybuild.store import LocalStore, clashing_paths, is_digest, is_safe_path, warn
+from polybuild.cache.store import LocalStore, clashing_paths, is_digest, is_safe_path, warn
 
 MIN_RATE = 256 * 1024  # bytes per second: a transfer slower than this on average misses its deadline
 MAX_BACKOFF = 2.0  # seconds between retries, at most

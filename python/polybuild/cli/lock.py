@@ -1,4 +1,4 @@
-"""Command-line entry (registered in `polybuild.cli.FEATURE_COMMANDS`): `polybuild lock ACTION`.
+"""Command-line entry (registered in `polybuild.cli.main.FEATURE_COMMANDS`): `polybuild lock ACTION`.
 
 Each action is one `_<action>_parser` function adding its subparser and handler; `register` lists them.
 """
@@ -77,8 +77,8 @@ def _upgrade_parser(actions) -> None:
 def _run_upgrade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from polybuild.config import find_root, load_config
-    from polybuild.errors import UserError
+    from polybuild.config.model import find_root, load_config
+    from polybuild.support.errors import UserError
 
     if bool(args.names) == args.all:
         raise UserError("name the includes to upgrade, or pass --all", hint="e.g. `polybuild lock upgrade base`")

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from polybuild import builders
-from polybuild.cache import Output, describe
-from polybuild.errors import PolybuildError
-from polybuild.process import Cancelled, ProcessGroup, TaskLog
+from polybuild.cache.tasks import Output, describe
+from polybuild.support.errors import PolybuildError
+from polybuild.support.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from polybuild.builders import BuildContext, Step
-    from polybuild.keys import KeyParts
+    from polybuild.cache.keys import KeyParts
     from polybuild.plan import Plan, Task
 
 @dataclass
@@ -89,7 +89,7 @@ class Executor:
 
     def run(self) -> list[TaskResult]:
         """Run every task whose dependencies succeeded; on Ctrl-C stop all children and re-raise."""
-        from polybuild.keys import toolchain_probes
+        from polybuild.cache.keys import toolchain_probes
 
         tasks = self.plan.tasks
         self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
@@ -244,7 +244,7 @@ class Executor:
         return result
 
     def _key_parts(self, task: Task) -> KeyParts:
-        from polybuild.keys import key_parts
+        from polybuild.cache.keys import key_parts
 
         return key_parts(task, self.ctx, {d: self.ctx.outputs[d] for d in sorted(task.deps)})
 
@@ -283,7 +283,7 @@ class Executor:
 
     def _remember(self, task: Task, parts: KeyParts, outputs: list[Output]) -> None:
         """Dependents' keys use our output digest; `explain` compares against the parts recorded here."""
-        from polybuild.keys import output_digest
+        from polybuild.cache.keys import output_digest
 
         self.ctx.outputs[task.id] = output_digest([(o.path, o.sha256) for o in outputs])
         self.ctx.records.put(task.id, parts.key, self.ctx.outputs[task.id], parts.to_json())

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.errors import UserError
-from polybuild.toolchains import find
+from polybuild.support.errors import UserError
+from polybuild.support.toolchains import find
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
@@ -117,7 +117,7 @@ class Fingerprints:
 
     def _link_content(self, rel: str) -> str:
         """What the symlink `rel` leads to: "file <sha256>", "tree <digest>" or "missing"."""
-        from polybuild.fingerprint import file_digests, tree_digest
+        from polybuild.support.fingerprint import file_digests, tree_digest
 
         real = os.path.realpath(self.root / rel)
         inside = real == self._real_root or real.startswith(self._real_root + os.sep)
@@ -136,7 +136,7 @@ class Fingerprints:
         return "missing"
 
     def library(self, library_id: str) -> str:
-        from polybuild.fingerprint import tree_digest_of
+        from polybuild.support.fingerprint import tree_digest_of
 
         if library_id not in self._libraries:
             self._libraries[library_id] = tree_digest_of(self.entries(self.inputs.library_files(library_id)))
@@ -198,8 +198,8 @@ class Toolchains:
                 return "no container engine"
             argv = [engine.path, "--version"]
         elif tool == "polybuild-helper":
-            from polybuild.cachedir import default_dir
             from polybuild.container import helper
+            from polybuild.support.cachedir import default_dir
 
             with open(helper.find(default_dir()), "rb") as f:
                 return "polybuild-helper " + hashlib.file_digest(f, "sha256").hexdigest()

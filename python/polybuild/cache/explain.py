@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from polybuild.keys import KeyParts, key_parts
+from polybuild.cache.keys import KeyParts, key_parts
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext

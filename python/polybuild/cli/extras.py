@@ -1,4 +1,4 @@
-"""Command-line entry (registered in `polybuild.cli.FEATURE_COMMANDS`)."""
+"""Command-line entry (registered in `polybuild.cli.main.FEATURE_COMMANDS`)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polybuild import api
-    from polybuild.errors import UserError
+    from polybuild.execute.report import failure_details
     from polybuild.extras import check_extras
     from polybuild.extras.check import python_target
-    from polybuild.report import failure_details
+    from polybuild.support.errors import UserError
 
     loaded = api.load(Path(args.directory), args.config)
     targets = [python_target(loaded, n) for n in args.packages]

@@ -1,4 +1,4 @@
-"""Command-line entry (registered in `polybuild.cli.FEATURE_COMMANDS`): `polybuild ci matrix`."""
+"""Command-line entry (registered in `polybuild.cli.main.FEATURE_COMMANDS`): `polybuild ci matrix`."""
 
 from __future__ import annotations
 

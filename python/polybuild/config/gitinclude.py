@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from polybuild.errors import UserError
+from polybuild.support.errors import UserError
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")
@@ -57,7 +57,7 @@ _ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL
 
 
 def _cache_repo(url: str) -> Path:
-    from polybuild.cachedir import default_dir
+    from polybuild.support.cachedir import default_dir
 
     repo = default_dir() / "git" / hashlib.sha256(url.encode()).hexdigest()[:24]
     if not (repo / "HEAD").is_file():

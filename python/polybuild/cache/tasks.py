@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, inline_files, sha256_file, warn
+from polybuild.cache.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, inline_files, sha256_file, warn
 
 if TYPE_CHECKING:
-    from polybuild.remote import RemoteCache
+    from polybuild.cache.remote import RemoteCache
 
 INLINE_MAX = 64 * 1024  # a file up to this size is kept in the manifest...
 INLINE_BUDGET = 1024 * 1024  # ...while the manifest's inline files add up to at most this
@@ -75,7 +75,7 @@ class TaskCache:
         inline = {digest: base64.b64encode(data).decode() for digest, data in contents.items()}
         self.store.put_manifest(key, _manifest(key, task_id, outputs, log_blob[0] if log_blob else None, inline))
         if self.remote is not None:
-            from polybuild.remote import RemoteFile
+            from polybuild.cache.remote import RemoteFile
 
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
             if log_blob is not None and log is not None:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from polybuild import includelock
-from polybuild.config import SCHEMA, Layer, config_prefix
-from polybuild.errors import ConfigError, UserError
-from polybuild.includelock import Descriptor, Entry, LockFile
-from polybuild.schema import Validator
-from polybuild.tomlfile import TomlFile, parse
+from polybuild.config import includelock
+from polybuild.config.includelock import Descriptor, Entry, LockFile
+from polybuild.config.model import SCHEMA, Layer, config_prefix
+from polybuild.support.errors import ConfigError, UserError
+from polybuild.support.schema import Validator
+from polybuild.support.tomlfile import TomlFile, parse
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
 _DIFF_LINES = 30
@@ -185,7 +185,7 @@ class _Walk:
         """Read an include as it is now (a git include: at its owner's locked commit, else at `rev` now)."""
         commit = None
         if descriptor.git or place.git:
-            from polybuild import gitinclude
+            from polybuild.config import gitinclude
 
             if descriptor.git:
                 url, inside = _git_location(place, descriptor.git), _repo_path(PurePosixPath("."), descriptor.path)
@@ -237,7 +237,7 @@ class _Walk:
 
     def _own_lock(self, layer: Layer, name: str, place: Place) -> LockFile | None:
         """The lock an included composer carries for its own includes (None, and refused, when missing)."""
-        from polybuild import gitinclude
+        from polybuild.config import gitinclude
 
         lock_name = includelock.lock_path(Path(layer.file.path.name)).name
         if place.git:
@@ -348,7 +348,7 @@ def _table(file: TomlFile, descriptor: Descriptor) -> dict[str, Any]:
 
 def _git_location(place: Place, git: str) -> str:
     """A repository's URL, or a local repository's absolute path (relative to the including file)."""
-    from polybuild.gitinclude import is_url
+    from polybuild.config.gitinclude import is_url
 
     if is_url(git) or Path(git).expanduser().is_absolute():
         return git if is_url(git) else str(Path(git).expanduser())

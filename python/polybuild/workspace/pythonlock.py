@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import sys
 import tomllib
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from polybuild.errors import UserError
-from polybuild.platforms import Platform
+from polybuild.support.errors import UserError
+from polybuild.support.platforms import Platform, host
+
+if TYPE_CHECKING:
+    from polybuild.workspace import Workspace
 
 # Sources uv builds from (a directory, a checkout): they never need a published wheel.
 BUILT_FROM_SOURCE = frozenset({"editable", "virtual", "directory", "git"})
@@ -322,3 +328,49 @@ def read_pylock(path: Path) -> list[Package]:
         raise UserError(f"{path}: cannot read the resolution: {exc}", hint="delete it; it is a cache entry") from None
     return [_package({**entry, "source": {"registry": entry["index"]} if "index" in entry else {}})
             for entry in data.get("packages", [])]
+
+
+def platform_targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
+    """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
+    from polybuild.config.model import PLATFORMS
+
+    conf = ws.config["lockfiles"]
+    names = list(dict.fromkeys(platforms or ws.config["platforms"] or [host().name]))
+    for name in names:
+        if name not in PLATFORMS:
+            raise UserError(f"--platform {name}: not a known platform", hint=f"one of: {', '.join(PLATFORMS)}")
+    versions = [_version(v, "--python") for v in pythons] or \
+        [_version(v, f"{ws.config.display} lockfiles.python") for v in conf["python"]] or [_interpreter(ws)]
+    glibc = _level(ws, "glibc", conf["glibc"])
+    musl = _level(ws, "musl", conf["musl"]) if conf["musl"] else None
+    macos = _level(ws, "macos", conf["macos"])
+    return [Target(Platform.parse(n), v, glibc, musl, macos) for n in names for v in dict.fromkeys(versions)]
+
+
+def _version(value: str, source: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
+    if not match:
+        raise UserError(f"{source}: '{value}' is not a Python version", hint="write MAJOR.MINOR, e.g. 3.12")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _level(ws: Workspace, key: str, value: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)\.(\d+)", value.strip())
+    if not match:
+        raise ws.config.error(("lockfiles", key), f"lockfiles.{key}: '{value}' is not a MAJOR.MINOR version",
+                              hint='e.g. "2.28" for glibc, "1.2" for musl, "12.0" for macOS')
+    return int(match.group(1)), int(match.group(2))
+
+
+def _interpreter(ws: Workspace) -> tuple[int, int]:
+    """The version of the Python polybuild builds with (config `python.interpreter`, else the running one)."""
+    interpreter = ws.config["python"]["interpreter"]
+    if not interpreter:
+        return sys.version_info[:2]
+    try:
+        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise UserError(f"python.interpreter: cannot run {interpreter}",
+                        hint="set it to an installed Python, or pass --python X.Y") from None
+    return _version(out, "python.interpreter")

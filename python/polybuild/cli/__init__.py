@@ -1,0 +1,1 @@
+"""The command line: argument parsing and dispatch only; the work is in the stages and features."""

@@ -1,0 +1,1 @@
+"""The config stage: `[tool.polybuild]` / polybuild.toml read, validated and composed from includes."""

@@ -1,0 +1,2 @@
+"""Shared building blocks that know nothing of the pipeline: errors, files, processes, TOML, schema,
+platforms, toolchains."""
