@@ -120,16 +120,14 @@ def collect_libraries(task: Task, ctx: BuildContext, lib_dir: Path) -> None:
 
 def stage_module(task: Task, ctx: BuildContext, stage_root: Path) -> None:
     """Copy the module's input files (its key's files: its own, its local libraries') to the same relative paths
-    under `stage_root`, then each freshly built library over the path its preamble names. go.work stays out: the
-    staged build uses the module's own go.mod (GOWORK=off)."""
-    from polybuild.inputs import GO_WORKSPACE_FILES
-
+    under `stage_root`, then each freshly built library over the path its preamble names. The staged build uses
+    the module's own go.mod (GOWORK=off: a copied go.work is not read)."""
     t = task.target
     inputs = ctx.inputs
     files = [*inputs.files(t), *(f for lib in inputs.libraries(t) for f in inputs.library_files(lib))]
     for rel in files:
         source = ctx.ws.root / rel
-        if rel in GO_WORKSPACE_FILES or not source.is_file():  # absent: a sparse checkout's, unread here too
+        if not source.is_file():  # absent: a sparse checkout's, unread by a build in the tree too
             continue
         dest = stage_root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
