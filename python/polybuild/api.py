@@ -264,7 +264,7 @@ def _resolve_versions(plan: Plan, ctx) -> None:
     if grouped(ctx.ws) and any(task.builder == "go" for task in plan.tasks.values()):
         from polybuild.versioning.groups import resolve
 
-        ctx.version_groups = resolve(ctx.ws)
+        ctx.version_groups = resolve(ctx.ws, places=False)
 
 
 def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
