@@ -67,6 +67,7 @@ class Outcome:
     tools: set[str] = field(default_factory=set)  # toolchains whose identity entered keys
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
+    refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
 
     @property
     def ok(self) -> bool:
@@ -127,6 +128,7 @@ def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: l
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
     ctx = _context(loaded, CacheOptions())
+    _resolve_versions(plan, ctx)
     try:
         return explain_plan(plan, ctx, target.id)
     finally:
@@ -229,22 +231,40 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 
 
-def preflight(plan: Plan, ctx) -> None:
-    """Every toolchain and backend the plan needs is present, checked before anything starts; images for a
-    platform other than the host's first need fresh lockfiles with wheels for that platform."""
+def preflight(plan: Plan, ctx) -> dict[str, UserError]:
+    """Every toolchain the plan needs is present, checked before anything starts; images for a platform other
+    than the host's first need fresh lockfiles with wheels for that platform. Returns the tasks their builder
+    refuses (what the user must fix in that target): those fail, and only what depends on them is held back."""
     from polybuild import builders
     from polybuild.lockfiles.preflight import before_images
     from polybuild.support.toolchains import require
 
     before_images(plan, ctx)
+    _resolve_versions(plan, ctx)  # a [versions] mistake is the run's, not one Go target's
     seen: set[tuple[str, str]] = set()
+    refused: dict[str, UserError] = {}
     for task in plan.tasks.values():
         builder = builders.get(task.builder)
         for tool in builder.tools:
             if (tool, task.builder) not in seen:
                 seen.add((tool, task.builder))
                 require(tool, f"{task.target.id} ({task.builder})")
-        builder.preflight(task, ctx)
+        try:
+            builder.preflight(task, ctx)
+        except UserError as exc:
+            refused[task.id] = exc
+    return refused
+
+
+def _resolve_versions(plan: Plan, ctx) -> None:
+    """Go binaries carry their version group's version: resolve the groups once when `[versions]` sets any and the
+    plan builds Go binaries (otherwise every one carries the workspace version, and no manifest is read)."""
+    from polybuild.versioning import grouped
+
+    if grouped(ctx.ws) and any(task.builder == "go" for task in plan.tasks.values()):
+        from polybuild.versioning.groups import resolve
+
+        ctx.version_groups = resolve(ctx.ws, places=False)
 
 
 def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
@@ -259,13 +279,14 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     from polybuild.support.runlock import workspace_lock
 
     ctx = _context(loaded, cache)
-    preflight(plan, ctx)
+    refused = preflight(plan, ctx)
     with workspace_lock(ctx.state_dir):
         _drop_abandoned_staging(ctx.state_dir)
         reporter = make_reporter(len(plan.tasks), json_mode)
         start = time.monotonic()
         try:
-            results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter).run()
+            results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter,
+                               {tid: exc.message for tid, exc in refused.items()}).run()
             artifacts = published.update(ctx, results)
         finally:
             reporter.close()
@@ -279,7 +300,8 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
         report = build_report(ctx, results, time.monotonic() - start, artifacts)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)
-    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
+    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions(),
+                   refused)
 
 
 def _drop_abandoned_staging(state_dir: Path) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
     from polybuild.support.fingerprint import StatCache
     from polybuild.support.platforms import Platform
+    from polybuild.versioning.groups import Groups
     from polybuild.workspace import Workspace
 
 
@@ -59,10 +60,16 @@ class BuildContext:
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
+    version_groups: Groups | None = None  # set by the API when `[versions]` has groups and Go binaries are built
 
     @property
     def config(self) -> dict:
         return self.ws.config.data
+
+    def go_stamp(self, target_id: str) -> str | None:
+        """The version stamped into a Go module's binaries: its version group's, when the API resolved `[versions]`
+        groups for this run, else the workspace version (no manifest read)."""
+        return self.version if self.version_groups is None else self.version_groups.go_stamp(target_id)
 
 
 class Builder:

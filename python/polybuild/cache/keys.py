@@ -296,7 +296,7 @@ def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
         slice_["python"] = {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
     if task.builder == "go":
         slice_["go"] = ctx.config["go"]
-        slice_["version"] = ctx.version
+        slice_["version"] = ctx.go_stamp(t.id)
     if task.builder == "command":
         slice_["task"] = task.spec
     if task.target.kind == "image":

@@ -364,7 +364,9 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
     out = sys.stderr
     for target_id, reason in outcome.plan.skipped:
         print(f"note: skipped {target_id}: {reason}", file=out)
-    failed = [r for r in outcome.results if r.status == "failed"]
+    for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
+        print(f"polybuild: error: {exc}", file=out)
+    failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
         print(failure_details(r, root), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
@@ -380,6 +382,8 @@ def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
+    if outcome.refused:  # a config or usage problem to fix, even when other tasks failed too
+        return EXIT_USAGE
     return 0 if outcome.ok else 1
 
 
@@ -636,8 +640,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 def _show_versions(ws, found) -> None:
     """The workspace version, every place of each version group, the Go stamps and the excluded packages."""
-    from polybuild.versioning import places
-
+    variable = ws.config["go"]["version-variable"]
+    go_modules = sorted(t.id for t in ws.targets.values() if t.kind == "go" and t.builder == "go")
     for group in found.groups.values():
         version = found.version(group)
         spelled = f"{version.pep440} (PEP 440), {version.semver} (SemVer)" if version else "no version declared"
@@ -647,9 +651,10 @@ def _show_versions(ws, found) -> None:
             print(f"version group {group.name}: {spelled}")
         for p in group.places:
             print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
-        if group.lockstep:
-            for s in places.go_stamps(ws):
-                print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+        if version or group.lockstep:
+            for target_id in (m for m in go_modules if found.of(m) is group):
+                print(f"  {target_id}: -ldflags -X {variable}={found.go_stamp(target_id)} (derived from the "
+                      f"{'workspace' if group.lockstep else 'group'} version)")
     if found.excluded:
         print(f"excluded from versioning: {', '.join(sorted(found.excluded))}")
 

@@ -132,6 +132,13 @@ TARGET = Table(
         "env-inputs": Key(list, "Environment variables whose values are part of this target's cache keys.", [],
                           item=str, rule=_ENV_NAMES),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
+        "cgo-stage": Key(bool, "Go only: for cgo preambles that link a workspace Rust `staticlib` by a path "
+                         "(`#cgo LDFLAGS: ${SRCDIR}/lib/libx.a`, as dynamo's inference gateway does), build from a "
+                         "copy of the module in polybuild's state directory with the freshly built library at that "
+                         "path; the tree is never written.", False),
+        "version": Key(str, "Go only: the module's own version (go.mod declares none), for a module versioned on its "
+                       "own (`[versions] independent` or a group): stamped into its binaries through -ldflags -X, "
+                       "checked and bumped by `polybuild version`.", rule=_version),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` and `ci matrix` (it stays in the graph); "
                     "`false` builds a fuzz, benchmark or wasm-only crate, which is left out by default."),

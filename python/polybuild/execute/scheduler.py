@@ -20,6 +20,8 @@ from polybuild.support.errors import PolybuildError
 from polybuild.support.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from polybuild.builders import BuildContext, Step
     from polybuild.cache.keys import KeyParts
     from polybuild.plan import Plan, Task
@@ -61,7 +63,8 @@ class Executor:
     so no task waits for a hand-off through the main thread, which only refreshes the progress line (woken by a
     timer, not by every task) and takes Ctrl-C."""
 
-    def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter) -> None:
+    def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter,
+                 refused: Mapping[str, str] | None = None) -> None:
         self.plan = plan
         self.ctx = ctx
         self.jobs = jobs
@@ -76,7 +79,8 @@ class Executor:
         for t in tasks.values():
             for d in t.deps:
                 self._dependents[d].append(t.id)
-        self._ready = [(-t.priority, i) for i, t in tasks.items() if not t.deps]
+        self.refused = refused or {}  # task id -> why its builder refused it before anything ran
+        self._ready = [(-t.priority, i) for i, t in tasks.items() if not t.deps and i not in self.refused]
         heapq.heapify(self._ready)
         self._running: dict[str, float] = {}  # task id -> start (monotonic)
         self._stopping = False
@@ -90,6 +94,7 @@ class Executor:
         tasks = self.plan.tasks
         self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
         (self.ctx.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._refuse()
         workers = [threading.Thread(target=self._work, name=f"polybuild-{n}") for n in range(self.jobs)]
         for worker in workers:
             worker.start()
@@ -112,6 +117,15 @@ class Executor:
             if tid not in self.results:
                 self._record(TaskResult(task, "skipped", reason="not started: the build stopped at a failure"))
         return [self.results[i] for i in tasks]
+
+    def _refuse(self) -> None:
+        """Refused tasks fail before anything starts and what depends on them is skipped, as after a failure;
+        the rest of the plan runs (a refusal is known up front: it is no reason to stop unrelated work)."""
+        with self._cond:
+            for tid, reason in self.refused.items():
+                self._record(TaskResult(self.plan.tasks[tid], "failed", reason=reason))
+            for tid in self.refused:  # after recording them all: a refused dependent reports its own refusal
+                self._skip_dependents(tid)
 
     def _work(self) -> None:
         try:

@@ -218,6 +218,11 @@ def _apply_settings(ws: Workspace) -> None:
         except UserError as exc:
             raise ws.config.error(("targets", key), exc.message, exc.hint) from None
         target.settings = settings
+        if settings["version"] is not None:
+            if target.kind != "go":
+                raise ws.config.error(("targets", key, "version"), f"{target.id} declares its version in "
+                                      f"{ws.rel(target.manifest)}, not here", hint="remove `version` from this table")
+            target.version = settings["version"]
         for dep in settings["deps"]:
             if ws.resolve(dep, source=f"[targets.{key}].deps") is target:
                 raise ws.config.error(("targets", key, "deps"), f"{target.id} depends on itself",

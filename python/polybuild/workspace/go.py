@@ -179,7 +179,8 @@ def _target(root: Path, rel_dir: str, go_files: list[str], staticlibs: frozenset
 
 def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> list[dict[str, object]]:
     """The workspace's Rust static libraries that the module's cgo preambles link: by `-l<name>`, or as a
-    `lib<name>.a` named by path (`by_path`), each with the `file:line` that names it; each becomes an edge."""
+    `lib<name>.a` named by path (`by_path`, the `path` as written), each with the `file:line` that names it; each
+    becomes an edge."""
     links: list[dict[str, object]] = []
     for rel in go_files:
         with open(root / rel, "rb") as f:
@@ -193,7 +194,8 @@ def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> l
                 lib_file = _LIB_FILE.search(token) if by_path else None
                 lib = token[2:] if not by_path else lib_file[1] if lib_file else None
                 if lib in staticlibs:
-                    links.append({"lib": lib, "source": f"{rel}:{line}", "by_path": by_path})
+                    links.append({"lib": lib, "source": f"{rel}:{line}", "by_path": by_path,
+                                  **({"path": token} if by_path else {})})
     return links
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from polybuild.config.model import Config
     from polybuild.workspace import Target
 
-FORMAT = 3  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links
+FORMAT = 4  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links; 4: their paths
 _RACY_NS = 2_000_000_000
 MANIFESTS = frozenset({"Cargo.toml", "pyproject.toml", "go.mod", "go.work", "config.toml", "config"})
 ENV = ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_HOME")
