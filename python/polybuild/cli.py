@@ -511,12 +511,13 @@ def _cmd_deny(args: argparse.Namespace) -> int:
 def _license_scan(ws: Workspace, *, fetch: bool) -> Scan:
     """The license pass. The policy is read first, so that a bad deny.toml stops it before the inventory, and its
     notes (an empty policy, keys polybuild does not act on) come first, one line each."""
+    from polybuild.licenses.exclusions import exclusions
     from polybuild.licenses.policy import load_policy
     from polybuild.licenses.scan import scan
 
     conf = ws.config["licenses"]
     policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
-    for note in policy.notes:
+    for note in [*policy.notes, *exclusions(ws).notes()]:
         print(f"note: {note}", file=sys.stderr)
     return scan(ws, fetch=fetch, policy=policy)
 

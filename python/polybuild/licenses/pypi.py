@@ -21,6 +21,7 @@ from polybuild.licenses.inventory import license_files, license_kind, merge, rea
 from polybuild.licenses.model import LicenseFile, Package
 
 if TYPE_CHECKING:
+    from polybuild.licenses.exclusions import Exclusions
     from polybuild.lockfiles.wheels import Artifact, Lock
     from polybuild.lockfiles.wheels import Package as Locked
     from polybuild.lockfiles.wheels import Target as Platform
@@ -57,9 +58,13 @@ class Sources:
     fetch: bool
 
 
-def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
-    """Every distribution the workspace's Python packages ship with, and those packages themselves."""
-    projects = [t for t in ws.targets.values() if t.kind == "py"]
+def packages(ws: Workspace, *, fetch: bool = False, leave_out: Exclusions | None = None) -> list[Package]:
+    """Every distribution the workspace's Python packages ship with, and those packages themselves; the roots
+    `leave_out` names are not walked (nor fetched)."""
+    from polybuild.licenses.exclusions import Exclusions
+
+    leave_out = leave_out or Exclusions()
+    projects = [t for t in ws.targets.values() if t.kind == "py" and not leave_out.excludes(t.id)]
     if not projects:
         return []
     from polybuild.cachedir import for_workspace
@@ -67,7 +72,7 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
                       platform_targets(ws, [], []), fetch)
-    own = {t.info["dist_name"]: t for t in projects}
+    own = {t.info["dist_name"]: t for t in ws.targets.values() if t.kind == "py"}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
@@ -75,9 +80,9 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
             graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
-                                    targets))
+                                    targets, leave_out))
         else:
-            graphs += resolved_graphs(targets, own, ws.release_version, sources)
+            graphs += resolved_graphs(targets, own, ws.release_version, sources, leave_out)
     _fetch_or_fail(graphs, sources)
     found = [package for graph in graphs for package in graph.packages()]
     return merge([*found, *(_own_package(t, ws.release_version) for t in projects)])
@@ -219,14 +224,15 @@ class LockGraph(Graph):
     (development dependency groups do not ship)."""
 
     def __init__(self, path: Path, display: str, own: dict[str, Target], release_version: str, sources: Sources,
-                 targets: list[Target]) -> None:
+                 targets: list[Target], leave_out: Exclusions) -> None:
         from polybuild.lockfiles import wheels
 
         self.lock: Lock = wheels.read(path, display)
         self.display = display
         sources = Sources(sources.cache, [_within(self.lock, p) for p in sources.platforms], sources.fetch)
         super().__init__(own, release_version, sources, [])
-        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]]
+        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]
+                      if not leave_out.excludes(t.id, extra)]
 
     def _extras_of(self, target: Target) -> list[str]:
         return sorted(self._entry(target.info["dist_name"], None, target.id).extras)
@@ -275,7 +281,7 @@ def _within(lock: Lock, platform: Platform) -> Platform:
 
 
 def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
-                    sources: Sources) -> list[Graph]:
+                    sources: Sources, leave_out: Exclusions) -> list[Graph]:
     """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
     first target platform; each resolution is its own graph."""
     from concurrent.futures import ThreadPoolExecutor
@@ -285,7 +291,8 @@ def resolved_graphs(targets: list[Target], own: dict[str, Target], release_versi
 
     sources = Sources(sources.cache, sources.platforms[:1], sources.fetch)
     platform = sources.platforms[0]
-    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]]
+    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]
+             if not leave_out.excludes(t.id, extra)]
     wanted = []
     for target, extra in roots:
         requirements = _requirements(target, extra, own, sources.platforms)
