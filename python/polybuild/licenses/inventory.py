@@ -35,7 +35,7 @@ class Inventory:
     by_target: dict[str, set[Key]] = field(default_factory=dict)
 
 
-def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool = False) -> Inventory:
+def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool | str | None = False) -> Inventory:
     """Scan all three ecosystems and merge them; offline unless `fetch`, which first downloads what the lockfiles
     name (`cargo fetch`, `go mod download`, the locked Python distributions)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -10,6 +10,7 @@ against their hashes, read offline): PEP 639 `License-Expression` and `License-F
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,12 +56,14 @@ class Sources:
 
     cache: Path  # <cache>/licenses/pypi
     platforms: list[Platform]
-    fetch: bool
+    fetch: str | None  # None: offline; else distributions.METADATA or FULL
 
 
-def packages(ws: Workspace, *, fetch: bool = False, leave_out: Exclusions | None = None) -> list[Package]:
-    """Every distribution the workspace's Python packages ship with, and those packages themselves; the roots
-    `leave_out` names are not walked (nor fetched)."""
+def packages(ws: Workspace, *, fetch: bool | str | None = False, leave_out: Exclusions | None = None) -> list[Package]:
+    """Every distribution the workspace's Python packages ship with, and those packages themselves; `fetch` (True:
+    metadata by Range where possible, or a mode of `distributions`) downloads what is missing; the roots `leave_out`
+    names are not walked (nor fetched)."""
+    from polybuild.licenses.distributions import METADATA
     from polybuild.licenses.exclusions import Exclusions
 
     leave_out = leave_out or Exclusions()
@@ -71,7 +74,7 @@ def packages(ws: Workspace, *, fetch: bool = False, leave_out: Exclusions | None
     from polybuild.lockfiles.preflight import platform_targets
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
-                      platform_targets(ws, [], []), fetch)
+                      platform_targets(ws, [], []), METADATA if fetch is True else fetch or None)
     own = {t.info["dist_name"]: t for t in ws.targets.values() if t.kind == "py"}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
@@ -103,13 +106,20 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
     from polybuild.licenses import distributions
 
     wanted: dict[Artifact, str] = {}
+    pages: dict[Artifact, str] = {}  # the index page offering each file's PEP 658 METADATA hash
     for graph in graphs:
         for dist, artifact in graph.artifacts().items():
             wanted.setdefault(artifact, f"{dist.name} {dist.version}")
+            entry = graph.locked(dist)
+            registry = entry.source.get("registry") if entry else None
+            if isinstance(registry, str) and registry.startswith(("https://", "http://")):
+                pages[artifact] = f"{registry.rstrip('/')}/{dist.name}/"
     if sources.fetch:
-        distributions.fetch(sources.cache, list(wanted))
+        fetched = distributions.fetch(sources.cache, list(wanted), mode=sources.fetch, pages=pages)
+        if fetched.ranged or fetched.whole:
+            print(f"polybuild: {fetched.summary()}", file=sys.stderr)
         return
-    missing = sorted({label for a, label in wanted.items() if not distributions.location(sources.cache, a).is_file()})
+    missing = sorted({label for a, label in wanted.items() if distributions.stored(sources.cache, a) is None})
     if missing:
         shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise UserError(f"{len(missing)} locked Python distributions are not in polybuild's cache ({sources.cache}), "
@@ -197,7 +207,7 @@ class Graph:
             package.dependents = dependents
             return package
         if artifact:
-            package = distributions.evidence(distributions.location(self.sources.cache, artifact))
+            package = distributions.evidence(distributions.stored(self.sources.cache, artifact))
             package.name, package.version, package.purl = dist.name, dist.version, purl("pypi", dist.name, dist.version)
         else:
             package = _bare_package(dist.name, dist.version)
@@ -417,13 +427,14 @@ class ResolvedGraph(Graph):
         return found
 
     def _requirements(self, node: Node) -> list[str]:
-        from polybuild.licenses.distributions import location, requirements
+        from polybuild.licenses.distributions import requirements, stored
 
         dist, extra = node
         if dist.target is not None:
             return _declared(self.own[dist.name], extra)
         artifact = self.files.get(dist)
-        return requirements(location(self.sources.cache, artifact)) if artifact else []
+        path = stored(self.sources.cache, artifact) if artifact else None
+        return requirements(path) if path else []
 
 
 def _locked_source(source: dict[str, str]) -> str:
@@ -506,8 +517,13 @@ def _first(headers: dict[str, list[str]], key: str) -> str | None:
 
 def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
                      read: Callable[[str], bytes]) -> list[LicenseFile]:
-    """The texts under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files
-    `License-File` names wherever older backends put them."""
+    return [f for f in _read_all(dist_info, license_members(listing, declared), read) if f is not None]
+
+
+def license_members(listing: list[str], declared: list[str]) -> dict[str, str]:
+    """The files of a `.dist-info` (paths relative to it) that hold license texts, each with its kind: the texts
+    under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files `License-File`
+    names wherever older backends put them."""
     chosen: dict[str, str] = {}
     for rel in listing:
         top, _, rest = rel.partition("/")
@@ -520,7 +536,7 @@ def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
         rel = next((c for c in _declared_locations(entry) if c in present), None)
         if rel is not None:
             chosen.setdefault(rel, license_kind(Path(rel).name) or "notice")
-    return [f for f in _read_all(dist_info, chosen, read) if f is not None]
+    return chosen
 
 
 def _declared_locations(entry: str) -> Iterable[str]:
