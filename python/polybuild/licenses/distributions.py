@@ -1,6 +1,9 @@
 """Locked Python distributions as license evidence (the Python side of `cargo fetch`): the exact wheel or sdist a
 lock names is downloaded once by URL into polybuild's cache, kept only when its SHA-256 matches the lock, and read
-offline from then on. What is installed on the machine plays no part.
+offline from then on. What is installed on the machine plays no part. Of a wheel, only the METADATA and license
+files are needed: by default they are read by HTTP Range (`lazywheel.py`), which cannot be checked against the lock's
+whole-file hash; the METADATA is checked against the index's PEP 658 hash when it offers one (docs/licenses.md says
+what each mode trusts).
 
 Which file of a lock entry is read: a universal wheel (`py3-none-any`) when the release has one, since every
 installer on every platform may pick it; else the wheel the first target platform installs (its most preferred
@@ -180,7 +183,9 @@ def _ranged(cache: Path, artifact: Artifact, page: str | None) -> tuple[str | No
         write_atomic(location(cache, artifact), whole)
         return None, fetched
     fetched.ranged = 1
-    expected = metadata_hash(page, artifact.filename) if page else None
+    hashes, fetched_page = _PAGES.get(page) if page else ({}, 0)
+    fetched.received += fetched_page
+    expected = hashes.get(artifact.filename)
     if expected:
         metadata = next(data for name, data in members.items() if _METADATA.fullmatch(name))
         digest = hashlib.sha256(metadata).hexdigest()
@@ -214,21 +219,44 @@ def _license_members(names: list[str], read: Callable[[str], bytes]) -> list[str
     return [metadata, *(f"{root}/{rel}" for rel in license_members(listing, headers.get("License-File", [])))]
 
 
-@functools.cache
-def _index_page(page: str) -> dict[str, str]:
-    """File name -> the PEP 658 METADATA sha256 an index's JSON simple page (PEP 691) offers; one request per
-    project, and nothing when the page cannot be read (the METADATA is then not checked)."""
+class _IndexPages:
+    """The PEP 658 METADATA hashes an index's JSON simple pages (PEP 691) offer, one request per project page per
+    run; a page that cannot be read offers none (the METADATA is then not checked)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._pages: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, page: str) -> tuple[dict[str, str], int]:
+        """File name -> METADATA sha256, and the bytes this call received (0 when the page was already read)."""
+        with self._lock:
+            if page in self._pages:
+                return self._pages[page], 0
+        hashes, received = _read_page(page)
+        with self._lock:
+            self._pages.setdefault(page, hashes)
+        return hashes, received
+
+
+def _read_page(page: str) -> tuple[dict[str, str], int]:
     import json
     import urllib.error
     import urllib.request
+    import zlib
 
-    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json",
+                                                    "Accept-Encoding": "gzip"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            data = json.loads(response.read(_MAX_PAGE + 1)[:_MAX_PAGE])
+            body = response.read(_MAX_PAGE + 1)
+            gzipped = response.headers.get("Content-Encoding") == "gzip"
+        text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, _MAX_PAGE) if gzipped else body
+        data = json.loads(text)
         files = data["files"] if isinstance(data, dict) else []
-    except (OSError, urllib.error.URLError, ValueError, KeyError):
-        return {}
+    except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError, zlib.error):
+        return {}, 0
     found = {}
     for entry in files if isinstance(files, list) else []:
         if not isinstance(entry, dict):
@@ -238,12 +266,10 @@ def _index_page(page: str) -> dict[str, str]:
         if isinstance(entry.get("filename"), str) and isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}",
                                                                                                digest):
             found[entry["filename"]] = digest
-    return found
+    return found, len(body)
 
 
-def metadata_hash(page: str, filename: str) -> str | None:
-    """The PEP 658 hash of a file's METADATA, from its project's index page (None: not offered)."""
-    return _index_page(page).get(filename)
+_PAGES = _IndexPages()
 
 
 def _download(cache: Path, artifact: Artifact) -> tuple[str | None, Fetched]:
