@@ -155,6 +155,21 @@ def test_cargo_by_target(rust_ws: Path, offline: None):
     assert keys["core-lib"] in found.by_target["rust:app"]
 
 
+def test_an_excluded_rust_target_leaves_out_what_only_it_ships(rust_ws: Path, offline: None):
+    config = rust_ws / "polybuild.toml"
+    try:
+        config.write_text(RUST["polybuild.toml"] + '[licenses]\nexclude-targets = ["rust:app"]\n')
+        crates = by_name(inventory(api.load(rust_ws).ws).packages, "cargo")
+        assert "app" not in crates and crates["core-lib"].dependents == []  # core-lib is a target of its own
+        assert crates["itoa"].dependents == [("rust:core-lib",)]
+        config.write_text(RUST["polybuild.toml"] + '[licenses]\nexclude-targets = ["core-lib"]\n')
+        crates = by_name(inventory(api.load(rust_ws).ws).packages, "cargo")
+        assert crates["core-lib"].dependents == [("rust:app",)]  # app ships it: it stays
+        assert crates["itoa"].dependents == [("rust:app", "rust:core-lib")]
+    finally:
+        config.write_text(RUST["polybuild.toml"])
+
+
 def test_cargo_stale_lock_names_the_manifest_and_the_fix(workspace, offline: None):
     root = workspace({
         "polybuild.toml": "",

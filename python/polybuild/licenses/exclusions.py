@@ -46,15 +46,20 @@ class Exclusions:
                 "deny, attributions and the SBOM do not cover what only they ship"]
 
     def prune(self, packages: list[Package]) -> list[Package]:
-        """Drop the chains that start at an excluded root, and the packages only those chains reached (a package
-        that never had a chain is kept, unless it is an excluded target's own)."""
+        """Drop the chains that start at an excluded root, the third-party packages only those chains reached, and
+        the excluded targets' own packages that no other target ships (the workspace's other packages stay: each is
+        a root of its own)."""
         if not self.targets and not self.extras:
             return packages
         kept = []
         for package in packages:
             chains = [c for c in package.dependents if not self.excludes(*_root(c[0]))]
-            if (package.dependents and not chains) or (package.workspace and not chains
-                                                        and (package.ecosystem, package.name) in self.own):
+            if chains:
+                pass
+            elif package.workspace:
+                if (package.ecosystem, package.name) in self.own:
+                    continue
+            elif package.dependents:
                 continue
             package.dependents = chains
             kept.append(package)
