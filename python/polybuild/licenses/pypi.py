@@ -3,9 +3,11 @@
 Nothing installed on the machine is read. The package set comes from the `uv.lock` that covers a project; without
 one, uv resolves each project's requirements for the target platform (the base, and each extra on its own, so extras
 that cannot be installed together are still scanned), cached by the requirements' digest. License evidence comes
-from the exact distributions the lock or resolution names (`distributions.py`: downloaded once by `--fetch`, verified
-against their hashes, read offline): PEP 639 `License-Expression` and `License-File`, the legacy `License:` field and
-`License ::` classifiers. A distribution not fetched yet is an error naming it and the command that fetches it."""
+from the exact distributions the lock or resolution names (`distributions.py`: fetched once by `--fetch`, a wheel's
+METADATA and license files by HTTP Range or the whole file verified against its hash, then read offline): PEP 639
+`License-Expression` and `License-File`, the legacy `License:` field and `License ::` classifiers. A distribution
+not fetched yet is an error naming it and the command that fetches it. Extras and targets `[licenses] exclude-*`
+names are not walked (`exclusions.py`)."""
 
 from __future__ import annotations
 
