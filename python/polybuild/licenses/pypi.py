@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from polybuild.workspace import Target, Workspace
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
+PYPI_FILES = "https://files.pythonhosted.org/"
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
 _COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
 
@@ -114,6 +115,8 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
             wanted.setdefault(artifact, f"{dist.name} {dist.version}")
             entry = graph.locked(dist)
             registry = entry.source.get("registry") if entry else None
+            if not registry and (artifact.url or "").startswith(PYPI_FILES):  # a pylock.toml names no default index
+                registry = "https://pypi.org/simple"
             if isinstance(registry, str) and registry.startswith(("https://", "http://")):
                 pages[artifact] = f"{registry.rstrip('/')}/{dist.name}/"
     if sources.fetch:
