@@ -165,11 +165,18 @@ def test_untrusted_zips_are_refused_or_read_whole(tmp_path: Path):
     eocd = good.rindex(b"PK\x05\x06")
     far = bytearray(good)
     struct.pack_into("<I", far, eocd + 12, 100 << 20)  # a central directory of 100 MB
-    server = _served(tmp_path, {"traversal.whl": traversal, "huge.whl": huge, "far.whl": bytes(far)})
+    garbled = bytearray(_wheel({"demo-1.0.dist-info/zz": b"x"}))  # flagged UTF-8, but it is not
+    entry = garbled.rindex(b"PK\x01\x02")
+    struct.pack_into("<H", garbled, entry + 8, 0x800)
+    at = entry + 46 + len("demo-1.0.dist-info/")
+    garbled[at:at + 2] = b"\xff\xfe"
+    server = _served(tmp_path, {"traversal.whl": traversal, "huge.whl": huge, "far.whl": bytes(far),
+                                "garbled.whl": bytes(garbled)})
     try:
         for name, data, problem in [("traversal.whl", traversal, "unsafe member name"),
                                     ("huge.whl", huge, "too large to be metadata"),
-                                    ("far.whl", bytes(far), "central directory out of bounds")]:
+                                    ("far.whl", bytes(far), "central directory out of bounds"),
+                                    ("garbled.whl", bytes(garbled), "not UTF-8")]:
             with pytest.raises(lazywheel.Unreadable, match=problem):
                 lazywheel.read_members(f"{server.url}/{name}", len(data), lambda names, read: names)
         artifact = _artifact(server, "traversal.whl", traversal)  # read whole instead, verified by the lock's hash

@@ -146,7 +146,7 @@ def fetch(cache: Path, artifacts: list[Artifact], *, mode: str = METADATA, pages
 
 
 def _fetch_one(cache: Path, artifact: Artifact, mode: str, page: str | None) -> tuple[str | None, Fetched]:
-    import urllib.error
+    import http.client
 
     from polybuild.licenses import lazywheel
 
@@ -158,7 +158,7 @@ def _fetch_one(cache: Path, artifact: Artifact, mode: str, page: str | None) -> 
             return _ranged(cache, artifact, page)
         except (lazywheel.NoRanges, lazywheel.Unreadable):
             pass  # the whole file, verified against the lock, instead
-        except (OSError, urllib.error.URLError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}", Fetched()
     return _download(cache, artifact)
 
@@ -241,8 +241,8 @@ class _IndexPages:
 
 
 def _read_page(page: str) -> tuple[dict[str, str], int]:
+    import http.client
     import json
-    import urllib.error
     import urllib.request
     import zlib
 
@@ -255,7 +255,7 @@ def _read_page(page: str) -> tuple[dict[str, str], int]:
         text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, _MAX_PAGE) if gzipped else body
         data = json.loads(text)
         files = data["files"] if isinstance(data, dict) else []
-    except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError, zlib.error):
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError, zlib.error):
         return {}, 0
     found = {}
     for entry in files if isinstance(files, list) else []:
@@ -275,7 +275,7 @@ _PAGES = _IndexPages()
 def _download(cache: Path, artifact: Artifact) -> tuple[str | None, Fetched]:
     """One file into the cache, atomically: a temp file beside its final place, hashed while it is written, renamed
     only when the hash is the lock's. The error as a line, or None."""
-    import urllib.error
+    import http.client
     import urllib.request
 
     assert artifact.url is not None and artifact.sha256 is not None
@@ -295,7 +295,7 @@ def _download(cache: Path, artifact: Artifact) -> tuple[str | None, Fetched]:
                 fetched
         os.replace(tmp, final)
         return None, fetched
-    except (OSError, urllib.error.URLError) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}", fetched
     finally:
         if os.path.exists(tmp):

@@ -67,13 +67,19 @@ class RemoteFile:
         return data
 
     def _get(self, start: int, end: int) -> bytes:
+        import contextlib
+        import urllib.error
         import urllib.request
 
         if start == end:
             return b""
         request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end - 1}",
                                                             "Accept-Encoding": "identity"})
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        try:
+            opened = urllib.request.urlopen(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as exc:  # e.g. 416: the whole download says what is wrong, if anything
+            raise NoRanges(f"HTTP {exc.code} to a Range request") from None
+        with contextlib.closing(opened) as response:
             if response.status != 206:
                 raise NoRanges(f"HTTP {response.status} to a Range request")
             expected = f"bytes {start}-{end - 1}/{self.size}"
@@ -130,7 +136,10 @@ def _central_directory(remote: RemoteFile) -> list[Member]:
         if pos > len(data):
             raise Unreadable("a central directory entry runs past its end")
         plain, compressed, offset = _zip64_sizes(extra, plain, compressed, offset)
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        try:
+            name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
+        except UnicodeDecodeError:
+            raise Unreadable(f"a member name that is not UTF-8: {raw_name!r}") from None
         if name.endswith("/"):
             continue
         _check_name(name)
