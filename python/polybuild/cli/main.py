@@ -102,20 +102,23 @@ def _parser() -> argparse.ArgumentParser:
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
-    fetch_help = "first download what the lockfiles name (crates, Go modules, the locked Python distributions)"
-    deny.add_argument("--fetch", action="store_true", help=fetch_help)
+    fetch = {"nargs": "?", "const": "metadata", "choices": ("metadata", "full"), "metavar": "MODE",
+             "help": "first download what the lockfiles name (crates, Go modules, the locked Python distributions); "
+             "of a wheel, only its METADATA and license files by HTTP Range where the index allows it (--fetch=full: "
+             "every file whole, verified against the lock's sha256)"}
+    deny.add_argument("--fetch", **fetch)
     attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
     attributions.add_argument("--force", action="store_true",
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
-    attributions.add_argument("--fetch", action="store_true", help=fetch_help)
+    attributions.add_argument("--fetch", **fetch)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
-    sbom.add_argument("--fetch", action="store_true", help=fetch_help)
+    sbom.add_argument("--fetch", **fetch)
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
@@ -512,15 +515,16 @@ def _cmd_deny(args: argparse.Namespace) -> int:
     return 1 if denied else 0
 
 
-def _license_scan(ws: Workspace, *, fetch: bool) -> Scan:
+def _license_scan(ws: Workspace, *, fetch: str | None) -> Scan:
     """The license pass. The policy is read first, so that a bad deny.toml stops it before the inventory, and its
     notes (an empty policy, keys polybuild does not act on) come first, one line each."""
+    from polybuild.licenses.exclusions import exclusions
     from polybuild.licenses.policy import load_policy
     from polybuild.licenses.scan import scan
 
     conf = ws.config["licenses"]
     policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
-    for note in policy.notes:
+    for note in [*policy.notes, *exclusions(ws).notes()]:
         print(f"note: {note}", file=sys.stderr)
     return scan(ws, fetch=fetch, policy=policy)
 

@@ -394,6 +394,13 @@ SCHEMA = Table(
                                             "nested locks on purpose) is resolved into polybuild's cache, never the "
                                             "tree (the first scan needs crates.io), instead of being an error.",
                                             False),
+                "exclude-targets": Key(list, "Workspace targets (ids or names) the license scan leaves out, with "
+                                       "what only they pull in; each license command says so in a note.", [],
+                                       item=str),
+                "exclude-extras": Key(list, "Python extras the license scan leaves out, with what only they pull "
+                                      "in: `\"trtllm\"` in every project, `\"ai-dynamo[trtllm]\"` in one (an extra "
+                                      "whose wheels only a vendor index holds); each license command says so in a "
+                                      "note. Dependency groups are never scanned (they do not ship).", [], item=str),
                 "system-libraries": Key(list, "Libraries the artifacts need from the system, for ATTRIBUTIONS.md: "
                                         "`{ name = \"glibc\", version = \"2.36\", license = \"LGPL-2.1-or-later\", "
                                         "note = \"...\" }`.", [], item=dict),

@@ -37,22 +37,24 @@ class Inventory:
     by_target: dict[str, set[Key]] = field(default_factory=dict)
 
 
-def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool = False) -> Inventory:
+def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool | str | None = False) -> Inventory:
     """Scan all three ecosystems and merge them; offline unless `fetch`, which first downloads what the lockfiles
     name (`cargo fetch`, `go mod download`, the locked Python distributions)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from polybuild.licenses import cargo, golang, pypi
+    from polybuild.licenses.exclusions import exclusions
 
+    leave_out = exclusions(ws)
     if fetch:
         _fetch_crates_and_modules(ws)
     # Each scanner mostly waits for its tool (cargo, uv or downloads, go), so the three run side by side.
     with ThreadPoolExecutor(max_workers=3) as pool:
         scans = [pool.submit(cargo.packages, ws, all_features=all_features),
-                 pool.submit(pypi.packages, ws, fetch=fetch),
+                 pool.submit(pypi.packages, ws, fetch=fetch, leave_out=leave_out),
                  pool.submit(golang.packages, ws)]
         found = [package for scan in scans for package in scan.result()]
-    packages = merge(found)
+    packages = leave_out.prune(merge(found))
     _inherit_the_repository_license(ws.root, packages)
     return Inventory(packages, _by_target(ws, packages))
 

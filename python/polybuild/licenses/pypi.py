@@ -3,13 +3,16 @@
 Nothing installed on the machine is read. The package set comes from the `uv.lock` that covers a project; without
 one, uv resolves each project's requirements for the target platform (the base, and each extra on its own, so extras
 that cannot be installed together are still scanned), cached by the requirements' digest. License evidence comes
-from the exact distributions the lock or resolution names (`distributions.py`: downloaded once by `--fetch`, verified
-against their hashes, read offline): PEP 639 `License-Expression` and `License-File`, the legacy `License:` field and
-`License ::` classifiers. A distribution not fetched yet is an error naming it and the command that fetches it."""
+from the exact distributions the lock or resolution names (`distributions.py`: fetched once by `--fetch`, a wheel's
+METADATA and license files by HTTP Range or the whole file verified against its hash, then read offline): PEP 639
+`License-Expression` and `License-File`, the legacy `License:` field and `License ::` classifiers. A distribution
+not fetched yet is an error naming it and the command that fetches it. Extras and targets `[licenses] exclude-*`
+names are not walked (`exclusions.py`)."""
 
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,12 +24,14 @@ from polybuild.licenses.model import LicenseFile, Package
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
+    from polybuild.licenses.exclusions import Exclusions
     from polybuild.workspace import Target, Workspace
     from polybuild.workspace.pythonlock import Artifact, Lock
     from polybuild.workspace.pythonlock import Package as Locked
     from polybuild.workspace.pythonlock import Target as Platform
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
+PYPI_FILES = "https://files.pythonhosted.org/"
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
 _COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
 
@@ -54,20 +59,26 @@ class Sources:
 
     cache: Path  # <cache>/licenses/pypi
     platforms: list[Platform]
-    fetch: bool
+    fetch: str | None  # None: offline; else distributions.METADATA or FULL
 
 
-def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
-    """Every distribution the workspace's Python packages ship with, and those packages themselves."""
-    projects = [t for t in ws.targets.values() if t.kind == "py"]
+def packages(ws: Workspace, *, fetch: bool | str | None = False, leave_out: Exclusions | None = None) -> list[Package]:
+    """Every distribution the workspace's Python packages ship with, and those packages themselves; `fetch` (True:
+    metadata by Range where possible, or a mode of `distributions`) downloads what is missing; the roots `leave_out`
+    names are not walked (nor fetched)."""
+    from polybuild.licenses.distributions import METADATA
+    from polybuild.licenses.exclusions import Exclusions
+
+    leave_out = leave_out or Exclusions()
+    projects = [t for t in ws.targets.values() if t.kind == "py" and not leave_out.excludes(t.id)]
     if not projects:
         return []
     from polybuild.support.cachedir import for_workspace
     from polybuild.workspace.pythonlock import platform_targets
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
-                      platform_targets(ws, [], []), fetch)
-    own = {t.info["dist_name"]: t for t in projects}
+                      platform_targets(ws, [], []), METADATA if fetch is True else fetch or None)
+    own = {t.info["dist_name"]: t for t in ws.targets.values() if t.kind == "py"}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
@@ -75,9 +86,9 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
             graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
-                                    targets))
+                                    targets, leave_out))
         else:
-            graphs += resolved_graphs(targets, own, ws.release_version, sources)
+            graphs += resolved_graphs(targets, own, ws.release_version, sources, leave_out)
     _fetch_or_fail(graphs, sources)
     found = [package for graph in graphs for package in graph.packages()]
     return merge([*found, *(_own_package(t, ws.release_version) for t in projects)])
@@ -98,13 +109,22 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
     from polybuild.licenses import distributions
 
     wanted: dict[Artifact, str] = {}
+    pages: dict[Artifact, str] = {}  # the index page offering each file's PEP 658 METADATA hash
     for graph in graphs:
         for dist, artifact in graph.artifacts().items():
             wanted.setdefault(artifact, f"{dist.name} {dist.version}")
+            entry = graph.locked(dist)
+            registry = entry.source.get("registry") if entry else None
+            if not registry and (artifact.url or "").startswith(PYPI_FILES):  # a pylock.toml names no default index
+                registry = "https://pypi.org/simple"
+            if isinstance(registry, str) and registry.startswith(("https://", "http://")):
+                pages[artifact] = f"{registry.rstrip('/')}/{dist.name}/"
     if sources.fetch:
-        distributions.fetch(sources.cache, list(wanted))
+        fetched = distributions.fetch(sources.cache, list(wanted), mode=sources.fetch, pages=pages)
+        if fetched.ranged or fetched.whole:
+            print(f"polybuild: {fetched.summary()}", file=sys.stderr)
         return
-    missing = sorted({label for a, label in wanted.items() if not distributions.location(sources.cache, a).is_file()})
+    missing = sorted({label for a, label in wanted.items() if distributions.stored(sources.cache, a) is None})
     if missing:
         shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise UserError(f"{len(missing)} locked Python distributions are not in polybuild's cache ({sources.cache}), "
@@ -192,7 +212,7 @@ class Graph:
             package.dependents = dependents
             return package
         if artifact:
-            package = distributions.evidence(distributions.location(self.sources.cache, artifact))
+            package = distributions.evidence(distributions.stored(self.sources.cache, artifact))
             package.name, package.version, package.purl = dist.name, dist.version, purl("pypi", dist.name, dist.version)
         else:
             package = _bare_package(dist.name, dist.version)
@@ -219,14 +239,15 @@ class LockGraph(Graph):
     (development dependency groups do not ship)."""
 
     def __init__(self, path: Path, display: str, own: dict[str, Target], release_version: str, sources: Sources,
-                 targets: list[Target]) -> None:
+                 targets: list[Target], leave_out: Exclusions) -> None:
         from polybuild.workspace import pythonlock
 
         self.lock: Lock = pythonlock.read(path, display)
         self.display = display
         sources = Sources(sources.cache, [_within(self.lock, p) for p in sources.platforms], sources.fetch)
         super().__init__(own, release_version, sources, [])
-        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]]
+        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]
+                      if not leave_out.excludes(t.id, extra)]
 
     def _extras_of(self, target: Target) -> list[str]:
         return sorted(self._entry(target.info["dist_name"], None, target.id).extras)
@@ -275,7 +296,7 @@ def _within(lock: Lock, platform: Platform) -> Platform:
 
 
 def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
-                    sources: Sources) -> list[Graph]:
+                    sources: Sources, leave_out: Exclusions) -> list[Graph]:
     """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
     first target platform; each resolution is its own graph."""
     from concurrent.futures import ThreadPoolExecutor
@@ -285,7 +306,8 @@ def resolved_graphs(targets: list[Target], own: dict[str, Target], release_versi
 
     sources = Sources(sources.cache, sources.platforms[:1], sources.fetch)
     platform = sources.platforms[0]
-    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]]
+    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]
+             if not leave_out.excludes(t.id, extra)]
     wanted = []
     for target, extra in roots:
         requirements = _requirements(target, extra, own, sources.platforms)
@@ -410,13 +432,14 @@ class ResolvedGraph(Graph):
         return found
 
     def _requirements(self, node: Node) -> list[str]:
-        from polybuild.licenses.distributions import location, requirements
+        from polybuild.licenses.distributions import requirements, stored
 
         dist, extra = node
         if dist.target is not None:
             return _declared(self.own[dist.name], extra)
         artifact = self.files.get(dist)
-        return requirements(location(self.sources.cache, artifact)) if artifact else []
+        path = stored(self.sources.cache, artifact) if artifact else None
+        return requirements(path) if path else []
 
 
 def _locked_source(source: dict[str, str]) -> str:
@@ -514,8 +537,13 @@ def _first(headers: dict[str, list[str]], key: str) -> str | None:
 
 def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
                      read: Callable[[str], bytes]) -> list[LicenseFile]:
-    """The texts under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files
-    `License-File` names wherever older backends put them."""
+    return [f for f in _read_all(dist_info, license_members(listing, declared), read) if f is not None]
+
+
+def license_members(listing: list[str], declared: list[str]) -> dict[str, str]:
+    """The files of a `.dist-info` (paths relative to it) that hold license texts, each with its kind: the texts
+    under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files `License-File`
+    names wherever older backends put them."""
     chosen: dict[str, str] = {}
     for rel in listing:
         top, _, rest = rel.partition("/")
@@ -528,7 +556,7 @@ def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
         rel = next((c for c in _declared_locations(entry) if c in present), None)
         if rel is not None:
             chosen.setdefault(rel, license_kind(Path(rel).name) or "notice")
-    return [f for f in _read_all(dist_info, chosen, read) if f is not None]
+    return chosen
 
 
 def _declared_locations(entry: str) -> Iterable[str]:

@@ -84,7 +84,7 @@ def _narrowed(r: Resolved, shipping: set[str]) -> Resolved:
     return replace(r, package=replace(r.package, dependents=chains))
 
 
-def scan(ws: Workspace, *, fetch: bool = False, policy: Policy | None = None) -> Scan:
+def scan(ws: Workspace, *, fetch: bool | str | None = False, policy: Policy | None = None) -> Scan:
     """Inventory (offline unless `fetch`), the deny.toml policy (read here unless the caller already has it), and
     every package's license; a scan of the same manifests, lockfiles and policy is read back from the cache
     instead."""
