@@ -440,6 +440,10 @@ def test_an_excluded_extra_leaves_out_only_what_it_alone_pulls_in(py_ws: Path, p
             "exclude-extras): deny, attributions and the SBOM do not cover what only they ship")
     assert note in denied.stderr.splitlines(), denied.stderr
     assert note in run_polybuild("sbom", cwd=py_ws).stderr  # a cached scan says it as well
+    written = run_polybuild("attributions", "--dir", "attributions", cwd=py_ws)
+    summary = (py_ws / "attributions" / "ATTRIBUTIONS.md").read_text()
+    assert written.returncode == 0 and "**Not covered:** `py:app[all]`, `py:app[dates]`, left out of the license " \
+        "scan" in summary  # the file a release ships says it, not only the terminal
 
     (py_ws / "polybuild.toml").write_text(f'cache-dir = "{py_cache}"\n[licenses]\nexclude-targets = ["tool"]\n')
     dists = by_name(inventory(api.load(py_ws).ws).packages, "pypi")

@@ -80,9 +80,10 @@ def hand_written(names: Iterable[str], directory: Path) -> list[str]:
 # --- ATTRIBUTIONS.md -----------------------------------------------------------------------------------------------
 
 
-def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libraries: list[dict]) -> str:
-    """ATTRIBUTIONS.md: what it covers, packages per ecosystem, license totals, what needs attention and the
-    system libraries declared in the config."""
+def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libraries: list[dict],
+                     left_out: list[str] = ()) -> str:
+    """ATTRIBUTIONS.md: what it covers (and what the config left out of the scan), packages per ecosystem, license
+    totals, what needs attention and the system libraries declared in the config."""
     packages = third_party(resolved)
     lines = [f"# Attributions for {subject.name} {subject.version}", "",
              f"This file covers {subject.describe()}: the {len(packages)} third-party packages it is built from, "
@@ -90,6 +91,9 @@ def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libr
              "below."]
     if subject.sha256:
         lines += ["", f"SHA-256 of the {subject.kind}: `{subject.sha256}`"]
+    if left_out:
+        lines += ["", f"**Not covered:** {', '.join(_code(r) for r in left_out)}, left out of the license scan by "
+                  "`[licenses] exclude-targets` / `exclude-extras`: the packages only they ship are not listed here."]
     lines += ["", *_ecosystem_table(packages), "", *_license_totals(packages)]
     lines += _attention(packages)
     lines += ["", *_system_libraries(system_libraries)]

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
@@ -20,10 +22,6 @@ if TYPE_CHECKING:
     from polybuild.workspace import Target, Workspace
 
 _EXTRA = re.compile(r"(?:(?P<project>[^\[\]]+)\[(?P<qualified>[^\[\]]+)\]|(?P<bare>[^\[\]:]+))")
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 @dataclass(frozen=True)
@@ -34,12 +32,18 @@ class Exclusions:
 
     def excludes(self, target_id: str, extra: str | None = None) -> bool:
         """Is this scan root (a target's base, or one of its extras) left out?"""
-        return target_id in self.targets or (extra is not None and _normalize(extra) in self.extras.get(target_id, ()))
+        if target_id in self.targets:
+            return True
+        return extra is not None and canonicalize_name(extra) in self.extras.get(target_id, ())
+
+    def roots(self) -> list[str]:
+        """The excluded roots as the reports name them: target ids, and `target[extra]`."""
+        return sorted(self.targets) + sorted(f"{t}[{e}]" for t, extras in self.extras.items() for e in extras
+                                             if t not in self.targets)
 
     def notes(self) -> list[str]:
         """One line per exclusion, for every license command (a cached scan included)."""
-        roots = sorted(self.targets) + sorted(f"{t}[{e}]" for t, extras in self.extras.items() for e in extras
-                                              if t not in self.targets)
+        roots = self.roots()
         if not roots:
             return []
         return [f"the license scan leaves out {', '.join(roots)} ([licenses] exclude-targets / exclude-extras): "
@@ -85,7 +89,7 @@ def exclusions(ws: Workspace) -> Exclusions:
             raise ws.config.error(("licenses", "exclude-extras"), f"[licenses] exclude-extras: '{entry}' is not an "
                                   "extra", hint="write the extra's name (`\"trtllm\"`, every project) or "
                                   "`\"<project>[<extra>]\"` (one project)")
-        extra = _normalize(match["qualified"] or match["bare"])
+        extra = canonicalize_name(match["qualified"] or match["bare"])
         chosen = [_target(ws, match["project"].strip(), ("licenses", "exclude-extras"), frozenset({"py"}))] \
             if match["project"] else projects
         having = [t for t in chosen if extra in _declared_extras(t)]
@@ -122,4 +126,4 @@ def _declared_extras(target: Target) -> set[str]:
     from polybuild.support import tomlfile
 
     project = tomlfile.load(target.manifest, target.manifest.name).data.get("project", {})
-    return {_normalize(e) for e in project.get("optional-dependencies", {})}
+    return {canonicalize_name(e) for e in project.get("optional-dependencies", {})}

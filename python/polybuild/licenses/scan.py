@@ -112,9 +112,11 @@ def attribution_files(result: Scan, target: Target | None = None) -> dict[str, s
     """File name -> content: ATTRIBUTIONS.md and one file per ecosystem that has packages."""
     from polybuild.licenses.attributions import ecosystem_file, ecosystem_markdown, summary_markdown
     from polybuild.licenses.detect import canonical_text
+    from polybuild.licenses.exclusions import exclusions
 
     subject, resolved = result.subset(target)
-    files = {"ATTRIBUTIONS.md": summary_markdown(subject, resolved, result.ws.config["licenses"]["system-libraries"])}
+    files = {"ATTRIBUTIONS.md": summary_markdown(subject, resolved, result.ws.config["licenses"]["system-libraries"],
+                                                 exclusions(result.ws).roots())}
     for ecosystem in ECOSYSTEMS:
         if any(r.package.ecosystem == ecosystem and not r.package.workspace for r in resolved):
             files[ecosystem_file(ecosystem)] = ecosystem_markdown(subject, ecosystem, resolved, canonical_text)
