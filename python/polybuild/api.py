@@ -240,7 +240,7 @@ def preflight(plan: Plan, ctx) -> None:
     seen: set[tuple[str, str]] = set()
     for task in plan.tasks.values():
         builder = builders.get(task.builder)
-        for tool in builder.tools:
+        for tool in builder.required_tools:
             if (tool, task.builder) not in seen:
                 seen.add((tool, task.builder))
                 require(tool, f"{task.target.id} ({task.builder})")

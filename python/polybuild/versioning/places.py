@@ -88,9 +88,11 @@ def find_places(ws: Workspace) -> list[Place]:
 
 def go_stamps(ws: Workspace) -> list[DerivedStamp]:
     """The Go binaries stamped with the workspace version through -ldflags -X at build time."""
+    from polybuild import builders
+
     variable = ws.config["go"]["version-variable"]
     return [DerivedStamp(t.id, variable, ws.release_version)
-            for t in ws.targets.values() if t.kind == "go" and t.builder == "go"]
+            for t in ws.targets.values() if t.kind == "go" and t.builder and builders.get(t.builder).stamps_version]
 
 
 def _config_places(ws: Workspace) -> Iterator[Place]:
