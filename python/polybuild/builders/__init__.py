@@ -1,7 +1,7 @@
 """Builders: each turns a task into steps (argv commands, or a small in-process action), and declares the facts
 the other stages ask of it (tools, cache-key parts, platform sensitivity, what it publishes).
 
-Every builder implements the `Builder` interface and is registered once in `_MODULES`; adding a builder touches
+Every builder implements the `Builder` interface and is registered once in `REGISTRY`; adding a builder touches
 only its own module and that table: plan, cache keys, execute, CI, release and versioning ask the builder object,
 never compare its name. A builder writes its artifacts into `out`; the executor publishes them atomically into the
 dist directory, so a failed or interrupted build leaves nothing half-written there.
@@ -156,7 +156,7 @@ def wheel_pattern(task: Task, host: Platform) -> list[str]:
     return [re.sub(r"[-_.]+", "_", task.target.info["dist_name"]).lower() + "-*.whl"]
 
 
-_MODULES = {
+REGISTRY = {  # name -> "module:Class"; adding a builder is its module and one line here
     "cargo": "polybuild.builders.cargo:CargoBuilder",
     "cargo-test": "polybuild.builders.cargo:CargoTestBuilder",
     "maturin": "polybuild.builders.maturin:MaturinBuilder",
@@ -168,10 +168,10 @@ _MODULES = {
     "dockerfile": "polybuild.builders.image:DockerfileBuilder",
     "assemble": "polybuild.builders.image:AssembleBuilder",
 }
-BUILDERS = tuple(_MODULES)
+BUILDERS = tuple(REGISTRY)
 
 
 def get(name: str) -> Builder:
     """The builder registered as `name` (imported lazily: a run pays only for the builders it uses)."""
-    module, _, cls = _MODULES[name].partition(":")
+    module, _, cls = REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module), cls)()
