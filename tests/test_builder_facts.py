@@ -112,7 +112,7 @@ def test_a_registered_builder_is_planned_and_keyed_by_its_facts(tiny_ws: Path) -
 
 def test_a_registered_builder_is_preflighted_built_and_published(tiny_ws: Path, monkeypatch) -> None:
     outcome = api.build(loaded_with(tiny_ws, "tiny"))
-    assert outcome.ok, [(r.task_id, r.status) for r in outcome.results]
+    assert outcome.ok, [(r.task.id, r.status, r.failed_step) for r in outcome.results]
     assert (tiny_ws / "dist" / "tiny.txt").read_text() == "tinypkg"
 
     monkeypatch.setattr(TinyBuilder, "required_tools", ("no-such-tool-for-tiny",))

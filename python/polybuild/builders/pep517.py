@@ -74,10 +74,21 @@ def pytest_identity(python: str, extra: tuple[str, ...]) -> list[str]:
     return installed_versions(python, ("pytest",))
 
 
+def source_packages(target: Target) -> tuple[str, ...]:
+    """The top-level import names of a pure package: the directories with an `__init__.py` (tests aside) in `src/`
+    or the package root."""
+    found = set()
+    for base in (target.dir / "src", target.dir):
+        if base.is_dir():
+            found |= {p.parent.name for p in base.glob("*/__init__.py") if p.parent.name not in ("tests", "test")}
+    return tuple(sorted(found))
+
+
 class Pep517Builder(Builder):
     name = "pep517"
     key_toolchains = ("python", "backend")
     published_names = staticmethod(wheel_pattern)
+    import_names = staticmethod(source_packages)
 
     def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
         return {"python": python_settings(ctx)}
@@ -89,13 +100,6 @@ class Pep517Builder(Builder):
             return ToolProbe(tool, extra, installed_versions)
         return ToolProbe(tool)
 
-    def import_names(self, target: Target) -> tuple[str, ...]:
-        """The source packages (directories with an `__init__.py`, tests aside) in `src/` or the package root."""
-        found = set()
-        for base in (target.dir / "src", target.dir):
-            if base.is_dir():
-                found |= {p.parent.name for p in base.glob("*/__init__.py") if p.parent.name not in ("tests", "test")}
-        return tuple(sorted(found))
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
