@@ -245,7 +245,7 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
     refused: dict[str, UserError] = {}
     for task in plan.tasks.values():
         builder = builders.get(task.builder)
-        for tool in builder.tools:
+        for tool in builder.required_tools:
             if (tool, task.builder) not in seen:
                 seen.add((tool, task.builder))
                 require(tool, f"{task.target.id} ({task.builder})")
@@ -259,9 +259,10 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
 def _resolve_versions(plan: Plan, ctx) -> None:
     """Go binaries carry their version group's version: resolve the groups once when `[versions]` sets any and the
     plan builds Go binaries (otherwise every one carries the workspace version, and no manifest is read)."""
+    from polybuild import builders
     from polybuild.versioning import grouped
 
-    if grouped(ctx.ws) and any(task.builder == "go" for task in plan.tasks.values()):
+    if grouped(ctx.ws) and any(builders.get(task.builder).stamps_version for task in plan.tasks.values()):
         from polybuild.versioning.groups import resolve
 
         ctx.version_groups = resolve(ctx.ws, places=False)

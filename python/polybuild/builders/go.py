@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild.builders import BuildContext, Builder, Step, cgo
 from polybuild.support.errors import UserError
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
 
 class GoBuilder(Builder):
     name = "go"
-    tools = ("go",)
+    required_tools = ("go",)
+    key_toolchains = ("go",)
+    env_inputs = ("GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64", "CC", "CGO_CFLAGS", "CGO_LDFLAGS")
+    platform_sensitive = True
+    stamps_version = True  # -ldflags -X [go] version-variable=<version>
+    weight = 2.0
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"go": ctx.config["go"], "version": ctx.go_stamp(task.target.id)}
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         clashes = task.target.info.get("binary_clashes")
@@ -89,7 +97,9 @@ def go_quoted(args: list[str]) -> str:
 
 class GoTestBuilder(Builder):
     name = "go-test"
-    tools = ("go",)
+    required_tools = ("go",)
+    key_toolchains = ("go",)
+    weight = 2.0
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         return [Step([require("go", task.target.id), "test", "./..."], cwd=task.target.dir)]

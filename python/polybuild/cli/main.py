@@ -645,7 +645,10 @@ def _cmd_version(args: argparse.Namespace) -> int:
 def _show_versions(ws, found) -> None:
     """The workspace version, every place of each version group, the Go stamps and the excluded packages."""
     variable = ws.config["go"]["version-variable"]
-    go_modules = sorted(t.id for t in ws.targets.values() if t.kind == "go" and t.builder == "go")
+    from polybuild import builders
+
+    go_modules = sorted(t.id for t in ws.targets.values()
+                        if t.kind == "go" and t.builder and builders.get(t.builder).stamps_version)
     for group in found.groups.values():
         version = found.version(group)
         spelled = f"{version.pep440} (PEP 440), {version.semver} (SemVer)" if version else "no version declared"

@@ -264,12 +264,13 @@ class Executor:
             (staging / "out").mkdir(parents=True)
         try:
             out = staging / "out" if staging else base
-            for step in builders.get(task.builder).steps(task, self.ctx, out):
+            builder = builders.get(task.builder)
+            for step in builder.steps(task, self.ctx, out):
                 if not self._run_step(step, task, log):
                     result.status, result.failed_step = "failed", step.display()
                     return None, log.finish(keep=True)
             outputs = self._publish(staging / "out", base) if staging else self._declared_outputs(task, base)
-            if staging and not outputs and task.builder != "command":  # e.g. `[python] interpreter = "/bin/true"`
+            if staging and not outputs and builder.publishes_artifacts:  # e.g. `[python] interpreter = "/bin/true"`
                 log.note(f"[polybuild] every command succeeded, but the {task.builder} build produced no artifact")
                 result.status, result.failed_step = "failed", step.display()
                 return None, log.finish(keep=True)
@@ -325,9 +326,7 @@ class Executor:
         return outputs
 
     def _declared_outputs(self, task: Task, base: Path) -> list[Output]:
-        if task.builder != "command":
-            return []
-        patterns = task.spec["outputs"]
+        patterns = builders.get(task.builder).declared_outputs(task)
         found = {p for pattern in patterns for p in base.glob(pattern) if p.is_file()}
         return [describe(p, base) for p in sorted(found)]
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from polybuild.workspace.pythonlock import Target
 
 LOCKFILES = ("Cargo.lock", "go.sum", "uv.lock")
-IMAGE_BUILDERS = ("dockerfile", "assemble")
 
 
 def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache: bool = True) -> LockReport:
@@ -121,7 +120,6 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
     from dataclasses import replace
 
     from polybuild.lockfiles import uvlock
-    from polybuild.workspace import pythonlock
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
@@ -163,10 +161,11 @@ def _lowest_python(lock) -> tuple[int, int] | None:
 def before_images(plan: Plan, ctx: BuildContext) -> None:
     """Before building images for platforms other than the host's, the lockfiles must be fresh and installable
     there: a UserError listing every finding stops the build before anything runs."""
+    from polybuild import builders
     from polybuild.builders.image import image_platforms
 
     here = ctx.host
-    foreign = sorted({p.name for task in plan.tasks.values() if task.builder in IMAGE_BUILDERS
+    foreign = sorted({p.name for task in plan.tasks.values() if builders.get(task.builder).builds_image
                       for p in image_platforms(task, ctx) if p != here})
     if not foreign:
         return
