@@ -120,18 +120,18 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
     """(problems, notes) of one uv.lock: fresh with the pinned uv, and installable on every target."""
     from dataclasses import replace
 
-    from polybuild.lockfiles import uvlock, wheels
+    from polybuild.lockfiles import uvlock
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
     report = LockReport(problems=list(result.problems), notes=list(result.notes))
     try:
-        lock = wheels.read(ws.root / path, path)
+        lock = pythonlock.read(ws.root / path, path)
     except UserError as exc:  # a lock nobody can read is this lock's problem, not a usage error
         report.problems.append(str(exc).replace("\n  hint: ", "; fix: "))
         return report.problems, report.notes
     for target in targets:
-        if not wheels.python_allowed(lock, target.python):
+        if not pythonlock.python_allowed(lock, target.python):
             version = f"{target.python[0]}.{target.python[1]}"
             if explicit_python:
                 report.problems.append(f"{path}: Python {version} is outside the lock's requires-python "
@@ -149,7 +149,7 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
                                    f"environments), which leave out {target.label}; fix: add "
                                    f"\"{target.marker_hint()}\" to [tool.uv] environments and run `uv lock`")
             continue
-        report.problems += [wheels.describe(m, target, path) for m in wheels.misses(lock, target)]
+        report.problems += [pythonlock.describe(m, target, path) for m in pythonlock.misses(lock, target)]
     return report.problems, report.notes
 
 
