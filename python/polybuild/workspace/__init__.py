@@ -17,6 +17,7 @@ from polybuild.config.model import Config
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
+    from polybuild.workspace.cargometa import CargoMetadata
     from polybuild.workspace.files import DiskFiles
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
@@ -86,6 +87,7 @@ class Workspace:
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
     notes: list[str] = field(default_factory=list)  # worth saying once (names that collide), not errors
     absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
+    cargo_metadata: CargoMetadata = field(default_factory=lambda: _cargo_metadata())  # this run's answers
 
     @cached_property
     def unlisted(self) -> DiskFiles:
@@ -137,27 +139,34 @@ def discover(config: Config) -> Workspace:
     memo_path = root / config["state-dir"] / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
+    cargo_metadata = _cargo_metadata()
     if found is None:
-        found = _discover_manifests(config, listing)
+        found = _discover_manifests(config, listing, cargo_metadata)
         if trusted:
             memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
     notes = _qualify_colliding_ids(found, root)
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
-                   notes, found_files.absent)
+                   notes, found_files.absent, cargo_metadata)
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
 
 
-def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
+def _cargo_metadata() -> CargoMetadata:
+    from polybuild.workspace.cargometa import CargoMetadata
+
+    return CargoMetadata()
+
+
+def _discover_manifests(config: Config, listing: list[str], cargo_metadata: CargoMetadata) -> list[Target]:
     """The targets the native manifests declare, one discoverer per ecosystem."""
     from polybuild.workspace import cargo, go, python
 
     asked = tuple(f"{r.strip('/')}/" for r in (*config["python-roots"], *config["go-roots"]) if _in_dot_dir(f"{r}/"))
     listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
-    rust_targets = cargo.discover(config.root, listing, config)
+    rust_targets = cargo.discover(config.root, listing, config, cargo_metadata)
     py_targets = python.discover(config.root, listing, config, rust_targets)
     staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info["staticlibs"])
     go_targets = go.discover(config.root, listing, config, staticlibs)
