@@ -23,7 +23,7 @@ from polybuild.support.errors import UserError
 if TYPE_CHECKING:
     from polybuild.workspace import Target, Workspace
     from polybuild.workspace.pythonlock import Artifact, Lock
-    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import LockedPackage as Locked
     from polybuild.workspace.pythonlock import Target as Platform
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
