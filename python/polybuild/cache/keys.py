@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
-from polybuild.support.toolchains import find
+from polybuild.support.toolchains import find, python_facts
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
@@ -188,9 +188,8 @@ class Toolchains:
 
     def _probe(self, tool: str, cwd: Path, extra: tuple[str, ...]) -> str:
         if tool == "python":
-            argv = [self.python, "-c", "import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
-                    "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())"]
-        elif tool == "container-engine":
+            return python_facts(self.python).output
+        if tool == "container-engine":
             from polybuild.container.engines import detect
 
             engine = detect(extra[0])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-import subprocess
 import sys
 import urllib.parse
 from collections import deque
@@ -395,13 +394,16 @@ def _level(ws: Workspace, key: str, value: str) -> tuple[int, int]:
 
 def _interpreter(ws: Workspace) -> tuple[int, int]:
     """The version of the Python polybuild builds with (config `python.interpreter`, else the running one)."""
+    from polybuild.support.toolchains import python_facts
+
     interpreter = ws.config["python"]["interpreter"]
     if not interpreter:
         return sys.version_info[:2]
-    try:
-        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.CalledProcessError):
+    facts = python_facts(interpreter)
+    if not facts.ran:
         raise UserError(f"python.interpreter: cannot run {interpreter}",
-                        hint="set it to an installed Python, or pass --python X.Y") from None
-    return _version(out, "python.interpreter")
+                        hint="set it to an installed Python, or pass --python X.Y")
+    if facts.version is None:
+        raise UserError(f"python.interpreter: '{facts.output.strip()}' is not a Python version",
+                        hint="write MAJOR.MINOR, e.g. 3.12")
+    return facts.version
