@@ -212,8 +212,8 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.support.platforms import host
 
     ws = loaded.ws
-    python = ws.config["python"]["interpreter"] or sys.executable
-    state_dir = ws.root / ws.config["state-dir"]
+    python = ws.config.python
+    state_dir = ws.config.state_dir
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
     if not env["SOURCE_DATE_EPOCH"].isascii() or not env["SOURCE_DATE_EPOCH"].isdigit():
@@ -275,7 +275,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
                 ctx.cache.store.flush()
     report_path = report = None
     if write_report:
-        report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
+        report_path = loaded.ws.config.dist_dir / "build-report.json"
         report = build_report(ctx, results, time.monotonic() - start, artifacts)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)

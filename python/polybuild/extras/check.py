@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -93,8 +92,8 @@ def check_extras(loaded: Loaded, wheelhouse: Sequence[Path], packages: Sequence[
     if not chosen:
         return report
     ws = loaded.ws
-    tool = envs.choose_installer(ws.config["python"]["interpreter"] or sys.executable, installer)
-    state_dir = ws.root / ws.config["state-dir"]
+    tool = envs.choose_installer(ws.config.python, installer)
+    state_dir = ws.config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(pkg, extras) for pkg in chosen for extras in pkg.sets()]
     with tempfile.TemporaryDirectory(prefix="check-extras-", dir=state_dir) as tmp, \

@@ -34,7 +34,7 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
     targets = pythonlock.platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
-    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.root / ws.config["state-dir"], use_cache)
+    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.config.state_dir, use_cache)
     jobs = [*_cargo_jobs(ws, found["Cargo.lock"]), *_go_jobs(ws), *_uv_jobs(ws, found["uv.lock"], targets, pythons)]
     keyed = [(job, memo.key(job.kind, job.lock, memo.digests(ws.root, job.inputs), *job.identity())) for job in jobs]
     remembered = {key: notes for _, key in keyed if (notes := memo.get(key)) is not None}

@@ -136,7 +136,7 @@ def discover(config: Config) -> Workspace:
     found_files = files.list_files(root, config["exclude"])
     own = config.output_prefixes  # outputs are never inputs, even where .gitignore forgets them
     listing = [p for p in found_files.files if not p.startswith(own)]
-    memo_path = root / config["state-dir"] / "discovery.json"
+    memo_path = config.state_dir / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
     cargo_metadata = _cargo_metadata()
