@@ -207,7 +207,7 @@ def test_one_interpreter_probe_answers_every_reader(tmp_path: Path) -> None:
     python.chmod(0o755)
     facts = python_facts(str(python))
     assert facts.ran and facts.version == sys.version_info[:2]
-    assert _version_of(str(python)) == "%d.%d" % sys.version_info[:2]
+    assert _version_of(str(python)) == f"{sys.version_info[0]}.{sys.version_info[1]}"
     toolchains = Toolchains(str(python))
     toolchains.identity("python", tmp_path)
     assert toolchains.versions() == {"python": sys.version.splitlines()[0]}

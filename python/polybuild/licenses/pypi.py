@@ -9,12 +9,13 @@ against their hashes, read offline): PEP 639 `License-Expression` and `License-F
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
 
 from polybuild.licenses.inventory import license_files, license_kind, merge, read_text
 from polybuild.licenses.model import LicenseFile, Package
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
 _COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -243,7 +239,7 @@ class LockGraph(Graph):
         for edge in entry.extras.get(extra, []) if extra else entry.deps:
             if not _applies(self.sources.platforms, edge.get("marker")):
                 continue
-            name = normalize(edge["name"])
+            name = canonicalize_name(edge["name"])
             target = self.own.get(name)
             if target:
                 resolved = [self.dist_of(target)]
@@ -251,7 +247,7 @@ class LockGraph(Graph):
                 resolved = [Dist(name, p.version) for p in resolve(self.lock, edge)]
                 if not resolved:
                     self._entry(name, edge.get("version"), _label(node))  # raises: the lock is out of date
-            found += [(d, e) for d in resolved for e in [None, *(normalize(x) for x in edge.get("extra", []))]]
+            found += [(d, e) for d in resolved for e in [None, *(canonicalize_name(x) for x in edge.get("extra", []))]]
         return found
 
     def _entry(self, name: str, version: str | None, needed_by: str) -> Locked:
@@ -337,11 +333,11 @@ def _requirements(target: Target, extra: str | None, own: dict[str, Target], pla
                 requirement = Requirement(spec)
             except InvalidRequirement as exc:
                 raise UserError(f"{project.manifest}: '{spec}' is not a valid requirement: {exc}") from None
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             if name not in own:
                 found.add(spec)
             elif _applies(platforms, str(requirement.marker) if requirement.marker else None):
-                todo += [(own[name], None), *((own[name], normalize(e)) for e in sorted(requirement.extras))]
+                todo += [(own[name], None), *((own[name], canonicalize_name(e)) for e in sorted(requirement.extras))]
         if part is not None:
             todo.append((project, None))
     return sorted(found)
@@ -355,7 +351,7 @@ def _declared(target: Target, extra: str | None) -> list[str]:
                         "ships", hint="list them in [project] dependencies, or lock the workspace with uv (uv.lock)")
     if extra is None:
         return list(project.get("dependencies", []))
-    extras = {normalize(k): v for k, v in project.get("optional-dependencies", {}).items()}
+    extras = {canonicalize_name(k): v for k, v in project.get("optional-dependencies", {}).items()}
     return list(extras.get(extra, []))
 
 
@@ -368,7 +364,7 @@ class ResolvedGraph(Graph):
         super().__init__(own, release_version, sources, roots)
         from polybuild.licenses.distributions import choose
 
-        self.entries = {normalize(p.name): p for p in resolution}
+        self.entries = {canonicalize_name(p.name): p for p in resolution}
         self.environment = sources.platforms[0].environment
         chosen = {Dist(n, e.version): choose(e, sources.platforms) for n, e in self.entries.items() if n not in own}
         self.files = {dist: artifact for dist, artifact in chosen.items() if artifact}
@@ -402,11 +398,11 @@ class ResolvedGraph(Graph):
                 continue
             if extra and dist.target is None and (marker is None or marker.evaluate(self.environment)):
                 continue  # a base requirement, reached through the base node
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             resolved = self.dist_of(self.own[name]) if name in self.own else (
                 Dist(name, self.entries[name].version) if name in self.entries else None)
             if resolved:
-                found += [(resolved, None), *((resolved, normalize(e)) for e in sorted(requirement.extras))]
+                found += [(resolved, None), *((resolved, canonicalize_name(e)) for e in sorted(requirement.extras))]
         return found
 
     def _requirements(self, node: Node) -> list[str]:
@@ -468,7 +464,7 @@ def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
     from polybuild.licenses.purl import purl
 
     headers = metadata_headers(metadata)
-    name, version = normalize(_first(headers, "Name") or ""), _first(headers, "Version") or ""
+    name, version = canonicalize_name(_first(headers, "Name") or ""), _first(headers, "Version") or ""
     legacy = _first(headers, "License")
     return Package(
         ecosystem="pypi", name=name, version=version, purl=purl("pypi", name, version),
