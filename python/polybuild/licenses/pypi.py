@@ -67,7 +67,7 @@ def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
-    graphs: list[Graph] = []
+    graphs: list[DistGraph] = []
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
             graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
@@ -89,7 +89,7 @@ def lock_for(root: Path, directory: Path) -> Path | None:
     return None
 
 
-def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
+def _fetch_or_fail(graphs: list[DistGraph], sources: Sources) -> None:
     """Every distribution the graphs read, in the cache: fetched with --fetch, else named in one error."""
     from polybuild.licenses import distributions
 
@@ -110,7 +110,7 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
 
 
 @dataclass
-class Graph:
+class DistGraph:
     """A dependency graph of distributions walked from workspace targets (each root: a target's base or one of its
     extras); subclasses say what each node needs and which file holds a distribution's evidence."""
 
@@ -210,7 +210,7 @@ def _applies(platforms: list[Platform], marker: str | None) -> bool:
     return any(p.applies(marker) for p in platforms)
 
 
-class LockGraph(Graph):
+class LockGraph(DistGraph):
     """The packages of a uv.lock that apply on a target platform: members' dependencies and all their extras
     (development dependency groups do not ship)."""
 
@@ -271,7 +271,7 @@ def _within(lock: Lock, platform: Platform) -> Platform:
 
 
 def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
-                    sources: Sources) -> list[Graph]:
+                    sources: Sources) -> list[DistGraph]:
     """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
     first target platform; each resolution is its own graph."""
     from concurrent.futures import ThreadPoolExecutor
@@ -355,7 +355,7 @@ def _declared(target: Target, extra: str | None) -> list[str]:
     return list(extras.get(extra, []))
 
 
-class ResolvedGraph(Graph):
+class ResolvedGraph(DistGraph):
     """One uv resolution (a pylock.toml: packages without edges) for one root; the edges come from each
     distribution's `Requires-Dist`, for the chains. What the resolution holds ships, reached by an edge or not."""
 
