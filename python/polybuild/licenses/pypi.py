@@ -262,11 +262,11 @@ def _within(lock: Lock, platform: Platform) -> Platform:
     """The platform with a Python the lock's requires-python admits (its lowest), when the configured one is not."""
     from dataclasses import replace
 
-    from polybuild.workspace.pythonlock import python_allowed
+    from polybuild.workspace.pythonlock import lowest_python, python_allowed
 
     if python_allowed(lock, platform.python):
         return platform
-    lowest = next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+    lowest = lowest_python(lock)
     return replace(platform, python=lowest) if lowest else platform
 
 

@@ -138,7 +138,7 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
                                        f"'{lock.requires_python}'; fix: check another --python, or widen "
                                        f"requires-python and run `uv lock`")
                 continue
-            lowest = _lowest_python(lock)
+            lowest = pythonlock.lowest_python(lock)
             if lowest is None:
                 continue
             report.notes.append(f"{path}: requires-python '{lock.requires_python}' excludes Python {version}; "
@@ -151,12 +151,6 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
             continue
         report.problems += [pythonlock.describe(m, target, path) for m in pythonlock.misses(lock, target)]
     return report.problems, report.notes
-
-
-def _lowest_python(lock) -> tuple[int, int] | None:
-    from polybuild.workspace.pythonlock import python_allowed
-
-    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
 
 
 def before_images(plan: Plan, ctx: BuildContext) -> None:

@@ -264,6 +264,11 @@ def python_allowed(lock: Lock, python: tuple[int, int]) -> bool:
                for patch in range(0, 30))
 
 
+def lowest_python(lock: Lock) -> tuple[int, int] | None:
+    """The oldest Python 3 the lock's requires-python admits: what a check runs for when the configured one is out."""
+    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+
+
 def misses(lock: Lock, target: Target) -> list[Miss]:
     """The packages installed on `target` (every extra and dependency group of the members included) that have
     neither a compatible wheel nor an sdist."""
