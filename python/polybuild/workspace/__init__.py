@@ -87,7 +87,11 @@ class Workspace:
     untracked: frozenset[str] | None = None  # files git does not track yet; None outside a git checkout
     notes: list[str] = field(default_factory=list)  # worth saying once (names that collide), not errors
     absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
-    cargo_metadata: CargoMetadata = field(default_factory=lambda: _cargo_metadata())  # this run's answers
+
+    @cached_property
+    def cargo_metadata(self) -> CargoMetadata:
+        """This run's `cargo metadata` answers (discovery hands over those it read; none are read on a memo hit)."""
+        return _cargo_metadata()
 
     @cached_property
     def unlisted(self) -> DiskFiles:
@@ -139,8 +143,9 @@ def discover(config: Config) -> Workspace:
     memo_path = config.state_dir / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
-    cargo_metadata = _cargo_metadata()
+    cargo_metadata = None
     if found is None:
+        cargo_metadata = _cargo_metadata()
         found = _discover_manifests(config, listing, cargo_metadata)
         if trusted:
             memo.store(memo_path, signature, found)
@@ -148,7 +153,9 @@ def discover(config: Config) -> Workspace:
     notes = _qualify_colliding_ids(found, root)
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
-                   notes, found_files.absent, cargo_metadata)
+                   notes, found_files.absent)
+    if cargo_metadata is not None:
+        ws.cargo_metadata = cargo_metadata  # discovery's answers serve the rest of the run
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
