@@ -170,6 +170,31 @@ def test_an_excluded_rust_target_leaves_out_what_only_it_ships(rust_ws: Path, of
         config.write_text(RUST["polybuild.toml"])
 
 
+def test_cargo_metadata_runs_once_per_manifest_and_flags_in_a_run(rust_ws: Path, tmp_path: Path, offline: None,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    """Discovery's `--no-deps` answer and the inventory's resolve graph are each read once per run, however many
+    scans ask (deny, attributions and sbom of one release run each scan)."""
+    from polybuild.support import toolchains
+
+    calls = tmp_path / "calls"
+    shim = tmp_path / "bin" / "cargo"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{shutil.which("cargo")}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    toolchains.find.cache_clear()
+    try:
+        shutil.rmtree(rust_ws / ".polybuild", ignore_errors=True)  # no remembered discovery: cargo is asked
+        ws = api.load(rust_ws).ws
+        first = inventory(ws)
+        assert inventory(ws).packages == first.packages and cargo.packages(ws)
+    finally:
+        toolchains.find.cache_clear()
+    metadata = [line for line in calls.read_text().splitlines() if line.startswith("metadata")]
+    assert sum("--no-deps" in line for line in metadata) == 1
+    assert sum("--no-deps" not in line for line in metadata) == 1, metadata
+
+
 def test_cargo_stale_lock_names_the_manifest_and_the_fix(workspace, offline: None):
     root = workspace({
         "polybuild.toml": "",

@@ -214,8 +214,8 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
     from polybuild.support.platforms import host
 
     ws = loaded.ws
-    python = ws.config["python"]["interpreter"] or sys.executable
-    state_dir = ws.root / ws.config["state-dir"]
+    python = ws.config.python
+    state_dir = ws.config.state_dir
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
     if not env["SOURCE_DATE_EPOCH"].isascii() or not env["SOURCE_DATE_EPOCH"].isdigit():
@@ -253,7 +253,23 @@ def preflight(plan: Plan, ctx) -> dict[str, UserError]:
             builder.preflight(task, ctx)
         except UserError as exc:
             refused[task.id] = exc
+    if refused and not _runnable(plan, set(refused)):
+        raise next(iter(refused.values()))  # nothing else would run: stop before anything starts, as always
     return refused
+
+
+def _runnable(plan: Plan, refused: set[str]) -> bool:
+    """Whether any task neither is refused nor depends, at any depth, on a refused one."""
+    blocked = set(refused)
+    pending = [t for t in plan.tasks.values() if t.id not in blocked]
+    changed = True
+    while changed:
+        changed = False
+        for task in [t for t in pending if t.deps & blocked]:
+            blocked.add(task.id)
+            pending.remove(task)
+            changed = True
+    return bool(pending)
 
 
 def _resolve_versions(plan: Plan, ctx) -> None:
@@ -297,7 +313,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
                 ctx.cache.store.flush()
     report_path = report = None
     if write_report:
-        report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
+        report_path = loaded.ws.config.dist_dir / "build-report.json"
         report = build_report(ctx, results, time.monotonic() - start, artifacts)
         write_atomic(report_path, json.dumps(report, indent=2) + "\n")
     _clean_tmp(ctx.state_dir)

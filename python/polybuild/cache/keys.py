@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
-from polybuild.support.toolchains import find
+from polybuild.support.toolchains import find, python_facts
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, ToolProbe
@@ -175,8 +175,7 @@ class Toolchains:
                 return found
             argv = found
         elif tool == "python":
-            argv = [self.python, "-c", "import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
-                    "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())"]
+            return python_facts(self.python).output
         else:
             path = find(tool)
             if path is None:

@@ -290,7 +290,7 @@ def _remember_run(loaded, outcome, command: list[str]) -> None:
     }
     # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
     config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
-    published = [str(root / config["state-dir"] / "published.json")]  # another command's build changes dist/
+    published = [str(config.state_dir / "published.json")]  # another command's build changes dist/
     unlisted = loaded.ws.unlisted
     fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
                     [str(a.path) for a in artifacts],

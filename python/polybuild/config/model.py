@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,6 +464,21 @@ class Config:
     def output_prefixes(self) -> tuple[str, ...]:
         """`dist-dir/` and `state-dir/` as root-relative prefixes: polybuild's outputs, never its inputs."""
         return tuple(f"{self.data[d].strip('/')}/" for d in ("state-dir", "dist-dir"))
+
+    @property
+    def dist_dir(self) -> Path:
+        """Where artifacts and build-report.json go (`dist-dir`, under the workspace root)."""
+        return self.root / self.data["dist-dir"]
+
+    @property
+    def state_dir(self) -> Path:
+        """Where logs, temporary build files and what polybuild remembers between runs go (`state-dir`)."""
+        return self.root / self.data["state-dir"]
+
+    @property
+    def python(self) -> str:
+        """The interpreter Python builds run with: `python.interpreter`, else the one running polybuild."""
+        return self.data["python"]["interpreter"] or sys.executable
 
     @property
     def jobs(self) -> int:

@@ -27,7 +27,7 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
     from polybuild.support.fs import relative, write_atomic
 
     root = ctx.ws.root
-    dist = relative(Path(os.path.normpath(root / ctx.ws.config["dist-dir"])), root) + "/"
+    dist = relative(Path(os.path.normpath(ctx.ws.config.dist_dir)), root) + "/"
     record_path = ctx.state_dir / FILE
     published = _load(record_path, dist)
     before = json.dumps(published, sort_keys=True)

@@ -252,7 +252,7 @@ class Executor:
         """Build artifacts go to the dist directory (per variant and platform); task outputs stay in place."""
         if task.action != "build":
             return task.target.dir
-        return self.ctx.ws.root / self.ctx.config["dist-dir"] / task.dist_subdir(self.ctx.host)
+        return self.ctx.ws.config.dist_dir / task.dist_subdir(self.ctx.host)
 
     def _build(self, task: Task, base: Path, log: TaskLog,
                result: TaskResult) -> tuple[list[Output] | None, bytes | None]:

@@ -33,7 +33,7 @@ from polybuild.support.errors import UserError
 if TYPE_CHECKING:
     from polybuild.licenses.model import Package
     from polybuild.workspace.pythonlock import Artifact, Target
-    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import LockedPackage as Locked
 
 FETCH_JOBS = 8  # parallel downloads: enough to hide latency, few enough to be polite to the index
 TIMEOUT = 60.0  # seconds without progress before a download is given up

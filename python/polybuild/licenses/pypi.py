@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.utils import canonicalize_name
+
 from polybuild.licenses.inventory import license_files, license_kind, merge, read_text
 from polybuild.licenses.model import LicenseFile, Package
 from polybuild.support.errors import UserError
@@ -27,18 +29,13 @@ if TYPE_CHECKING:
     from polybuild.licenses.exclusions import Exclusions
     from polybuild.workspace import Target, Workspace
     from polybuild.workspace.pythonlock import Artifact, Lock
-    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import LockedPackage as Locked
     from polybuild.workspace.pythonlock import Target as Platform
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
 PYPI_FILES = "https://files.pythonhosted.org/"
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
 _COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ def packages(ws: Workspace, *, fetch: bool | str | None = False, leave_out: Excl
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
-    graphs: list[Graph] = []
+    graphs: list[DistGraph] = []
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
             graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
@@ -104,7 +101,7 @@ def lock_for(root: Path, directory: Path) -> Path | None:
     return None
 
 
-def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
+def _fetch_or_fail(graphs: list[DistGraph], sources: Sources) -> None:
     """Every distribution the graphs read, in the cache: fetched with --fetch, else named in one error."""
     from polybuild.licenses import distributions
 
@@ -134,7 +131,7 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
 
 
 @dataclass
-class Graph:
+class DistGraph:
     """A dependency graph of distributions walked from workspace targets (each root: a target's base or one of its
     extras); subclasses say what each node needs and which file holds a distribution's evidence."""
 
@@ -234,7 +231,7 @@ def _applies(platforms: list[Platform], marker: str | None) -> bool:
     return any(p.applies(marker) for p in platforms)
 
 
-class LockGraph(Graph):
+class LockGraph(DistGraph):
     """The packages of a uv.lock that apply on a target platform: members' dependencies and all their extras
     (development dependency groups do not ship)."""
 
@@ -264,7 +261,7 @@ class LockGraph(Graph):
         for edge in entry.extras.get(extra, []) if extra else entry.deps:
             if not _applies(self.sources.platforms, edge.get("marker")):
                 continue
-            name = normalize(edge["name"])
+            name = canonicalize_name(edge["name"])
             target = self.own.get(name)
             if target:
                 resolved = [self.dist_of(target)]
@@ -272,7 +269,7 @@ class LockGraph(Graph):
                 resolved = [Dist(name, p.version) for p in resolve(self.lock, edge)]
                 if not resolved:
                     self._entry(name, edge.get("version"), _label(node))  # raises: the lock is out of date
-            found += [(d, e) for d in resolved for e in [None, *(normalize(x) for x in edge.get("extra", []))]]
+            found += [(d, e) for d in resolved for e in [None, *(canonicalize_name(x) for x in edge.get("extra", []))]]
         return found
 
     def _entry(self, name: str, version: str | None, needed_by: str) -> Locked:
@@ -287,16 +284,16 @@ def _within(lock: Lock, platform: Platform) -> Platform:
     """The platform with a Python the lock's requires-python admits (its lowest), when the configured one is not."""
     from dataclasses import replace
 
-    from polybuild.workspace.pythonlock import python_allowed
+    from polybuild.workspace.pythonlock import lowest_python, python_allowed
 
     if python_allowed(lock, platform.python):
         return platform
-    lowest = next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+    lowest = lowest_python(lock)
     return replace(platform, python=lowest) if lowest else platform
 
 
 def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
-                    sources: Sources, leave_out: Exclusions) -> list[Graph]:
+                    sources: Sources, leave_out: Exclusions) -> list[DistGraph]:
     """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
     first target platform; each resolution is its own graph."""
     from concurrent.futures import ThreadPoolExecutor
@@ -359,11 +356,11 @@ def _requirements(target: Target, extra: str | None, own: dict[str, Target], pla
                 requirement = Requirement(spec)
             except InvalidRequirement as exc:
                 raise UserError(f"{project.manifest}: '{spec}' is not a valid requirement: {exc}") from None
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             if name not in own:
                 found.add(spec)
             elif _applies(platforms, str(requirement.marker) if requirement.marker else None):
-                todo += [(own[name], None), *((own[name], normalize(e)) for e in sorted(requirement.extras))]
+                todo += [(own[name], None), *((own[name], canonicalize_name(e)) for e in sorted(requirement.extras))]
         if part is not None:
             todo.append((project, None))
     return sorted(found)
@@ -377,11 +374,11 @@ def _declared(target: Target, extra: str | None) -> list[str]:
                         "ships", hint="list them in [project] dependencies, or lock the workspace with uv (uv.lock)")
     if extra is None:
         return list(project.get("dependencies", []))
-    extras = {normalize(k): v for k, v in project.get("optional-dependencies", {}).items()}
+    extras = {canonicalize_name(k): v for k, v in project.get("optional-dependencies", {}).items()}
     return list(extras.get(extra, []))
 
 
-class ResolvedGraph(Graph):
+class ResolvedGraph(DistGraph):
     """One uv resolution (a pylock.toml: packages without edges) for one root; the edges come from each
     distribution's `Requires-Dist`, for the chains. What the resolution holds ships, reached by an edge or not."""
 
@@ -390,7 +387,7 @@ class ResolvedGraph(Graph):
         super().__init__(own, release_version, sources, roots)
         from polybuild.licenses.distributions import choose
 
-        self.entries = {normalize(p.name): p for p in resolution}
+        self.entries = {canonicalize_name(p.name): p for p in resolution}
         self.environment = sources.platforms[0].environment
         chosen = {Dist(n, e.version): choose(e, sources.platforms) for n, e in self.entries.items() if n not in own}
         self.files = {dist: artifact for dist, artifact in chosen.items() if artifact}
@@ -424,11 +421,11 @@ class ResolvedGraph(Graph):
                 continue
             if extra and dist.target is None and (marker is None or marker.evaluate(self.environment)):
                 continue  # a base requirement, reached through the base node
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             resolved = self.dist_of(self.own[name]) if name in self.own else (
                 Dist(name, self.entries[name].version) if name in self.entries else None)
             if resolved:
-                found += [(resolved, None), *((resolved, normalize(e)) for e in sorted(requirement.extras))]
+                found += [(resolved, None), *((resolved, canonicalize_name(e)) for e in sorted(requirement.extras))]
         return found
 
     def _requirements(self, node: Node) -> list[str]:
@@ -491,7 +488,7 @@ def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
     from polybuild.licenses.purl import purl
 
     headers = metadata_headers(metadata)
-    name, version = normalize(_first(headers, "Name") or ""), _first(headers, "Version") or ""
+    name, version = canonicalize_name(_first(headers, "Name") or ""), _first(headers, "Version") or ""
     legacy = _first(headers, "License")
     files = _dist_info_files(dist_info, listing, headers.get("License-File", []), read)
     choice = _choice_statement(metadata)

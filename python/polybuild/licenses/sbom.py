@@ -145,7 +145,7 @@ def _file_key(f: LicenseFile) -> tuple[str, str, str]:
 
 
 @dataclass
-class Graph:
+class SbomGraph:
     """Components and edges shared by both formats. Node ids: a package's purl, `polybuild:target:<name>` for a
     workspace target that is not a package in the document, and SUBJECT for what the document describes."""
 
@@ -154,7 +154,7 @@ class Graph:
     edges: dict[str, list[str]] = field(default_factory=dict)  # node id -> the node ids it depends on, sorted
 
 
-def graph(subject: Subject, resolved: Iterable[Resolved]) -> Graph:
+def graph(subject: Subject, resolved: Iterable[Resolved]) -> SbomGraph:
     """Edges from the dependents chains; the subject depends on every chain's head and on anything no chain reaches
     (so that nothing in the document floats free of what it describes)."""
     packages = [r for r in ordered(resolved) if r.package.purl != subject.purl]
@@ -171,7 +171,7 @@ def graph(subject: Subject, resolved: Iterable[Resolved]) -> Graph:
                     edges.setdefault(parent, set()).add(child)
     edges[SUBJECT] |= {r.package.purl for r in packages} - _reachable(edges)
     targets = sorted({n for n in (*edges, *(d for deps in edges.values() for d in deps)) if n.startswith(_TARGET)})
-    return Graph(packages, targets, {node: sorted(deps) for node, deps in sorted(edges.items())})
+    return SbomGraph(packages, targets, {node: sorted(deps) for node, deps in sorted(edges.items())})
 
 
 def _full_chain(chain: tuple[str, ...], purl: str) -> list[str]:

@@ -64,7 +64,7 @@ class Scan:
             return None
         from polybuild.licenses.golang import binary_modules, check_binary
 
-        dist = self.ws.root / self.ws.config["dist-dir"]
+        dist = self.ws.config.dist_dir
         binaries = [dist / name for name in target.info["binaries"] if (dist / name).is_file()]
         if not binaries:
             return None

@@ -33,7 +33,7 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
     targets = pythonlock.platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
-    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.root / ws.config["state-dir"], use_cache)
+    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.config.state_dir, use_cache)
     jobs = [*_cargo_jobs(ws, found["Cargo.lock"]), *_go_jobs(ws), *_uv_jobs(ws, found["uv.lock"], targets, pythons)]
     keyed = [(job, memo.key(job.kind, job.lock, memo.digests(ws.root, job.inputs), *job.identity())) for job in jobs]
     remembered = {key: notes for _, key in keyed if (notes := memo.get(key)) is not None}
@@ -137,7 +137,7 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
                                        f"'{lock.requires_python}'; fix: check another --python, or widen "
                                        f"requires-python and run `uv lock`")
                 continue
-            lowest = _lowest_python(lock)
+            lowest = pythonlock.lowest_python(lock)
             if lowest is None:
                 continue
             report.notes.append(f"{path}: requires-python '{lock.requires_python}' excludes Python {version}; "
@@ -150,12 +150,6 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
             continue
         report.problems += [pythonlock.describe(m, target, path) for m in pythonlock.misses(lock, target)]
     return report.problems, report.notes
-
-
-def _lowest_python(lock) -> tuple[int, int] | None:
-    from polybuild.workspace.pythonlock import python_allowed
-
-    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
 
 
 def before_images(plan: Plan, ctx: BuildContext) -> None:

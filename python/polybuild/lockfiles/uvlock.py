@@ -10,7 +10,6 @@ import functools
 import os
 import re
 import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +65,18 @@ def installed() -> tuple[str, Version] | None:
 
 def pins(root: Path, lock: str, configured: str | None, config_source: str) -> list[Pin] | str:
     """The uv versions the lock's project pins (polybuild config, [tool.uv] required-version, uv.toml); a string
-    is a pin that does not parse, as a problem."""
+    is a problem: a pin that does not parse, or a setting file that does not (at file:line)."""
+    from polybuild.support.errors import ConfigError
+
     directory = (root / lock).parent
     found: list[tuple[str | None, str]] = [(configured, f"{config_source} lockfiles.uv-version")]
-    pyproject = directory / "pyproject.toml"
-    found.append((_read(pyproject).get("tool", {}).get("uv", {}).get("required-version"),
-                  f"{_rel(root, pyproject)} [tool.uv] required-version"))
-    uv_toml = directory / "uv.toml"
-    found.append((_read(uv_toml).get("required-version"), f"{_rel(root, uv_toml)} required-version"))
+    pyproject, uv_toml = directory / "pyproject.toml", directory / "uv.toml"
+    try:
+        found.append((_read(root, pyproject).get("tool", {}).get("uv", {}).get("required-version"),
+                      f"{_rel(root, pyproject)} [tool.uv] required-version"))
+        found.append((_read(root, uv_toml).get("required-version"), f"{_rel(root, uv_toml)} required-version"))
+    except ConfigError as exc:  # uv would not read it either: this lock's problem, located
+        return f"{exc.message}; fix: correct it (uv reads it for this lock)"
     result = []
     for value, source in found:
         if value is None:
@@ -137,11 +140,11 @@ def _suggest(spec: SpecifierSet) -> str:
     return exact[0] if exact else "<version>"
 
 
-def _read(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
+def _read(root: Path, path: Path) -> dict:
+    """A uv setting file next to the lock ({} when there is none); a broken one is a ConfigError at file:line."""
+    from polybuild.support import tomlfile
+
+    return tomlfile.load(path, _rel(root, path)).data if path.is_file() else {}
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -145,7 +145,7 @@ def _build(state: State) -> list[str]:
     from polybuild import api
 
     loaded, options = state.loaded, state.options
-    dist = loaded.ws.root / loaded.ws.config["dist-dir"]
+    dist = loaded.ws.config.dist_dir
     shutil.rmtree(dist, ignore_errors=True)  # dist/ then holds this release and nothing older
     variants = options.variants or _release_variants(loaded, options.platforms)
     with source_date_epoch(state.commit.time):  # every timestamp in every artifact (and the SBOM) is the commit's

@@ -17,6 +17,7 @@ from polybuild.config.model import Config
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
+    from polybuild.workspace.cargometa import CargoMetadata
     from polybuild.workspace.files import DiskFiles
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
@@ -88,6 +89,11 @@ class Workspace:
     absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
 
     @cached_property
+    def cargo_metadata(self) -> CargoMetadata:
+        """This run's `cargo metadata` answers (discovery hands over those it read; none are read on a memo hit)."""
+        return _cargo_metadata()
+
+    @cached_property
     def unlisted(self) -> DiskFiles:
         """Files on disk in target directories that git's listing leaves out (read only by builds)."""
         from polybuild.workspace.files import unlisted_files
@@ -134,11 +140,13 @@ def discover(config: Config) -> Workspace:
     found_files = files.list_files(root, config["exclude"])
     own = config.output_prefixes  # outputs are never inputs, even where .gitignore forgets them
     listing = [p for p in found_files.files if not p.startswith(own)]
-    memo_path = root / config["state-dir"] / "discovery.json"
+    memo_path = config.state_dir / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
+    cargo_metadata = None
     if found is None:
-        found = _discover_manifests(config, listing)
+        cargo_metadata = _cargo_metadata()
+        found = _discover_manifests(config, listing, cargo_metadata)
         if trusted:
             memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
@@ -146,18 +154,26 @@ def discover(config: Config) -> Workspace:
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
                    notes, found_files.absent)
+    if cargo_metadata is not None:
+        ws.cargo_metadata = cargo_metadata  # discovery's answers serve the rest of the run
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
 
 
-def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
+def _cargo_metadata() -> CargoMetadata:
+    from polybuild.workspace.cargometa import CargoMetadata
+
+    return CargoMetadata()
+
+
+def _discover_manifests(config: Config, listing: list[str], cargo_metadata: CargoMetadata) -> list[Target]:
     """The targets the native manifests declare, one discoverer per ecosystem."""
     from polybuild.workspace import cargo, go, python
 
     asked = tuple(f"{r.strip('/')}/" for r in (*config["python-roots"], *config["go-roots"]) if _in_dot_dir(f"{r}/"))
     listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
-    rust_targets = cargo.discover(config.root, listing, config)
+    rust_targets = cargo.discover(config.root, listing, config, cargo_metadata)
     py_targets = python.discover(config.root, listing, config, rust_targets)
     staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info["staticlibs"])
     go_targets = go.discover(config.root, listing, config, staticlibs)
