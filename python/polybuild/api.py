@@ -277,7 +277,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     if write_report:
         report_path = loaded.ws.root / loaded.ws.config["dist-dir"] / "build-report.json"
         report = build_report(ctx, results, time.monotonic() - start, artifacts)
-        write_atomic(report_path, json.dumps(report, indent=2) + "\n")
+        write_atomic(report_path, json.dumps(report, indent=2) + "\n", durable=False)  # rewritten every run
     _clean_tmp(ctx.state_dir)
     return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions())
 

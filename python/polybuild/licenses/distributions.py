@@ -17,7 +17,6 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -97,27 +96,29 @@ def _download(cache: Path, artifact: Artifact) -> str | None:
     import urllib.error
     import urllib.request
 
+    from polybuild.support.fs import atomic_writer
+
     assert artifact.url is not None and artifact.sha256 is not None
     if not artifact.url.startswith(("https://", "http://")):
         return f"{artifact.filename}: {artifact.url} is not an http(s) URL"
-    final = location(cache, artifact)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".download.", suffix=".tmp")
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
+        with atomic_writer(location(cache, artifact), mode=0o600) as out, \
+                urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != artifact.sha256:
-            return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}"
-        os.replace(tmp, final)
-        return None
+            if digest.hexdigest() != artifact.sha256:
+                raise _NotTheLocked  # the temp file goes, nothing is kept
+    except _NotTheLocked:
+        return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}"
     except (OSError, urllib.error.URLError) as exc:
         return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}"
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return None
+
+
+class _NotTheLocked(Exception):
+    """A download whose hash is not the lock's."""
 
 
 def evidence(path: Path) -> Package:

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from polybuild.support.fs import write_atomic
+
 
 class Cancelled(Exception):
     """The run is stopping; the task did not finish."""
@@ -163,7 +165,7 @@ class TaskLog:
                 return None
             self.file.seek(0)
             data = self.file.read()
-            self.path.write_bytes(data)
+            write_atomic(self.path, data, durable=False)
             return data
         finally:
             self.file.close()
