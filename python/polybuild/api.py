@@ -313,12 +313,11 @@ def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
     if options.get("target"):
         spec["target"] = options["target"]
     if options.get("platforms"):
-        from polybuild.config.model import PLATFORMS
+        from polybuild.support.platforms import PLATFORMS, Platform
 
+        linux = [p for p in PLATFORMS if p.startswith("linux/")]
         for name in options["platforms"]:
-            if name not in PLATFORMS or not name.startswith("linux/"):
-                raise UserError(f"--platform {name}: images are built for Linux platforms",
-                                hint=", ".join(p for p in PLATFORMS if p.startswith("linux/")))
+            Platform.parse(name, "--platform", linux, "images are built for Linux platforms")
         spec["platforms"] = list(options["platforms"])
     if options.get("tags"):
         spec["tags"] = list(options["tags"])
