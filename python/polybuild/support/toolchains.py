@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,14 +36,3 @@ def require(tool: str, needed_by: str) -> str:
         raise UserError(f"{tool} is not installed (needed by {needed_by})", hint=INSTALL_HINTS.get(tool))
     return path
 
-
-def run_tool(argv: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> str:
-    """Run a discovery command; its failure is the user's problem to fix, so show its stderr, no traceback."""
-    try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
-    except OSError as exc:
-        raise UserError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.strip() or proc.stdout.strip()
-        raise UserError(f"{what} failed:\n{detail}")
-    return proc.stdout

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from polybuild.config.model import Config
-from polybuild.support.toolchains import require, run_tool
+from polybuild.support.process import run_tool
+from polybuild.support.toolchains import require
 from polybuild.workspace import Ref, Target
 
 SHIPPED_KINDS = ("bin", "cdylib", "staticlib")
@@ -35,8 +36,8 @@ def _metadata(root: Path, manifest: Path, listed: set[str]) -> list[Target]:
     cargo = require("cargo", f"Rust discovery of {manifest.relative_to(root)}")
     out = run_tool(
         [cargo, "metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", str(manifest)],
-        cwd=root, what=f"cargo metadata for {manifest.relative_to(root)}",
-    )
+        f"cargo metadata for {manifest.relative_to(root)}", cwd=root,
+    ).stdout
     meta = json.loads(out)
     ws_root = Path(meta["workspace_root"])
     ws_version = _workspace_version(ws_root / "Cargo.toml")
