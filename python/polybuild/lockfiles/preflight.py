@@ -120,7 +120,8 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
     """(problems, notes) of one uv.lock: fresh with the pinned uv, and installable on every target."""
     from dataclasses import replace
 
-    from polybuild.lockfiles import uvlock, wheels
+    from polybuild.lockfiles import uvlock
+    from polybuild.workspace import pythonlock as wheels
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
