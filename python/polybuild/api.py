@@ -315,7 +315,7 @@ def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, jso
     if write_report:
         report_path = loaded.ws.config.dist_dir / "build-report.json"
         report = build_report(ctx, results, time.monotonic() - start, artifacts)
-        write_atomic(report_path, json.dumps(report, indent=2) + "\n")
+        write_atomic(report_path, json.dumps(report, indent=2) + "\n", durable=False)  # rewritten every run
     _clean_tmp(ctx.state_dir)
     return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions(),
                    refused)
@@ -352,12 +352,11 @@ def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
     if options.get("target"):
         spec["target"] = options["target"]
     if options.get("platforms"):
-        from polybuild.config.model import PLATFORMS
+        from polybuild.support.platforms import PLATFORMS, Platform
 
+        linux = [p for p in PLATFORMS if p.startswith("linux/")]
         for name in options["platforms"]:
-            if name not in PLATFORMS or not name.startswith("linux/"):
-                raise UserError(f"--platform {name}: images are built for Linux platforms",
-                                hint=", ".join(p for p in PLATFORMS if p.startswith("linux/")))
+            Platform.parse(name, "--platform", linux, "images are built for Linux platforms")
         spec["platforms"] = list(options["platforms"])
     if options.get("tags"):
         spec["tags"] = list(options["tags"])

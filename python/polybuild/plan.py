@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from polybuild import builders
 from polybuild.support.errors import UserError
-from polybuild.support.platforms import Platform, host
+from polybuild.support.platforms import PLATFORMS, Platform, host
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Set
@@ -87,17 +87,9 @@ def choose_dimensions(ws: Workspace, variant_names: list[str], platform_names: l
         variants: list[Variant | None] = [known[n] for n in dict.fromkeys(variant_names)]
     else:
         variants = [v for n, v in known.items() if ws.config["variants"][n]["default"]] or [None]
-    allowed = ws.config["platforms"]
-    platforms = []
-    for name in dict.fromkeys(platform_names) or [host().name]:
-        from polybuild.config.model import PLATFORMS
-
-        if name not in PLATFORMS or (allowed and name not in allowed):
-            valid = allowed or PLATFORMS
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid platforms: {', '.join(valid)}"
-            raise UserError(f"platform '{name}' is not valid for this workspace", hint=hint)
-        platforms.append(Platform.parse(name))
+    valid = ws.config["platforms"] or PLATFORMS
+    platforms = [Platform.parse(name, valid=valid, why="not valid for this workspace")
+                 for name in dict.fromkeys(platform_names) or [host().name]]
     for v in variants:
         for p in platforms:
             if v and v.platforms and p.name not in v.platforms:

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from polybuild.support.fs import racy, write_atomic
+
 FORMAT = 4  # 4: the environment digest is keyed with the cache's salt
-_RACY_NS = 2_000_000_000
 # Variables that locate the toolchains, their caches and polybuild's own cache, besides those in cache keys.
 TOOL_ENV = frozenset({
     "PATH", "HOME", "XDG_CACHE_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME", "CARGO_TARGET_DIR",
@@ -126,15 +127,12 @@ def record(root: Path, command: list[str], files: list[str], dirs: list[str], ou
     names = _env_names(env_names)
     data = {"format": FORMAT, "command": command, "env_names": names, "env": _env_digest(names), "paths": watched,
             "sigs": sigs, "summary": summary}
-    from polybuild.support.fs import write_atomic
-
-    write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")))
+    write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")), durable=False)
     _prune()
 
 
 def _racy(sig: list[int] | None, now: int) -> bool:
-    """Changed within the last two seconds: a later change in the same tick could go unnoticed by stat."""
-    return sig is not None and now - max(sig[1], sig[2]) < _RACY_NS
+    return sig is not None and racy(sig[1], sig[2], now)
 
 
 def check(command: list[str]) -> dict[str, Any] | None:

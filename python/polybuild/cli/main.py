@@ -242,7 +242,7 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
         from polybuild.support.fs import write_atomic
 
         report_path = Path(summary["root"]) / summary["report_path"]
-        write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n")
+        write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n", durable=False)
         if not args.json:
             print(f"  report: {summary['report_path']}", file=sys.stderr)
     return 0, False

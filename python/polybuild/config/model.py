@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polybuild.support.errors import UserError
+from polybuild.support.platforms import Platform
 from polybuild.support.schema import FreeTable, Key, Map, Table, TableArray, Validator
 from polybuild.support.tomlfile import TomlFile, load
 
@@ -84,10 +85,6 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
 
     return rule
 
-
-PLATFORMS = (
-    "linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64",
-)
 
 _ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
@@ -460,6 +457,13 @@ class Config:
         layer = max(reversed(self.layers), key=lambda layer: _depth(layer.raw, keypath))
         return layer.file.error(layer.prefix + keypath, message, hint)
 
+    def platform(self, value: str, keypath: tuple[str, ...]) -> Platform:
+        """`value`, written at `keypath`, as a Platform; an unknown one is an error located there."""
+        try:
+            return Platform.parse(value)
+        except UserError as exc:
+            raise self.error(keypath, exc.message, exc.hint) from None
+
     @property
     def output_prefixes(self) -> tuple[str, ...]:
         """`dist-dir/` and `state-dir/` as root-relative prefixes: polybuild's outputs, never its inputs."""
@@ -576,13 +580,8 @@ def _display(path: Path, root: Path) -> str:
 
 def _check_platforms(config: Config) -> None:
     """Platform names are checked here, once, so later stages can trust them."""
-    import difflib
-
     def check(value: str, keypath: tuple[str, ...]) -> None:
-        if value not in PLATFORMS:
-            close = difflib.get_close_matches(value, PLATFORMS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known platforms: {', '.join(PLATFORMS)}"
-            raise config.error(keypath, f"unknown platform '{value}'", hint)
+        config.platform(value, keypath)
 
     for p in config["platforms"]:
         check(p, ("platforms",))

@@ -51,7 +51,8 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
             _remove(root, dist, path)
             del published[path]
     if json.dumps(published, sort_keys=True) != before or not record_path.is_file():  # a no-op writes nothing
-        write_atomic(record_path, json.dumps({"format": FORMAT, "artifacts": published}, indent=1, sort_keys=True))
+        write_atomic(record_path, json.dumps({"format": FORMAT, "artifacts": published}, indent=1, sort_keys=True),
+                     durable=False)
     shown = {e["path"] for e in ran}
     return ran + [published[p] for p in sorted(published) if p not in shown]
 

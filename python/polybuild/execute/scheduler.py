@@ -4,7 +4,6 @@ task runner that builds into a private staging directory and publishes artifacts
 from __future__ import annotations
 
 import heapq
-import os
 import re
 import shutil
 import threading
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from polybuild import builders
 from polybuild.cache.tasks import Output, describe
 from polybuild.support.errors import PolybuildError
+from polybuild.support.fs import move_into_place
 from polybuild.support.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
@@ -321,7 +321,7 @@ class Executor:
             output = describe(src, out)
             target = dest / output.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_move(src, target)
+            move_into_place(src, target)  # durably: a published artifact
             outputs.append(output)
         return outputs
 
@@ -333,12 +333,3 @@ class Executor:
 
 def _cacheable(task: Task) -> bool:
     return task.spec is None or task.spec["cache"]
-
-
-def _atomic_move(src: Path, dst: Path) -> None:
-    try:
-        os.replace(src, dst)
-    except OSError:  # another filesystem: copy next to the destination, then rename
-        tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)

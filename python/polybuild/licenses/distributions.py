@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -278,28 +277,30 @@ def _download(cache: Path, artifact: Artifact) -> tuple[str | None, Fetched]:
     import http.client
     import urllib.request
 
+    from polybuild.support.fs import atomic_writer
+
     assert artifact.url is not None and artifact.sha256 is not None
-    final = location(cache, artifact)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".download.", suffix=".tmp")
     digest = hashlib.sha256()
     fetched = Fetched(whole=1)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
+        with atomic_writer(location(cache, artifact), mode=0o600) as out, \
+                urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
                 fetched.received += len(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != artifact.sha256:
-            return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}", \
-                fetched
-        os.replace(tmp, final)
-        return None, fetched
+            if digest.hexdigest() != artifact.sha256:
+                raise _NotTheLocked  # the temp file goes, nothing is kept
+    except _NotTheLocked:
+        return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}", \
+            fetched
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}", fetched
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return None, fetched
+
+
+class _NotTheLocked(Exception):
+    """A download whose hash is not the lock's."""
 
 
 def evidence(path: Path) -> Package:

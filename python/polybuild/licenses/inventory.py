@@ -72,15 +72,16 @@ def _inherit_the_repository_license(root: Path, packages: list[Package]) -> None
 def _fetch_crates_and_modules(ws: Workspace) -> None:
     """`cargo fetch --locked` per Cargo workspace and `go mod download` per Go module: what the offline scanners
     read from the local caches."""
-    from polybuild.support.toolchains import require, run_tool
+    from polybuild.support.process import run_tool
+    from polybuild.support.toolchains import require
 
     roots = sorted({t.info["cargo_workspace"] for t in ws.targets.values() if t.info.get("cargo_workspace")})
     for root in roots:
         run_tool([require("cargo", "--fetch"), "fetch", "--locked", "--manifest-path", str(Path(root) / "Cargo.toml")],
-                 Path(root), f"cargo fetch in {root}")
+                 f"cargo fetch in {root}", cwd=Path(root))
     for target in sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id):
         if not (target.dir / "vendor" / "modules.txt").is_file():
-            run_tool([require("go", "--fetch"), "mod", "download"], target.dir, f"go mod download in {target.dir}")
+            run_tool([require("go", "--fetch"), "mod", "download"], f"go mod download in {target.dir}", cwd=target.dir)
 
 
 def merge(found: list[Package]) -> list[Package]:

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -389,21 +388,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    write_text(path, dumps(data))
+    """Atomically and durably, mode 0644 whatever the umask: a published document, the same however it was made."""
+    from polybuild.support.fs import write_atomic
 
-
-def write_text(path: Path | str, text: str) -> None:
-    """Write through a temporary file in the same directory and rename: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the report's mode depend on how it was written
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, dumps(data), mode=0o644)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from polybuild.lockfiles.memo import environment
+from polybuild.support.process import run_tool
 from polybuild.support.toolchains import find
 
 _NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
@@ -55,7 +55,7 @@ def installed() -> tuple[str, Version] | None:
     uv = find("uv")
     if uv is None:
         return None
-    out = subprocess.run([uv, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    out = run_tool([uv, "--version"], "uv --version", check=False).stdout
     match = re.match(r"uv (\S+)", out)
     try:
         return (uv, Version(match.group(1))) if match else None
@@ -120,11 +120,9 @@ def _run_check(uv: str, root: Path, lock: str) -> str | None:
     directory, where = (root / lock).parent, lock.rpartition("/")[0] or "."
     env = {k: v for k, v in os.environ.items() if k not in _UV_OVERRIDES}
     argv = [uv, "lock", "--check", "--no-progress"]
-    proc = subprocess.run([*argv, "--offline"], cwd=directory, capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
+    proc = run_tool([*argv, "--offline"], f"checking {lock}", cwd=directory, env=env, check=False)
     if proc.returncode != 0 and "needs to be updated" not in proc.stderr and any(s in proc.stderr for s in _NETWORK):
-        proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = run_tool(argv, f"checking {lock}", cwd=directory, env=env, check=False)
     if proc.returncode == 0:
         return None
     if "needs to be updated" in proc.stderr:

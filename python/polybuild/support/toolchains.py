@@ -40,18 +40,6 @@ def require(tool: str, needed_by: str) -> str:
     return path
 
 
-def run_tool(argv: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> str:
-    """Run a discovery command; its failure is the user's problem to fix, so show its stderr, no traceback."""
-    try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
-    except OSError as exc:
-        raise UserError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.strip() or proc.stdout.strip()
-        raise UserError(f"{what} failed:\n{detail}")
-    return proc.stdout
-
-
 _PYTHON_PROBE = ("import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
                  "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())")
 

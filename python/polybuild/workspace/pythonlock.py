@@ -367,19 +367,15 @@ def read_pylock(path: Path) -> list[LockedPackage]:
 
 def platform_targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
     """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
-    from polybuild.config.model import PLATFORMS
-
     conf = ws.config["lockfiles"]
     names = list(dict.fromkeys(platforms or ws.config["platforms"] or [host().name]))
-    for name in names:
-        if name not in PLATFORMS:
-            raise UserError(f"--platform {name}: not a known platform", hint=f"one of: {', '.join(PLATFORMS)}")
+    chosen = [Platform.parse(n, "--platform") for n in names]
     versions = [_version(v, "--python") for v in pythons] or \
         [_version(v, f"{ws.config.display} lockfiles.python") for v in conf["python"]] or [_interpreter(ws)]
     glibc = _level(ws, "glibc", conf["glibc"])
     musl = _level(ws, "musl", conf["musl"]) if conf["musl"] else None
     macos = _level(ws, "macos", conf["macos"])
-    return [Target(Platform.parse(n), v, glibc, musl, macos) for n in names for v in dict.fromkeys(versions)]
+    return [Target(p, v, glibc, musl, macos) for p in chosen for v in dict.fromkeys(versions)]
 
 
 def _version(value: str, source: str) -> tuple[int, int]:
