@@ -437,7 +437,7 @@ def run_stages(ws_dir: Path) -> dict[str, Any]:
     from polybuild import api
     from polybuild.licenses import cargo, detect, golang, inventory, policy, pypi, resolve
     from polybuild.licenses import scan as passes
-    from polybuild.execute.report import write_atomic
+    from polybuild.support.fs import write_atomic
 
     begin = stages.time("import", begin)
     ws = api.load(ws_dir).ws

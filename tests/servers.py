@@ -29,7 +29,8 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
 class Nginx:
     """nginx with WebDAV PUT: an HTTP cache in the layout bazel-remote serves (/ac/<key>, /cas/<sha256>)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, directives: str = "") -> None:
+        """`directives`: more of nginx's settings for the served location (e.g. `max_ranges 0;`)."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         assert Path(binary).exists(), "nginx is not installed: apt-get install nginx-light (see .ci/run)"
         self.workdir = workdir
@@ -59,6 +60,7 @@ class Nginx:
                         dav_methods PUT DELETE;
                         create_full_put_path on;
                         dav_access user:rw group:r all:r;
+                        {directives}
                     }}
                 }}
             }}

@@ -209,3 +209,17 @@ def test_missing_cargo_locks_are_reported_at_once_or_resolved_in_the_cache(tmp_p
     assert found["acme-core"].workspace and found["acme-core"].source == "path"
     assert found["itoa"].dependents == [(crate_targets[root / "bindings/python"], crate_targets[root / "core"])]
     assert found["ryu"].files and not any(str(private_cache) in str(c) for p in found.values() for c in p.dependents)
+
+
+def test_broken_uv_lock_is_a_located_usage_error(tmp_path: Path, private_cache: Path) -> None:
+    """deny reads uv.lock through the one lock model: a broken lock stops it with file:line:col and the fix."""
+    root = write_tree(tmp_path / "ws", {
+        "polybuild.toml": "",
+        "pyproject.toml": '[project]\nname = "app"\nversion = "0.1.0"\n\n'
+                          '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n',
+        "app/__init__.py": "",
+        "uv.lock": 'version = 1\nrequires-python = ">=3.11"\n\n[[package]\nname = "app"\n',
+    })
+    proc = offline(root, "deny")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "uv.lock:4:10: cannot read the lock" in proc.stderr and "uv lock" in proc.stderr, proc.stderr

@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 
 from polybuild.licenses import cargo, detect, golang
+from polybuild.licenses.attributions import summary_markdown
 from polybuild.licenses.detect import detect_many
 from polybuild.licenses.distributions import evidence
 from polybuild.licenses.expression import licenses, parse
-from polybuild.licenses.model import Package, Resolved
+from polybuild.licenses.model import LicenseFile, Package, Resolved
 from polybuild.licenses.policy import load_policy
 from polybuild.licenses.resolve import resolve_all
+from polybuild.licenses.sbom import Subject
 from test_fingerprint import native  # noqa: F401  (the native core, built by maturin)
 from test_license_detect import core, fallback_answers, native_backend  # noqa: F401  (its fixtures)
 
@@ -60,14 +62,20 @@ WHEELS = {
     ("filelock", "3.16.1"): "Unlicense",
     ("idna", "3.10"): "BSD-3-Clause",  # only the unspecific BSD classifier: read from LICENSE.md
     ("jinja2", "3.1.4"): "BSD-3-Clause",
+    ("kiwisolver", "1.4.8"): "BSD-3-Clause",  # an account of the project after the BSD text (read as none)
     ("markupsafe", "3.0.2"): "BSD-3-Clause",  # the whole text pasted into the legacy License field
+    # numpy.libs bundles OpenBLAS (LAPACK's text is BSD-3-Clause-Open-MPI's) and libgfortran: the GPL-3.0 text, the
+    # GCC Runtime Library Exception's and a notice granting "version 3, or (at your option) any later version"
+    ("numpy", "2.2.6"): "BSD-3-Clause AND BSD-3-Clause-Open-MPI AND GPL-3.0-or-later WITH GCC-exception-3.1",
     ("packaging", "24.2"): "Apache-2.0 OR BSD-2-Clause",
     ("pydantic", "2.9.2"): "MIT",
     ("pyyaml", "6.0.2"): "MIT",
     ("requests", "2.32.3"): "Apache-2.0",
+    ("scipy", "1.15.3"): "BSD-3-Clause AND BSD-3-Clause-Open-MPI AND GPL-3.0-or-later WITH GCC-exception-3.1",
     ("six", "1.16.0"): "MIT",
     ("typing-extensions", "4.12.2"): "PSF-2.0",
     ("urllib3", "2.2.3"): "MIT",
+    ("uvloop", "0.21.0"): "Apache-2.0 OR MIT",  # LICENSE-APACHE, LICENSE-MIT; "dual-licensed" in its description
 }
 # Go modules declare nothing: every answer comes from the license texts.
 GO = {
@@ -83,6 +91,7 @@ GO = {
     ("github.com/json-iterator/go", "v1.1.12"): "MIT",
     ("github.com/klauspost/compress", "v1.17.11"): "Apache-2.0 AND BSD-3-Clause AND MIT",  # three texts in one file
     ("github.com/mattn/go-isatty", "v0.0.20"): "MIT",
+    ("github.com/opencontainers/go-digest", "v1.0.0"): "Apache-2.0",  # and LICENSE.docs: CC-BY-SA-4.0 for the docs
     ("github.com/pkg/errors", "v0.9.1"): "BSD-2-Clause",
     ("github.com/pmezard/go-difflib", "v1.0.0"): "BSD-3-Clause",
     ("github.com/prometheus/client_golang", "v1.20.5"): "Apache-2.0",
@@ -129,7 +138,7 @@ def _fetch_crate(name: str, version: str, into: Path) -> Package:
 def _fetch_wheels(into: Path) -> list[Package]:
     specs = [f"{name}=={version}" for name, version in WHEELS]
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--platform", "manylinux2014_x86_64", "--dest", str(into), *specs],
+                    "--python-version", "3.11", "--platform", "manylinux2014_x86_64", "--dest", str(into), *specs],
                    check=True, timeout=600)
     return [evidence(wheel) for wheel in sorted(into.glob("*.whl"))]
 
@@ -227,6 +236,29 @@ def test_precision_and_recall(resolved: dict[tuple[str, str, str], Resolved],
         print(f"  from texts alone, {key[1]}@{key[2]}: {from_texts[key].expression} (expected {set(text_truth[key])})")
     assert exact == (1.0, 1.0)
     assert go_texts == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("gnu", ["GPL-2.0-only", "GPL-3.0-only", "LGPL-2.0-only", "LGPL-2.1-only", "LGPL-3.0-only",
+                                 "AGPL-3.0-only"])
+def test_a_gnu_text_alone_is_never_or_later(gnu: str) -> None:
+    """numpy's "either version 3, or (at your option) any later version" makes its GPL-3.0 `-or-later`; the sample
+    notice in the "How to apply" section of every GNU text says the same words, and is not a grant."""
+    text = detect.canonical_text(gnu)
+    assert text is not None
+    package = Package("golang", "example.com/gnu", "v1.0.0", "pkg:golang/example.com/gnu@v1.0.0",
+                      files=[LicenseFile("COPYING", "license", text)])
+    (found,) = _resolve([package]).values()
+    assert found.expression == gnu
+
+
+def test_equivalent_expressions_share_one_row_of_the_summary(resolved: dict[tuple[str, str, str], Resolved]) -> None:
+    """anyhow and the other crates declare `MIT OR Apache-2.0`, uvloop's texts read as `Apache-2.0 OR MIT`: one
+    license, counted in one row of ATTRIBUTIONS.md."""
+    summary = summary_markdown(Subject("corpus", "1"), resolved.values(), [])
+    dual = sum(x in ("MIT OR Apache-2.0", "Apache-2.0 OR MIT") for x in EXPECTED.values())
+    assert dual >= 2
+    assert f"| `Apache-2.0 OR MIT` | {dual} |" in summary
+    assert "`MIT OR Apache-2.0`" not in summary
 
 
 @pytest.mark.usefixtures("native_backend")

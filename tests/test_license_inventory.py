@@ -155,6 +155,46 @@ def test_cargo_by_target(rust_ws: Path, offline: None):
     assert keys["core-lib"] in found.by_target["rust:app"]
 
 
+def test_an_excluded_rust_target_leaves_out_what_only_it_ships(rust_ws: Path, offline: None):
+    config = rust_ws / "polybuild.toml"
+    try:
+        config.write_text(RUST["polybuild.toml"] + '[licenses]\nexclude-targets = ["rust:app"]\n')
+        crates = by_name(inventory(api.load(rust_ws).ws).packages, "cargo")
+        assert "app" not in crates and crates["core-lib"].dependents == []  # core-lib is a target of its own
+        assert crates["itoa"].dependents == [("rust:core-lib",)]
+        config.write_text(RUST["polybuild.toml"] + '[licenses]\nexclude-targets = ["core-lib"]\n')
+        crates = by_name(inventory(api.load(rust_ws).ws).packages, "cargo")
+        assert crates["core-lib"].dependents == [("rust:app",)]  # app ships it: it stays
+        assert crates["itoa"].dependents == [("rust:app", "rust:core-lib")]
+    finally:
+        config.write_text(RUST["polybuild.toml"])
+
+
+def test_cargo_metadata_runs_once_per_manifest_and_flags_in_a_run(rust_ws: Path, tmp_path: Path, offline: None,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    """Discovery's `--no-deps` answer and the inventory's resolve graph are each read once per run, however many
+    scans ask (deny, attributions and sbom of one release run each scan)."""
+    from polybuild.support import toolchains
+
+    calls = tmp_path / "calls"
+    shim = tmp_path / "bin" / "cargo"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec "{shutil.which("cargo")}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    toolchains.find.cache_clear()
+    try:
+        shutil.rmtree(rust_ws / ".polybuild", ignore_errors=True)  # no remembered discovery: cargo is asked
+        ws = api.load(rust_ws).ws
+        first = inventory(ws)
+        assert inventory(ws).packages == first.packages and cargo.packages(ws)
+    finally:
+        toolchains.find.cache_clear()
+    metadata = [line for line in calls.read_text().splitlines() if line.startswith("metadata")]
+    assert sum("--no-deps" in line for line in metadata) == 1
+    assert sum("--no-deps" not in line for line in metadata) == 1, metadata
+
+
 def test_cargo_stale_lock_names_the_manifest_and_the_fix(workspace, offline: None):
     root = workspace({
         "polybuild.toml": "",
@@ -409,6 +449,38 @@ def test_a_failed_resolution_keeps_uvs_own_summary(tmp_path: Path):
     assert "Failed to build `placeholder @ file://" in exc.value.message, exc.value.message
     assert "placeholder output line 39" in exc.value.message
     assert len(exc.value.message.splitlines()) < 20
+
+
+def test_an_excluded_extra_leaves_out_only_what_it_alone_pulls_in(py_ws: Path, py_cache: Path, offline: None):
+    """dynamo's `trtllm` extra needs NVIDIA's index, so its wheels cannot be fetched: `exclude-extras` leaves it out
+    of the scan, and every license command says so."""
+    config = f'cache-dir = "{py_cache}"\n[licenses]\nexclude-extras = ["app[dates]", "all"]\n'
+    (py_ws / "polybuild.toml").write_text(config)
+    dists = by_name(inventory(api.load(py_ws).ws).packages, "pypi")
+    assert "python-dateutil" not in dists  # only app[dates] and app[all] pull it in
+    assert dists["six"].dependents == [("py:app", "py:tool"), ("py:tool",)]  # tool needs it too: it stays
+    assert dists["traitlets"].dependents == [("py:app[server]",)]
+    denied = run_polybuild("deny", cwd=py_ws)
+    note = ("note: the license scan leaves out py:app[all], py:app[dates] ([licenses] exclude-targets / "
+            "exclude-extras): deny, attributions and the SBOM do not cover what only they ship")
+    assert note in denied.stderr.splitlines(), denied.stderr
+    assert note in run_polybuild("sbom", cwd=py_ws).stderr  # a cached scan says it as well
+    written = run_polybuild("attributions", "--dir", "attributions", cwd=py_ws)
+    summary = (py_ws / "attributions" / "ATTRIBUTIONS.md").read_text()
+    assert written.returncode == 0 and "**Not covered:** `py:app[all]`, `py:app[dates]`, left out of the license " \
+        "scan" in summary  # the file a release ships says it, not only the terminal
+
+    (py_ws / "polybuild.toml").write_text(f'cache-dir = "{py_cache}"\n[licenses]\nexclude-targets = ["tool"]\n')
+    dists = by_name(inventory(api.load(py_ws).ws).packages, "pypi")
+    assert dists["idna"].dependents == [("py:app", "py:tool")]  # app ships tool: it stays, reached from app
+    (py_ws / "polybuild.toml").write_text(f'cache-dir = "{py_cache}"\n[licenses]\nexclude-targets = ["app"]\n')
+    dists = by_name(inventory(api.load(py_ws).ws).packages, "pypi")
+    assert set(dists) == {"tool", "idna", "six"}
+
+    (py_ws / "polybuild.toml").write_text(f'cache-dir = "{py_cache}"\n[licenses]\nexclude-extras = ["dev"]\n')
+    typo = run_polybuild("deny", cwd=py_ws)
+    assert typo.returncode == 2 and "polybuild.toml:3: [licenses] exclude-extras: no Python project of the " \
+        "workspace declares the extra 'dev'" in typo.stderr and "declared extras: all, dates, server" in typo.stderr
 
 
 def test_target_narrows_every_report_to_what_the_target_ships(py_ws: Path, offline: None):

@@ -353,3 +353,13 @@ def test_every_deny_key_is_documented() -> None:
     assert out == (REPO / "docs" / "deny-reference.md").read_text(encoding="utf-8"), (
         "docs/deny-reference.md is stale: regenerate it with `polybuild config-reference --deny > "
         "docs/deny-reference.md`")
+
+
+def test_pypi_selectors_match_the_canonical_name() -> None:
+    """PyPI names compare as PEP 503 says (packaging's canonicalize_name): dots and runs of separators too, which
+    the copied `lower().replace("_", "-")` missed, so a ban on `zope.interface` never met `zope-interface`."""
+    from polybuild.licenses.policy import Spec
+
+    for selector in ("pkg:pypi/Zope.Interface", "pkg:pypi/zope_interface", "pkg:pypi/zope--interface"):
+        assert Spec.parse(selector).matches("pypi", "zope-interface", "7.0"), selector
+    assert not Spec.parse("pkg:pypi/zope.interfaces").matches("pypi", "zope-interface", "7.0")

@@ -371,7 +371,7 @@ def test_summary() -> None:
     assert "| Rust (cargo) | 4 | [ATTRIBUTIONS-Rust.md](ATTRIBUTIONS-Rust.md) |" in summary
     assert "| Python (pypi) | 5 | [ATTRIBUTIONS-Python.md](ATTRIBUTIONS-Python.md) |" in summary
     assert "| Go (golang) | 3 | [ATTRIBUTIONS-Go.md](ATTRIBUTIONS-Go.md) |" in summary
-    assert "| `MIT OR Apache-2.0` | 2 |" in summary and "| *none found* | 1 |" in summary
+    assert "| `Apache-2.0 OR MIT` | 2 |" in summary and "| *none found* | 1 |" in summary
     assert summary.index("| glibc |") < summary.index("| libcuda |")
     assert "linked \\| not shipped" in summary
     assert "| golang.org/x/mystery | v0.1.0 | no license found |" in summary

@@ -214,7 +214,17 @@ def test_unreadable_uv_lock_is_a_problem_not_a_traceback(tmp_path: Path) -> None
     (root / "uv.lock").write_text("version = 1\n[[package]\n")
     code, report = lock_check(root, "--platform", "linux/amd64")
     assert code == 1
-    assert any(p.startswith("uv.lock: cannot read the lock") and "uv lock" in p for p in report["problems"])
+    assert any(p.startswith("uv.lock:2:10: cannot read the lock") and "uv lock" in p for p in report["problems"])
+
+
+def test_broken_uv_setting_file_is_a_located_problem(tmp_path: Path) -> None:
+    """uv.toml next to a lock was read as {} when broken: its uv pin silently ignored. Now file:line:col."""
+    root = Path(shutil.copytree(DATA / "platdeps", tmp_path / "ws"))
+    (root / "polybuild.toml").write_text("")
+    (root / "uv.toml").write_text('required-version = ">=0.9"\nnative-tls = \n')
+    code, report = lock_check(root, "--platform", "linux/amd64")
+    assert code == 1
+    assert any(p.startswith("uv.toml:2:") and "invalid TOML" in p for p in report["problems"]), report["problems"]
 
 
 def test_container_build_for_another_platform_runs_the_preflight(ws: Path) -> None:

@@ -5,6 +5,7 @@ repository), and a cgo binary linking a Rust static library (dynamo's inference 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -192,6 +193,35 @@ def test_two_main_packages_of_one_name_in_one_module_stop_the_build(workspace):
     assert "go:alpha: the main packages cmd/server and tools/server would both be built as server" in proc.stderr
 
 
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs go")
+@pytest.mark.parametrize("keep_going", [False, True], ids=["fail-fast", "keep-going"])
+def test_a_refused_target_fails_alone_and_unrelated_targets_build(workspace, keep_going):
+    # dynamo's gateway was refused in preflight and nothing else was built, not even the unrelated Go modules. The
+    # refusal is known before anything runs: the target fails with its message, its dependents are skipped, the
+    # rest builds (with or without --keep-going) and the exit code says the fix is in the workspace (2).
+    root = workspace({
+        **TWO_SERVERS,
+        "alpha/tools/server/main.go": "package main\n\nfunc main() {}\n",
+        "gamma/go.mod": ("module example.com/gamma\n\ngo 1.22\n\nrequire example.com/alpha v0.0.0\n\n"
+                         "replace example.com/alpha => ../alpha\n"),
+        "gamma/cmd/gamma/main.go": "package main\n\nfunc main() {}\n",
+        "polybuild.toml": '[targets.alpha]\ndist-subdir = "alpha"\n',
+    })
+    assert api.load(root).ws.targets["go:gamma"].deps == {"go:alpha"}
+    proc = run_polybuild("build", *(["--keep-going"] if keep_going else []), cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("polybuild: error: go:alpha: the main packages cmd/server and tools/server would both be built as "
+            "server, one overwriting the other\n  hint: rename one package's directory" in proc.stderr), proc.stderr
+    assert "polybuild: 1 built, 1 failed, 1 skipped" in proc.stderr, proc.stderr
+    assert subprocess.run([root / "dist/server"], capture_output=True, text=True).stdout == "beta\n"
+    assert not (root / "dist/alpha").exists() and not (root / "dist/gamma").exists()
+    report = json.loads((root / "dist/build-report.json").read_text())
+    tasks = {t["id"]: t for t in report["tasks"]}
+    assert tasks["go:alpha"]["status"] == "failed" and "would both be built as server" in tasks["go:alpha"]["reason"]
+    assert tasks["go:gamma"]["status"] == "skipped" and tasks["go:gamma"]["reason"] == "dependency go:alpha failed"
+    assert tasks["go:beta"]["status"] == "built"
+
+
 @pytest.mark.parametrize("value", ["../x", "/abs", "a/../../b", ""])
 def test_dist_subdir_stays_inside_dist(workspace, value):
     root = workspace({**TWO_SERVERS, "polybuild.toml": f'[targets.alpha]\ndist-subdir = "{value}"\n'})
@@ -371,6 +401,78 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "
             "libdynamo_llm_capi.a by a path" in proc.stderr), proc.stderr
     assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr
+    assert "or set cgo-stage = true in [targets.inference-gateway]" in proc.stderr
+
+
+STALE = "not the library polybuild builds\n"
+STAGED_GATEWAY = {
+    # The same layout, buildable: the C API crate exports a function, the plugin (whose preamble declares it, as
+    # dynamo's does, and links the .a by its ${SRCDIR} path) wraps it, and the epp binary calls it. The tree holds
+    # a stale file at that path (dynamo's `make dynamo-lib` copies one there by hand).
+    "lib/bindings/c/Cargo.toml": DYNAMO_GATEWAY["lib/bindings/c/Cargo.toml"],
+    "lib/bindings/c/src/lib.rs": ("#[no_mangle]\npub extern \"C\" fn dynamo_add(a: i32, b: i32) -> i32 {\n"
+                                  "    a + b\n}\n"),
+    "deploy/inference-gateway/epp/go.mod": DYNAMO_GATEWAY["deploy/inference-gateway/epp/go.mod"],
+    "deploy/inference-gateway/epp/cmd/epp/main.go": """
+        package main
+
+        import (
+            "fmt"
+
+            scorer "github.com/nvidia/dynamo/deploy/inference-gateway/pkg/plugins/dynamo_kv_scorer"
+        )
+
+        func main() { fmt.Println(scorer.Add(2, 40)) }
+    """,
+    "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go": """
+        package dynamo_kv_scorer
+
+        /*
+        #cgo CPPFLAGS: -I${SRCDIR}/include
+        #cgo LDFLAGS: ${SRCDIR}/lib/libdynamo_llm_capi.a -ldl -lpthread -lm
+
+        #include <stdint.h>
+        int32_t dynamo_add(int32_t a, int32_t b);
+        */
+        import "C"
+
+        func Add(a, b int) int { return int(C.dynamo_add(C.int32_t(a), C.int32_t(b))) }
+    """,
+    "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/lib/libdynamo_llm_capi.a": STALE,
+    "polybuild.toml": '[targets.inference-gateway]\ncgo-stage = true\n',
+}
+
+
+@needs_cgo
+def test_dynamo_gateway_builds_from_a_staged_copy_with_the_fresh_library(workspace):
+    root = workspace(STAGED_GATEWAY)
+    stale = root / "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/lib/libdynamo_llm_capi.a"
+    proc = run_polybuild("build", "inference-gateway", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run([root / "dist/epp"], capture_output=True, text=True, env={"LD_LIBRARY_PATH": ""})
+    assert out.stdout == "42\n", out
+    assert stale.read_text() == STALE  # the tree is never written
+    assert not (root / ".polybuild/tmp").exists()  # the staged copy went with the task
+    # Reproducible: the same bytes from a checkout elsewhere (neither the copy's path nor the tree's is kept).
+    elsewhere = shutil.copytree(root, root.parent / "elsewhere", ignore=shutil.ignore_patterns("dist", ".polybuild"))
+    assert run_polybuild("build", "inference-gateway", "--no-cache", cwd=elsewhere).returncode == 0
+    assert (elsewhere / "dist/epp").read_bytes() == (root / "dist/epp").read_bytes()
+    # The library is a dependency output in the key: a change to the crate rebuilds the gateway.
+    lib_rs = root / "lib/bindings/c/src/lib.rs"
+    lib_rs.write_text(lib_rs.read_text().replace("a + b", "a * b"))
+    assert run_polybuild("build", "inference-gateway", cwd=root).returncode == 0
+    assert subprocess.run([root / "dist/epp"], capture_output=True, text=True).stdout == "80\n"
+
+
+def test_cgo_stage_takes_only_a_srcdir_path_inside_the_module(workspace):
+    plugin = "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go"
+    text = STAGED_GATEWAY[plugin].replace("${SRCDIR}/lib/", "${SRCDIR}/../../../../../lib/")
+    root = workspace({**STAGED_GATEWAY, plugin: text})
+    proc = run_polybuild("build", "inference-gateway", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert (f"{plugin}:5: go:inference-gateway links libdynamo_llm_capi.a at ${{SRCDIR}}/../../../../../lib/"
+            "libdynamo_llm_capi.a: cgo-stage places the library only at a ${SRCDIR}-relative path inside the module"
+            in proc.stderr), proc.stderr
 
 
 @pytest.mark.skipif(not shutil.which("go"), reason="needs go")

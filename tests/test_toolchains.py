@@ -192,3 +192,24 @@ def test_bad_jobs_and_unknown_command_are_usage_errors(workspace):
     assert "invalid choice: 'bogus-command'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (root / "dist").exists()
+
+
+def test_one_interpreter_probe_answers_every_reader(tmp_path: Path) -> None:
+    """Cache keys, the lock check's default Python and CI's interpreter lookup each started the interpreter with
+    their own probe; now one probe per interpreter and process answers them all."""
+    from polybuild.builders import ToolProbe
+    from polybuild.cache.keys import Toolchains
+    from polybuild.ci.job import _version_of
+    from polybuild.support.toolchains import python_facts
+
+    starts = tmp_path / "starts"
+    python = tmp_path / "python3"
+    python.write_text(f'#!/bin/sh\necho start >> "{starts}"\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    facts = python_facts(str(python))
+    assert facts.ran and facts.version == sys.version_info[:2]
+    assert _version_of(str(python)) == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    toolchains = Toolchains(str(python))
+    toolchains.identity(ToolProbe("python"), tmp_path)
+    assert toolchains.versions() == {"python": sys.version.splitlines()[0]}
+    assert starts.read_text().count("start") == 1

@@ -345,3 +345,81 @@ def test_release_checks_each_group_and_expects_each_wheel_at_its_version(dynamo:
     assert problems[0] == ("pyproject.toml:10: pin gpu-memory-service==: found 1.1.0, expected 0.9.0 (version "
                            "group py:gpu-memory-service)")
     assert "--group py:gpu-memory-service" in problems[-1]
+
+
+def _go_module(name: str) -> dict[str, str]:
+    return {f"deploy/{name}/go.mod": f"module example.com/{name}\n\ngo 1.22\n",
+            f"deploy/{name}/main.go": ('package main\n\nimport "fmt"\n\nvar version = "unstamped"\n\n'
+                                       "func main() { fmt.Println(version) }\n")}
+
+
+GO_GROUPS = {
+    **_go_module("operator"), **_go_module("gateway"), **_go_module("router"), **_go_module("bench"),
+    "polybuild.toml": """
+        version = "1.1.0"
+
+        [versions]
+        independent = ["go:gateway"]
+        exclude = ["go:bench"]
+
+        [versions.groups.routing]
+        packages = ["go:router"]
+        version = "0.9.0-rc.1"
+
+        [targets.gateway]
+        version = "0.3.0"
+        """,
+}
+
+
+@pytest.mark.skipif(subprocess.run(["which", "go"], capture_output=True).returncode, reason="needs go")
+def test_go_binaries_carry_their_version_groups_version(tmp_path: Path) -> None:
+    # Go modules versioned on their own were stamped with the workspace version (-ldflags -X main.version=1.1.0).
+    root = write_tree(tmp_path / "ws", GO_GROUPS)
+
+    def printed() -> dict[str, str]:
+        proc = run_polybuild("build", cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        return {name: subprocess.run([root / "dist" / name], capture_output=True, text=True, check=True).stdout
+                for name in ("operator", "gateway", "router", "bench")}
+
+    assert printed() == {"operator": "1.1.0\n", "gateway": "0.3.0\n", "router": "0.9.0-rc.1\n",
+                         "bench": "unstamped\n"}  # excluded: never stamped
+    proc = run_polybuild("version", cwd=root)
+    assert "  go:operator: -ldflags -X main.version=1.1.0 (derived from the workspace version)" in proc.stdout
+    assert ("version group go:gateway: 0.3.0 (PEP 440), 0.3.0 (SemVer)\n"
+            "  polybuild.toml:12: go:gateway version: 0.3.0\n"
+            "  go:gateway: -ldflags -X main.version=0.3.0 (derived from the group version)" in proc.stdout), proc.stdout
+    # `version set --group` bumps the module's own version, and the next build stamps it (the key follows it).
+    assert run_polybuild("version", "set", "0.4.0", "--group", "gateway", cwd=root).returncode == 0
+    assert 'version = "0.4.0"' in (root / "polybuild.toml").read_text()
+    assert run_polybuild("version", "check", cwd=root).returncode == 0
+    assert printed()["gateway"] == "0.4.0\n"
+
+
+def test_a_go_module_on_its_own_without_a_version_is_refused_alone(tmp_path: Path) -> None:
+    config = GO_GROUPS["polybuild.toml"].replace('[targets.gateway]\n        version = "0.3.0"', "")
+    root = write_tree(tmp_path / "ws", {**GO_GROUPS, "polybuild.toml": config})
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert ("polybuild: error: go:gateway is versioned on its own (version group go:gateway) but declares no version"
+            in proc.stderr and 'hint: set version = "0.1.0" in [targets.gateway]' in proc.stderr), proc.stderr
+    assert "3 built, 1 failed" in proc.stderr
+
+
+@pytest.mark.parametrize("target", ["py:gpu-memory-service", "gpu-memory-service"])
+def test_only_a_go_module_takes_a_version_in_its_targets_table(dynamo: Path, target: str) -> None:
+    (dynamo / "polybuild.toml").write_text(f'[targets."{target}"]\nversion = "1.0.0"\n')
+    proc = run_polybuild("version", "check", cwd=dynamo)
+    assert proc.returncode == 2 and "py:gpu-memory-service declares its version in lib/gpu_memory_service/" \
+        "pyproject.toml, not here" in proc.stderr, proc.stderr
+
+
+def test_a_versions_mistake_stops_a_build_of_go_modules(tmp_path: Path) -> None:
+    # A config mistake, not one target's problem: reported once, nothing runs (not a refusal of each Go module).
+    config = GO_GROUPS["polybuild.toml"].replace('independent = ["go:gateway"]', 'independent = ["go:gatewey"]')
+    root = write_tree(tmp_path / "ws", {**GO_GROUPS, "polybuild.toml": config})
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == ("polybuild: error: polybuild.toml:4: versions.independent: 'go:gatewey' matches no "
+                           "package\n  hint: did you mean 'go:gateway'?\n"), proc.stderr

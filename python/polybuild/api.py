@@ -5,7 +5,9 @@ A build goes through the stages in this order, each one a package of its own:
     load        config -> workspace -> graph                           `load`
     select      named, affected or a CI job's targets, and their deps  `select_build`, `select`
     plan        tasks = target x variant x platform                    `build`, `run`
-    preflight   every toolchain the plan needs is here                 `_run`
+    preflight   every toolchain the plan needs is here, the version    `_run`, `preflight`
+                groups resolved; a target its builder refuses fails
+                alone (with what depends on it)
     execute     the scheduler: each task from the cache, or built      `_run`
     publish     artifacts into dist/, stale ones removed               `_run`
     report      dist/build-report.json                                 `_run`
@@ -146,6 +148,7 @@ class Outcome:
     tools: set[str] = field(default_factory=set)  # toolchains whose identity entered keys
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
+    refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
 
     @property
     def ok(self) -> bool:
@@ -211,20 +214,21 @@ class _RunOptions:
 
 
 def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
-    """The stages of a planned run, in order: preflight, execute, publish, report, remember."""
+    """The stages of a planned run, in order: preflight, execute, publish, report, remember. A task its builder
+    refuses in preflight fails alone: what depends on it is skipped, the rest runs."""
     from polybuild.execute import publish
     from polybuild.execute import report as reports
     from polybuild.support.runlock import workspace_lock
 
     ctx = _context(loaded, options.cache)
-    preflight(plan, ctx)  # every toolchain and backend is here, before anything starts
+    refused = preflight(plan, ctx)  # every toolchain is here and the versions resolved, before anything starts
     with workspace_lock(ctx.state_dir):  # one run at a time per workspace, until its artifacts are published
         _drop_abandoned_staging(ctx.state_dir)
         start = time.monotonic()
-        results = _execute(plan, ctx, options)
+        results = _execute(plan, ctx, options, refused)
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
-                      toolchains=ctx.toolchains.versions())
+                      toolchains=ctx.toolchains.versions(), refused=refused)
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -234,15 +238,17 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
     return outcome
 
 
-def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions) -> list[TaskResult]:
-    """Every task of the plan, on worker threads, with progress; what the run learnt is saved even when it is
-    interrupted."""
+def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
+             refused: dict[str, UserError]) -> list[TaskResult]:
+    """Every task of the plan, on worker threads, with progress (the `refused` ones fail with their preflight's
+    message); what the run learnt is saved even when it is interrupted."""
     from polybuild.execute.progress import make_reporter
     from polybuild.execute.scheduler import Executor
 
     reporter = make_reporter(len(plan.tasks), options.json_mode)
     try:
-        return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter).run()
+        return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
+                        {tid: exc.message for tid, exc in refused.items()}).run()
     finally:
         reporter.close()
         ctx.stat_cache.save()
@@ -273,7 +279,7 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     }
     # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
     config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
-    published = [str(root / config["state-dir"] / "published.json")]  # another command's build changes dist/
+    published = [str(config.state_dir / "published.json")]  # another command's build changes dist/
     unlisted = loaded.ws.unlisted
     fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
                     [str(a.path) for a in artifacts],
@@ -304,6 +310,7 @@ def explain(loaded: Loaded, name: str, *, variants: Sequence[str] = (), platform
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
     ctx = _context(loaded, CacheOptions())
+    _resolve_versions(plan, ctx)
     try:
         return explain_plan(plan, ctx, target.id)
     finally:
@@ -390,8 +397,8 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     from polybuild.support.platforms import host
 
     ws = loaded.ws
-    python = ws.config["python"]["interpreter"] or sys.executable
-    state_dir = ws.root / ws.config["state-dir"]
+    python = ws.config.python
+    state_dir = ws.config.state_dir
     env = {**os.environ}
     env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_SOURCE_DATE_EPOCH)
     if not env["SOURCE_DATE_EPOCH"].isascii() or not env["SOURCE_DATE_EPOCH"].isdigit():
@@ -407,22 +414,57 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 
 
-def preflight(plan: Plan, ctx: BuildContext) -> None:
-    """Every toolchain and backend the plan needs is present, checked before anything starts; images for a
-    platform other than the host's first need fresh lockfiles with wheels for that platform."""
+def preflight(plan: Plan, ctx: BuildContext) -> dict[str, UserError]:
+    """Every toolchain the plan needs is present, checked before anything starts; images for a platform other
+    than the host's first need fresh lockfiles with wheels for that platform. Returns the tasks their builder
+    refuses (what the user must fix in that target): those fail, and only what depends on them is held back."""
     from polybuild import builders
     from polybuild.lockfiles.preflight import before_images
     from polybuild.support.toolchains import require
 
     before_images(plan, ctx)
+    _resolve_versions(plan, ctx)  # a [versions] mistake is the run's, not one Go target's
     seen: set[tuple[str, str]] = set()
+    refused: dict[str, UserError] = {}
     for task in plan.tasks.values():
         builder = builders.get(task.builder)
-        for tool in builder.tools:
+        for tool in builder.required_tools:
             if (tool, task.builder) not in seen:
                 seen.add((tool, task.builder))
                 require(tool, f"{task.target.id} ({task.builder})")
-        builder.preflight(task, ctx)
+        try:
+            builder.preflight(task, ctx)
+        except UserError as exc:
+            refused[task.id] = exc
+    if refused and not _runnable(plan, set(refused)):
+        raise next(iter(refused.values()))  # nothing else would run: stop before anything starts, as always
+    return refused
+
+
+def _runnable(plan: Plan, refused: set[str]) -> bool:
+    """Whether any task neither is refused nor depends, at any depth, on a refused one."""
+    blocked = set(refused)
+    pending = [t for t in plan.tasks.values() if t.id not in blocked]
+    changed = True
+    while changed:
+        changed = False
+        for task in [t for t in pending if t.deps & blocked]:
+            blocked.add(task.id)
+            pending.remove(task)
+            changed = True
+    return bool(pending)
+
+
+def _resolve_versions(plan: Plan, ctx: BuildContext) -> None:
+    """Go binaries carry their version group's version: resolve the groups once when `[versions]` sets any and the
+    plan builds Go binaries (otherwise every one carries the workspace version, and no manifest is read)."""
+    from polybuild import builders
+    from polybuild.versioning import grouped
+
+    if grouped(ctx.ws) and any(builders.get(task.builder).stamps_version for task in plan.tasks.values()):
+        from polybuild.versioning.groups import resolve
+
+        ctx.version_groups = resolve(ctx.ws, places=False)
 
 
 def _drop_abandoned_staging(state_dir: Path) -> None:
@@ -459,12 +501,11 @@ def with_image_options(loaded: Loaded, name: str, *, vars: dict[str, str] | None
     if target:
         spec["target"] = target
     if platforms:
-        from polybuild.config.model import PLATFORMS
+        from polybuild.support.platforms import PLATFORMS, Platform
 
+        linux = [p for p in PLATFORMS if p.startswith("linux/")]
         for platform in platforms:
-            if platform not in PLATFORMS or not platform.startswith("linux/"):
-                raise UserError(f"--platform {platform}: images are built for Linux platforms",
-                                hint=", ".join(p for p in PLATFORMS if p.startswith("linux/")))
+            Platform.parse(platform, "--platform", linux, "images are built for Linux platforms")
         spec["platforms"] = list(platforms)
     if tags:
         spec["tags"] = list(tags)

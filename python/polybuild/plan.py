@@ -10,17 +10,15 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from polybuild import builders
 from polybuild.support.errors import UserError
-from polybuild.support.platforms import Platform, host
+from polybuild.support.platforms import PLATFORMS, Platform, host
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Set
 
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
-
-PLATFORM_SENSITIVE = frozenset({"cargo", "maturin", "go"})
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -89,17 +87,9 @@ def choose_dimensions(ws: Workspace, variant_names: list[str], platform_names: l
         variants: list[Variant | None] = [known[n] for n in dict.fromkeys(variant_names)]
     else:
         variants = [v for n, v in known.items() if ws.config["variants"][n]["default"]] or [None]
-    allowed = ws.config["platforms"]
-    platforms = []
-    for name in dict.fromkeys(platform_names) or [host().name]:
-        from polybuild.config.model import PLATFORMS
-
-        if name not in PLATFORMS or (allowed and name not in allowed):
-            valid = allowed or PLATFORMS
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid platforms: {', '.join(valid)}"
-            raise UserError(f"platform '{name}' is not valid for this workspace", hint=hint)
-        platforms.append(Platform.parse(name))
+    valid = ws.config["platforms"] or PLATFORMS
+    platforms = [Platform.parse(name, valid=valid, why="not valid for this workspace")
+                 for name in dict.fromkeys(platform_names) or [host().name]]
     for v in variants:
         for p in platforms:
             if v and v.platforms and p.name not in v.platforms:
@@ -115,7 +105,7 @@ def _sensitive_variant(target: Target, variant: Variant | None) -> Variant | Non
 
 
 def _sensitive_platform(builder: str, platform: Platform) -> Platform | None:
-    return platform if builder in PLATFORM_SENSITIVE else None
+    return platform if builders.get(builder).platform_sensitive else None
 
 
 def task_id(target_id: str, action: str, variant: Variant | None, platform: Platform | None) -> str:
@@ -162,8 +152,6 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
 def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
     """Two tasks that would publish the same dist path (Go binaries of one name from two modules, wheels of names
     equal after normalisation: one wheel pattern) stop the plan before anything runs, naming both."""
-    from polybuild import builders
-
     here = host()
     claimed: dict[str, str] = {}
     for task in sorted(tasks.values(), key=lambda t: t.id):
@@ -189,14 +177,15 @@ def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]
 
 def _add_image(image: Target, v: Variant | None, platforms: list[Platform], contents: list[str],
                add: Callable[[str, Variant | None, Platform], Task], tasks: dict[str, Task]) -> None:
-    """An image task needs every artifact of its closure built for its platforms; a Dockerfile image is built
-    per platform, an assembled image once for all of them (one multi-platform index)."""
+    """An image task needs every artifact of its closure built for its platforms; an image is built per platform
+    (a Dockerfile build), or once for all of them when its builder says so (one multi-platform index)."""
     per_platform = {p: {add(tid, v, p).id for tid in contents} for p in platforms}
-    groups = [[p] for p in platforms] if image.builder == "dockerfile" else [platforms]
+    at_once = builders.get(image.builder).all_platforms_in_one_task
+    groups = [platforms] if at_once else [[p] for p in platforms]
     for group in groups:
         deps = set().union(*(per_platform[p] for p in group))
         variant = v if any(tasks[d].variant for d in deps) else None
-        platform = group[0] if image.builder == "dockerfile" else None
+        platform = None if at_once else group[0]
         task = Task(task_id(image.id, "build", variant, platform), image, "build", image.builder, variant, platform)
         tasks.setdefault(task.id, task).deps |= deps
 
@@ -224,13 +213,9 @@ def _buildable_deps(ws: Workspace, g: TargetGraph, tid: str, buildable: set[str]
     return found
 
 
-# Rough relative costs, used only to order ready tasks until real durations are known.
-_WEIGHT = {"maturin": 10.0, "cargo": 8.0, "cargo-test": 8.0, "go": 2.0, "go-test": 2.0, "dockerfile": 5.0,
-           "assemble": 2.0}
-
-
 def _prioritize(tasks: dict[str, Task]) -> None:
-    """Priority = the task's weight plus the heaviest chain of tasks that wait on it (critical path first)."""
+    """Priority = the task's weight (its builder's rough relative cost) plus the heaviest chain of tasks that wait
+    on it (critical path first)."""
     from graphlib import TopologicalSorter
 
     dependents: dict[str, list[str]] = {i: [] for i in tasks}
@@ -239,7 +224,7 @@ def _prioritize(tasks: dict[str, Task]) -> None:
             dependents[d].append(t.id)
     chain: dict[str, float] = {}
     for i in reversed(list(TopologicalSorter({i: t.deps for i, t in tasks.items()}).static_order())):
-        chain[i] = _WEIGHT.get(tasks[i].builder, 1.0) + max((chain[d] for d in dependents[i]), default=0.0)
+        chain[i] = builders.get(tasks[i].builder).weight + max((chain[d] for d in dependents[i]), default=0.0)
         tasks[i].priority = chain[i]
 
 
@@ -291,8 +276,8 @@ def run_plan(ws: Workspace, g: TargetGraph, selected: set[str], action: str, var
     if not with_action:
         raise UserError(f"no selected target has a task named '{action}'",
                         hint=f"declare one in [targets.<name>.tasks.{action}]")
-    needs_build = [i for i, b in with_action.items() if b == "pytest" or (
-        b == "command" and task_spec(ws, ws.targets[i], action)["needs-build"])]
+    needs_build = [i for i, b in with_action.items()
+                   if builders.get(b).needs_build(task_spec(ws, ws.targets[i], action))]
     plan = build_plan(ws, g, g.closure(needs_build), variants, platforms) if needs_build else Plan(
         {}, [], variants, platforms)
     tasks = plan.tasks

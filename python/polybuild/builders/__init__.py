@@ -1,8 +1,10 @@
-"""Builders: each turns a task into steps (argv commands, or a small in-process action).
+"""Builders: each turns a task into steps (argv commands, or a small in-process action), and declares the facts
+the other stages ask of it (tools, cache-key parts, platform sensitivity, what it publishes).
 
-Every builder implements the `Builder` interface and is registered once in `BUILDERS`; adding a builder touches
-only its own module and that table. A builder writes its artifacts into `out`; the executor publishes them
-atomically into the dist directory, so a failed or interrupted build leaves nothing half-written there.
+Every builder implements the `Builder` interface and is registered once in `REGISTRY`; adding a builder touches
+only its own module and that table: plan, cache keys, execute, CI, release and versioning ask the builder object,
+never compare its name. A builder writes its artifacts into `out`; the executor publishes them atomically into the
+dist directory, so a failed or interrupted build leaves nothing half-written there.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from polybuild.cache.inputs import InputIndex
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
     from polybuild.support.fingerprint import StatCache
     from polybuild.support.platforms import Platform
-    from polybuild.workspace import Workspace
+    from polybuild.versioning.groups import Groups
+    from polybuild.workspace import Target, Workspace
 
 
 @dataclass
@@ -59,17 +62,46 @@ class BuildContext:
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
+    version_groups: Groups | None = None  # set by the API when `[versions]` has groups and Go binaries are built
 
     @property
     def config(self) -> dict:
         return self.ws.config.data
 
+    def go_stamp(self, target_id: str) -> str | None:
+        """The version stamped into a Go module's binaries: its version group's, when the API resolved `[versions]`
+        groups for this run, else the workspace version (no manifest read)."""
+        return self.version if self.version_groups is None else self.version_groups.go_stamp(target_id)
+
+
+@dataclass(frozen=True)
+class ToolProbe:
+    """How one toolchain's identity is read for a cache key. `identify` (a module-level function, so equal probes
+    compare equal) is given the run's Python and `extra` and returns the identity text, or the argv whose output
+    is it; without one, the tool on PATH is asked its version (`rustc -vV`, `go version`, `<tool> --version`)."""
+
+    tool: str
+    extra: tuple[str, ...] = ()
+    identify: Callable[[str, tuple[str, ...]], str | list[str]] | None = None
+
 
 class Builder:
-    """The interface every builder implements: `steps` is required, the rest has defaults."""
+    """The interface every builder implements: `steps` is required, the rest has defaults.
+
+    The class attributes and methods below are the builder's facts: the stages before and after it (plan, cache
+    keys, execute, CI, release, versioning) ask them instead of comparing builder names."""
 
     name: ClassVar[str]
-    tools: ClassVar[tuple[str, ...]] = ()  # toolchains checked before anything runs
+    required_tools: ClassVar[tuple[str, ...]] = ()  # on PATH before anything runs, else a UserError
+    key_toolchains: ClassVar[tuple[str, ...]] = ()  # toolchains whose identity enters the cache key
+    env_inputs: ClassVar[tuple[str, ...]] = ()  # environment variables that change the output (enter the key)
+    platform_sensitive: ClassVar[bool] = False  # built once per requested platform (else once, for the host)
+    publishes_artifacts: ClassVar[bool] = True  # a build that publishes nothing has failed
+    builds_image: ClassVar[bool] = False  # a container image (images are built for Linux platforms)
+    all_platforms_in_one_task: ClassVar[bool] = False  # an image built once for all its platforms (one index)
+    binary_wheel: ClassVar[bool] = False  # a platform wheel: built per libc and, unless abi3, per Python version
+    stamps_version: ClassVar[bool] = False  # the workspace version is stamped into the artifacts at build time
+    weight: ClassVar[float] = 1.0  # rough relative cost, to order ready tasks until real durations are known
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Raise UserError for problems the user must fix before building (missing backend, ...)."""
@@ -88,15 +120,49 @@ class Builder:
         the plan can refuse two tasks that would write the same path."""
         return []
 
+    def declared_outputs(self, task: Task) -> list[str]:
+        """Glob patterns (below the target's directory) of what a task that is not a build leaves as outputs."""
+        return []
+
+    def needs_build(self, spec: dict | None) -> bool:
+        """Whether a task of this builder (with the custom task's config `spec`) runs against built artifacts, so
+        the plan builds the target's closure first."""
+        return False
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        """This builder's part of the config slice in the key of the tasks it runs (added to what every task has)."""
+        return {}
+
+    def target_key_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        """What of a target built by this builder enters the key of every task on the target, whichever builder
+        runs it (an image's spec also shapes a custom task on the image)."""
+        return {}
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        """How to identify `tool` (one of `key_toolchains`) for `task`'s key."""
+        return ToolProbe(tool)
+
+    def is_abi3(self, target: Target) -> bool:
+        """Whether the target's binary wheel uses the stable ABI (one wheel for every Python version)."""
+        return False
+
+    def import_names(self, target: Target) -> tuple[str, ...]:
+        """The top-level import names the target's wheel must hold."""
+        return ()
+
+
+def python_settings(ctx: BuildContext) -> dict[str, Any]:
+    """The [python] settings that shape a wheel (the interpreter enters the key through its own identity)."""
+    return {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
+
 
 def wheel_pattern(task: Task, host: Platform) -> list[str]:
-    """A Python package's wheels: every wheel of one distribution name starts with the same normalized prefix."""
-    import re
+    """A Python package's wheels: every wheel of one distribution name starts with the same normalized prefix
+    (the wheel spelling of the canonical name discovery stores: `-` as `_`)."""
+    return [task.target.info.dist_name.replace("-", "_") + "-*.whl"]
 
-    return [re.sub(r"[-_.]+", "_", task.target.info.dist_name).lower() + "-*.whl"]
 
-
-_MODULES = {
+REGISTRY = {  # name -> "module:Class"; adding a builder is its module and one line here
     "cargo": "polybuild.builders.cargo:CargoBuilder",
     "cargo-test": "polybuild.builders.cargo:CargoTestBuilder",
     "maturin": "polybuild.builders.maturin:MaturinBuilder",
@@ -108,10 +174,10 @@ _MODULES = {
     "dockerfile": "polybuild.builders.image:DockerfileBuilder",
     "assemble": "polybuild.builders.image:AssembleBuilder",
 }
-BUILDERS = tuple(_MODULES)
+BUILDERS = tuple(REGISTRY)
 
 
 def get(name: str) -> Builder:
     """The builder registered as `name` (imported lazily: a run pays only for the builders it uses)."""
-    module, _, cls = _MODULES[name].partition(":")
+    module, _, cls = REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module), cls)()

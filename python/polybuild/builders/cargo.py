@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild.builders import BuildContext, Builder, Step
 from polybuild.support.toolchains import require
@@ -51,7 +51,14 @@ def profile_dir(profile: str) -> str:
 
 class CargoBuilder(Builder):
     name = "cargo"
-    tools = ("cargo",)
+    required_tools = ("cargo",)
+    key_toolchains = ("rustc", "cargo")
+    env_inputs = ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS")
+    platform_sensitive = True
+    weight = 8.0
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"rust": ctx.config["rust"]}
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
@@ -112,7 +119,9 @@ def staticlib_file(lib: str, os_name: str) -> str:
 
 class CargoTestBuilder(Builder):
     name = "cargo-test"
-    tools = ("cargo",)
+    required_tools = ("cargo",)
+    key_toolchains = ("rustc", "cargo")
+    weight = 8.0
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild.builders import BuildContext, Builder, Step
 
@@ -13,6 +13,16 @@ if TYPE_CHECKING:
 
 class CommandBuilder(Builder):
     name = "command"
+    publishes_artifacts = False  # a custom task may leave nothing (a lint), or only its declared `outputs`
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"task": task.spec}
+
+    def declared_outputs(self, task: Task) -> list[str]:
+        return task.spec["outputs"]
+
+    def needs_build(self, spec: dict | None) -> bool:
+        return spec["needs-build"]
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         spec = task.spec

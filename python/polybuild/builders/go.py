@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild.builders import BuildContext, Builder, Step, cgo
 from polybuild.support.errors import UserError
@@ -16,7 +16,15 @@ if TYPE_CHECKING:
 
 class GoBuilder(Builder):
     name = "go"
-    tools = ("go",)
+    required_tools = ("go",)
+    key_toolchains = ("go",)
+    env_inputs = ("GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64", "CC", "CGO_CFLAGS", "CGO_LDFLAGS")
+    platform_sensitive = True
+    stamps_version = True  # -ldflags -X [go] version-variable=<version>
+    weight = 2.0
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"go": ctx.config["go"], "version": ctx.go_stamp(task.target.id)}
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         clashes = task.target.info.binary_clashes
@@ -26,6 +34,7 @@ class GoBuilder(Builder):
                             f"{name}, one overwriting the other",
                             hint="rename one package's directory, or move it into a module of its own")
         cgo.check_links(task, ctx)
+        ctx.go_stamp(task.target.id)  # a module versioned on its own that declares no version stops here
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
@@ -39,18 +48,27 @@ class GoBuilder(Builder):
         }
         lib_dir = out.parent / "cgo-lib"
         env.update(cgo.environment(task, ctx, lib_dir))
-        ldflags = ["-X", f"{conf['version-variable']}={ctx.version}", *conf["ldflags"]]
+        version = ctx.go_stamp(t.id)
+        ldflags = [*(["-X", f"{conf['version-variable']}={version}"] if version else []), *conf["ldflags"]]
         steps = []
-        if "CGO_LDFLAGS" in env:  # the library's path enters Go's build ID: without one the binary is reproducible
+        cwd = t.dir
+        if cgo.linked_crates(task, ctx):  # the libraries' paths enter Go's build ID: without one it is reproducible
             ldflags.append("-buildid=")
+        if "CGO_LDFLAGS" in env:
             steps.append(Step(action=lambda: cgo.collect_libraries(task, ctx, lib_dir),
                               describe=f"copy the static libraries {t.id} links into {lib_dir}"))
+        if t.settings.get("cgo-stage") and cgo.path_links(task, ctx):
+            stage_root = out.parent / "src"
+            cwd = stage_root / ctx.ws.rel(t.dir)
+            env["GOWORK"] = "off"
+            steps.append(Step(action=lambda: cgo.stage_module(task, ctx, stage_root),
+                              describe=f"copy {t.id} into {stage_root} with the static libraries it links by path"))
         for pkg, file_name in zip(t.info.binaries.values(), self.published_names(task, ctx.host), strict=True):
             argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
             argv += ["-o", str(out / file_name), "./" + pkg if pkg != "." else "."]
-            steps.append(Step(argv, cwd=t.dir, env=env))
+            steps.append(Step(argv, cwd=cwd, env=env))
         return steps
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
@@ -79,7 +97,9 @@ def go_quoted(args: list[str]) -> str:
 
 class GoTestBuilder(Builder):
     name = "go-test"
-    tools = ("go",)
+    required_tools = ("go",)
+    key_toolchains = ("go",)
+    weight = 2.0
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         return [Step([require("go", task.target.id), "test", "./..."], cwd=task.target.dir)]

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step
+from polybuild.builders import BuildContext, Builder, Step, ToolProbe
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
@@ -96,8 +96,32 @@ def context_files(task: Task, ctx: BuildContext) -> list[str]:
     return ctx.inputs.files(task.target) if task.target.info.spec["files"] else []
 
 
+def engine_identity(python: str, extra: tuple[str, ...]) -> str | list[str]:
+    """The container engine (`extra`: the configured one) that builds Dockerfile images: its `--version`."""
+    from polybuild.container.engines import detect
+
+    engine = detect(extra[0])
+    return "no container engine" if engine is None else [engine.path, "--version"]
+
+
+def helper_identity(python: str, extra: tuple[str, ...]) -> str:
+    """polybuild's Go helper that assembles images: the digest of its binary."""
+    import hashlib
+
+    from polybuild.container import helper
+    from polybuild.support.cachedir import default_dir
+
+    with open(helper.find(default_dir()), "rb") as f:
+        return "polybuild-helper " + hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class _ImageBuilder(Builder):
     """What both image builders share: the layout becomes one archive plus a small JSON description."""
+
+    builds_image = True
+
+    def target_key_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"image": task.target.info.spec, "version": ctx.version, "labels": labels(task, ctx)}
 
     def finish(self, task: Task, ctx: BuildContext, layout: Path, out: Path, platforms: list[Platform]) -> Step:
         def action() -> None:
@@ -114,7 +138,14 @@ class _ImageBuilder(Builder):
 
 
 class DockerfileBuilder(_ImageBuilder):
+    """One task per platform, each a Dockerfile build with the engine."""
+
     name = "dockerfile"
+    key_toolchains = ("container-engine",)
+    weight = 5.0
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        return ToolProbe(tool, (task.target.info.engine,), engine_identity)
 
     def unavailable(self, task: Task, ws: Workspace) -> str | None:
         """An optional image needs an installed engine and base images that are present or can be pulled."""
@@ -185,7 +216,15 @@ class DockerfileBuilder(_ImageBuilder):
 
 
 class AssembleBuilder(_ImageBuilder):
+    """One task for all the image's platforms: the helper writes one multi-platform index."""
+
     name = "assemble"
+    key_toolchains = ("polybuild-helper",)
+    all_platforms_in_one_task = True
+    weight = 2.0
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        return ToolProbe(tool, identify=helper_identity)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         from polybuild.container import helper

@@ -5,20 +5,37 @@ features itself."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
+from polybuild.builders import BuildContext, Builder, Step, python_settings, wheel_pattern
 from polybuild.builders.cargo import profile_args
 from polybuild.support.toolchains import require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
+    from polybuild.workspace import Target
 
 
 class MaturinBuilder(Builder):
     name = "maturin"
-    tools = ("cargo", "maturin")
+    required_tools = ("cargo", "maturin")
+    key_toolchains = ("rustc", "cargo", "maturin", "python")
+    env_inputs = ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "LDFLAGS", "MACOSX_DEPLOYMENT_TARGET")
+    platform_sensitive = True
+    binary_wheel = True
+    weight = 10.0
     published_names = staticmethod(wheel_pattern)
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"rust": ctx.config["rust"], "python": python_settings(ctx)}
+
+    def is_abi3(self, target: Target) -> bool:
+        return target.info.abi3
+
+    def import_names(self, target: Target) -> tuple[str, ...]:
+        """The extension's module (`[tool.maturin] module-name`, else the crate's name)."""
+        module = target.info.module_name or target.info.crate.replace("-", "_")
+        return (module.split(".", 1)[0],)
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target

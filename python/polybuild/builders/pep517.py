@@ -10,13 +10,14 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, wheel_pattern
+from polybuild.builders import BuildContext, Builder, Step, ToolProbe, python_settings, wheel_pattern
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
+    from polybuild.workspace import Target
 
 
 _PROBE = """
@@ -55,9 +56,50 @@ def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
     return proc.stdout.splitlines()
 
 
+def requirement_names(requires: list[str]) -> tuple[str, ...]:
+    """The distribution names in PEP 508 requirement strings, lowercased and sorted."""
+    import re
+
+    names = (re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", r) for r in requires)
+    return tuple(sorted({m[1].lower() for m in names if m}))
+
+
+def installed_versions(python: str, names: tuple[str, ...]) -> list[str]:
+    """The argv that prints each distribution's installed version in `python` ('-' when missing)."""
+    return [python, "-c", "import sys, importlib.metadata as md\nfor n in sys.argv[1:]:\n"
+            "    try: print(n, md.version(n))\n    except md.PackageNotFoundError: print(n, '-')", *names]
+
+
+def pytest_identity(python: str, extra: tuple[str, ...]) -> list[str]:
+    return installed_versions(python, ("pytest",))
+
+
+def source_packages(target: Target) -> tuple[str, ...]:
+    """The top-level import names of a pure package: the directories with an `__init__.py` (tests aside) in `src/`
+    or the package root."""
+    found = set()
+    for base in (target.dir / "src", target.dir):
+        if base.is_dir():
+            found |= {p.parent.name for p in base.glob("*/__init__.py") if p.parent.name not in ("tests", "test")}
+    return tuple(sorted(found))
+
+
 class Pep517Builder(Builder):
     name = "pep517"
+    key_toolchains = ("python", "backend")
     published_names = staticmethod(wheel_pattern)
+    import_names = staticmethod(source_packages)
+
+    def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
+        return {"python": python_settings(ctx)}
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        """The backend is identified by the installed versions of `build` and the build requirements."""
+        if tool == "backend":
+            extra = ("build", *requirement_names(task.target.info.build_requires))
+            return ToolProbe(tool, extra, installed_versions)
+        return ToolProbe(tool)
+
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
@@ -87,6 +129,13 @@ class PytestBuilder(Builder):
     wheels this run built (not from the source tree)."""
 
     name = "pytest"
+    key_toolchains = ("python", "pytest")
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        return ToolProbe(tool, identify=pytest_identity) if tool == "pytest" else ToolProbe(tool)
+
+    def needs_build(self, spec: dict | None) -> bool:
+        return True  # the tests import the wheels this run builds
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         if unmet_requirements(ctx.python, ("pytest",)):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import zipfile
 from pathlib import Path
+
+from polybuild.support.fs import atomic_path
 
 WORKSPACE_PLACEHOLDER = "/workspace"
 
@@ -33,14 +34,12 @@ def remap_sbom_paths(wheel: Path, root: Path) -> bool:
             changed[info.filename] = data.replace(needle, WORKSPACE_PLACEHOLDER.encode())
     if not changed:
         return False
-    tmp = wheel.with_name(f".{wheel.name}.tmp")
-    with zipfile.ZipFile(tmp, "w") as out:
+    with atomic_path(wheel, durable=False) as tmp, zipfile.ZipFile(tmp, "w") as out:  # published later, durably
         for info, data in entries:
             data = changed.get(info.filename, data)
             if info.filename.endswith(".dist-info/RECORD"):
                 data = _fix_record(data, changed)
             out.writestr(info, data, compress_type=info.compress_type)
-    os.replace(tmp, wheel)
     return True
 
 

@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from polybuild.support.fs import racy, write_atomic
+
 FORMAT = 5  # 4: the environment digest is keyed with the cache's salt; 5: the report as the text to put back
-_RACY_NS = 2_000_000_000
 # Variables that locate the toolchains, their caches and polybuild's own cache, besides those in cache keys.
 TOOL_ENV = frozenset({
     "PATH", "HOME", "XDG_CACHE_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME", "CARGO_TARGET_DIR",
@@ -126,15 +127,12 @@ def record(root: Path, command: list[str], files: list[str], dirs: list[str], ou
     names = _env_names(env_names)
     data = {"format": FORMAT, "command": command, "env_names": names, "env": _env_digest(names), "paths": watched,
             "sigs": sigs, "summary": summary}
-    from polybuild.support.fs import write_atomic
-
-    write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")))
+    write_atomic(_summary_path(command), json.dumps(data, separators=(",", ":")), durable=False)
     _prune()
 
 
 def _racy(sig: list[int] | None, now: int) -> bool:
-    """Changed within the last two seconds: a later change in the same tick could go unnoticed by stat."""
-    return sig is not None and now - max(sig[1], sig[2]) < _RACY_NS
+    return sig is not None and racy(sig[1], sig[2], now)
 
 
 def replay(command: list[str]) -> dict[str, Any] | None:
@@ -142,9 +140,7 @@ def replay(command: list[str]) -> dict[str, Any] | None:
     may have written its own since): the text `execute.report.replayed_text` made when the run was recorded."""
     summary = check(command)
     if summary is not None and summary["report"] is not None:
-        from polybuild.support.fs import write_atomic
-
-        write_atomic(Path(summary["root"]) / summary["report_path"], summary["report"])
+        write_atomic(Path(summary["root"]) / summary["report_path"], summary["report"], durable=False)
     return summary
 
 

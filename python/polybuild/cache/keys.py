@@ -17,36 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
-from polybuild.support.toolchains import find
+from polybuild.support.toolchains import find, python_facts
 from polybuild.workspace.targetinfo import CrateInfo
 
 if TYPE_CHECKING:
-    from polybuild.builders import BuildContext
+    from polybuild.builders import BuildContext, ToolProbe
     from polybuild.plan import Task
 
 KEY_FORMAT = 3  # bump when the key recipe changes, so old entries are never reused
-
-# Environment variables that change what each builder produces, beyond those declared in config.
-BUILDER_ENV = {
-    "cargo": ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "CXXFLAGS", "LDFLAGS"),
-    "maturin": ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "LDFLAGS", "MACOSX_DEPLOYMENT_TARGET"),
-    "go": ("GOFLAGS", "GOEXPERIMENT", "GOAMD64", "GOARM64", "CC", "CGO_CFLAGS", "CGO_LDFLAGS"),
-    "pep517": (),
-}
-# Which toolchain identities each builder depends on.
-BUILDER_TOOLS = {
-    "cargo": ("rustc", "cargo"),
-    "cargo-test": ("rustc", "cargo"),
-    "maturin": ("rustc", "cargo", "maturin", "python"),
-    "pep517": ("python", "backend"),
-    "pytest": ("python", "pytest"),
-    "go": ("go",),
-    "go-test": ("go",),
-    "command": (),
-    "dockerfile": ("container-engine",),
-    "assemble": ("polybuild-helper",),
-}
-
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
@@ -148,7 +126,8 @@ class Fingerprints:
 
 
 class Toolchains:
-    """Toolchain identities, probed at most once per run (and only for the builders a run uses)."""
+    """Toolchain identities, probed at most once per run (and only for the builders a run uses). How to probe a
+    tool is the builder's (`Builder.toolchain_probe`); this class runs the probes and remembers the answers."""
 
     def __init__(self, python: str) -> None:
         self.python = python
@@ -167,47 +146,37 @@ class Toolchains:
         with self._lock:
             return dict(self._versions)
 
-    def prefetch(self, probes: set[tuple[str, Path, tuple[str, ...]]]) -> None:
+    def prefetch(self, probes: set[tuple[ToolProbe, Path]]) -> None:
         """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(probes)))) as pool:
             list(pool.map(lambda p: self.identity(*p), probes))
 
-    def identity(self, tool: str, cwd: Path, extra: tuple[str, ...] = ()) -> str:
+    def identity(self, probe: ToolProbe, cwd: Path) -> str:
+        tool, extra = probe.tool, probe.extra
         key = (tool, str(cwd) if tool in ("rustc", "cargo") else "", *extra)  # rustup honours rust-toolchain.toml
         with self._lock:
             lock = self._probing.setdefault(key, threading.Lock())
         with lock:  # one probe per identity, different identities in parallel
             if key not in self._cache:
-                text = self._probe(tool, cwd, extra)
+                text = self._probe(probe, cwd)
                 self._cache[key] = sha256_text(text)
                 with self._lock:
                     lines = text.strip().splitlines()[:1 if tool in ("rustc", "python") else None]
                     self._versions[f"{tool} ({', '.join(extra)})" if extra else tool] = "; ".join(lines)
             return self._cache[key]
 
-    def _probe(self, tool: str, cwd: Path, extra: tuple[str, ...]) -> str:
-        if tool == "python":
-            argv = [self.python, "-c", "import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
-                    "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())"]
-        elif tool == "container-engine":
-            from polybuild.container.engines import detect
-
-            engine = detect(extra[0])
-            if engine is None:
-                return "no container engine"
-            argv = [engine.path, "--version"]
-        elif tool == "polybuild-helper":
-            from polybuild.container import helper
-            from polybuild.support.cachedir import default_dir
-
-            with open(helper.find(default_dir()), "rb") as f:
-                return "polybuild-helper " + hashlib.file_digest(f, "sha256").hexdigest()
-        elif tool in ("backend", "pytest"):
-            names = extra if tool == "backend" else ("pytest",)
-            argv = [self.python, "-c", "import sys, importlib.metadata as md\nfor n in sys.argv[1:]:\n"
-                    "    try: print(n, md.version(n))\n    except md.PackageNotFoundError: print(n, '-')", *names]
+    def _probe(self, probe: ToolProbe, cwd: Path) -> str:
+        """What the tool says of itself: the builder's own probe, else the interpreter's or the tool's version."""
+        tool = probe.tool
+        if probe.identify is not None:
+            found = probe.identify(self.python, probe.extra)
+            if isinstance(found, str):
+                return found
+            argv = found
+        elif tool == "python":
+            return python_facts(self.python).output
         else:
             path = find(tool)
             if path is None:
@@ -232,24 +201,15 @@ def _tree_files(top: str) -> list[str]:
     return found
 
 
-def requirement_names(requires: list[str]) -> tuple[str, ...]:
-    import re
+def toolchain_probes(task: Task) -> dict[str, tuple[ToolProbe, Path]]:
+    """tool -> the arguments of `Toolchains.identity` for this task: the builder's key toolchains, probed in the
+    Cargo workspace (rustup reads rust-toolchain.toml there) or the target's directory."""
+    from polybuild import builders
 
-    names = (re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", r) for r in requires)
-    return tuple(sorted({m[1].lower() for m in names if m}))
-
-
-def toolchain_probes(task: Task) -> dict[str, tuple[str, Path, tuple[str, ...]]]:
-    """tool -> the arguments of `Toolchains.identity` for this task."""
     t = task.target
     cwd = Path(t.info.cargo_workspace) if isinstance(t.info, CrateInfo) else t.dir
-    probes = {}
-    for tool in BUILDER_TOOLS.get(task.builder, ()):
-        extra = ("build", *requirement_names(t.info.build_requires)) if tool == "backend" else ()
-        if tool == "container-engine":
-            extra = (t.info.engine,)
-        probes[tool] = (tool, cwd, extra)
-    return probes
+    builder = builders.get(task.builder)
+    return {tool: (builder.toolchain_probe(tool, task), cwd) for tool in builder.key_toolchains}
 
 
 def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
@@ -272,13 +232,19 @@ def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
 
 def env_names(task: Task, config: Any) -> list[str]:
     """The environment variables whose values enter `task`'s key."""
-    names = {*BUILDER_ENV.get(task.builder, ()), *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
+    from polybuild import builders
+
+    env_inputs = builders.get(task.builder).env_inputs
+    names = {*env_inputs, *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
     names.add("SOURCE_DATE_EPOCH")
     return sorted(names)
 
 
 def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
-    """The parts of config (and of the task) that shape this task's output; nothing else."""
+    """The parts of config (and of the task) that shape this task's output; nothing else: what every task has, and
+    the builder's own part."""
+    from polybuild import builders
+
     t = task.target
     settings = {k: v for k, v in t.settings.items() if k not in ("tasks", "skip", "deps", "name", "dist-subdir")}
     slice_: dict[str, Any] = {
@@ -291,21 +257,9 @@ def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:
         "platform": task.platform.name if task.platform else None,
         "settings": settings,
     }
-    if task.builder in ("cargo", "maturin"):
-        slice_["rust"] = ctx.config["rust"]
-    if task.builder in ("maturin", "pep517"):
-        slice_["python"] = {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
-    if task.builder == "go":
-        slice_["go"] = ctx.config["go"]
-        slice_["version"] = ctx.version
-    if task.builder == "command":
-        slice_["task"] = task.spec
-    if task.target.kind == "image":
-        from polybuild.builders.image import labels
-
-        slice_["image"] = task.target.info.spec
-        slice_["version"] = ctx.version
-        slice_["labels"] = labels(task, ctx)
+    slice_.update(builders.get(task.builder).config_slice(task, ctx))
+    if t.builder:
+        slice_.update(builders.get(t.builder).target_key_slice(task, ctx))
     return slice_
 
 

@@ -117,7 +117,7 @@ class BuildRecords:
             if self._dirty and self._records is not None:
                 data = {"format": FILE_FORMAT, "salt": self._salt_id(), "tasks": self._records,
                         "libraries": self._libraries}
-                write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")))
+                write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")), durable=False)
                 self._dirty = False
 
 

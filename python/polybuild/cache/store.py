@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+from polybuild.support.fs import atomic_path, atomic_writer, write_atomic
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -235,7 +237,6 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.ac = ActionCache(root / "ac.sqlite")
-        self._dirs: set[Path] = set()  # fan-out directories known to exist: one mkdir per run, not per write
 
     # 16 fan-out directories each: a fresh store creates few directories, and none holds too many files.
     def _blob(self, digest: str) -> Path:
@@ -243,23 +244,13 @@ class LocalStore:
             raise CorruptEntry(f"not a sha256: {digest!r:.80}")
         return self.root / "cas" / digest[:1] / digest
 
-    def _ensure_dir(self, path: Path) -> None:
-        if path not in self._dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(path)
-
     def _write_atomic(self, dest: Path, data: bytes | None = None, source: Path | None = None) -> None:
-        self._ensure_dir(dest.parent)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            if source is not None:
-                shutil.copyfile(source, tmp)
-            else:
-                tmp.write_bytes(data or b"")
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Durably: a blob the store names is whole, even after a power loss."""
+        if source is not None:
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(source, tmp)  # the kernel's copy (sendfile), not a read/write loop
+        else:
+            write_atomic(dest, data or b"")
 
     def has_blob(self, digest: str) -> bool:
         return self._blob(digest).is_file()
@@ -308,21 +299,14 @@ class LocalStore:
         """Write the blob, or `content` (the manifest's inline copy), to `dest` atomically, verifying its digest on
         the way; raise CorruptEntry if it differs or the blob cannot be read."""
         source = self._open_blob(digest) if content is None else None
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         h = hashlib.sha256()
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fout:
+            with atomic_writer(dest, mode=mode & 0o777) as fout:  # a published artifact: durable
                 for chunk in _read_chunks(source, digest) if source else [content or b""]:
                     h.update(chunk)
                     fout.write(chunk)
-            if h.hexdigest() != digest:
-                raise CorruptEntry(f"blob {digest[:12]} has content {h.hexdigest()[:12]}")
-            os.chmod(tmp, mode & 0o777)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+                if h.hexdigest() != digest:
+                    raise CorruptEntry(f"blob {digest[:12]} has content {h.hexdigest()[:12]}")
         finally:
             if source:
                 source.close()

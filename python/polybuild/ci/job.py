@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import json
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,9 +73,10 @@ def interpreter(version: str) -> str:
 
 
 def _version_of(python: str) -> str | None:
-    proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                          capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    from polybuild.support.toolchains import python_facts
+
+    version = python_facts(python).version
+    return f"{version[0]}.{version[1]}" if version else None
 
 
 def check_libc(libc: str | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from polybuild import builders
 from polybuild.ci.settings import Settings, settings
 from polybuild.support.errors import UserError
 
@@ -117,22 +118,21 @@ def _valid(variant: Variant | None, platform: Platform) -> bool:
 def _assign(loaded: Loaded, conf: Settings, buildable: list[str], platforms: list[Platform],
             variants: list[Variant | None]) -> dict[Axis, list[str]]:
     """Each distinct build (target x the dimensions it is sensitive to) goes to the first job that needs it."""
-    from polybuild.plan import PLATFORM_SENSITIVE
-
     ws = loaded.ws
     claimed: set[tuple] = set()
     jobs: dict[Axis, list[str]] = {}
     for tid in buildable:
         target = ws.targets[tid]
         sensitive_to = _variant_sensitivity(loaded, target)
-        abi3 = target.builder == "maturin" and target.info.abi3
+        builder = builders.get(target.builder)
+        wheel = builder.binary_wheel
+        abi3 = wheel and builder.is_abi3(target)
         for pi, p in enumerate(platforms):
             for vi, v in enumerate(variants):
                 if not _valid(v, p) or not _builds_on(target, p, v, platforms):
                     continue
                 variant = v.name if v and sensitive_to(v) else None
-                platform = p.name if target.builder in PLATFORM_SENSITIVE or target.kind == "image" else None
-                wheel = target.builder == "maturin"
+                platform = p.name if builder.platform_sensitive or builder.builds_image else None
                 libcs = range(len(conf.libc)) if wheel and p.os == "linux" else [0]
                 pythons = range(len(conf.python)) if wheel and not abi3 else [0]
                 for li in libcs:
@@ -160,7 +160,7 @@ def _builds_on(target: Target, p: Platform, v: Variant | None, platforms: list[P
     spec = target.info.spec
     if p.os != "linux" or (spec["platforms"] and p.name not in spec["platforms"]):
         return False
-    if target.builder == "assemble" and spec["platforms"]:
+    if builders.get(target.builder).all_platforms_in_one_task and spec["platforms"]:
         first = next((q for q in platforms if q.name in spec["platforms"]), None)
         if first != p:
             return False
@@ -215,7 +215,7 @@ def _entry(conf: Settings, axis: Axis, platforms: list[Platform], variants: list
     p, v = platforms[axis.platform_index], variants[axis.variant_index]
     libc, python = conf.libc[axis.libc_index], conf.python[axis.python_index]
     has_python = any(t.kind == "py" for t in builds)
-    wheels = p.os == "linux" and any(t.builder == "maturin" for t in builds)
+    wheels = p.os == "linux" and any(t.builder and builders.get(t.builder).binary_wheel for t in builds)
     parts = [p.slug, *([v.name] if v else []), *([libc] if wheels else []),
              *([f"py{python}"] if has_python else []), *([str(n)] if total > 1 else [])]
     entry: dict[str, Any] = {"id": "-".join(parts), "name": " ".join(parts), "platform": p.name,

@@ -43,14 +43,10 @@ class Settings:
 
 def settings(ws: Workspace) -> Settings:
     """`[ci]` with defaults filled in; a bad value is a config error at its key."""
-    from polybuild.config.model import PLATFORMS
-
     ci = ws.config["ci"]
     config = ws.config
     for platform in ci["runners"]:
-        if platform not in PLATFORMS:
-            raise config.error(("ci", "runners", platform), f"unknown platform '{platform}' in [ci.runners]",
-                               f"known platforms: {', '.join(PLATFORMS)}")
+        config.platform(platform, ("ci", "runners", platform))
     for version in ci["python"]:
         if not _PYTHON_VERSION.fullmatch(version):
             raise config.error(("ci", "python"), f"'{version}' is not a Python version like 3.12",

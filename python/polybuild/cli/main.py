@@ -103,20 +103,23 @@ def _parser() -> argparse.ArgumentParser:
     _version_parser(sub)
     deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
-    fetch_help = "first download what the lockfiles name (crates, Go modules, the locked Python distributions)"
-    deny.add_argument("--fetch", action="store_true", help=fetch_help)
+    fetch = {"nargs": "?", "const": "metadata", "choices": ("metadata", "full"), "metavar": "MODE",
+             "help": "first download what the lockfiles name (crates, Go modules, the locked Python distributions); "
+             "of a wheel, only its METADATA and license files by HTTP Range where the index allows it (--fetch=full: "
+             "every file whole, verified against the lock's sha256)"}
+    deny.add_argument("--fetch", **fetch)
     attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
     attributions.add_argument("--force", action="store_true",
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
-    attributions.add_argument("--fetch", action="store_true", help=fetch_help)
+    attributions.add_argument("--fetch", **fetch)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
-    sbom.add_argument("--fetch", action="store_true", help=fetch_help)
+    sbom.add_argument("--fetch", **fetch)
     sub.add_parser("doctor", help="show toolchains and whether the native core is active")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
@@ -316,7 +319,9 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
     out = sys.stderr
     for target_id, reason in outcome.plan.skipped:
         print(f"note: skipped {target_id}: {reason}", file=out)
-    failed = [r for r in outcome.results if r.status == "failed"]
+    for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
+        print(f"polybuild: error: {exc}", file=out)
+    failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
         print(failure_details(r, root), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
@@ -332,6 +337,8 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
+    if outcome.refused:  # a config or usage problem to fix, even when other tasks failed too
+        return EXIT_USAGE
     return 0 if outcome.ok else 1
 
 
@@ -459,15 +466,16 @@ def _cmd_deny(args: argparse.Namespace) -> int:
     return 1 if denied else 0
 
 
-def _license_scan(ws: Workspace, *, fetch: bool) -> Scan:
+def _license_scan(ws: Workspace, *, fetch: str | None) -> Scan:
     """The license pass. The policy is read first, so that a bad deny.toml stops it before the inventory, and its
     notes (an empty policy, keys polybuild does not act on) come first, one line each."""
+    from polybuild.licenses.exclusions import exclusions
     from polybuild.licenses.policy import load_policy
     from polybuild.licenses.scan import scan
 
     conf = ws.config["licenses"]
     policy = load_policy(ws.root / conf["policy"], display=conf["policy"])
-    for note in policy.notes:
+    for note in [*policy.notes, *exclusions(ws).notes()]:
         print(f"note: {note}", file=sys.stderr)
     return scan(ws, fetch=fetch, policy=policy)
 
@@ -587,8 +595,11 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 def _show_versions(ws, found) -> None:
     """The workspace version, every place of each version group, the Go stamps and the excluded packages."""
-    from polybuild.versioning import places
+    variable = ws.config["go"]["version-variable"]
+    from polybuild import builders
 
+    go_modules = sorted(t.id for t in ws.targets.values()
+                        if t.kind == "go" and t.builder and builders.get(t.builder).stamps_version)
     for group in found.groups.values():
         version = found.version(group)
         spelled = f"{version.pep440} (PEP 440), {version.semver} (SemVer)" if version else "no version declared"
@@ -598,9 +609,10 @@ def _show_versions(ws, found) -> None:
             print(f"version group {group.name}: {spelled}")
         for p in group.places:
             print(f"  {ws.rel(p.file)}:{p.line}: {p.label}: {p.found}")
-        if group.lockstep:
-            for s in places.go_stamps(ws):
-                print(f"  {s.target}: -ldflags -X {s.variable}={s.value} (derived from the workspace version)")
+        if version or group.lockstep:
+            for target_id in (m for m in go_modules if found.of(m) is group):
+                print(f"  {target_id}: -ldflags -X {variable}={found.go_stamp(target_id)} (derived from the "
+                      f"{'workspace' if group.lockstep else 'group'} version)")
     if found.excluded:
         print(f"excluded from versioning: {', '.join(sorted(found.excluded))}")
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from polybuild.support.errors import UserError
+from polybuild.support.process import git
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^[\w.-]+@[\w.-]+:")
@@ -29,13 +30,13 @@ def resolve(url: str, rev: str) -> str:
     repo = _cache_repo(url)
     if _FULL_SHA.match(rev) and _has_commit(repo, rev):
         return rev
-    fetched = _git(repo, "fetch", "--quiet", "--no-tags", "--", url, rev, check=False)
+    fetched = git(repo, "fetch", "--quiet", "--no-tags", "--", url, rev, check=False, env=_ENV)
     if fetched.returncode == 0:
-        return _git(repo, "rev-parse", "--verify", "FETCH_HEAD^{commit}").stdout.strip()
+        return git(repo, "rev-parse", "--verify", "FETCH_HEAD^{commit}", env=_ENV).stdout.strip()
     # An abbreviated commit cannot be fetched by name: fetch every branch and tag, then look it up.
-    everything = _git(repo, "fetch", "--quiet", "--force", "--", url, "+refs/heads/*:refs/remotes/include/*",
-                      "+refs/tags/*:refs/tags/*", check=False)
-    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+    everything = git(repo, "fetch", "--quiet", "--force", "--", url, "+refs/heads/*:refs/remotes/include/*",
+                     "+refs/tags/*:refs/tags/*", check=False, env=_ENV)
+    found = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False, env=_ENV)
     if everything.returncode != 0 or found.returncode != 0:
         reason = (fetched.stderr or everything.stderr).strip().splitlines()
         raise UserError(f"cannot read revision '{rev}' of git repository {url}"
@@ -63,7 +64,7 @@ def _cache_repo(url: str) -> Path:
     if not (repo / "HEAD").is_file():
         repo.parent.mkdir(parents=True, exist_ok=True)
         tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
-        subprocess.run(["git", "init", "--quiet", "--bare", str(tmp)], check=True, capture_output=True, env=_ENV)
+        git(repo.parent, "init", "--quiet", "--bare", str(tmp), env=_ENV)
         try:
             os.rename(tmp, repo)
         except OSError:  # another run created it first
@@ -74,11 +75,4 @@ def _cache_repo(url: str) -> Path:
 
 
 def _has_commit(repo: Path, commit: str) -> bool:
-    return _git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0
-
-
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=_ENV)
-    if check and done.returncode != 0:
-        raise UserError(f"git {' '.join(args[:1])} failed in the include cache {repo}: {done.stderr.strip()}")
-    return done
+    return git(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False, env=_ENV).returncode == 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polybuild.support.errors import UserError
+from polybuild.support.platforms import Platform
 from polybuild.support.schema import FreeTable, Key, Map, Table, TableArray, Validator
 from polybuild.support.tomlfile import TomlFile, load
 
@@ -84,10 +86,6 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
     return rule
 
 
-PLATFORMS = (
-    "linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64",
-)
-
 _ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
 TASK = Table(
@@ -132,6 +130,13 @@ TARGET = Table(
         "env-inputs": Key(list, "Environment variables whose values are part of this target's cache keys.", [],
                           item=str, rule=_ENV_NAMES),
         "cgo": Key(bool, "Go only: build with CGO_ENABLED=1."),
+        "cgo-stage": Key(bool, "Go only: for cgo preambles that link a workspace Rust `staticlib` by a path "
+                         "(`#cgo LDFLAGS: ${SRCDIR}/lib/libx.a`, as dynamo's inference gateway does), build from a "
+                         "copy of the module in polybuild's state directory with the freshly built library at that "
+                         "path; the tree is never written.", False),
+        "version": Key(str, "Go only: the module's own version (go.mod declares none), for a module versioned on its "
+                       "own (`[versions] independent` or a group): stamped into its binaries through -ldflags -X, "
+                       "checked and bumped by `polybuild version`.", rule=_version),
         "sdist": Key(bool, "Python only: also build an sdist."),
         "skip": Key(bool, "Leave this target out of `polybuild build` and `ci matrix` (it stays in the graph); "
                     "`false` builds a fuzz, benchmark or wasm-only crate, which is left out by default."),
@@ -387,6 +392,13 @@ SCHEMA = Table(
                                             "nested locks on purpose) is resolved into polybuild's cache, never the "
                                             "tree (the first scan needs crates.io), instead of being an error.",
                                             False),
+                "exclude-targets": Key(list, "Workspace targets (ids or names) the license scan leaves out, with "
+                                       "what only they pull in; each license command says so in a note.", [],
+                                       item=str),
+                "exclude-extras": Key(list, "Python extras the license scan leaves out, with what only they pull "
+                                      "in: `\"trtllm\"` in every project, `\"ai-dynamo[trtllm]\"` in one (an extra "
+                                      "whose wheels only a vendor index holds); each license command says so in a "
+                                      "note. Dependency groups are never scanned (they do not ship).", [], item=str),
                 "system-libraries": Key(list, "Libraries the artifacts need from the system, for ATTRIBUTIONS.md: "
                                         "`{ name = \"glibc\", version = \"2.36\", license = \"LGPL-2.1-or-later\", "
                                         "note = \"...\" }`.", [], item=dict),
@@ -445,10 +457,32 @@ class Config:
         layer = max(reversed(self.layers), key=lambda layer: _depth(layer.raw, keypath))
         return layer.file.error(layer.prefix + keypath, message, hint)
 
+    def platform(self, value: str, keypath: tuple[str, ...]) -> Platform:
+        """`value`, written at `keypath`, as a Platform; an unknown one is an error located there."""
+        try:
+            return Platform.parse(value)
+        except UserError as exc:
+            raise self.error(keypath, exc.message, exc.hint) from None
+
     @property
     def output_prefixes(self) -> tuple[str, ...]:
         """`dist-dir/` and `state-dir/` as root-relative prefixes: polybuild's outputs, never its inputs."""
         return tuple(f"{self.data[d].strip('/')}/" for d in ("state-dir", "dist-dir"))
+
+    @property
+    def dist_dir(self) -> Path:
+        """Where artifacts and build-report.json go (`dist-dir`, under the workspace root)."""
+        return self.root / self.data["dist-dir"]
+
+    @property
+    def state_dir(self) -> Path:
+        """Where logs, temporary build files and what polybuild remembers between runs go (`state-dir`)."""
+        return self.root / self.data["state-dir"]
+
+    @property
+    def python(self) -> str:
+        """The interpreter Python builds run with: `python.interpreter`, else the one running polybuild."""
+        return self.data["python"]["interpreter"] or sys.executable
 
     @property
     def jobs(self) -> int:
@@ -546,13 +580,8 @@ def _display(path: Path, root: Path) -> str:
 
 def _check_platforms(config: Config) -> None:
     """Platform names are checked here, once, so later stages can trust them."""
-    import difflib
-
     def check(value: str, keypath: tuple[str, ...]) -> None:
-        if value not in PLATFORMS:
-            close = difflib.get_close_matches(value, PLATFORMS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known platforms: {', '.join(PLATFORMS)}"
-            raise config.error(keypath, f"unknown platform '{value}'", hint)
+        config.platform(value, keypath)
 
     for p in config["platforms"]:
         check(p, ("platforms",))

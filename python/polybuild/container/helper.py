@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from polybuild.support.errors import BuildFailed, UserError
+from polybuild.support.fs import atomic_path
+from polybuild.support.process import run_tool
 
 # In a checkout of polybuild the helper's source sits at the top level, next to python/.
 _SOURCE = Path(__file__).resolve().parents[3] / "go"
@@ -47,13 +49,9 @@ def _build(source: Path, cache_dir: Path) -> str:
     if go is None:
         raise UserError("polybuild's Go helper is needed to assemble and push images, and Go is not installed",
                         hint="install Go, or put a polybuild-helper binary on PATH")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    tmp = binary.with_name(f".polybuild-helper.{os.getpid()}")
-    proc = subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "./cmd/polybuild-helper"], cwd=source,
-                          capture_output=True, text=True, env={**os.environ, "CGO_ENABLED": "0"})
-    if proc.returncode != 0:
-        raise UserError(f"building polybuild's Go helper failed:\n{proc.stderr.strip()}")
-    os.replace(tmp, binary)
+    with atomic_path(binary) as tmp:  # durably: a torn binary under its digest would be used from then on
+        run_tool([go, "build", "-trimpath", "-o", str(tmp), "./cmd/polybuild-helper"], "building polybuild's Go helper",
+                 cwd=source, env={**os.environ, "CGO_ENABLED": "0"})
     return str(binary)
 
 

@@ -4,7 +4,6 @@ owners), so an image is cached, checksummed and published like any wheel or bina
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -40,6 +39,6 @@ def digest(layout: Path) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    from polybuild.support.fs import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", durable=False)  # a build's own output

@@ -27,7 +27,7 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
     from polybuild.support.fs import relative, write_atomic
 
     root = ctx.ws.root
-    dist = relative(Path(os.path.normpath(root / ctx.ws.config["dist-dir"])), root) + "/"
+    dist = relative(Path(os.path.normpath(ctx.ws.config.dist_dir)), root) + "/"
     record_path = ctx.state_dir / FILE
     published = _load(record_path, dist)
     before = json.dumps(published, sort_keys=True)
@@ -51,7 +51,8 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
             _remove(root, dist, path)
             del published[path]
     if json.dumps(published, sort_keys=True) != before or not record_path.is_file():  # a no-op writes nothing
-        write_atomic(record_path, json.dumps({"format": FORMAT, "artifacts": published}, indent=1, sort_keys=True))
+        write_atomic(record_path, json.dumps({"format": FORMAT, "artifacts": published}, indent=1, sort_keys=True),
+                     durable=False)
     shown = {e["path"] for e in ran}
     return ran + [published[p] for p in sorted(published) if p not in shown]
 

@@ -24,8 +24,8 @@ FILE_NAME = "build-report.json"
 
 def write(ws: Workspace, report: dict[str, Any]) -> Path:
     """Write the report into the dist directory; its path."""
-    path = ws.root / ws.config["dist-dir"] / FILE_NAME
-    write_atomic(path, _text(report))
+    path = ws.config.dist_dir / FILE_NAME
+    write_atomic(path, _text(report), durable=False)  # rewritten every run
     return path
 
 

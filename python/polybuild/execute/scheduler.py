@@ -4,7 +4,6 @@ task runner that builds into a private staging directory and publishes artifacts
 from __future__ import annotations
 
 import heapq
-import os
 import re
 import shutil
 import threading
@@ -17,9 +16,12 @@ from typing import TYPE_CHECKING, Protocol
 from polybuild import builders
 from polybuild.cache.tasks import Output, describe
 from polybuild.support.errors import PolybuildError
+from polybuild.support.fs import move_into_place
 from polybuild.support.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from polybuild.builders import BuildContext, Step
     from polybuild.cache.keys import KeyParts
     from polybuild.plan import Plan, Task
@@ -61,7 +63,8 @@ class Executor:
     so no task waits for a hand-off through the main thread, which only refreshes the progress line (woken by a
     timer, not by every task) and takes Ctrl-C."""
 
-    def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter) -> None:
+    def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter,
+                 refused: Mapping[str, str] | None = None) -> None:
         self.plan = plan
         self.ctx = ctx
         self.jobs = jobs
@@ -76,7 +79,8 @@ class Executor:
         for t in tasks.values():
             for d in t.deps:
                 self._dependents[d].append(t.id)
-        self._ready = [(-t.priority, i) for i, t in tasks.items() if not t.deps]
+        self.refused = refused or {}  # task id -> why its builder refused it before anything ran
+        self._ready = [(-t.priority, i) for i, t in tasks.items() if not t.deps and i not in self.refused]
         heapq.heapify(self._ready)
         self._running: dict[str, float] = {}  # task id -> start (monotonic)
         self._stopping = False
@@ -90,6 +94,7 @@ class Executor:
         tasks = self.plan.tasks
         self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
         (self.ctx.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._refuse()
         workers = [threading.Thread(target=self._work, name=f"polybuild-{n}") for n in range(self.jobs)]
         for worker in workers:
             worker.start()
@@ -112,6 +117,15 @@ class Executor:
             if tid not in self.results:
                 self._record(TaskResult(task, "skipped", reason="not started: the build stopped at a failure"))
         return [self.results[i] for i in tasks]
+
+    def _refuse(self) -> None:
+        """Refused tasks fail before anything starts and what depends on them is skipped, as after a failure;
+        the rest of the plan runs (a refusal is known up front: it is no reason to stop unrelated work)."""
+        with self._cond:
+            for tid, reason in self.refused.items():
+                self._record(TaskResult(self.plan.tasks[tid], "failed", reason=reason))
+            for tid in self.refused:  # after recording them all: a refused dependent reports its own refusal
+                self._skip_dependents(tid)
 
     def _work(self) -> None:
         try:
@@ -238,7 +252,7 @@ class Executor:
         """Build artifacts go to the dist directory (per variant and platform); task outputs stay in place."""
         if task.action != "build":
             return task.target.dir
-        return self.ctx.ws.root / self.ctx.config["dist-dir"] / task.dist_subdir(self.ctx.host)
+        return self.ctx.ws.config.dist_dir / task.dist_subdir(self.ctx.host)
 
     def _build(self, task: Task, base: Path, log: TaskLog,
                result: TaskResult) -> tuple[list[Output] | None, bytes | None]:
@@ -250,12 +264,13 @@ class Executor:
             (staging / "out").mkdir(parents=True)
         try:
             out = staging / "out" if staging else base
-            for step in builders.get(task.builder).steps(task, self.ctx, out):
+            builder = builders.get(task.builder)
+            for step in builder.steps(task, self.ctx, out):
                 if not self._run_step(step, task, log):
                     result.status, result.failed_step = "failed", step.display()
                     return None, log.finish(keep=True)
             outputs = self._publish(staging / "out", base) if staging else self._declared_outputs(task, base)
-            if staging and not outputs and task.builder != "command":  # e.g. `[python] interpreter = "/bin/true"`
+            if staging and not outputs and builder.publishes_artifacts:  # e.g. `[python] interpreter = "/bin/true"`
                 log.note(f"[polybuild] every command succeeded, but the {task.builder} build produced no artifact")
                 result.status, result.failed_step = "failed", step.display()
                 return None, log.finish(keep=True)
@@ -306,26 +321,15 @@ class Executor:
             output = describe(src, out)
             target = dest / output.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_move(src, target)
+            move_into_place(src, target)  # durably: a published artifact
             outputs.append(output)
         return outputs
 
     def _declared_outputs(self, task: Task, base: Path) -> list[Output]:
-        if task.builder != "command":
-            return []
-        patterns = task.spec["outputs"]
+        patterns = builders.get(task.builder).declared_outputs(task)
         found = {p for pattern in patterns for p in base.glob(pattern) if p.is_file()}
         return [describe(p, base) for p in sorted(found)]
 
 
 def _cacheable(task: Task) -> bool:
     return task.spec is None or task.spec["cache"]
-
-
-def _atomic_move(src: Path, dst: Path) -> None:
-    try:
-        os.replace(src, dst)
-    except OSError:  # another filesystem: copy next to the destination, then rename
-        tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)

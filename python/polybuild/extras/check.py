@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -53,7 +52,7 @@ class ExtrasReport:
 
 
 @dataclass
-class Package:
+class PackageCheck:
     """One package to check: its wheel and its settings (`[extras.<package>]`)."""
 
     wheel: WheelInfo
@@ -93,8 +92,8 @@ def check_extras(loaded: Loaded, wheelhouse: Sequence[Path], packages: Sequence[
     if not chosen:
         return report
     ws = loaded.ws
-    tool = envs.choose_installer(ws.config["python"]["interpreter"] or sys.executable, installer)
-    state_dir = ws.root / ws.config["state-dir"]
+    tool = envs.choose_installer(ws.config.python, installer)
+    state_dir = ws.config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(pkg, extras) for pkg in chosen for extras in pkg.sets()]
     with tempfile.TemporaryDirectory(prefix="check-extras-", dir=state_dir) as tmp, \
@@ -118,7 +117,7 @@ def _index(wheelhouse: Sequence[Path]) -> dict[str, WheelInfo]:
     return found
 
 
-def _choose(loaded: Loaded, wheels: dict[str, WheelInfo], names: Sequence[str]) -> list[Package]:
+def _choose(loaded: Loaded, wheels: dict[str, WheelInfo], names: Sequence[str]) -> list[PackageCheck]:
     """The packages to check, with their validated settings; a name with no built wheel is a UserError."""
     ws = loaded.ws
     settings = _settings(loaded)
@@ -164,7 +163,7 @@ def _settings(loaded: Loaded) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _package(loaded: Loaded, wheel: WheelInfo, conf: dict[str, Any]) -> Package:
+def _package(loaded: Loaded, wheel: WheelInfo, conf: dict[str, Any]) -> PackageCheck:
     config, key = loaded.ws.config, conf.get("key")
     commands = []
     for line, extra in sorted(conf.get("commands", {}).items()):
@@ -187,12 +186,12 @@ def _package(loaded: Loaded, wheel: WheelInfo, conf: dict[str, Any]) -> Package:
             extra_only.append(canonicalize_name(Requirement(name).name))
         except InvalidRequirement:
             raise config.error(("extras", key, "extra-only"), f"'{name}' is not a distribution name") from None
-    return Package(wheel, sorted(set(extra_only)), commands)
+    return PackageCheck(wheel, sorted(set(extra_only)), commands)
 
 
 # --- Running one extras set -------------------------------------------------------------------------------------
 
-def _run_set(tool: envs.Installer, tmp: Path, index: int, pkg: Package, extras: tuple[str, ...],
+def _run_set(tool: envs.Installer, tmp: Path, index: int, pkg: PackageCheck, extras: tuple[str, ...],
              wheels: dict[str, WheelInfo]) -> EnvResult:
     start = time.monotonic()
     result = EnvResult(extras)
@@ -213,7 +212,7 @@ def _run_set(tool: envs.Installer, tmp: Path, index: int, pkg: Package, extras: 
 
 # --- Judging ----------------------------------------------------------------------------------------------------
 
-def _judge(pkg: Package, results: dict[tuple[str, ...], EnvResult], wheels: dict[str, WheelInfo],
+def _judge(pkg: PackageCheck, results: dict[tuple[str, ...], EnvResult], wheels: dict[str, WheelInfo],
            report: ExtrasReport) -> None:
     """Problems go to the report as found; what ran is summed up in one `checked` line per extras set."""
     wheel = pkg.wheel
@@ -277,7 +276,7 @@ def _check_sources(wheel: WheelInfo, extras: tuple[str, ...], r: EnvResult, whee
                                    f"release version (`polybuild version check`)")
 
 
-def _check_imports(pkg: Package, extras: tuple[str, ...], r: EnvResult, ok: dict[tuple[str, ...], EnvResult],
+def _check_imports(pkg: PackageCheck, extras: tuple[str, ...], r: EnvResult, ok: dict[tuple[str, ...], EnvResult],
                    providers: dict[str, set[str]], report: ExtrasReport, notes: list[str]) -> None:
     """Top-level modules import and console scripts answer --help; a script failing on a module whose import was
     already reported is not reported twice."""
@@ -324,7 +323,7 @@ def _missing_fix(wheel: WheelInfo, missing: str, ok: dict[tuple[str, ...], EnvRe
             f"it only in code that runs with the extra")
 
 
-def _check_base_closure(pkg: Package, ok: dict[tuple[str, ...], EnvResult], report: ExtrasReport,
+def _check_base_closure(pkg: PackageCheck, ok: dict[tuple[str, ...], EnvResult], report: ExtrasReport,
                         notes: list[str]) -> None:
     """The declared extra-only distributions stay out of the base install."""
     wheel, base = pkg.wheel, ok[()]
@@ -374,7 +373,7 @@ def _check_all_extra(wheel: WheelInfo, ok: dict[tuple[str, ...], EnvResult], rep
                                        f"the all extra")
 
 
-def _check_commands(pkg: Package, ok: dict[tuple[str, ...], EnvResult], report: ExtrasReport,
+def _check_commands(pkg: PackageCheck, ok: dict[tuple[str, ...], EnvResult], report: ExtrasReport,
                     notes: dict[tuple[str, ...], list[str]]) -> None:
     """A command that needs an extra fails naming it without the extra, and works with it."""
     wheel = pkg.wheel

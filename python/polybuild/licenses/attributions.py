@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from polybuild.licenses.expression import canonical
 from polybuild.licenses.model import ECOSYSTEMS, LicenseFile, Resolved
 from polybuild.licenses.sbom import Subject, ordered
 
@@ -79,9 +80,10 @@ def hand_written(names: Iterable[str], directory: Path) -> list[str]:
 # --- ATTRIBUTIONS.md -----------------------------------------------------------------------------------------------
 
 
-def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libraries: list[dict]) -> str:
-    """ATTRIBUTIONS.md: what it covers, packages per ecosystem, license totals, what needs attention and the
-    system libraries declared in the config."""
+def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libraries: list[dict],
+                     left_out: list[str] = ()) -> str:
+    """ATTRIBUTIONS.md: what it covers (and what the config left out of the scan), packages per ecosystem, license
+    totals, what needs attention and the system libraries declared in the config."""
     packages = third_party(resolved)
     lines = [f"# Attributions for {subject.name} {subject.version}", "",
              f"This file covers {subject.describe()}: the {len(packages)} third-party packages it is built from, "
@@ -89,6 +91,9 @@ def summary_markdown(subject: Subject, resolved: Iterable[Resolved], system_libr
              "below."]
     if subject.sha256:
         lines += ["", f"SHA-256 of the {subject.kind}: `{subject.sha256}`"]
+    if left_out:
+        lines += ["", f"**Not covered:** {', '.join(_code(r) for r in left_out)}, left out of the license scan by "
+                  "`[licenses] exclude-targets` / `exclude-extras`: the packages only they ship are not listed here."]
     lines += ["", *_ecosystem_table(packages), "", *_license_totals(packages)]
     lines += _attention(packages)
     lines += ["", *_system_libraries(system_libraries)]
@@ -103,7 +108,9 @@ def _ecosystem_table(packages: list[Resolved]) -> list[str]:
 
 
 def _license_totals(packages: list[Resolved]) -> list[str]:
-    counts = Counter(r.expression for r in packages)
+    """Packages per license expression, equivalent expressions together (`MIT OR Apache-2.0` is `Apache-2.0 OR
+    MIT`), each written in its canonical form."""
+    counts = Counter(canonical(r.expression) if r.expression else None for r in packages)
     rows = [f"| {_code(expr) if expr else '*none found*'} | {n} |"
             for expr, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))]
     return ["## Licenses", "", "| License | Packages |", "|---|---:|", *rows]

@@ -1,21 +1,19 @@
-"""Rust inventory: every crate the workspace's Cargo workspaces compile into shipped code, read from
-`cargo metadata --locked --offline` (the resolve graph, without dev-dependencies) and the crates' unpacked sources."""
+"""Rust inventory: every crate the workspace's Cargo workspaces compile into shipped code, read from the resolve
+graph of `cargo metadata` (workspace/cargometa.py; without dev-dependencies) and the crates' unpacked sources."""
 
 from __future__ import annotations
 
-import json
-import os
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild.licenses.inventory import license_files, merge
 from polybuild.licenses.model import Package
-from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.licenses.cargolocks import Shadow
     from polybuild.workspace import Workspace
+    from polybuild.workspace.cargometa import CargoMetadata
 
 CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
 
@@ -34,7 +32,7 @@ def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
     found: list[Package] = []
     for root in sorted(roots):
         found += workspace_packages(Path(root), crate_targets, all_features=all_features,
-                                    shadow=shadows.get(Path(root)))
+                                    shadow=shadows.get(Path(root)), metadata=ws.cargo_metadata)
     return merge(found)
 
 
@@ -48,21 +46,25 @@ def _lock_shadows(ws: Workspace, roots: list[Path]) -> dict[Path, Shadow]:
     if not ws.config["licenses"]["generate-cargo-locks"]:
         raise cargolocks.missing_error(ws.root, unlocked)
     from polybuild.support.cachedir import default_dir
+    from polybuild.workspace.cargometa import run
 
     shadows = cargolocks.shadows(ws.root, unlocked, default_dir())
     for shadow in shadows.values():
-        cargolocks.generate(shadow.manifest, _run)
+        cargolocks.generate(shadow.manifest, run)
     return shadows
 
 
 def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_features: bool = True,
-                       shadow: Shadow | None = None) -> list[Package]:
+                       shadow: Shadow | None = None, metadata: CargoMetadata | None = None) -> list[Package]:
     """The crates one Cargo workspace ships; chains start at its members that are targets (`crate_targets` maps
     crate directories to target ids; crates of other Cargo workspaces among them are the workspace's own too).
     With a `shadow` (the workspace's lock lives in polybuild's cache), cargo reads the shadow's manifest and every
-    path it reports is mapped back to the repository."""
-    meta = metadata(shadow.manifest if shadow else root / "Cargo.toml", all_features=all_features,
-                    locked=shadow is None)
+    path it reports is mapped back to the repository. `metadata` holds the run's `cargo metadata` answers."""
+    from polybuild.workspace.cargometa import CargoMetadata
+
+    manifest = shadow.manifest if shadow else root / "Cargo.toml"
+    meta = (metadata or CargoMetadata()).resolve(manifest, str(manifest), all_features=all_features,
+                                                 locked=shadow is None)
     if shadow:
         for pkg in meta["packages"]:
             pkg["manifest_path"] = str(shadow.real(Path(pkg["manifest_path"])))
@@ -75,36 +77,6 @@ def workspace_packages(root: Path, crate_targets: dict[Path, str], *, all_featur
     own = members | {pid for pid in by_id if target_of[pid]}
     shipped = [pid for pid in by_id if pid in chains or pid in members]
     return [_package(by_id[pid], pid in own, chains.get(pid, [])) for pid in shipped]
-
-
-def metadata(manifest: Path, *, all_features: bool, locked: bool = True) -> dict:
-    """`cargo metadata` with the resolve graph, offline and (for a lock in the tree) locked; failures name the
-    manifest and the fix."""
-    from polybuild.support.toolchains import require
-
-    cargo = require("cargo", f"the license inventory of {manifest}")
-    argv = [cargo, "metadata", *(["--locked"] if locked else []), "--offline", "--format-version", "1",
-            "--manifest-path", str(manifest)]
-    if all_features:
-        argv.append("--all-features")
-    return json.loads(_run(argv, manifest))
-
-
-def _run(argv: list[str], manifest: Path, offline: bool = True) -> str:
-    import subprocess
-
-    env = {**os.environ, "CARGO_NET_OFFLINE": "true"} if offline else None
-    proc = subprocess.run(argv, cwd=manifest.parent, capture_output=True, text=True, env=env)
-    if proc.returncode == 0:
-        return proc.stdout
-    detail = proc.stderr.strip()
-    if "--locked" in detail or "lock file" in detail:
-        hint = f"Cargo.lock is out of date: run `cargo update -w` in {manifest.parent} and commit it"
-    elif "offline" in detail or "failed to download" in detail or "failed to load source" in detail:
-        hint = f"crates are missing from the local cache: run `cargo fetch --locked` in {manifest.parent}"
-    else:
-        hint = None
-    raise UserError(f"cargo {argv[1]} for {manifest} failed:\n{detail}", hint=hint)
 
 
 def _shipping_edges(meta: dict) -> dict[str, list[str]]:

@@ -8,6 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from polybuild.licenses.expression import License, parse, satisfied
 from polybuild.licenses.model import Package, Resolved
 from polybuild.licenses.policy import Policy, Spec, spec_of
@@ -202,7 +204,7 @@ def _advisories(packages: list[Package], policy: Policy, root: Path) -> list[Vio
 
 
 def _norm(ecosystem: str, name: str) -> str:
-    return name.lower().replace("_", "-") if ecosystem == "pypi" else name
+    return canonicalize_name(name) if ecosystem == "pypi" else name
 
 
 def _affects(affected: dict, version: str) -> bool:

@@ -29,9 +29,10 @@ texts. The algorithm (steps 1-3 mirrored from `spdx::detection` 0.13):
    a list of files it covers): the store text sharing the most bigrams with what is left of the file, net of
    its own bigrams the file lacks (and sharing at least 4/5 of its own), is looked for as the run of paragraphs
    matching it best; that run, scored on its own (its first line kept) at or above CONFIDENCE_THRESHOLD, is a
-   part, and the rest is searched again. When the parts hold at least 3/5 of the file's bigrams, the file is
-   the AND of their licenses, scored as its worst part (so headers, copyright lines and short prefaces around
-   one license do not lower its score); otherwise (or beyond MAX_PARTS parts) it is scored as a whole.
+   part, and the rest is searched again. When the parts hold at least 3/5 of the bigrams from the first part
+   to the last, and 1/5 of the whole file's, the file is the AND of their licenses, scored as its worst part
+   (so headers, copyright lines, prefaces before the license texts and prose after them do not lower its
+   score); otherwise (or beyond MAX_PARTS parts) it is scored as a whole.
    (askalono's `optimize_bounds` and licensee do the same; the crate scores the file only as a whole.)
 
 "Word", "white space", "digit", "punctuation" and lowercasing follow Rust's Unicode definitions (Unicode 16 in
@@ -288,7 +289,8 @@ MAX_PARTS = 32  # license texts looked for in one file; a file holding more is s
 PART_TRIES = 3  # store texts tried as the next part of a file, the most bigrams shared net of those missing first
 MIN_PART = 10  # bigrams a store text must share with a file to be looked for in it
 CONTAINED = (4, 5)  # ... and the share of its own bigrams found in the file, at least 4/5
-MIN_COVERAGE = (3, 5)  # the found parts must hold at least 3/5 of a file's bigrams (else: the file as a whole)
+MIN_COVERAGE = (3, 5)  # the found parts must hold at least 3/5 of the bigrams from the first part to the last
+MIN_SHARE = (1, 5)  # ... and at least 1/5 of the whole file's (else: the file as a whole)
 
 Match = tuple[int, float, list[int]]  # candidate, score, the other candidates in its near tie
 
@@ -395,10 +397,19 @@ class _Parts:
             parts.append(match)
             left = [block for block in left if block not in run]
             sample = self._sample(left)
-        found_size = sum(self.grams[block].total() for block in range(len(self.blocks)) if block not in left)
-        whole_size = sum(grams.total() for grams in self.grams)
-        covered = found_size * MIN_COVERAGE[1] >= whole_size * MIN_COVERAGE[0]
-        return parts if covered else []
+        return parts if parts and self._covered(left) else []
+
+    def _covered(self, left: list[int]) -> bool:
+        """Whether the parts found (the paragraphs not `left`) hold MIN_COVERAGE of the bigrams from the first
+        part to the last, and MIN_SHARE of the whole file's: a preface before the license texts or prose after
+        them (kiwisolver's account of its project after the BSD text) does not lower the score, but a short
+        license quoted in a long text of other terms is not the file's license."""
+        found = [block for block in range(len(self.blocks)) if block not in left]
+        size = [grams.total() for grams in self.grams]
+        found_size = sum(size[block] for block in found)
+        span_size = sum(size[found[0]:found[-1] + 1])
+        return (found_size * MIN_COVERAGE[1] >= span_size * MIN_COVERAGE[0]
+                and found_size * MIN_SHARE[1] >= sum(size) * MIN_SHARE[0])
 
     def _next(self, sample: Counter[str], left: list[int]) -> tuple[list[int], Match] | None:
         store = self.store

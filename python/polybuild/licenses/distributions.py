@@ -1,6 +1,9 @@
 """Locked Python distributions as license evidence (the Python side of `cargo fetch`): the exact wheel or sdist a
 lock names is downloaded once by URL into polybuild's cache, kept only when its SHA-256 matches the lock, and read
-offline from then on. What is installed on the machine plays no part.
+offline from then on. What is installed on the machine plays no part. Of a wheel, only the METADATA and license
+files are needed: by default they are read by HTTP Range (`lazywheel.py`), which cannot be checked against the lock's
+whole-file hash; the METADATA is checked against the index's PEP 658 hash when it offers one (docs/licenses.md says
+what each mode trusts).
 
 Which file of a lock entry is read: a universal wheel (`py3-none-any`) when the release has one, since every
 installer on every platform may pick it; else the wheel the first target platform installs (its most preferred
@@ -17,10 +20,10 @@ import hashlib
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +32,13 @@ from polybuild.support.errors import UserError
 if TYPE_CHECKING:
     from polybuild.licenses.model import Package
     from polybuild.workspace.pythonlock import Artifact, Target
-    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import LockedPackage as Locked
 
 FETCH_JOBS = 8  # parallel downloads: enough to hide latency, few enough to be polite to the index
 TIMEOUT = 60.0  # seconds without progress before a download is given up
 _CHUNK = 1 << 20
 _MAX_TEXT = 2 << 20  # a license text larger than this is not read whole
+_MAX_PAGE = 64 << 20  # an index page (botocore's lists thousands of files in 2 MB)
 
 
 def choose(package: Locked, targets: list[Target]) -> Artifact | None:
@@ -76,48 +80,227 @@ def _safe_name(filename: str) -> str:
     return name
 
 
-def fetch(cache: Path, artifacts: list[Artifact], *, jobs: int = FETCH_JOBS) -> int:
-    """Download the files not yet in the cache (in parallel, each verified before it is kept); the count fetched.
-    Every failure is reported at once."""
-    todo = sorted({a for a in artifacts if not location(cache, a).is_file()}, key=lambda a: a.filename)
+FULL, METADATA = "full", "metadata"  # --fetch modes: whole files, or a wheel's metadata and license files by Range
+
+
+@dataclass
+class Fetched:
+    """What one fetch did, for its summary line."""
+
+    ranged: int = 0  # wheels read by Range: METADATA and license files only
+    checked: int = 0  # of those, METADATA matched the index's PEP 658 hash
+    whole: int = 0  # files downloaded whole and verified against the lock's sha256
+    received: int = 0  # bytes over the network
+
+    def add(self, other: Fetched) -> None:
+        for name in ("ranged", "checked", "whole", "received"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def summary(self) -> str:
+        return (f"fetched {self.ranged + self.whole} Python distributions, {self.received / 1e6:.1f} MB: "
+                f"{self.ranged} wheels read by HTTP Range (METADATA and license files only; {self.checked} with "
+                f"METADATA checked against the index's PEP 658 hash), {self.whole} files downloaded whole and "
+                "checked against the lock's sha256")
+
+
+def stored(cache: Path, artifact: Artifact) -> Path | None:
+    """The cached evidence of a file: the whole file, else the members a ranged read kept; None when neither."""
+    for path in (location(cache, artifact), _members_location(cache, artifact)):
+        if path.is_file():
+            return path
+    return None
+
+
+def _members_location(cache: Path, artifact: Artifact) -> Path:
+    """Where a ranged read keeps a wheel's METADATA and license files: a zip of only those members, beside the
+    whole file's place (keyed by the lock's hash too), under the wheel's name so it reads like the wheel."""
+    whole = location(cache, artifact)
+    return whole.parent / "members" / whole.name
+
+
+def fetch(cache: Path, artifacts: list[Artifact], *, mode: str = METADATA, pages: dict[Artifact, str] | None = None,
+          jobs: int = FETCH_JOBS) -> Fetched:
+    """Fetch what the cache lacks, in parallel: in `METADATA` mode a wheel's METADATA and license files by HTTP
+    Range when the server honours it (checked against the PEP 658 hash the index page in `pages` offers), else
+    (sdists, servers without Range, `FULL` mode) the whole file, verified against the lock's hash before it is
+    kept. Every failure is reported at once."""
+    if mode == FULL:
+        todo = [a for a in artifacts if not location(cache, a).is_file()]
+    else:
+        todo = [a for a in artifacts if stored(cache, a) is None]
+    todo = sorted(set(todo), key=lambda a: a.filename)
+    done = Fetched()
     if not todo:
-        return 0
+        return done
     with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-        errors = [e for e in pool.map(lambda a: _download(cache, a), todo) if e]
+        outcomes = list(pool.map(lambda a: _fetch_one(cache, a, mode, (pages or {}).get(a)), todo))
+    errors = [e for e, _ in outcomes if e]
+    for _, fetched in outcomes:
+        done.add(fetched)
     if errors:
         raise UserError("cannot fetch the locked Python distributions:\n  " + "\n  ".join(errors),
                         hint="check the network and the index; a hash mismatch means the lock or the index changed "
                         "(run `uv lock` and review the diff)")
-    return len(todo)
+    return done
 
 
-def _download(cache: Path, artifact: Artifact) -> str | None:
-    """One file into the cache, atomically: a temp file beside its final place, hashed while it is written, renamed
-    only when the hash is the lock's. The error as a line, or None."""
-    import urllib.error
-    import urllib.request
+def _fetch_one(cache: Path, artifact: Artifact, mode: str, page: str | None) -> tuple[str | None, Fetched]:
+    import http.client
+
+    from polybuild.licenses import lazywheel
 
     assert artifact.url is not None and artifact.sha256 is not None
     if not artifact.url.startswith(("https://", "http://")):
-        return f"{artifact.filename}: {artifact.url} is not an http(s) URL"
-    final = location(cache, artifact)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".download.", suffix=".tmp")
-    digest = hashlib.sha256()
+        return f"{artifact.filename}: {artifact.url} is not an http(s) URL", Fetched()
+    if mode == METADATA and artifact.is_wheel and artifact.size:
+        try:
+            return _ranged(cache, artifact, page)
+        except (lazywheel.NoRanges, lazywheel.Unreadable):
+            pass  # the whole file, verified against the lock, instead
+        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+            return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}", Fetched()
+    return _download(cache, artifact)
+
+
+def _ranged(cache: Path, artifact: Artifact, page: str | None) -> tuple[str | None, Fetched]:
+    """A wheel's METADATA and license files by Range, kept as a zip of those members. A wheel small enough to come
+    whole in the first read is verified and kept whole instead."""
+    import io
+
+    from polybuild.licenses import lazywheel
+    from polybuild.support.fs import write_atomic
+
+    assert artifact.url is not None and artifact.size is not None
+    members, remote = lazywheel.read_members(artifact.url, artifact.size, _license_members)
+    fetched = Fetched(received=remote.received)
+    whole = remote.spans.get(0)
+    if whole is not None and len(whole) == artifact.size:
+        fetched.whole = 1
+        digest = hashlib.sha256(whole).hexdigest()
+        if digest != artifact.sha256:
+            return f"{artifact.filename}: sha256 {digest} does not match the lock's {artifact.sha256}", fetched
+        write_atomic(location(cache, artifact), whole)
+        return None, fetched
+    fetched.ranged = 1
+    hashes, fetched_page = _PAGES.get(page) if page else ({}, 0)
+    fetched.received += fetched_page
+    expected = hashes.get(artifact.filename)
+    if expected:
+        metadata = next(data for name, data in members.items() if _METADATA.fullmatch(name))
+        digest = hashlib.sha256(metadata).hexdigest()
+        if digest != expected:
+            return (f"{artifact.filename}: METADATA sha256 {digest} does not match the index's PEP 658 hash "
+                    f"{expected}"), fetched
+        fetched.checked = 1
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(members.items()):
+            archive.writestr(name, data)
+    write_atomic(_members_location(cache, artifact), buffer.getvalue())
+    return None, fetched
+
+
+_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
+
+
+def _license_members(names: list[str], read: Callable[[str], bytes]) -> list[str]:
+    """The members the scan reads: the `.dist-info/METADATA` and the license files it would pick from the listing
+    (the same rule as for a whole wheel)."""
+    from polybuild.licenses import lazywheel
+    from polybuild.licenses.pypi import license_members, metadata_headers
+
+    metadata = next((n for n in names if _METADATA.fullmatch(n)), None)
+    if metadata is None:
+        raise lazywheel.Unreadable("no .dist-info/METADATA")
+    root = metadata.split("/")[0]
+    headers = metadata_headers(read(metadata).decode("utf-8", errors="replace"))
+    listing = [n[len(root) + 1:] for n in names if n.startswith(root + "/")]
+    return [metadata, *(f"{root}/{rel}" for rel in license_members(listing, headers.get("License-File", [])))]
+
+
+class _IndexPages:
+    """The PEP 658 METADATA hashes an index's JSON simple pages (PEP 691) offer, one request per project page per
+    run; a page that cannot be read offers none (the METADATA is then not checked)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._pages: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, page: str) -> tuple[dict[str, str], int]:
+        """File name -> METADATA sha256, and the bytes this call received (0 when the page was already read)."""
+        with self._lock:
+            if page in self._pages:
+                return self._pages[page], 0
+        hashes, received = _read_page(page)
+        with self._lock:
+            self._pages.setdefault(page, hashes)
+        return hashes, received
+
+
+def _read_page(page: str) -> tuple[dict[str, str], int]:
+    import http.client
+    import json
+    import urllib.request
+    import zlib
+
+    request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json",
+                                                    "Accept-Encoding": "gzip"})
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            body = response.read(_MAX_PAGE + 1)
+            gzipped = response.headers.get("Content-Encoding") == "gzip"
+        text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, _MAX_PAGE) if gzipped else body
+        data = json.loads(text)
+        files = data["files"] if isinstance(data, dict) else []
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError, zlib.error):
+        return {}, 0
+    found = {}
+    for entry in files if isinstance(files, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        offered = entry.get("core-metadata", entry.get("data-dist-info-metadata"))
+        digest = offered.get("sha256") if isinstance(offered, dict) else None
+        if isinstance(entry.get("filename"), str) and isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}",
+                                                                                               digest):
+            found[entry["filename"]] = digest
+    return found, len(body)
+
+
+_PAGES = _IndexPages()
+
+
+def _download(cache: Path, artifact: Artifact) -> tuple[str | None, Fetched]:
+    """One file into the cache, atomically: a temp file beside its final place, hashed while it is written, renamed
+    only when the hash is the lock's. The error as a line, or None."""
+    import http.client
+    import urllib.request
+
+    from polybuild.support.fs import atomic_writer
+
+    assert artifact.url is not None and artifact.sha256 is not None
+    digest = hashlib.sha256()
+    fetched = Fetched(whole=1)
+    try:
+        with atomic_writer(location(cache, artifact), mode=0o600) as out, \
+                urllib.request.urlopen(artifact.url, timeout=TIMEOUT) as response:
             while chunk := response.read(_CHUNK):
                 digest.update(chunk)
+                fetched.received += len(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != artifact.sha256:
-            return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}"
-        os.replace(tmp, final)
-        return None
-    except (OSError, urllib.error.URLError) as exc:
-        return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}"
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            if digest.hexdigest() != artifact.sha256:
+                raise _NotTheLocked  # the temp file goes, nothing is kept
+    except _NotTheLocked:
+        return f"{artifact.filename}: sha256 {digest.hexdigest()} does not match the lock's {artifact.sha256}", \
+            fetched
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        return f"{artifact.filename}: {artifact.url}: {getattr(exc, 'reason', None) or exc}", fetched
+    return None, fetched
+
+
+class _NotTheLocked(Exception):
+    """A download whose hash is not the lock's."""
 
 
 def evidence(path: Path) -> Package:

@@ -56,6 +56,24 @@ def normalize(text: str) -> str:
     return str(parse(text))
 
 
+def canonical(text: str) -> str:
+    """One spelling for equivalent expressions: AND and OR are commutative and associative, so operands are
+    flattened, sorted and deduplicated (`Apache-2.0 OR MIT` for `MIT OR Apache-2.0`); for grouping, not for
+    reporting what a package declares."""
+    return str(_canonical(parse(text)))
+
+
+def _canonical(node: Node) -> Node:
+    if isinstance(node, License):
+        return node
+    args: dict[str, Node] = {}
+    for arg in map(_canonical, node.args):
+        flat = arg.args if isinstance(arg, Op) and arg.op == node.op else (arg,)
+        args.update((str(a), a) for a in flat)
+    ordered = tuple(args[key] for key in sorted(args))
+    return ordered[0] if len(ordered) == 1 else Op(node.op, ordered)
+
+
 def licenses(node: Node) -> list[License]:
     """Every license mentioned, in order."""
     if isinstance(node, License):

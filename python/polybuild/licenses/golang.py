@@ -190,10 +190,11 @@ def _own_package(target: Target, release_version: str) -> Package:
 def binary_modules(binary: Path | str) -> list[tuple[str, str]]:
     """The (module, version) pairs a Go binary was built from, per `go version -m`: a replacement with a version
     counts as the replacement (as the inventory attributes it), a local one as the required module."""
-    from polybuild.support.toolchains import require, run_tool
+    from polybuild.support.process import run_tool
+    from polybuild.support.toolchains import require
 
-    out = run_tool([require("go", f"reading {binary}"), "version", "-m", str(binary)], cwd=Path(binary).parent,
-                   what=f"go version -m {binary}")
+    out = run_tool([require("go", f"reading {binary}"), "version", "-m", str(binary)], f"go version -m {binary}",
+                   cwd=Path(binary).parent).stdout
     found: list[tuple[str, str]] = []
     for line in out.splitlines():
         fields = line.strip().split("\t")

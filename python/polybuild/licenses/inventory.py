@@ -23,6 +23,8 @@ Key = tuple[str, str, str]
 # Names of license and notice texts, any case and any extension ("LICENSE-MIT", "license.md", "COPYING.LESSER").
 _LICENSE_NAME = re.compile(r"^(licen[cs]e|copying|unlicense)", re.I)
 _NOTICE_NAME = re.compile(r"^(notice|copyright|patents)", re.I)  # Go's x/ modules grant patents in PATENTS
+# A license of the documentation, not of the code: "LICENSE.docs" (go-digest's CC-BY-SA-4.0), "LICENSE-DOCUMENTATION".
+_DOCUMENTATION_NAME = re.compile(r"(^|[-._ ])(docs?|documentation)([-._ ]|$)", re.I)
 _CODE_SUFFIXES = frozenset({".go", ".rs", ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".js", ".ts", ".sh"})
 _MAX_TEXT = 2 << 20
 
@@ -35,22 +37,24 @@ class Inventory:
     by_target: dict[str, set[Key]] = field(default_factory=dict)
 
 
-def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool = False) -> Inventory:
+def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool | str | None = False) -> Inventory:
     """Scan all three ecosystems and merge them; offline unless `fetch`, which first downloads what the lockfiles
     name (`cargo fetch`, `go mod download`, the locked Python distributions)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from polybuild.licenses import cargo, golang, pypi
+    from polybuild.licenses.exclusions import exclusions
 
+    leave_out = exclusions(ws)
     if fetch:
         _fetch_crates_and_modules(ws)
     # Each scanner mostly waits for its tool (cargo, uv or downloads, go), so the three run side by side.
     with ThreadPoolExecutor(max_workers=3) as pool:
         scans = [pool.submit(cargo.packages, ws, all_features=all_features),
-                 pool.submit(pypi.packages, ws, fetch=fetch),
+                 pool.submit(pypi.packages, ws, fetch=fetch, leave_out=leave_out),
                  pool.submit(golang.packages, ws)]
         found = [package for scan in scans for package in scan.result()]
-    packages = merge(found)
+    packages = leave_out.prune(merge(found))
     _inherit_the_repository_license(ws.root, packages)
     return Inventory(packages, _by_target(ws, packages))
 
@@ -68,16 +72,17 @@ def _inherit_the_repository_license(root: Path, packages: list[Package]) -> None
 def _fetch_crates_and_modules(ws: Workspace) -> None:
     """`cargo fetch --locked` per Cargo workspace and `go mod download` per Go module: what the offline scanners
     read from the local caches."""
-    from polybuild.support.toolchains import require, run_tool
+    from polybuild.support.process import run_tool
+    from polybuild.support.toolchains import require
     from polybuild.workspace.targetinfo import CrateInfo
 
     roots = sorted({t.info.cargo_workspace for t in ws.targets.values() if isinstance(t.info, CrateInfo)})
     for root in roots:
         run_tool([require("cargo", "--fetch"), "fetch", "--locked", "--manifest-path", str(Path(root) / "Cargo.toml")],
-                 Path(root), f"cargo fetch in {root}")
+                 f"cargo fetch in {root}", cwd=Path(root))
     for target in sorted((t for t in ws.targets.values() if t.kind == "go"), key=lambda t: t.id):
         if not (target.dir / "vendor" / "modules.txt").is_file():
-            run_tool([require("go", "--fetch"), "mod", "download"], target.dir, f"go mod download in {target.dir}")
+            run_tool([require("go", "--fetch"), "mod", "download"], f"go mod download in {target.dir}", cwd=target.dir)
 
 
 def merge(found: list[Package]) -> list[Package]:
@@ -135,11 +140,12 @@ def license_files(directory: Path, extra: list[str] = ()) -> list[LicenseFile]:
 
 
 def license_kind(name: str) -> str | None:
-    """"license" or "notice" when the file name says it holds one, else None."""
+    """"license" or "notice" when the file name says it holds one, "documentation" for a license that covers
+    only the documentation (printed in attributions, not part of the package's license), else None."""
     if Path(name).suffix.lower() in _CODE_SUFFIXES:
         return None
     if _LICENSE_NAME.match(name):
-        return "license"
+        return "documentation" if _DOCUMENTATION_NAME.search(name) else "license"
     if _NOTICE_NAME.match(name):
         return "notice"
     return None

@@ -15,7 +15,7 @@ class LicenseFile:
     """A license or NOTICE text shipped inside the package itself."""
 
     path: str  # relative to the package's root, e.g. "LICENSE-MIT" or "pkg.dist-info/licenses/LICENSE"
-    kind: str  # "license" or "notice"
+    kind: str  # "license", "notice" or "documentation" (a license of the documentation only: not the package's)
     text: str
 
     @property

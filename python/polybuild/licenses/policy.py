@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from polybuild.support.errors import UserError
 from polybuild.support.schema import FreeTable, Key, Table, Validator
 from polybuild.support.tomlfile import TomlFile, load
@@ -245,7 +247,7 @@ class Spec:
         if self.ecosystem not in (None, ecosystem):
             return False
         if ecosystem == "pypi":
-            same = self.name.lower().replace("_", "-") == name.lower().replace("_", "-")
+            same = canonicalize_name(self.name) == canonicalize_name(name)
         else:  # a golang purl spells the module path in lowercase
             same = self.name == name or (ecosystem == "golang" and self.name == name.lower())
         if not same or self.version not in (None, version, version.lstrip("v")):

@@ -3,37 +3,39 @@
 Nothing installed on the machine is read. The package set comes from the `uv.lock` that covers a project; without
 one, uv resolves each project's requirements for the target platform (the base, and each extra on its own, so extras
 that cannot be installed together are still scanned), cached by the requirements' digest. License evidence comes
-from the exact distributions the lock or resolution names (`distributions.py`: downloaded once by `--fetch`, verified
-against their hashes, read offline): PEP 639 `License-Expression` and `License-File`, the legacy `License:` field and
-`License ::` classifiers. A distribution not fetched yet is an error naming it and the command that fetches it."""
+from the exact distributions the lock or resolution names (`distributions.py`: fetched once by `--fetch`, a wheel's
+METADATA and license files by HTTP Range or the whole file verified against its hash, then read offline): PEP 639
+`License-Expression` and `License-File`, the legacy `License:` field and `License ::` classifiers. A distribution
+not fetched yet is an error naming it and the command that fetches it. Extras and targets `[licenses] exclude-*`
+names are not walked (`exclusions.py`)."""
 
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packaging.utils import canonicalize_name
+
 from polybuild.licenses.inventory import license_files, license_kind, merge, read_text
 from polybuild.licenses.model import LicenseFile, Package
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
+    from polybuild.licenses.exclusions import Exclusions
     from polybuild.workspace import Target, Workspace
     from polybuild.workspace.pythonlock import Artifact, Lock
-    from polybuild.workspace.pythonlock import Package as Locked
+    from polybuild.workspace.pythonlock import LockedPackage as Locked
     from polybuild.workspace.pythonlock import Target as Platform
 
 PYPI_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.org/simple/"})
+PYPI_FILES = "https://files.pythonhosted.org/"
 FETCH_COMMAND = "polybuild deny --fetch"  # also `attributions --fetch`, `sbom --fetch`
 _COMPILE_JOBS = 4  # uv resolutions side by side (each mostly waits for the index)
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -54,30 +56,36 @@ class Sources:
 
     cache: Path  # <cache>/licenses/pypi
     platforms: list[Platform]
-    fetch: bool
+    fetch: str | None  # None: offline; else distributions.METADATA or FULL
 
 
-def packages(ws: Workspace, *, fetch: bool = False) -> list[Package]:
-    """Every distribution the workspace's Python packages ship with, and those packages themselves."""
-    projects = [t for t in ws.targets.values() if t.kind == "py"]
+def packages(ws: Workspace, *, fetch: bool | str | None = False, leave_out: Exclusions | None = None) -> list[Package]:
+    """Every distribution the workspace's Python packages ship with, and those packages themselves; `fetch` (True:
+    metadata by Range where possible, or a mode of `distributions`) downloads what is missing; the roots `leave_out`
+    names are not walked (nor fetched)."""
+    from polybuild.licenses.distributions import METADATA
+    from polybuild.licenses.exclusions import Exclusions
+
+    leave_out = leave_out or Exclusions()
+    projects = [t for t in ws.targets.values() if t.kind == "py" and not leave_out.excludes(t.id)]
     if not projects:
         return []
     from polybuild.support.cachedir import for_workspace
     from polybuild.workspace.pythonlock import platform_targets
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
-                      platform_targets(ws, [], []), fetch)
-    own = {t.info.dist_name: t for t in projects}
+                      platform_targets(ws, [], []), METADATA if fetch is True else fetch or None)
+    own = {t.info.dist_name: t for t in ws.targets.values() if t.kind == "py"}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
-    graphs: list[Graph] = []
+    graphs: list[DistGraph] = []
     for lock, targets in sorted(by_lock.items(), key=lambda item: str(item[0])):
         if lock:
             graphs.append(LockGraph(lock, lock.relative_to(ws.root).as_posix(), own, ws.release_version, sources,
-                                    targets))
+                                    targets, leave_out))
         else:
-            graphs += resolved_graphs(targets, own, ws.release_version, sources)
+            graphs += resolved_graphs(targets, own, ws.release_version, sources, leave_out)
     _fetch_or_fail(graphs, sources)
     found = [package for graph in graphs for package in graph.packages()]
     return merge([*found, *(_own_package(t, ws.release_version) for t in projects)])
@@ -93,18 +101,27 @@ def lock_for(root: Path, directory: Path) -> Path | None:
     return None
 
 
-def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
+def _fetch_or_fail(graphs: list[DistGraph], sources: Sources) -> None:
     """Every distribution the graphs read, in the cache: fetched with --fetch, else named in one error."""
     from polybuild.licenses import distributions
 
     wanted: dict[Artifact, str] = {}
+    pages: dict[Artifact, str] = {}  # the index page offering each file's PEP 658 METADATA hash
     for graph in graphs:
         for dist, artifact in graph.artifacts().items():
             wanted.setdefault(artifact, f"{dist.name} {dist.version}")
+            entry = graph.locked(dist)
+            registry = entry.source.get("registry") if entry else None
+            if not registry and (artifact.url or "").startswith(PYPI_FILES):  # a pylock.toml names no default index
+                registry = "https://pypi.org/simple"
+            if isinstance(registry, str) and registry.startswith(("https://", "http://")):
+                pages[artifact] = f"{registry.rstrip('/')}/{dist.name}/"
     if sources.fetch:
-        distributions.fetch(sources.cache, list(wanted))
+        fetched = distributions.fetch(sources.cache, list(wanted), mode=sources.fetch, pages=pages)
+        if fetched.ranged or fetched.whole:
+            print(f"polybuild: {fetched.summary()}", file=sys.stderr)
         return
-    missing = sorted({label for a, label in wanted.items() if not distributions.location(sources.cache, a).is_file()})
+    missing = sorted({label for a, label in wanted.items() if distributions.stored(sources.cache, a) is None})
     if missing:
         shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise UserError(f"{len(missing)} locked Python distributions are not in polybuild's cache ({sources.cache}), "
@@ -114,7 +131,7 @@ def _fetch_or_fail(graphs: list[Graph], sources: Sources) -> None:
 
 
 @dataclass
-class Graph:
+class DistGraph:
     """A dependency graph of distributions walked from workspace targets (each root: a target's base or one of its
     extras); subclasses say what each node needs and which file holds a distribution's evidence."""
 
@@ -192,7 +209,7 @@ class Graph:
             package.dependents = dependents
             return package
         if artifact:
-            package = distributions.evidence(distributions.location(self.sources.cache, artifact))
+            package = distributions.evidence(distributions.stored(self.sources.cache, artifact))
             package.name, package.version, package.purl = dist.name, dist.version, purl("pypi", dist.name, dist.version)
         else:
             package = _bare_package(dist.name, dist.version)
@@ -214,19 +231,20 @@ def _applies(platforms: list[Platform], marker: str | None) -> bool:
     return any(p.applies(marker) for p in platforms)
 
 
-class LockGraph(Graph):
+class LockGraph(DistGraph):
     """The packages of a uv.lock that apply on a target platform: members' dependencies and all their extras
     (development dependency groups do not ship)."""
 
     def __init__(self, path: Path, display: str, own: dict[str, Target], release_version: str, sources: Sources,
-                 targets: list[Target]) -> None:
+                 targets: list[Target], leave_out: Exclusions) -> None:
         from polybuild.workspace import pythonlock
 
         self.lock: Lock = pythonlock.read(path, display)
         self.display = display
         sources = Sources(sources.cache, [_within(self.lock, p) for p in sources.platforms], sources.fetch)
         super().__init__(own, release_version, sources, [])
-        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]]
+        self.roots = [(t, extra) for t in targets for extra in [None, *self._extras_of(t)]
+                      if not leave_out.excludes(t.id, extra)]
 
     def _extras_of(self, target: Target) -> list[str]:
         return sorted(self._entry(target.info.dist_name, None, target.id).extras)
@@ -243,7 +261,7 @@ class LockGraph(Graph):
         for edge in entry.extras.get(extra, []) if extra else entry.deps:
             if not _applies(self.sources.platforms, edge.get("marker")):
                 continue
-            name = normalize(edge["name"])
+            name = canonicalize_name(edge["name"])
             target = self.own.get(name)
             if target:
                 resolved = [self.dist_of(target)]
@@ -251,7 +269,7 @@ class LockGraph(Graph):
                 resolved = [Dist(name, p.version) for p in resolve(self.lock, edge)]
                 if not resolved:
                     self._entry(name, edge.get("version"), _label(node))  # raises: the lock is out of date
-            found += [(d, e) for d in resolved for e in [None, *(normalize(x) for x in edge.get("extra", []))]]
+            found += [(d, e) for d in resolved for e in [None, *(canonicalize_name(x) for x in edge.get("extra", []))]]
         return found
 
     def _entry(self, name: str, version: str | None, needed_by: str) -> Locked:
@@ -266,16 +284,16 @@ def _within(lock: Lock, platform: Platform) -> Platform:
     """The platform with a Python the lock's requires-python admits (its lowest), when the configured one is not."""
     from dataclasses import replace
 
-    from polybuild.workspace.pythonlock import python_allowed
+    from polybuild.workspace.pythonlock import lowest_python, python_allowed
 
     if python_allowed(lock, platform.python):
         return platform
-    lowest = next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+    lowest = lowest_python(lock)
     return replace(platform, python=lowest) if lowest else platform
 
 
 def resolved_graphs(targets: list[Target], own: dict[str, Target], release_version: str,
-                    sources: Sources) -> list[Graph]:
+                    sources: Sources, leave_out: Exclusions) -> list[DistGraph]:
     """Projects without a uv.lock: uv resolves each project's base, and base plus each extra on its own, for the
     first target platform; each resolution is its own graph."""
     from concurrent.futures import ThreadPoolExecutor
@@ -285,7 +303,8 @@ def resolved_graphs(targets: list[Target], own: dict[str, Target], release_versi
 
     sources = Sources(sources.cache, sources.platforms[:1], sources.fetch)
     platform = sources.platforms[0]
-    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]]
+    roots = [(t, extra) for t in sorted(targets, key=lambda t: t.id) for extra in [None, *_extras(t)]
+             if not leave_out.excludes(t.id, extra)]
     wanted = []
     for target, extra in roots:
         requirements = _requirements(target, extra, own, sources.platforms)
@@ -337,11 +356,11 @@ def _requirements(target: Target, extra: str | None, own: dict[str, Target], pla
                 requirement = Requirement(spec)
             except InvalidRequirement as exc:
                 raise UserError(f"{project.manifest}: '{spec}' is not a valid requirement: {exc}") from None
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             if name not in own:
                 found.add(spec)
             elif _applies(platforms, str(requirement.marker) if requirement.marker else None):
-                todo += [(own[name], None), *((own[name], normalize(e)) for e in sorted(requirement.extras))]
+                todo += [(own[name], None), *((own[name], canonicalize_name(e)) for e in sorted(requirement.extras))]
         if part is not None:
             todo.append((project, None))
     return sorted(found)
@@ -355,11 +374,11 @@ def _declared(target: Target, extra: str | None) -> list[str]:
                         "ships", hint="list them in [project] dependencies, or lock the workspace with uv (uv.lock)")
     if extra is None:
         return list(project.get("dependencies", []))
-    extras = {normalize(k): v for k, v in project.get("optional-dependencies", {}).items()}
+    extras = {canonicalize_name(k): v for k, v in project.get("optional-dependencies", {}).items()}
     return list(extras.get(extra, []))
 
 
-class ResolvedGraph(Graph):
+class ResolvedGraph(DistGraph):
     """One uv resolution (a pylock.toml: packages without edges) for one root; the edges come from each
     distribution's `Requires-Dist`, for the chains. What the resolution holds ships, reached by an edge or not."""
 
@@ -368,7 +387,7 @@ class ResolvedGraph(Graph):
         super().__init__(own, release_version, sources, roots)
         from polybuild.licenses.distributions import choose
 
-        self.entries = {normalize(p.name): p for p in resolution}
+        self.entries = {canonicalize_name(p.name): p for p in resolution}
         self.environment = sources.platforms[0].environment
         chosen = {Dist(n, e.version): choose(e, sources.platforms) for n, e in self.entries.items() if n not in own}
         self.files = {dist: artifact for dist, artifact in chosen.items() if artifact}
@@ -402,21 +421,22 @@ class ResolvedGraph(Graph):
                 continue
             if extra and dist.target is None and (marker is None or marker.evaluate(self.environment)):
                 continue  # a base requirement, reached through the base node
-            name = normalize(requirement.name)
+            name = canonicalize_name(requirement.name)
             resolved = self.dist_of(self.own[name]) if name in self.own else (
                 Dist(name, self.entries[name].version) if name in self.entries else None)
             if resolved:
-                found += [(resolved, None), *((resolved, normalize(e)) for e in sorted(requirement.extras))]
+                found += [(resolved, None), *((resolved, canonicalize_name(e)) for e in sorted(requirement.extras))]
         return found
 
     def _requirements(self, node: Node) -> list[str]:
-        from polybuild.licenses.distributions import location, requirements
+        from polybuild.licenses.distributions import requirements, stored
 
         dist, extra = node
         if dist.target is not None:
             return _declared(self.own[dist.name], extra)
         artifact = self.files.get(dist)
-        return requirements(location(self.sources.cache, artifact)) if artifact else []
+        path = stored(self.sources.cache, artifact) if artifact else None
+        return requirements(path) if path else []
 
 
 def _locked_source(source: dict[str, str]) -> str:
@@ -468,15 +488,30 @@ def evidence_from_metadata(dist_info: str, metadata: str, listing: list[str],
     from polybuild.licenses.purl import purl
 
     headers = metadata_headers(metadata)
-    name, version = normalize(_first(headers, "Name") or ""), _first(headers, "Version") or ""
+    name, version = canonicalize_name(_first(headers, "Name") or ""), _first(headers, "Version") or ""
     legacy = _first(headers, "License")
+    files = _dist_info_files(dist_info, listing, headers.get("License-File", []), read)
+    choice = _choice_statement(metadata)
+    if choice:
+        files.append(LicenseFile(f"{dist_info}/METADATA", "notice", choice))
     return Package(
         ecosystem="pypi", name=name, version=version, purl=purl("pypi", name, version),
         declared=_first(headers, "License-Expression"),
         legacy=None if legacy in (None, "", "UNKNOWN") else legacy,
         classifiers=tuple(c for c in headers.get("Classifier", []) if c.startswith("License ::")),
-        files=_dist_info_files(dist_info, listing, headers.get("License-File", []), read),
+        files=files,
     )
+
+
+def _choice_statement(metadata: str) -> str | None:
+    """The paragraphs of the description (METADATA's body) that offer a choice of licenses ("uvloop is
+    dual-licensed under MIT and Apache 2.0 licenses."): a notice that makes the texts one OR term."""
+    from polybuild.licenses.resolve import CHOICE
+
+    body = re.split(r"\r?\n\r?\n", metadata, maxsplit=1)[1:]  # the headers end at the first empty line
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", body[0] if body else ""))
+    found = [p for p in paragraphs if CHOICE.search(p) and re.search(r"licen[cs]", p, re.IGNORECASE)]
+    return "\n\n".join(found) or None
 
 
 def metadata_headers(metadata: str) -> dict[str, list[str]]:
@@ -499,8 +534,13 @@ def _first(headers: dict[str, list[str]], key: str) -> str | None:
 
 def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
                      read: Callable[[str], bytes]) -> list[LicenseFile]:
-    """The texts under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files
-    `License-File` names wherever older backends put them."""
+    return [f for f in _read_all(dist_info, license_members(listing, declared), read) if f is not None]
+
+
+def license_members(listing: list[str], declared: list[str]) -> dict[str, str]:
+    """The files of a `.dist-info` (paths relative to it) that hold license texts, each with its kind: the texts
+    under `licenses/` (PEP 639) or `license_files/`, license-named files at the top, and the files `License-File`
+    names wherever older backends put them."""
     chosen: dict[str, str] = {}
     for rel in listing:
         top, _, rest = rel.partition("/")
@@ -513,7 +553,7 @@ def _dist_info_files(dist_info: str, listing: list[str], declared: list[str],
         rel = next((c for c in _declared_locations(entry) if c in present), None)
         if rel is not None:
             chosen.setdefault(rel, license_kind(Path(rel).name) or "notice")
-    return [f for f in _read_all(dist_info, chosen, read) if f is not None]
+    return chosen
 
 
 def _declared_locations(entry: str) -> Iterable[str]:

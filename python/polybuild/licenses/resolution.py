@@ -65,6 +65,7 @@ def _uv_settings(target: Target) -> dict:
 
 def _compile(requirements: list[str], target: Target, label: str, path: Path, python: str, triple: str) -> None:
     """Run uv in a scratch directory beside the cache entry and rename its output into place."""
+    from polybuild.support.fs import move_into_place
     from polybuild.support.toolchains import require
 
     uv = require("uv", f"resolving the requirements of {label} (there is no uv.lock)")
@@ -88,7 +89,7 @@ def _compile(requirements: list[str], target: Target, label: str, path: Path, py
                             hint="fix the requirements (or the extra) so they install together, or lock the project "
                             "with `uv lock`; packages that only another index holds as wheels need that index "
                             "(UV_EXTRA_INDEX_URL or [tool.uv] index)")
-        os.replace(out, path)
+        move_into_place(out, path, durable=False)  # a resolution can be redone
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -49,7 +49,25 @@ _LEGACY = {
 }
 
 # A notice offering a choice between the license texts it names.
-_CHOICE = re.compile(r"\beither\b|\bat your option\b|\bdual[- ]licen[sc]ed\b", re.IGNORECASE)
+CHOICE = re.compile(r"\beither\b|\bat your option\b|\bdual[- ]licen[sc]ed\b", re.IGNORECASE)
+# The store's deprecated "GPL with an exception" ids, whose text is the exception's: SPDX writes the GPL text and the
+# exception together as `<GPL> WITH <exception>`.
+_WITH_EXCEPTION = {
+    "GPL-2.0-with-GCC-exception": ("GPL-2.0-only", "GCC-exception-2.0"),
+    "GPL-2.0-with-autoconf-exception": ("GPL-2.0-only", "Autoconf-exception-2.0"),
+    "GPL-2.0-with-bison-exception": ("GPL-2.0-only", "Bison-exception-2.2"),
+    "GPL-2.0-with-classpath-exception": ("GPL-2.0-only", "Classpath-exception-2.0"),
+    "GPL-2.0-with-font-exception": ("GPL-2.0-only", "Font-exception-2.0"),
+    "GPL-3.0-with-GCC-exception": ("GPL-3.0-only", "GCC-exception-3.1"),
+    "GPL-3.0-with-autoconf-exception": ("GPL-3.0-only", "Autoconf-exception-3.0"),
+}
+# A GNU license notice granting "either version 3, or (at your option) any later version".
+_OR_LATER = re.compile(r"GNU\s+(Affero\s+|Lesser\s+|Library\s+)?General\s+Public\s+License\b[^.]*?\beither\s+version\s+"
+                       r"(\d+(?:\.\d+)?)(?:\s+of\s+the\s+License)?,?\s+or\s+\(at\s+your\s+option\)\s+any\s+later\s+version",
+                       re.IGNORECASE)
+_FAMILIES = {"": "GPL", "affero": "AGPL", "lesser": "LGPL", "library": "LGPL"}
+# The sample notice in the GNU licenses' "How to apply these terms" follows this placeholder: not a grant.
+_TEMPLATE = re.compile(r"one line to give the (program|library)'s name", re.IGNORECASE)
 # A REUSE-style tag on a line of its own (after any comment marker) at the top of a license file: the package
 # declares its license there. Further down it belongs to the text (CAL-1.0's sample notices, the CC-BY-4.0 tag at
 # the end of Community-Spec-1.0's text).
@@ -88,7 +106,7 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
     confident = [d for d in detected if d[1] >= policy.threshold]
     declared = _declared(package, warnings) or _tagged(package, warnings)
     if declared:
-        _compare(declared, confident, warnings)
+        _compare(package, declared, confident, warnings)
         return Resolved(package, declared, "declared", warnings=warnings)
     legacy = _legacy(package)
     if legacy:
@@ -103,16 +121,19 @@ def resolve(package: Package, policy: Policy, detected: list[Detected]) -> Resol
 
 
 def _from_texts(package: Package, confident: list[Detected]) -> str:
-    """The AND of the licenses the texts hold; texts that a notice in the package offers as a choice ("either of
-    the licenses found in LICENSE.APACHE or LICENSE.BSD", naming each file) are one OR term instead."""
+    """The AND of the licenses the texts hold; texts that a notice in the package offers as a choice, naming each
+    file or its license ("either of the licenses found in LICENSE.APACHE or LICENSE.BSD", "dual-licensed under MIT
+    and Apache 2.0"), are one OR term instead."""
     by_file = {path: license.split(" AND ") for license, _, path, _ in confident}
+    rewritten = _rewritten({lic for ids in by_file.values() for lic in ids}, package)
+    by_file = {path: sorted({rewritten.get(lic, lic) for lic in ids}) for path, ids in by_file.items()}
     chosen: set[str] = set()
     terms: list[list[str]] = []
     for file in package.files:
-        if file.kind != "license" or file.path in by_file or not _CHOICE.search(file.text):
+        if file.kind == "documentation" or file.path in by_file or not CHOICE.search(file.text):
             continue
-        named = [path for path, ids in by_file.items()
-                 if len(ids) == 1 and path not in chosen and _names_file(file.text, PurePosixPath(path).name)]
+        named = [path for path, ids in by_file.items() if len(ids) == 1 and path not in chosen
+                 and (_names_file(file.text, PurePosixPath(path).name) or _names_license(file.text, ids[0]))]
         if len(named) > 1:
             chosen.update(named)
             terms.append(sorted({by_file[path][0] for path in named}))
@@ -120,6 +141,45 @@ def _from_texts(package: Package, confident: list[Detected]) -> str:
     terms += [[lic] for lic in rest]
     joined = " AND ".join(f"({' OR '.join(t)})" if len(t) > 1 and len(terms) > 1 else " OR ".join(t) for t in terms)
     return normalize(joined)
+
+
+def _rewritten(ids: set[str], package: Package) -> dict[str, str]:
+    """What detected ids stand for together: a GPL text with an exception's text is one `GPL-3.0-only WITH
+    GCC-exception-3.1` (numpy's wheels bundle libgfortran and ship both texts), and a GNU license is `-or-later`
+    when a notice in the package grants "either version 3, or (at your option) any later version" (a license
+    text never says so: detection reports `-only`)."""
+    found = {lic: lic for lic in ids}
+    for deprecated, (base, exception) in _WITH_EXCEPTION.items():
+        if deprecated in ids:
+            found[deprecated] = found[base] = f"{base} WITH {exception}"
+    later = _later_versions(package)
+    for lic, now in found.items():
+        base, _, exception = now.partition(" WITH ")
+        if base.endswith("-only") and base.removesuffix("-only") in later:
+            found[lic] = base.removesuffix("-only") + "-or-later" + (f" WITH {exception}" if exception else "")
+    return {lic: now for lic, now in found.items() if now != lic}
+
+
+def _later_versions(package: Package) -> set[str]:
+    """The GNU licenses ("GPL-3.0", "LGPL-2.1") that a notice in the package's texts grants in "any later
+    version" (the sample notice in the licenses' own "How to apply" section aside)."""
+    found = set()
+    for file in package.files:
+        if file.kind == "documentation":
+            continue
+        for grant in _OR_LATER.finditer(file.text):
+            if _TEMPLATE.search(file.text, max(0, grant.start() - 400), grant.start()):
+                continue
+            family = _FAMILIES[(grant[1] or "").strip().lower()]
+            version = grant[2] if "." in grant[2] else f"{grant[2]}.0"
+            found.add(f"{family}-{version}")
+    return found
+
+
+def _names_license(text: str, license_id: str) -> bool:
+    """Whether `text` names the license `license_id` by its family ("dual-licensed under MIT and Apache 2.0")."""
+    family = re.match(r"[A-Za-z]+", license_id)
+    return family is not None and re.search(rf"\b{re.escape(family[0])}\b", text, re.IGNORECASE) is not None
 
 
 def _names_file(text: str, name: str) -> bool:
@@ -204,11 +264,13 @@ def _legacy_expression(package: Package) -> str | None:
     return normalize(package.legacy)
 
 
-def _compare(declared: str, confident: list[Detected], warnings: list[str]) -> None:
+def _compare(package: Package, declared: str, confident: list[Detected], warnings: list[str]) -> None:
     """Warn when a license text says something the declaration does not (a near tie that the declaration names,
-    such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement)."""
+    such as Apache-2.0 for a text that reads as Pixar's modified Apache, is agreement); texts are read as
+    `_from_texts` reads them (a GPL text and an exception's: one `GPL-3.0-or-later WITH GCC-exception-3.1`)."""
     named = {lic.id.lower() for lic in licenses(parse(declared))}
+    rewritten = _rewritten({lic for found, _, _, _ in confident for lic in found.split(" AND ")}, package)
     for found, score, path, close in confident:
-        for lic in found.split(" AND "):
-            if not named & {x.lower() for x in (lic, *close)}:
+        for lic in dict.fromkeys(rewritten.get(x, x) for x in found.split(" AND ")):
+            if not named & {x.lower() for x in (lic.partition(" WITH ")[0], *close)}:
                 warnings.append(f"declared '{declared}' but {path} reads as {lic} ({score:.2f})")

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -145,7 +144,7 @@ def _file_key(f: LicenseFile) -> tuple[str, str, str]:
 
 
 @dataclass
-class Graph:
+class SbomGraph:
     """Components and edges shared by both formats. Node ids: a package's purl, `polybuild:target:<name>` for a
     workspace target that is not a package in the document, and SUBJECT for what the document describes."""
 
@@ -154,7 +153,7 @@ class Graph:
     edges: dict[str, list[str]] = field(default_factory=dict)  # node id -> the node ids it depends on, sorted
 
 
-def graph(subject: Subject, resolved: Iterable[Resolved]) -> Graph:
+def graph(subject: Subject, resolved: Iterable[Resolved]) -> SbomGraph:
     """Edges from the dependents chains; the subject depends on every chain's head and on anything no chain reaches
     (so that nothing in the document floats free of what it describes)."""
     packages = [r for r in ordered(resolved) if r.package.purl != subject.purl]
@@ -171,7 +170,7 @@ def graph(subject: Subject, resolved: Iterable[Resolved]) -> Graph:
                     edges.setdefault(parent, set()).add(child)
     edges[SUBJECT] |= {r.package.purl for r in packages} - _reachable(edges)
     targets = sorted({n for n in (*edges, *(d for deps in edges.values() for d in deps)) if n.startswith(_TARGET)})
-    return Graph(packages, targets, {node: sorted(deps) for node, deps in sorted(edges.items())})
+    return SbomGraph(packages, targets, {node: sorted(deps) for node, deps in sorted(edges.items())})
 
 
 def _full_chain(chain: tuple[str, ...], purl: str) -> list[str]:
@@ -389,21 +388,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def write_json(path: Path | str, data: dict[str, Any]) -> None:
-    write_text(path, dumps(data))
+    """Atomically and durably, mode 0644 whatever the umask: a published document, the same however it was made."""
+    from polybuild.support.fs import write_atomic
 
-
-def write_text(path: Path | str, text: str) -> None:
-    """Write through a temporary file in the same directory and rename: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the report's mode depend on how it was written
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, dumps(data), mode=0o644)

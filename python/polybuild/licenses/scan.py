@@ -64,7 +64,7 @@ class Scan:
             return None
         from polybuild.licenses.golang import binary_modules, check_binary
 
-        dist = self.ws.root / self.ws.config["dist-dir"]
+        dist = self.ws.config.dist_dir
         binaries = [dist / name for name in target.info.binaries if (dist / name).is_file()]
         if not binaries:
             return None
@@ -84,7 +84,7 @@ def _narrowed(r: Resolved, shipping: set[str]) -> Resolved:
     return replace(r, package=replace(r.package, dependents=chains))
 
 
-def scan(ws: Workspace, *, fetch: bool = False, policy: Policy | None = None) -> Scan:
+def scan(ws: Workspace, *, fetch: bool | str | None = False, policy: Policy | None = None) -> Scan:
     """Inventory (offline unless `fetch`), the deny.toml policy (read here unless the caller already has it), and
     every package's license; a scan of the same manifests, lockfiles and policy is read back from the cache
     instead."""
@@ -112,9 +112,11 @@ def attribution_files(result: Scan, target: Target | None = None) -> dict[str, s
     """File name -> content: ATTRIBUTIONS.md and one file per ecosystem that has packages."""
     from polybuild.licenses.attributions import ecosystem_file, ecosystem_markdown, summary_markdown
     from polybuild.licenses.detect import canonical_text
+    from polybuild.licenses.exclusions import exclusions
 
     subject, resolved = result.subset(target)
-    files = {"ATTRIBUTIONS.md": summary_markdown(subject, resolved, result.ws.config["licenses"]["system-libraries"])}
+    files = {"ATTRIBUTIONS.md": summary_markdown(subject, resolved, result.ws.config["licenses"]["system-libraries"],
+                                                 exclusions(result.ws).roots())}
     for ecosystem in ECOSYSTEMS:
         if any(r.package.ecosystem == ecosystem and not r.package.workspace for r in resolved):
             files[ecosystem_file(ecosystem)] = ecosystem_markdown(subject, ecosystem, resolved, canonical_text)

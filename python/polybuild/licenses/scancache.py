@@ -90,7 +90,7 @@ def save(entry: Path, inventory: Inventory, resolved: list[Resolved]) -> None:
 
     data = {"format": _FORMAT, "resolved": [asdict(r) for r in resolved],
             "by_target": {t: sorted(keys) for t, keys in sorted(inventory.by_target.items())}}
-    write_atomic(entry, json.dumps(data, separators=(",", ":")))
+    write_atomic(entry, json.dumps(data, separators=(",", ":")), durable=False)
 
 
 def _resolved(data: dict[str, Any]) -> Resolved:

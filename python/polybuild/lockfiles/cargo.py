@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 from polybuild.lockfiles.memo import environment
+from polybuild.support.process import run_tool
 from polybuild.support.toolchains import find
 
 _OFFLINE = ("--offline", "offline mode", "attempting to make an HTTP request")
@@ -47,7 +47,7 @@ def _version(directory: Path) -> str:
     cargo = find("cargo")
     if cargo is None:
         return "no cargo"
-    proc = _run([cargo, "-V"], directory)
+    proc = run_tool([cargo, "-V"], "cargo -V", cwd=directory, check=False)
     return proc.stdout.strip() or proc.stderr.strip()
 
 
@@ -61,9 +61,10 @@ def check(root: Path, lock: str) -> list[str]:
     if cargo is None:
         return [f"{lock}: cannot check it: cargo is not installed; fix: install Rust with rustup (https://rustup.rs)"]
     argv = [cargo, "update", "--workspace", "--locked", "--manifest-path", str(manifest)]
-    proc = _run([*argv, "--offline"], directory)
+    proc = run_tool([*argv, "--offline"], f"checking {lock}", cwd=directory, check=False)
     if proc.returncode != 0 and _needs_network(proc.stderr):
-        proc = _run(argv, directory)  # still --locked: only the registry index was missing offline
+        # still --locked: only the registry index was missing offline
+        proc = run_tool(argv, f"checking {lock}", cwd=directory, check=False)
     if proc.returncode == 0:
         return []
     detail = _first_error(proc.stderr)
@@ -72,10 +73,6 @@ def check(root: Path, lock: str) -> list[str]:
                 f"(or `cargo generate-lockfile`) in {_rel(root, directory)} and commit the lock"]
     return [f"{lock}: cannot be checked: `cargo update --workspace --locked` failed: {detail}; fix: make "
             f"`cargo update --workspace --locked --manifest-path {_rel(root, manifest)}` pass"]
-
-
-def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 
 def _needs_network(stderr: str) -> bool:

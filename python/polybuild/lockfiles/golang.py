@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
 from pathlib import Path
 
+from polybuild.support.process import run_tool
 from polybuild.support.toolchains import find
 
 _GO_SETTINGS = ("GOFLAGS", "GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB",
@@ -64,9 +64,8 @@ def identity() -> str:
     go = find("go")
     if go is None:
         return "no go"
-    version = subprocess.run([go, "version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    settings = subprocess.run([go, "env", *_GO_SETTINGS], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "GOWORK": "off"})
+    version = run_tool([go, "version"], "go version", check=False)
+    settings = run_tool([go, "env", *_GO_SETTINGS], "go env", env={**os.environ, "GOWORK": "off"}, check=False)
     return f"{version.stdout.strip()}\n{settings.stdout}"
 
 
@@ -78,8 +77,7 @@ def check(root: Path, module_dir: str) -> list[str]:
         return [f"{where}: cannot check it: go is not installed; fix: install Go from https://go.dev/dl/"]
     directory = root / module_dir
     env = {**os.environ, "GOWORK": "off"}
-    tidy = subprocess.run([go, "mod", "tidy", "-diff"], cwd=directory, capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
+    tidy = run_tool([go, "mod", "tidy", "-diff"], f"checking {where}", cwd=directory, env=env, check=False)
     if tidy.returncode != 0:
         if tidy.stdout.strip():  # a diff: the files are not what tidy would write
             changed = sorted({ln[len("+++ "):].split()[0].rsplit("/", 1)[-1] for ln in tidy.stdout.splitlines()
@@ -92,8 +90,7 @@ def check(root: Path, module_dir: str) -> list[str]:
                     f"`go mod tidy` in {module_dir}"]
         return [f"{where}: `go mod tidy -diff` failed: {_first(tidy.stderr)}; fix: make `go mod tidy` pass in "
                 f"{module_dir} and commit go.mod and go.sum"]
-    verify = subprocess.run([go, "mod", "verify"], cwd=directory, capture_output=True, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    verify = run_tool([go, "mod", "verify"], f"checking {where}", cwd=directory, env=env, check=False)
     if verify.returncode != 0:
         return [f"{where}: `go mod verify` failed: {_first(verify.stderr or verify.stdout)}; fix: run "
                 f"`go clean -modcache` and check the module's recorded hashes"]

@@ -63,7 +63,7 @@ class Memo:
     def put(self, key: str, notes: list[str]) -> None:
         """Remember a clean check (best effort: an unwritable cache only costs the next run a re-check)."""
         with contextlib.suppress(OSError):
-            write_atomic(self.dir / f"{key}.json", json.dumps({"key": key, "notes": notes}))
+            write_atomic(self.dir / f"{key}.json", json.dumps({"key": key, "notes": notes}), durable=False)
 
     def save(self) -> None:
         with contextlib.suppress(OSError):

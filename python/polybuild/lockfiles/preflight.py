@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from polybuild.workspace.pythonlock import Target
 
 LOCKFILES = ("Cargo.lock", "go.sum", "uv.lock")
-IMAGE_BUILDERS = ("dockerfile", "assemble")
 
 
 def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache: bool = True) -> LockReport:
@@ -34,7 +33,7 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
     targets = pythonlock.platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
-    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.root / ws.config["state-dir"], use_cache)
+    memo = Memo(for_workspace(ws.root, ws.config["cache-dir"]), ws.config.state_dir, use_cache)
     jobs = [*_cargo_jobs(ws, found["Cargo.lock"]), *_go_jobs(ws), *_uv_jobs(ws, found["uv.lock"], targets, pythons)]
     keyed = [(job, memo.key(job.kind, job.lock, memo.digests(ws.root, job.inputs), *job.identity())) for job in jobs]
     remembered = {key: notes for _, key in keyed if (notes := memo.get(key)) is not None}
@@ -120,25 +119,25 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
     """(problems, notes) of one uv.lock: fresh with the pinned uv, and installable on every target."""
     from dataclasses import replace
 
-    from polybuild.lockfiles import uvlock, wheels
+    from polybuild.lockfiles import uvlock
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
     report = LockReport(problems=list(result.problems), notes=list(result.notes))
     try:
-        lock = wheels.read(ws.root / path, path)
+        lock = pythonlock.read(ws.root / path, path)
     except UserError as exc:  # a lock nobody can read is this lock's problem, not a usage error
         report.problems.append(str(exc).replace("\n  hint: ", "; fix: "))
         return report.problems, report.notes
     for target in targets:
-        if not wheels.python_allowed(lock, target.python):
+        if not pythonlock.python_allowed(lock, target.python):
             version = f"{target.python[0]}.{target.python[1]}"
             if explicit_python:
                 report.problems.append(f"{path}: Python {version} is outside the lock's requires-python "
                                        f"'{lock.requires_python}'; fix: check another --python, or widen "
                                        f"requires-python and run `uv lock`")
                 continue
-            lowest = _lowest_python(lock)
+            lowest = pythonlock.lowest_python(lock)
             if lowest is None:
                 continue
             report.notes.append(f"{path}: requires-python '{lock.requires_python}' excludes Python {version}; "
@@ -149,23 +148,18 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
                                    f"environments), which leave out {target.label}; fix: add "
                                    f"\"{target.marker_hint()}\" to [tool.uv] environments and run `uv lock`")
             continue
-        report.problems += [wheels.describe(m, target, path) for m in wheels.misses(lock, target)]
+        report.problems += [pythonlock.describe(m, target, path) for m in pythonlock.misses(lock, target)]
     return report.problems, report.notes
-
-
-def _lowest_python(lock) -> tuple[int, int] | None:
-    from polybuild.workspace.pythonlock import python_allowed
-
-    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
 
 
 def before_images(plan: Plan, ctx: BuildContext) -> None:
     """Before building images for platforms other than the host's, the lockfiles must be fresh and installable
     there: a UserError listing every finding stops the build before anything runs."""
+    from polybuild import builders
     from polybuild.builders.image import image_platforms
 
     here = ctx.host
-    foreign = sorted({p.name for task in plan.tasks.values() if task.builder in IMAGE_BUILDERS
+    foreign = sorted({p.name for task in plan.tasks.values() if builders.get(task.builder).builds_image
                       for p in image_platforms(task, ctx) if p != here})
     if not foreign:
         return

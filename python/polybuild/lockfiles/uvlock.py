@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from polybuild.lockfiles.memo import environment
+from polybuild.support.process import run_tool
 from polybuild.support.toolchains import find
 
 _NETWORK = ("network connectivity is disabled", "offline", "not found in the cache")
@@ -56,7 +55,7 @@ def installed() -> tuple[str, Version] | None:
     uv = find("uv")
     if uv is None:
         return None
-    out = subprocess.run([uv, "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    out = run_tool([uv, "--version"], "uv --version", check=False).stdout
     match = re.match(r"uv (\S+)", out)
     try:
         return (uv, Version(match.group(1))) if match else None
@@ -66,14 +65,18 @@ def installed() -> tuple[str, Version] | None:
 
 def pins(root: Path, lock: str, configured: str | None, config_source: str) -> list[Pin] | str:
     """The uv versions the lock's project pins (polybuild config, [tool.uv] required-version, uv.toml); a string
-    is a pin that does not parse, as a problem."""
+    is a problem: a pin that does not parse, or a setting file that does not (at file:line)."""
+    from polybuild.support.errors import ConfigError
+
     directory = (root / lock).parent
     found: list[tuple[str | None, str]] = [(configured, f"{config_source} lockfiles.uv-version")]
-    pyproject = directory / "pyproject.toml"
-    found.append((_read(pyproject).get("tool", {}).get("uv", {}).get("required-version"),
-                  f"{_rel(root, pyproject)} [tool.uv] required-version"))
-    uv_toml = directory / "uv.toml"
-    found.append((_read(uv_toml).get("required-version"), f"{_rel(root, uv_toml)} required-version"))
+    pyproject, uv_toml = directory / "pyproject.toml", directory / "uv.toml"
+    try:
+        found.append((_read(root, pyproject).get("tool", {}).get("uv", {}).get("required-version"),
+                      f"{_rel(root, pyproject)} [tool.uv] required-version"))
+        found.append((_read(root, uv_toml).get("required-version"), f"{_rel(root, uv_toml)} required-version"))
+    except ConfigError as exc:  # uv would not read it either: this lock's problem, located
+        return f"{exc.message}; fix: correct it (uv reads it for this lock)"
     result = []
     for value, source in found:
         if value is None:
@@ -117,11 +120,9 @@ def _run_check(uv: str, root: Path, lock: str) -> str | None:
     directory, where = (root / lock).parent, lock.rpartition("/")[0] or "."
     env = {k: v for k, v in os.environ.items() if k not in _UV_OVERRIDES}
     argv = [uv, "lock", "--check", "--no-progress"]
-    proc = subprocess.run([*argv, "--offline"], cwd=directory, capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL)
+    proc = run_tool([*argv, "--offline"], f"checking {lock}", cwd=directory, env=env, check=False)
     if proc.returncode != 0 and "needs to be updated" not in proc.stderr and any(s in proc.stderr for s in _NETWORK):
-        proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = run_tool(argv, f"checking {lock}", cwd=directory, env=env, check=False)
     if proc.returncode == 0:
         return None
     if "needs to be updated" in proc.stderr:
@@ -137,11 +138,11 @@ def _suggest(spec: SpecifierSet) -> str:
     return exact[0] if exact else "<version>"
 
 
-def _read(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
+def _read(root: Path, path: Path) -> dict:
+    """A uv setting file next to the lock ({} when there is none); a broken one is a ConfigError at file:line."""
+    from polybuild.support import tomlfile
+
+    return tomlfile.load(path, _rel(root, path)).data if path.is_file() else {}
 
 
 def _rel(root: Path, path: Path) -> str:

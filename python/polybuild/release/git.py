@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from polybuild.support.errors import UserError
+from polybuild.support.process import git
 
 
 @dataclass(frozen=True)
@@ -15,33 +14,23 @@ class Commit:
     time: int  # committer time, seconds since 1970: the release's SOURCE_DATE_EPOCH
 
 
-def _git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    except OSError as exc:
-        raise UserError(f"cannot run git: {exc.strerror}", hint="install git") from None
-    if check and proc.returncode != 0:
-        raise UserError(f"git {' '.join(args)} failed in {root}: {proc.stderr.strip()}")
-    return proc
-
-
 def uncommitted(root: Path) -> list[str]:
     """Files that differ from HEAD or are untracked (and not ignored): `git status --porcelain` lines."""
-    out = _git(root, "status", "--porcelain=v1", "--untracked-files=all").stdout
+    out = git(root, "status", "--porcelain=v1", "--untracked-files=all").stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
 def head(root: Path) -> Commit:
-    sha, _, epoch = _git(root, "log", "-1", "--format=%H %ct").stdout.strip().partition(" ")
+    sha, _, epoch = git(root, "log", "-1", "--format=%H %ct").stdout.strip().partition(" ")
     return Commit(sha, int(epoch))
 
 
 def tag_commit(root: Path, tag: str) -> str | None:
     """The commit a tag points at, or None when there is no such tag."""
-    proc = _git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False)
+    proc = git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False)
     return proc.stdout.strip() or None
 
 
 def create_tag(root: Path, tag: str, message: str) -> None:
     """An annotated tag at HEAD (annotated: it records who cut the release, and `git describe` finds it)."""
-    _git(root, "tag", "-a", tag, "-m", message)
+    git(root, "tag", "-a", tag, "-m", message)

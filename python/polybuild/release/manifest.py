@@ -21,7 +21,7 @@ MANIFEST_FORMAT = 1
 def write_release_files(state: State, artifacts: list[Artifact]) -> list[Path]:
     """Write both files into the dist directory (atomically); returns their paths."""
     ws = state.loaded.ws
-    dist = ws.root / ws.config["dist-dir"]
+    dist = ws.config.dist_dir
     listed = sorted(artifacts, key=lambda a: a.path.relative_to(dist).as_posix())
     sbom = _write_sbom(state, dist)
     sums = "".join(f"{a.sha256}  {a.path.relative_to(dist).as_posix()}\n" for a in listed)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from polybuild.licenses.scan import Scan
     from polybuild.release.verify import Expected
     from polybuild.versioning.convert import ReleaseVersion
-    from polybuild.workspace import Target
 
 
 class ReleaseStopped(BuildFailed):
@@ -146,7 +145,7 @@ def _build(state: State) -> list[str]:
     from polybuild import api
 
     loaded, options = state.loaded, state.options
-    dist = loaded.ws.root / loaded.ws.config["dist-dir"]
+    dist = loaded.ws.config.dist_dir
     shutil.rmtree(dist, ignore_errors=True)  # dist/ then holds this release and nothing older
     variants = options.variants or _release_variants(loaded, options.platforms)
     with source_date_epoch(state.commit.time):  # every timestamp in every artifact (and the SBOM) is the commit's
@@ -189,31 +188,21 @@ def _wheels(state: State) -> list[str]:
 
 
 def _expected(state: State, artifact: Artifact) -> Expected:
+    from polybuild import builders
     from polybuild.release.verify import Expected
     from polybuild.support.platforms import Platform
 
     target = state.loaded.ws.targets[artifact.target]
-    extension = target.builder == "maturin"
+    builder = builders.get(target.builder)
+    extension = builder.binary_wheel
     platform = Platform.parse(artifact.platform) if artifact.platform else None
     if extension and platform is None:
         from polybuild.support.platforms import host
 
         platform = host()
     version = state.versions.get(target.id, state.options.version.pep440)
-    return Expected(version, extension, extension and target.info.abi3, platform,
-                    _modules(target))
-
-
-def _modules(target: Target) -> tuple[str, ...]:
-    """The top-level import names a target's wheel must hold: the extension's module, or the source packages."""
-    if target.builder == "maturin":
-        module = target.info.module_name or target.info.crate.replace("-", "_")
-        return (module.split(".", 1)[0],)
-    found = set()
-    for base in (target.dir / "src", target.dir):
-        if base.is_dir():
-            found |= {p.parent.name for p in base.glob("*/__init__.py") if p.parent.name not in ("tests", "test")}
-    return tuple(sorted(found))
+    return Expected(version, extension, extension and builder.is_abi3(target), platform,
+                    builder.import_names(target))
 
 
 def _extras(state: State) -> list[str]:

@@ -26,10 +26,11 @@ def for_workspace(root: Path, configured: str | None) -> Path:
 
 
 def load_salt(path: Path) -> bytes:
-    """The cache's random salt, created on first use: written to a private (0600) temp file and linked into place,
-    so two builds starting together agree on one salt and none is ever replaced while in use."""
+    """The cache's random salt, created on first use: private (0600) and linked into place, so two builds starting
+    together agree on one salt and none is ever replaced while in use."""
     import secrets
-    import tempfile
+
+    from polybuild.support.fs import link_once, write_atomic
 
     try:
         salt = path.read_bytes()
@@ -37,17 +38,7 @@ def load_salt(path: Path) -> bytes:
         salt = b""
     if len(salt) == SALT_BYTES:
         return salt
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".salt.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(SALT_BYTES))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another build made one first, or a damaged one is in the way
-            if len(path.read_bytes()) != SALT_BYTES:
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fresh = secrets.token_bytes(SALT_BYTES)
+    if not link_once(path, fresh, mode=0o600) and len(path.read_bytes()) != SALT_BYTES:
+        write_atomic(path, fresh, mode=0o600)  # a damaged one was in the way
     return path.read_bytes()

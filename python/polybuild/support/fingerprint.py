@@ -25,7 +25,6 @@ Setting the environment variable `POLYBUILD_NO_NATIVE=1` forces the fallback (re
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import hashlib
@@ -38,6 +37,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Protocol
+
+from polybuild.support.fs import racy, write_atomic
 
 __all__ = ["StatCache", "backend", "file_digests", "tree_digest"]
 
@@ -172,9 +173,6 @@ def tree_digest_of(entries: dict[str, tuple[str, str]]) -> str:
     return tree.hexdigest()
 
 
-# An entry is trusted only once its file is older than this, so an edit within the timestamp granularity of
-# the filesystem right after hashing can never be mistaken for the cached content (git's "racy clean" problem).
-_RACY_NS = 2_000_000_000
 _STATCACHE_HEADER = b"polybuild-statcache 1\n"
 # mode digest size mtime_ns ctime_ns inode path
 _STATCACHE_LINE = re.compile(
@@ -271,7 +269,7 @@ class _PyStatCache:
         with self._lock:
             for (path, _, st), entry in zip(misses, hashed, strict=True):
                 out[path] = entry
-                if now - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS and "\n" not in path:
+                if not racy(st.st_mtime_ns, st.st_ctime_ns, now) and "\n" not in path:
                     new = (_signature(st), entry)
                     changed = self._entries.get(path) != new
                     self._entries[path] = new
@@ -284,17 +282,7 @@ class _PyStatCache:
         with self._lock:
             if not self._dirty:
                 return
-            data = _serialize_statcache(self._entries)
-            os.makedirs(os.path.dirname(self.file) or ".", exist_ok=True)
-            tmp = f"{self.file}.{os.getpid()}.tmp"
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, self.file)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.file, _serialize_statcache(self._entries), durable=False)  # a loss costs re-hashing
             self._dirty = False
 
 

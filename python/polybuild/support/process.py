@@ -6,6 +6,9 @@ groups it leaves behind: it learns each group as it starts and ends through a pi
 pipe closes. This is sturdier than PR_SET_PDEATHSIG, which fires when the *thread* that forked the child exits (tasks
 are started from worker threads), reaches only the direct child (not rustc under cargo), and needs a `preexec_fn`
 (unsafe with threads, and it rules out the fast vfork spawn).
+
+Short tool runs whose output polybuild reads (`cargo metadata`, `go version -m`, git) go through `run_tool` and
+`git`: argv lists only, output captured, a missing or failing tool reported as a UserError.
 """
 
 from __future__ import annotations
@@ -17,8 +20,40 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
+
+from polybuild.support.errors import UserError
+from polybuild.support.fs import write_atomic
+
+
+def run_tool(argv: list[str], what: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+             check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a tool to completion with its output captured as text and no stdin (it must never wait for input).
+    `what` names the step for the user. A tool that cannot be started or runs past `timeout` seconds is a
+    UserError; so is, with `check`, a non-zero exit, showing the tool's stderr (else stdout): what a tool says
+    about the user's project is the user's to fix, and needs no traceback."""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=timeout)
+    except OSError as exc:
+        from polybuild.support.toolchains import INSTALL_HINTS
+
+        raise UserError(f"{what}: cannot run {argv[0]}: {exc.strerror}",
+                        hint=INSTALL_HINTS.get(os.path.basename(argv[0]))) from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{what}: {os.path.basename(argv[0])} did not finish within {timeout:g} s") from None
+    if check and proc.returncode != 0:
+        detail = proc.stderr.strip() or proc.stdout.strip()
+        raise UserError(f"{what} failed:\n{detail}")
+    return proc
+
+
+def git(root: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """`git ARGS` in `root`, as `run_tool` runs a tool (`check=False` to read the exit status yourself)."""
+    return run_tool(["git", *args], f"git {' '.join(args)} in {root}", cwd=root, env=env, check=check)
 
 
 class Cancelled(Exception):
@@ -163,7 +198,7 @@ class TaskLog:
                 return None
             self.file.seek(0)
             data = self.file.read()
-            self.path.write_bytes(data)
+            write_atomic(self.path, data, durable=False)
             return data
         finally:
             self.file.close()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from polybuild.support.errors import UserError
@@ -38,13 +40,31 @@ def require(tool: str, needed_by: str) -> str:
     return path
 
 
-def run_tool(argv: list[str], cwd: Path, what: str, env: dict[str, str] | None = None) -> str:
-    """Run a discovery command; its failure is the user's problem to fix, so show its stderr, no traceback."""
+_PYTHON_PROBE = ("import sys, sysconfig; print(sys.version); print(sys.implementation.name, "
+                 "sysconfig.get_config_var('SOABI'), sysconfig.get_platform())")
+
+
+@dataclass(frozen=True)
+class PythonFacts:
+    """What an interpreter says of itself: `sys.version`, then its implementation, SOABI and platform."""
+
+    output: str  # what the probe printed (stdout, then stderr), or why it could not start: cache keys hash this
+    ran: bool  # the probe exited 0
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """(major, minor), from `sys.version`'s leading X.Y; None when the interpreter did not answer."""
+        match = re.match(r"(\d+)\.(\d+)", self.output) if self.ran else None
+        return (int(match[1]), int(match[2])) if match else None
+
+
+@functools.cache
+def python_facts(python: str) -> PythonFacts:
+    """The one probe of an interpreter (`python.interpreter`, a CI job's Python), run once per process: the cache
+    keys of Python builds, the lock check's default Python version and CI's interpreter lookup all read it."""
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
-    except OSError as exc:
-        raise UserError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.strip() or proc.stdout.strip()
-        raise UserError(f"{what} failed:\n{detail}")
-    return proc.stdout
+        proc = subprocess.run([python, "-c", _PYTHON_PROBE], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return PythonFacts(f"python: {exc}", ran=False)
+    return PythonFacts(proc.stdout + proc.stderr, ran=proc.returncode == 0)

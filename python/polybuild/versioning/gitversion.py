@@ -8,12 +8,12 @@ sorts after the tag it grew from and before the release it leads to.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from packaging.version import Version
 
 from polybuild.support.errors import UserError
+from polybuild.support.process import git
 from polybuild.versioning.convert import ReleaseVersion, parse_version
 
 _DESCRIBE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g[0-9a-f]+$")
@@ -21,11 +21,7 @@ _DESCRIBE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g[0-9a-f]+$")
 
 def from_git(root: Path) -> ReleaseVersion:
     """The version of the commit checked out at `root` (one `git describe` call)."""
-    try:
-        proc = subprocess.run(["git", "describe", "--tags", "--long", "--match", "v[0-9]*"], cwd=root,
-                              capture_output=True, text=True)
-    except OSError as exc:
-        raise UserError(f"cannot run git to find the version: {exc}") from None
+    proc = git(root, "describe", "--tags", "--long", "--match", "v[0-9]*", check=False)
     m = _DESCRIBE.match(proc.stdout.strip()) if proc.returncode == 0 else None
     if m is None:
         raise UserError(f"no version tag (vX.Y.Z) is reachable from HEAD in {root}",

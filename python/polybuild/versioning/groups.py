@@ -47,6 +47,17 @@ class Groups:
     groups: dict[str, Group]
     excluded: set[str]
     ws: Workspace
+    placed: bool = False  # whether every version place was read and assigned to its group
+
+    def place(self) -> None:
+        """Read every version place of the workspace and assign it to its group (once)."""
+        if self.placed:
+            return
+        self.placed = True
+        for place in [*find_places(self.ws), *_group_config_places(self.ws, self.groups)]:
+            group = _group_of_place(self, place)
+            if group is not None:
+                group.places.append(place)
 
     def of(self, target_id: str) -> Group | None:
         """The group of a package; None when it is excluded."""
@@ -60,6 +71,7 @@ class Groups:
             return workspace_version(self.ws)
         if group.configured is not None:
             return _parsed(group.configured, self.ws, ("versions", "groups", group.name, "version"))
+        self.place()
         declared = group.declared()
         return parse_version(declared.found) if declared else None
 
@@ -70,6 +82,26 @@ class Groups:
             return self.ws.targets[target_id].version
         version = self.version(group)
         return version.pep440 if version else None
+
+    def go_stamp(self, target_id: str) -> str | None:
+        """The version a Go module's binaries are stamped with (-ldflags -X): the workspace version as declared for
+        the lockstep group, else its group's in SemVer (Go's spelling); an excluded module's own, or None (not
+        stamped)."""
+        group = self.of(target_id)
+        if group is None:
+            return self.ws.targets[target_id].version
+        if group.lockstep:
+            return self.ws.release_version
+        target = self.ws.targets[target_id]
+        if group.members == {target_id} and group.configured is None and target.version:
+            version = parse_version(target.version)  # its only place is its own `version` key: no manifest to read
+        else:
+            version = self.version(group)
+        if version is None:
+            raise UserError(f"{target_id} is versioned on its own (version group {group.name}) but declares no "
+                            "version to stamp into its binaries",
+                            hint=f'set version = "0.1.0" in {target.config_table} (go.mod holds none)')
+        return version.semver
 
     def own_versions(self) -> dict[str, str]:
         """The packages outside the lockstep group (independent, grouped, excluded) and the version they carry."""
@@ -100,8 +132,9 @@ def workspace_version(ws: Workspace) -> ReleaseVersion:
     return parse_version(ws.version)
 
 
-def resolve(ws: Workspace) -> Groups:
-    """Assign every package to its group and every version place to the group of the packages it belongs to."""
+def resolve(ws: Workspace, *, places: bool = True) -> Groups:
+    """Assign every package to its group and every version place to the group of the packages it belongs to
+    (`places=False`: later, if a version asks for them; stamping Go binaries rarely needs the manifests read)."""
     conf = ws.config["versions"]
     excluded = _matching(ws, conf["exclude"], ("versions", "exclude"))
     groups = {LOCKSTEP: Group(LOCKSTEP)}
@@ -122,10 +155,8 @@ def resolve(ws: Workspace) -> Groups:
             _claim(ws, claimed, target_id, f"[versions.groups.{name}]", keypath)
         groups[name] = Group(name, members, spec["version"])
     result = Groups(groups, excluded, ws)
-    for place in [*find_places(ws), *_group_config_places(ws, groups)]:
-        group = _group_of_place(result, place)
-        if group is not None:
-            group.places.append(place)
+    if places:
+        result.place()
     return result
 
 

@@ -4,7 +4,8 @@ Discovery reads the targets polybuild already found (Cargo crates and workspaces
 at keys that must equal the release version: `[workspace.package] version`, a crate's own `[package] version`
 (not `version.workspace = true`, which inherits), version requirements on internal path dependencies, the Cargo.lock
 entries of the workspace's own crates (so `cargo --locked` keeps working), `[project].version` (unless dynamic),
-`==` pins between workspace packages, and polybuild's own `version` key. The Go stamp is derived, never written.
+`==` pins between workspace packages, polybuild's own `version` key and a Go module's (`[targets.<name>] version`).
+The Go stamp (-ldflags -X) is derived from the module's version group, never written.
 
 Each place records whose version it is (`owners`, target ids): a crate's or project's own version and its lock
 entries belong to that package, a pin to the package it pins, `[workspace.package] version` to the crates that
@@ -60,18 +61,9 @@ class Place:
         return self.text[:self.start] + self.expected(version) + self.text[self.end:]
 
 
-@dataclass(frozen=True)
-class DerivedStamp:
-    """A version polybuild passes at build time (Go's -ldflags -X): shown, never written."""
-
-    target: str
-    variable: str
-    value: str
-
-
 def find_places(ws: Workspace) -> list[Place]:
     """Every place in the workspace that must hold a release version, in file order."""
-    places = list(_config_places(ws))
+    places = [*_config_places(ws), *_go_places(ws)]
     manifests = {path: tomlfile.load(path) for path in _cargo_manifests(ws)}
     by_manifest = _crate_owners(ws)
     inheritors = _inheritors(ws, manifests, by_manifest)
@@ -87,11 +79,21 @@ def find_places(ws: Workspace) -> list[Place]:
     return places
 
 
-def go_stamps(ws: Workspace) -> list[DerivedStamp]:
-    """The Go binaries stamped with the workspace version through -ldflags -X at build time."""
-    variable = ws.config["go"]["version-variable"]
-    return [DerivedStamp(t.id, variable, ws.release_version)
-            for t in ws.targets.values() if t.kind == "go" and t.builder == "go"]
+def _go_places(ws: Workspace) -> Iterator[Place]:
+    """A Go module's own `version` (`[targets.<name>] version`: go.mod declares none), when this config file
+    sets it."""
+    config = ws.config
+    if config.file is None:
+        return
+    written = config.layers[-1].raw.get("targets", {}) if config.layers else None
+    for key, settings in config["targets"].items():
+        version = settings["version"]
+        if version is None or (written is not None and "version" not in written.get(key, {})):
+            continue
+        owner = next(t.id for t in ws.targets.values() if t.settings is settings)
+        place = string_place(config.file, (*config.prefix, "targets", key, "version"), version, "semver",
+                             f"{owner} version")
+        yield replace(place, owners=(owner,), declares=True)
 
 
 def _config_places(ws: Workspace) -> Iterator[Place]:

@@ -18,6 +18,7 @@ from polybuild.support.errors import UserError
 from polybuild.workspace.targetinfo import CrateInfo, GoInfo, MaturinInfo, PythonInfo, RustInfo, TargetInfo
 
 if TYPE_CHECKING:
+    from polybuild.workspace.cargometa import CargoMetadata
     from polybuild.workspace.files import DiskFiles
 
 BUILT_KINDS = frozenset({"rust", "py", "go"})  # what [targets] settings and image artifacts can name
@@ -89,6 +90,11 @@ class Workspace:
     absent: dict[str, str] = field(default_factory=dict)  # sparse checkout: path -> "mode blob-id" from the index
 
     @cached_property
+    def cargo_metadata(self) -> CargoMetadata:
+        """This run's `cargo metadata` answers (discovery hands over those it read; none are read on a memo hit)."""
+        return _cargo_metadata()
+
+    @cached_property
     def unlisted(self) -> DiskFiles:
         """Files on disk in target directories that git's listing leaves out (read only by builds)."""
         from polybuild.workspace.files import unlisted_files
@@ -135,11 +141,13 @@ def discover(config: Config) -> Workspace:
     found_files = files.list_files(root, config["exclude"])
     own = config.output_prefixes  # outputs are never inputs, even where .gitignore forgets them
     listing = [p for p in found_files.files if not p.startswith(own)]
-    memo_path = root / config["state-dir"] / "discovery.json"
+    memo_path = config.state_dir / "discovery.json"
     signature, trusted = memo.signature(root, config, listing)
     found = memo.load(memo_path, signature) if trusted else None
+    cargo_metadata = None
     if found is None:
-        found = _discover_manifests(config, listing)
+        cargo_metadata = _cargo_metadata()
+        found = _discover_manifests(config, listing, cargo_metadata)
         if trusted:
             memo.store(memo_path, signature, found)
     found += images.discover(root, config, found)
@@ -147,18 +155,26 @@ def discover(config: Config) -> Workspace:
     targets = _index(found, root)
     ws = Workspace(root, config, listing, targets, _workspace_version(config, targets), found_files.untracked,
                    notes, found_files.absent)
+    if cargo_metadata is not None:
+        ws.cargo_metadata = cargo_metadata  # discovery's answers serve the rest of the run
     _apply_settings(ws)
     _resolve_refs(ws)
     return ws
 
 
-def _discover_manifests(config: Config, listing: list[str]) -> list[Target]:
+def _cargo_metadata() -> CargoMetadata:
+    from polybuild.workspace.cargometa import CargoMetadata
+
+    return CargoMetadata()
+
+
+def _discover_manifests(config: Config, listing: list[str], cargo_metadata: CargoMetadata) -> list[Target]:
     """The targets the native manifests declare, one discoverer per ecosystem."""
     from polybuild.workspace import cargo, go, python
 
     asked = tuple(f"{r.strip('/')}/" for r in (*config["python-roots"], *config["go-roots"]) if _in_dot_dir(f"{r}/"))
     listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
-    rust_targets = cargo.discover(config.root, listing, config)
+    rust_targets = cargo.discover(config.root, listing, config, cargo_metadata)
     py_targets = python.discover(config.root, listing, config, rust_targets)
     staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info.staticlibs)
     go_targets = go.discover(config.root, listing, config, staticlibs)
@@ -220,6 +236,11 @@ def _apply_settings(ws: Workspace) -> None:
         except UserError as exc:
             raise ws.config.error(("targets", key), exc.message, exc.hint) from None
         target.settings = settings
+        if settings["version"] is not None:
+            if target.kind != "go":
+                raise ws.config.error(("targets", key, "version"), f"{target.id} declares its version in "
+                                      f"{ws.rel(target.manifest)}, not here", hint="remove `version` from this table")
+            target.version = settings["version"]
         for dep in settings["deps"]:
             if ws.resolve(dep, source=f"[targets.{key}].deps") is target:
                 raise ws.config.error(("targets", key, "deps"), f"{target.id} depends on itself",

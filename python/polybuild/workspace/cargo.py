@@ -1,21 +1,23 @@
-"""Rust discovery: the Cargo workspace(s) from `cargo metadata --no-deps` (offline, no resolution)."""
+"""Rust discovery: the Cargo workspace(s) from `cargo metadata --no-deps` (offline, no resolution: cargometa.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polybuild.config.model import Config
-from polybuild.support.toolchains import require, run_tool
 from polybuild.workspace import Ref, Target
 from polybuild.workspace.targetinfo import RustInfo
+
+if TYPE_CHECKING:
+    from polybuild.workspace.cargometa import CargoMetadata
 
 SHIPPED_KINDS = ("bin", "cdylib", "staticlib")
 FUZZ_ENGINES = frozenset({"libfuzzer-sys", "afl", "honggfuzz"})
 BENCH_HARNESSES = frozenset({"criterion", "divan", "iai", "iai-callgrind"})
 
 
-def discover(root: Path, listing: list[str], config: Config) -> dict[Path, Target]:
+def discover(root: Path, listing: list[str], config: Config, metadata: CargoMetadata) -> dict[Path, Target]:
     """Every workspace member crate, keyed by its directory (so Python discovery can claim maturin crates)."""
     manifests = sorted((p for p in listing if p == "Cargo.toml" or p.endswith("/Cargo.toml")), key=_depth)
     crates: dict[Path, Target] = {}
@@ -23,7 +25,7 @@ def discover(root: Path, listing: list[str], config: Config) -> dict[Path, Targe
         manifest = (root / rel).resolve()
         if manifest.parent in crates:
             continue
-        for target in _metadata(root, manifest, set(listing)):
+        for target in _members(root, metadata.members(manifest, manifest.relative_to(root).as_posix()), set(listing)):
             crates.setdefault(target.dir, target)
     return crates
 
@@ -32,13 +34,8 @@ def _depth(rel: str) -> tuple[int, str]:
     return rel.count("/"), rel
 
 
-def _metadata(root: Path, manifest: Path, listed: set[str]) -> list[Target]:
-    cargo = require("cargo", f"Rust discovery of {manifest.relative_to(root)}")
-    out = run_tool(
-        [cargo, "metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path", str(manifest)],
-        cwd=root, what=f"cargo metadata for {manifest.relative_to(root)}",
-    )
-    meta = json.loads(out)
+def _members(root: Path, meta: dict, listed: set[str]) -> list[Target]:
+    """The member crates of one `cargo metadata --no-deps` answer that this workspace lists."""
     ws_root = Path(meta["workspace_root"])
     ws_version = _workspace_version(ws_root / "Cargo.toml")
     members = set(meta.get("workspace_members", ()))

@@ -180,7 +180,8 @@ def _target(root: Path, rel_dir: str, go_files: list[str], staticlibs: frozenset
 
 def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> list[CgoLink]:
     """The workspace's Rust static libraries that the module's cgo preambles link: by `-l<name>`, or as a
-    `lib<name>.a` named by path (`by_path`), each with the `file:line` that names it; each becomes an edge."""
+    `lib<name>.a` named by path (`by_path`, the `path` as written), each with the `file:line` that names it; each
+    becomes an edge."""
     links: list[CgoLink] = []
     for rel in go_files:
         with open(root / rel, "rb") as f:
@@ -194,7 +195,7 @@ def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> l
                 lib_file = _LIB_FILE.search(token) if by_path else None
                 lib = token[2:] if not by_path else lib_file[1] if lib_file else None
                 if lib in staticlibs:
-                    links.append(CgoLink(lib, f"{rel}:{line}", by_path))
+                    links.append(CgoLink(lib, f"{rel}:{line}", by_path, token if by_path else None))
     return links
 
 

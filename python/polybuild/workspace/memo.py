@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybuild import __version__
+from polybuild.support.fs import racy, write_atomic
 
 if TYPE_CHECKING:
     from polybuild.config.model import Config
     from polybuild.workspace import Target
 
-FORMAT = 4  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links; 4: typed info
-_RACY_NS = 2_000_000_000
+FORMAT = 5  # 2: abi3 of maturin targets; 3: harnesses, staticlibs, cgo links; 4: their paths; 5: typed info
 MANIFESTS = frozenset({"Cargo.toml", "pyproject.toml", "go.mod", "go.work", "config.toml", "config"})
 ENV = ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_HOME")
 
@@ -44,7 +44,7 @@ def signature(root: Path, config: Config, listing: list[str]) -> tuple[str, bool
         except OSError:
             h.update(f"{path} missing\n".encode())
             continue
-        fresh |= now - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS
+        fresh |= racy(st.st_mtime_ns, st.st_ctime_ns, now)
         h.update(f"{path} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}\n".encode())
     settings = {"roots": [config["python-roots"], config["go-roots"]], "env": [os.environ.get(v) for v in ENV],
                 "version": __version__, "format": FORMAT}
@@ -68,7 +68,6 @@ def load(path: Path, digest: str) -> list[Target] | None:
 
 
 def store(path: Path, digest: str, targets: list[Target]) -> None:
-    from polybuild.support.fs import write_atomic
     from polybuild.workspace.targetinfo import to_json
 
     def ref(r: Any) -> dict[str, Any]:
@@ -79,4 +78,4 @@ def store(path: Path, digest: str, targets: list[Target]) -> None:
         {"id": t.id, "name": t.name, "kind": t.kind, "builder": t.builder, "dir": str(t.dir),
          "manifest": str(t.manifest), "version": t.version, "features": sorted(t.features), "info": to_json(t.info),
          "refs": [ref(r) for r in t.refs]} for t in targets]}
-    write_atomic(path, json.dumps(data, separators=(",", ":")))
+    write_atomic(path, json.dumps(data, separators=(",", ":")), durable=False)  # a loss costs a discovery

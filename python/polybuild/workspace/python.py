@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from polybuild.config.model import Config
 from polybuild.support import tomlfile
 from polybuild.support.errors import ConfigError
@@ -19,11 +21,6 @@ from polybuild.workspace.files import under_dir
 from polybuild.workspace.targetinfo import MaturinInfo, PythonInfo, RustInfo
 
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def discover(root: Path, listing: list[str], config: Config, crates: dict[Path, Target]) -> list[Target]:
@@ -65,8 +62,8 @@ def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
         dir=directory,
         manifest=root / rel,
         version=project.get("version"),
-        info=PythonInfo(dist_name=normalize(name), backend=backend, build_requires=_build_requires(doc)),
-        refs=[Ref("py", normalize(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
+        info=PythonInfo(dist_name=canonicalize_name(name), backend=backend, build_requires=_build_requires(doc)),
+        refs=[Ref("py", canonicalize_name(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
     )
     if backend == "maturin":
         _absorb_crate(doc, target, crates)

@@ -2,18 +2,17 @@
 
 uv locks once for every platform (a "universal" lock), so a lock can be fresh and still hold a package with no
 wheel for, say, Linux/arm64 and no sdist to build it from; `uv sync` then fails inside the image builder. This
-module answers the question without uv and without a network: it reads the lock with tomllib, evaluates the
-markers for the target's environment (packaging.markers), walks the dependency graph from the workspace members
-and compares each package's wheel tags with the target's compatible tags (packaging.tags).
+module answers the question without uv and without a network: it reads the lock (`read`: the one uv.lock model,
+used by every command), evaluates the markers for the target's environment (packaging.markers), walks the
+dependency graph from the workspace members and compares each package's wheel tags with the target's compatible
+tags (packaging.tags).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import subprocess
 import sys
-import tomllib
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from polybuild.support.errors import UserError
 from polybuild.support.platforms import Platform, host
 
 if TYPE_CHECKING:
+    from polybuild.support.tomlfile import TomlFile
     from polybuild.workspace import Workspace
 
 # Sources uv builds from (a directory, a checkout): they never need a published wheel.
@@ -149,7 +149,9 @@ class Artifact:
 
 
 @dataclass
-class Package:
+class LockedPackage:
+    """One `[[package]]` of a uv.lock (or pylock.toml): a version of a distribution, its files and its edges."""
+
     name: str
     version: str
     source: dict
@@ -176,16 +178,16 @@ class Lock:
     display: str
     requires_python: SpecifierSet
     supported: list[str]  # the lock's `supported-markers` ([tool.uv] environments), empty for all
-    packages: list[Package]
+    packages: list[LockedPackage]
     members: list[str]
 
-    def by_name(self, name: str) -> list[Package]:
+    def by_name(self, name: str) -> list[LockedPackage]:
         return [p for p in self.packages if p.name == name]
 
 
 @dataclass(frozen=True)
 class Miss:
-    package: Package
+    package: LockedPackage
     chain: tuple[str, ...]  # how the workspace reaches it
 
 
@@ -197,12 +199,26 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
 
 
 def read(path: Path, display: str) -> Lock:
-    """Parse a uv.lock; a lock uv would not read either is the user's to fix (regenerate it)."""
+    """The uv.lock at `path`, parsed once per content (every command and check of a run shares the model; callers
+    never change it). A lock uv would not read either is the user's to fix: `display:line:col` and "regenerate it"."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{display}: cannot read the lock: {exc}", hint=_REGENERATE) from None
+    return _parse_lock(path, display, text)
+
+
+_REGENERATE = "regenerate it with `uv lock`"
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_lock(path: Path, display: str, text: str) -> Lock:
+    doc = _toml(text, path, display, "cannot read the lock", _REGENERATE)
+    data = doc.data
+    try:
         requires = SpecifierSet(data.get("requires-python", ""))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, InvalidSpecifier) as exc:
-        raise UserError(f"{display}: cannot read the lock: {exc}", hint="regenerate it with `uv lock`") from None
+    except InvalidSpecifier as exc:
+        raise doc.error(("requires-python",), f"cannot read the lock: {exc}", hint=_REGENERATE) from None
     packages = [_package(p) for p in data.get("package", [])]
     members = data.get("manifest", {}).get("members") or [
         p.name for p in packages if {"editable", "virtual"}.intersection(p.source) and
@@ -210,10 +226,22 @@ def read(path: Path, display: str) -> Lock:
     return Lock(path, display, requires, list(data.get("supported-markers", [])), packages, members)
 
 
-def _package(entry: dict) -> Package:
+def _toml(text: str, path: Path, display: str, what: str, hint: str) -> TomlFile:
+    """Parsed TOML, or a UserError saying `display:line:col: <what>: <why>` and how to fix it."""
+    from polybuild.support.errors import ConfigError
+    from polybuild.support.tomlfile import parse
+
+    try:
+        return parse(text, path, display)
+    except ConfigError as exc:
+        where, _, why = exc.message.partition(": ")
+        raise UserError(f"{where}: {what}: {why}", hint=hint) from None
+
+
+def _package(entry: dict) -> LockedPackage:
     artifacts = [_artifact(w) for w in [*entry.get("wheels", []), *([entry["sdist"]] if "sdist" in entry else [])]]
     wheels = [a.filename for a in artifacts if a.is_wheel]
-    return Package(entry["name"], str(entry.get("version", "")), entry.get("source", {}), "sdist" in entry,
+    return LockedPackage(entry["name"], str(entry.get("version", "")), entry.get("source", {}), "sdist" in entry,
                    wheels, entry.get("dependencies", []), entry.get("optional-dependencies", {}),
                    entry.get("dev-dependencies", {}), [a for a in artifacts if a.filename])
 
@@ -236,18 +264,23 @@ def python_allowed(lock: Lock, python: tuple[int, int]) -> bool:
                for patch in range(0, 30))
 
 
+def lowest_python(lock: Lock) -> tuple[int, int] | None:
+    """The oldest Python 3 the lock's requires-python admits: what a check runs for when the configured one is out."""
+    return next(((3, m) for m in range(8, 30) if python_allowed(lock, (3, m))), None)
+
+
 def misses(lock: Lock, target: Target) -> list[Miss]:
     """The packages installed on `target` (every extra and dependency group of the members included) that have
     neither a compatible wheel nor an sdist."""
     return [Miss(p, chain) for p, chain in reachable(lock, target) if not p.installable(target)]
 
 
-def reachable(lock: Lock, target: Target) -> list[tuple[Package, tuple[str, ...]]]:
+def reachable(lock: Lock, target: Target) -> list[tuple[LockedPackage, tuple[str, ...]]]:
     """Every package that applies on `target`, with the shortest chain of names that pulls it in."""
     roots = [p for p in lock.packages if p.name in lock.members]
     chains: dict[int, tuple[str, ...]] = {}
     seen: set[tuple[int, str]] = set()
-    queue: deque[tuple[Package, str, tuple[str, ...]]] = deque()
+    queue: deque[tuple[LockedPackage, str, tuple[str, ...]]] = deque()
     for root in roots:
         chains[id(root)] = (root.name,)
         queue.extend((root, part, (root.name,)) for part in ["", *root.extras, *(f"group:{g}" for g in root.groups)])
@@ -266,7 +299,7 @@ def reachable(lock: Lock, target: Target) -> list[tuple[Package, tuple[str, ...]
     return [(p, chains[id(p)]) for p in lock.packages if id(p) in chains]
 
 
-def _edges(package: Package, part: str) -> list[dict]:
+def _edges(package: LockedPackage, part: str) -> list[dict]:
     if not part:
         return package.deps
     if part.startswith("group:"):
@@ -280,7 +313,7 @@ def _step(part: str, name: str) -> str:
     return f"{name} (extra {part})" if part else name
 
 
-def resolve(lock: Lock, edge: dict) -> list[Package]:
+def resolve(lock: Lock, edge: dict) -> list[LockedPackage]:
     """The locked package an edge names; forked resolutions lock several versions, told apart by version/source."""
     found = lock.by_name(edge["name"])
     if len(found) > 1:
@@ -319,32 +352,30 @@ def _marker_for(wheels: list[str]) -> str:
     return f"sys_platform == '{found.pop()}'" if len(found) == 1 and "?" not in found else "sys_platform == '...'"
 
 
-def read_pylock(path: Path) -> list[Package]:
+def read_pylock(path: Path) -> list[LockedPackage]:
     """The packages of a PEP 751 pylock.toml (as `uv pip compile --format pylock.toml` writes it: one resolution,
     no dependency edges), in the shape uv.lock's are read into."""
+    hint = "delete it; it is a cache entry"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the resolution: {exc}", hint="delete it; it is a cache entry") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the resolution: {exc}", hint=hint) from None
+    data = _toml(text, path, str(path), "cannot read the resolution", hint).data
     return [_package({**entry, "source": {"registry": entry["index"]} if "index" in entry else {}})
             for entry in data.get("packages", [])]
 
 
 def platform_targets(ws: Workspace, platforms: list[str], pythons: list[str]) -> list[Target]:
     """Every (platform, Python) pair to check, with the libc and macOS levels of the config."""
-    from polybuild.config.model import PLATFORMS
-
     conf = ws.config["lockfiles"]
     names = list(dict.fromkeys(platforms or ws.config["platforms"] or [host().name]))
-    for name in names:
-        if name not in PLATFORMS:
-            raise UserError(f"--platform {name}: not a known platform", hint=f"one of: {', '.join(PLATFORMS)}")
+    chosen = [Platform.parse(n, "--platform") for n in names]
     versions = [_version(v, "--python") for v in pythons] or \
         [_version(v, f"{ws.config.display} lockfiles.python") for v in conf["python"]] or [_interpreter(ws)]
     glibc = _level(ws, "glibc", conf["glibc"])
     musl = _level(ws, "musl", conf["musl"]) if conf["musl"] else None
     macos = _level(ws, "macos", conf["macos"])
-    return [Target(Platform.parse(n), v, glibc, musl, macos) for n in names for v in dict.fromkeys(versions)]
+    return [Target(p, v, glibc, musl, macos) for p in chosen for v in dict.fromkeys(versions)]
 
 
 def _version(value: str, source: str) -> tuple[int, int]:
@@ -364,13 +395,16 @@ def _level(ws: Workspace, key: str, value: str) -> tuple[int, int]:
 
 def _interpreter(ws: Workspace) -> tuple[int, int]:
     """The version of the Python polybuild builds with (config `python.interpreter`, else the running one)."""
+    from polybuild.support.toolchains import python_facts
+
     interpreter = ws.config["python"]["interpreter"]
     if not interpreter:
         return sys.version_info[:2]
-    try:
-        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.CalledProcessError):
+    facts = python_facts(interpreter)
+    if not facts.ran:
         raise UserError(f"python.interpreter: cannot run {interpreter}",
-                        hint="set it to an installed Python, or pass --python X.Y") from None
-    return _version(out, "python.interpreter")
+                        hint="set it to an installed Python, or pass --python X.Y")
+    if facts.version is None:
+        raise UserError(f"python.interpreter: '{facts.output.strip()}' is not a Python version",
+                        hint="write MAJOR.MINOR, e.g. 3.12")
+    return facts.version

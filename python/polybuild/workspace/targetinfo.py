@@ -66,6 +66,7 @@ class CgoLink:
     lib: str  # by the name `-l<name>` takes
     source: str  # file:line of the `#cgo LDFLAGS` line
     by_path: bool  # named as a `lib<name>.a` path instead of `-l<name>`
+    path: str | None  # that path as written (`${SRCDIR}/lib/libx.a`), where `cgo-stage` places the library
 
 
 @dataclass(frozen=True)

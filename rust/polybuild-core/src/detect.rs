@@ -277,8 +277,10 @@ const PART_TRIES: usize = 3;
 const MIN_PART: u32 = 10;
 /// ... and the share of its own bigrams found in the file, at least 4/5.
 const CONTAINED: (u64, u64) = (4, 5);
-/// The parts found must hold at least 3/5 of a file's bigrams, else the file is scored as a whole.
+/// The parts found must hold at least 3/5 of the bigrams from the first part to the last...
 const MIN_COVERAGE: (u64, u64) = (3, 5);
+/// ... and at least 1/5 of the whole file's, else the file is scored as a whole.
+const MIN_SHARE: (u64, u64) = (1, 5);
 
 /// A detection: the license (an SPDX id, or the ids of several texts joined by " AND "), its score
 /// (the lowest part's), and the other ids in the near ties.
@@ -413,14 +415,27 @@ impl<'a> Parts<'a> {
             left.retain(|block| !run.contains(block));
             sample = self.sample(&left);
         }
-        let size = |block: usize| u64::from(self.grams[block].values().sum::<u32>());
-        let found: u64 = (0..self.blocks.len()).filter(|b| !left.contains(b)).map(size).sum();
-        let whole: u64 = (0..self.blocks.len()).map(size).sum();
-        if found * MIN_COVERAGE.1 >= whole * MIN_COVERAGE.0 {
+        if !parts.is_empty() && self.covered(&left) {
             parts
         } else {
             Vec::new()
         }
+    }
+
+    /// Whether the parts found (the paragraphs not `left`) hold `MIN_COVERAGE` of the bigrams from
+    /// the first part to the last, and `MIN_SHARE` of the whole file's: a preface before the license
+    /// texts or prose after them does not lower the score, but a short license quoted in a long text
+    /// of other terms is not the file's license.
+    fn covered(&self, left: &[usize]) -> bool {
+        let size = |block: usize| u64::from(self.grams[block].values().sum::<u32>());
+        let found: Vec<usize> = (0..self.blocks.len()).filter(|b| !left.contains(b)).collect();
+        let (Some(&first), Some(&last)) = (found.first(), found.last()) else {
+            return false;
+        };
+        let found_size: u64 = found.iter().map(|&b| size(b)).sum();
+        let span: u64 = (first..=last).map(size).sum();
+        let whole: u64 = (0..self.blocks.len()).map(size).sum();
+        found_size * MIN_COVERAGE.1 >= span * MIN_COVERAGE.0 && found_size * MIN_SHARE.1 >= whole * MIN_SHARE.0
     }
 
     fn next(&self, sample: &HashMap<String, u32>, left: &[usize]) -> Option<(Vec<usize>, Scored)> {
