@@ -404,6 +404,21 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     assert "or set cgo-stage = true in [targets.inference-gateway]" in proc.stderr
 
 
+def test_a_cgo_link_by_path_keeps_the_path_in_the_discovery_memo(workspace):
+    # cgo-stage places the library at the path the preamble names: a remembered discovery must know it too.
+    import time
+
+    from polybuild.workspace.targetinfo import CgoLink
+
+    root = workspace(DYNAMO_GATEWAY)
+    time.sleep(2.1)  # a memo is only written when every file it depends on is older than 2 s
+    first = api.load(root).ws.targets["go:inference-gateway"].info.cgo_links
+    assert (root / ".polybuild" / "discovery.json").is_file()
+    again = api.load(root).ws.targets["go:inference-gateway"].info.cgo_links
+    plugin = "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go"
+    assert first == again == [CgoLink("dynamo_llm_capi", f"{plugin}:6", True, "${SRCDIR}/lib/libdynamo_llm_capi.a")]
+
+
 STALE = "not the library polybuild builds\n"
 STAGED_GATEWAY = {
     # The same layout, buildable: the C API crate exports a function, the plugin (whose preamble declares it, as
