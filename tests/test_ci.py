@@ -220,7 +220,7 @@ def test_shard_size_from_config_and_bad_values(demo: Path) -> None:
 def test_abi3_wheel_is_one_job_per_flavour_and_others_one_per_python(demo: Path) -> None:
     append(demo / "polybuild.toml", '\n[ci]\npython = ["3.11", "3.12", "3.13"]\nlibc = ["manylinux", "musllinux"]\n')
     loaded = api.load(demo)
-    assert loaded.ws.targets["py:serving-runtime"].info["abi3"]
+    assert loaded.ws.targets["py:serving-runtime"].info.abi3
     abi3 = [e for e in compute(loaded, platforms=PLATFORMS).include if "py:serving-runtime" in e["targets"]]
     assert sorted((e["platform"], e.get("libc")) for e in abi3) == [
         ("darwin/arm64", None), ("linux/amd64", "manylinux"), ("linux/amd64", "musllinux"),
@@ -231,7 +231,7 @@ def test_abi3_wheel_is_one_job_per_flavour_and_others_one_per_python(demo: Path)
     cargo = demo / "Cargo.toml"
     cargo.write_text(cargo.read_text().replace('"abi3-py310"', '"macros"'))  # the same crate, not abi3
     loaded = api.load(demo)
-    assert not loaded.ws.targets["py:serving-runtime"].info["abi3"]
+    assert not loaded.ws.targets["py:serving-runtime"].info.abi3
     wheels = [e for e in compute(loaded, platforms=PLATFORMS).include if "py:serving-runtime" in e["targets"]]
     combos = sorted((e["platform"], e.get("libc") or "", e["python"]) for e in wheels)
     expected = sorted((p, libc, py) for p, libcs in (("linux/amd64", ("manylinux", "musllinux")),

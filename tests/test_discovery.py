@@ -112,8 +112,8 @@ def test_discovers_every_ecosystem_with_cross_language_edges(workspace):
     ext = ws.targets["py:Ext_Py"]
     assert ext.builder == "maturin" and ext.features == {"cuda"} and ext.version == "0.4.0"
     assert ws.targets["rust:core-lib"].builder is None  # a library ships nothing on its own
-    assert ws.targets["rust:tool"].info["bins"] == ["tool"]
-    assert ws.targets["go:svc"].info["binaries"] == {"svc": ".", "svcd": "cmd/svcd"}
+    assert ws.targets["rust:tool"].info.bins == ["tool"]
+    assert ws.targets["go:svc"].info.binaries == {"svc": ".", "svcd": "cmd/svcd"}
     assert ws.targets["go:lib"].builder is None
     assert ws.version == "0.4.0"
 
@@ -241,11 +241,32 @@ def test_discovery_memo_is_reused_and_never_stale(workspace):
     assert memo.stat().st_mtime_ns == stamp  # read, not rewritten
     assert set(again.graph.edges) == set(first.graph.edges)
     assert again.ws.targets["py:Ext_Py"].features == {"cuda"}
+    assert {i: t.info for i, t in again.ws.targets.items()} == {i: t.info for i, t in first.ws.targets.items()}
     # a new main package and a new feature are both seen
     (root / "go" / "lib" / "cmd" / "libtool").mkdir(parents=True)
     (root / "go" / "lib" / "cmd" / "libtool" / "main.go").write_text("package main\n\nfunc main() {}\n")
     cargo = root / "crates" / "core" / "Cargo.toml"
     cargo.write_text(cargo.read_text().replace("cuda = []", "cuda = []\nmetal = []"))
     fresh = api.load(root)
-    assert fresh.ws.targets["go:lib"].info["binaries"] == {"libtool": "cmd/libtool"}
+    assert fresh.ws.targets["go:lib"].info.binaries == {"libtool": "cmd/libtool"}
     assert fresh.ws.targets["rust:core-lib"].features == {"cuda", "metal"}
+
+
+def test_image_options_configure_a_copy_and_leave_discovery_alone(workspace):
+    from polybuild.workspace.targetinfo import ImageInfo, MaturinInfo, RustInfo
+
+    loaded = api.load(workspace(MONOREPO))
+    ext, tool = loaded.ws.targets["py:Ext_Py"].info, loaded.ws.targets["rust:tool"].info
+    assert isinstance(ext, MaturinInfo) and ext.crate == "ext" and ext.dist_name == "ext-py"
+    assert isinstance(tool, RustInfo) and tool.harness is None
+    discovered = loaded.ws.targets["image:app"]
+    configured = api.with_image_options(loaded, "image:app", vars={"device": "cpu"}, tags=["r/app:1"],
+                                        platforms=["linux/arm64"], no_cache=True)
+    spec = configured.ws.targets["image:app"].info.spec
+    assert isinstance(configured.ws.targets["image:app"].info, ImageInfo)
+    assert spec["set"]["device"] == "cpu" and spec["tags"] == ["r/app:1"] and spec["platforms"] == ["linux/arm64"]
+    assert spec["no-cache"] is True
+    assert loaded.ws.targets["image:app"] is discovered and discovered.info.spec["tags"] == []
+    assert "device" not in discovered.info.spec.get("set", {}) and "no-cache" not in discovered.info.spec
+    with pytest.raises(UserError, match="images are built for Linux platforms"):
+        api.with_image_options(loaded, "image:app", platforms=["darwin/arm64"])

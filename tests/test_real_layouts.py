@@ -279,7 +279,7 @@ def test_fuzz_bench_and_wasm_crates_are_not_built_by_default(workspace):
     root = workspace(HARNESSES)
     loaded = api.load(root)
     ws = loaded.ws
-    assert {t: ws.targets[t].info.get("harness") for t in ws.targets} == {
+    assert {t: getattr(ws.targets[t].info, "harness", None) for t in ws.targets} == {
         "rust:cli": None, "rust:cli-bench": "bench", "rust:cli-fuzz": "fuzz", "rust:cli-wasm": "wasm",
         "rust:internal-tool": None}
     variants, platforms = choose_dimensions(ws, [], [])
@@ -395,13 +395,28 @@ def test_dynamo_gateway_links_the_c_api_crate_by_path(workspace):
     root = workspace(DYNAMO_GATEWAY)
     ws = api.load(root).ws
     assert ws.targets["go:inference-gateway"].deps == {"rust:libdynamo_llm"}
-    assert ws.targets["rust:libdynamo_llm"].info["staticlibs"] == ["dynamo_llm_capi"]
+    assert ws.targets["rust:libdynamo_llm"].info.staticlibs == ["dynamo_llm_capi"]
     proc = run_polybuild("build", cwd=root)
     assert proc.returncode == 2, proc.stderr
     assert ("deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go:6: go:inference-gateway links "
             "libdynamo_llm_capi.a by a path" in proc.stderr), proc.stderr
     assert "-ldynamo_llm_capi" in proc.stderr and "Traceback" not in proc.stderr
     assert "or set cgo-stage = true in [targets.inference-gateway]" in proc.stderr
+
+
+def test_a_cgo_link_by_path_keeps_the_path_in_the_discovery_memo(workspace):
+    # cgo-stage places the library at the path the preamble names: a remembered discovery must know it too.
+    import time
+
+    from polybuild.workspace.targetinfo import CgoLink
+
+    root = workspace(DYNAMO_GATEWAY)
+    time.sleep(2.1)  # a memo is only written when every file it depends on is older than 2 s
+    first = api.load(root).ws.targets["go:inference-gateway"].info.cgo_links
+    assert (root / ".polybuild" / "discovery.json").is_file()
+    again = api.load(root).ws.targets["go:inference-gateway"].info.cgo_links
+    plugin = "deploy/inference-gateway/epp/pkg/plugins/dynamo_kv_scorer/plugin.go"
+    assert first == again == [CgoLink("dynamo_llm_capi", f"{plugin}:6", True, "${SRCDIR}/lib/libdynamo_llm_capi.a")]
 
 
 STALE = "not the library polybuild builds\n"

@@ -1,33 +1,75 @@
-"""polybuild's Python API: what the command line and the nox sessions call.
+"""polybuild's Python API and its composition root: what the command line and the nox sessions call.
 
-config -> workspace -> graph -> plan -> execute -> artifacts -> reports, one function per user-visible job.
+A build goes through the stages in this order, each one a package of its own:
+
+    load        config -> workspace -> graph                           `load`
+    select      named, affected or a CI job's targets, and their deps  `select_build`, `select`
+    plan        tasks = target x variant x platform                    `build`, `run`
+    preflight   every toolchain the plan needs is here, the version    `_run`, `preflight`
+                groups resolved; a target its builder refuses fails
+                alone (with what depends on it)
+    execute     the scheduler: each task from the cache, or built      `_run`
+    publish     artifacts into dist/, stale ones removed               `_run`
+    report      dist/build-report.json                                 `_run`
+    remember    what the next identical command's fast path answers from (`_run`)
+
+`build` and `run` plan, then `_run` goes through the rest in that order. The no-op fast path sits in front of all
+of it, in the command line (`cli.main._fast_path`), so that an unchanged workspace is answered without importing
+this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     import networkx as nx
 
+    from polybuild.builders import BuildContext
+    from polybuild.cache.remote import RemoteCache
+    from polybuild.cache.store import LocalStore
+    from polybuild.container.templates import Rendered
     from polybuild.execute.scheduler import TaskResult
     from polybuild.graph import TargetGraph
     from polybuild.plan import Plan
-    from polybuild.workspace import Workspace
+    from polybuild.workspace import Target, Workspace
+
+__all__ = [
+    "CacheOptions",
+    "Loaded",
+    "Outcome",
+    "Selection",
+    "build",
+    "explain",
+    "image_target",
+    "load",
+    "local_store",
+    "preflight",
+    "promote",
+    "push_image",
+    "render_image",
+    "run",
+    "select",
+    "select_build",
+    "with_image_options",
+]
 
 
 @dataclass
 class Loaded:
+    """A loaded workspace: its targets and their graph."""
+
     ws: Workspace
     dag: TargetGraph  # what build and run use: plain dicts, no networkx import
 
@@ -51,19 +93,58 @@ def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded
     return Loaded(ws, build_graph(ws))
 
 
-def select(loaded: Loaded, names: list[str]) -> set[str]:
+def select(loaded: Loaded, names: Sequence[str]) -> set[str]:
     """The named targets and their dependencies; all targets when none are named."""
     if not names:
         return set(loaded.ws.targets)
     return loaded.dag.closure(loaded.ws.resolve(n).id for n in names)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a build builds, or why it builds nothing."""
+
+    targets: list[str]
+    variants: list[str]
+    platforms: list[str]
+    nothing: str | None = None  # why nothing is selected: a CI job without targets, or nothing affected
+
+
+def select_build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
+                 platforms: Sequence[str] = (), affected_since: str | None = None,
+                 ci_job: str | None = None) -> Selection:
+    """The targets, variants and platforms of `polybuild build`: those named, or those affected by the changes
+    since a git revision (among the named ones, when some are), or one entry of `ci matrix` (its targets, variant,
+    platform and Python)."""
+    chosen = Selection(list(targets), list(variants), list(platforms))
+    if ci_job:
+        from polybuild.ci import job
+
+        if targets or affected_since or variants or platforms:
+            raise UserError("--ci-job names the targets, variant and platform itself",
+                            hint="drop TARGET, --affected, --variant and --platform")
+        chosen = Selection(*job.apply(loaded, job.parse(ci_job)))
+        if not chosen.targets:
+            return dataclasses.replace(chosen, nothing="this job has no targets")
+    if affected_since:
+        from polybuild.cache.affected import affected
+
+        named = {loaded.ws.resolve(n).id for n in chosen.targets}
+        found = affected(loaded.ws, loaded.dag, affected_since).targets
+        chosen = dataclasses.replace(chosen, targets=[t for t in found if not named or t in named])
+        if not chosen.targets:
+            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {affected_since}")
+    return chosen
+
+
 @dataclass
 class Outcome:
+    """What a build or a task run did: its plan, every task's result, and the report when it wrote one."""
+
     plan: Plan
     results: list[TaskResult]
     report_path: Path | None
-    report: dict | None = None
+    report: dict[str, Any] | None = None
     tools: set[str] = field(default_factory=set)  # toolchains whose identity entered keys
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
@@ -74,35 +155,136 @@ class Outcome:
         return all(r.status in ("built", "cached") for r in self.results)
 
 
-def build(loaded: Loaded, targets: list[str] = (), *, variants: list[str] = (), platforms: list[str] = (),
-          jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
-          cache: CacheOptions | None = None, named: Iterable[str] | None = None) -> Outcome:
-    """Build the targets (all by default) and their dependencies; writes dist/build-report.json. Harness crates
-    are built only when `named` (default: `targets`) names them."""
+def build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
+          platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
+          cache: CacheOptions | None = None, named: Iterable[str] | None = None,
+          remember_as: list[str] | None = None) -> Outcome:
+    """Build the targets (all by default) and their dependencies into dist/; writes dist/build-report.json.
+    Harness crates are built only when `named` (default: `targets`) names them. `remember_as`: the command the
+    fast path knows this run by (recorded when the run succeeded)."""
+    plan = _build_plan(loaded, targets, variants, platforms, named)
+    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as)
+    return _run(loaded, plan, options)
+
+
+def run(loaded: Loaded, action: str, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
+        platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False,
+        json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None) -> Outcome:
+    """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
+    plan = _run_plan(loaded, action, targets, variants, platforms)
+    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=False,
+                          remember_as=remember_as)
+    return _run(loaded, plan, options)
+
+
+def _build_plan(loaded: Loaded, targets: Sequence[str], variants: Sequence[str], platforms: Sequence[str],
+                named: Iterable[str] | None) -> Plan:
+    """Select and plan a build: the targets and their dependencies, per variant and platform; optional images
+    that cannot be built here leave the plan."""
     from polybuild.plan import build_plan, choose_dimensions
 
     if not loaded.ws.targets:
         raise UserError(f"no targets found under {loaded.ws.root}",
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    named = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
-    plan = build_plan(loaded.ws, loaded.dag, select(loaded, list(targets)), chosen_variants, chosen_platforms,
-                      named)
-    _skip_unavailable_images(loaded, plan, named)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=True, cache=cache or CacheOptions())
+    named_ids = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, targets), chosen_variants, chosen_platforms, named_ids)
+    _skip_unavailable_images(loaded, plan, named_ids)
+    return plan
 
 
-def run(loaded: Loaded, action: str, targets: list[str] = (), *, variants: list[str] = (),
-        platforms: list[str] = (), jobs: int | None = None, keep_going: bool = False,
-        json_mode: bool = False, cache: CacheOptions | None = None) -> Outcome:
-    """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
+def _run_plan(loaded: Loaded, action: str, targets: Sequence[str], variants: Sequence[str],
+              platforms: Sequence[str]) -> Plan:
+    """Select and plan a task run: `action` for the named targets (all when none are named), in graph order."""
     from polybuild.plan import choose_dimensions, run_plan
 
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    names = list(targets)
-    selected = {loaded.ws.resolve(n).id for n in names} if names else set(loaded.ws.targets)
-    plan = run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
-    return _execute(loaded, plan, jobs, keep_going, json_mode, write_report=False, cache=cache or CacheOptions())
+    selected = {loaded.ws.resolve(n).id for n in targets} if targets else set(loaded.ws.targets)
+    return run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    jobs: int | None
+    keep_going: bool
+    json_mode: bool  # JSON lines on stdout instead of the progress line
+    cache: CacheOptions
+    report: bool  # write dist/build-report.json (builds do, task runs do not)
+    remember_as: list[str] | None  # the command the fast path knows the run by
+
+
+def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
+    """The stages of a planned run, in order: preflight, execute, publish, report, remember. A task its builder
+    refuses in preflight fails alone: what depends on it is skipped, the rest runs."""
+    from polybuild.execute import publish
+    from polybuild.execute import report as reports
+    from polybuild.support.runlock import workspace_lock
+
+    ctx = _context(loaded, options.cache)
+    refused = preflight(plan, ctx)  # every toolchain is here and the versions resolved, before anything starts
+    with workspace_lock(ctx.state_dir):  # one run at a time per workspace, until its artifacts are published
+        _drop_abandoned_staging(ctx.state_dir)
+        start = time.monotonic()
+        results = _execute(plan, ctx, options, refused)
+        artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
+    outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
+                      toolchains=ctx.toolchains.versions(), refused=refused)
+    if options.report:
+        outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
+        outcome.report_path = reports.write(loaded.ws, outcome.report)
+    _clean_tmp(ctx.state_dir)
+    if options.remember_as is not None:
+        _remember(loaded, outcome, options.remember_as)
+    return outcome
+
+
+def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
+             refused: dict[str, UserError]) -> list[TaskResult]:
+    """Every task of the plan, on worker threads, with progress (the `refused` ones fail with their preflight's
+    message); what the run learnt is saved even when it is interrupted."""
+    from polybuild.execute.progress import make_reporter
+    from polybuild.execute.scheduler import Executor
+
+    reporter = make_reporter(len(plan.tasks), options.json_mode)
+    try:
+        return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
+                        {tid: exc.message for tid, exc in refused.items()}).run()
+    finally:
+        reporter.close()
+        ctx.stat_cache.save()
+        ctx.records.save()
+        if ctx.cache is not None:
+            ctx.cache.store.flush()
+
+
+def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
+    """Record the run for the fast path, unless it failed or ran a task that must run every time (`cache = false`)."""
+    if not outcome.ok or any(t.spec is not None and not t.spec["cache"] for t in outcome.plan.tasks.values()):
+        return
+    from polybuild.cache import fastpath
+    from polybuild.cache.keys import env_names
+    from polybuild.execute.report import FILE_NAME, replayed_text
+
+    root = loaded.ws.root
+    config = loaded.ws.config
+    artifacts = [a for r in outcome.results for a in r.artifacts]
+    summary = {
+        "root": str(root),
+        "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
+        "skipped": outcome.plan.skipped,
+        "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
+                       a.sha256] for a in artifacts],
+        "report": replayed_text(outcome.report) if outcome.report else None,
+        "report_path": f"{config['dist-dir']}/{FILE_NAME}",
+    }
+    # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
+    config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
+    published = [str(config.state_dir / "published.json")]  # another command's build changes dist/
+    unlisted = loaded.ws.unlisted
+    fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
+                    [str(a.path) for a in artifacts],
+                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
+                    {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
 
 
 def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> None:
@@ -117,7 +299,7 @@ def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> Non
             plan.skipped.append((task.id, reason))
 
 
-def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: list[str] = ()) -> str:
+def explain(loaded: Loaded, name: str, *, variants: Sequence[str] = (), platforms: Sequence[str] = ()) -> str:
     """Why each task of the target would rebuild (or that it is up to date)."""
     from polybuild.cache.explain import explain as explain_plan
     from polybuild.plan import build_plan, choose_dimensions
@@ -135,7 +317,7 @@ def explain(loaded: Loaded, name: str, *, variants: list[str] = (), platforms: l
         ctx.stat_cache.save()
 
 
-def local_store(loaded: Loaded):
+def local_store(loaded: Loaded) -> LocalStore:
     """The workspace's local cache store."""
     ctx = _context(loaded, CacheOptions())
     return ctx.cache.store
@@ -154,7 +336,7 @@ class CacheOptions:
     remote_upload: bool = False
 
 
-def _remote(ws: Workspace, options: CacheOptions):
+def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
     conf = ws.config["remote"]
     sources = [("--remote", options.remote_url), ("$POLYBUILD_REMOTE_URL", os.environ.get("POLYBUILD_REMOTE_URL")),
                ("[remote] url", conf["url"])]
@@ -202,7 +384,8 @@ def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
     raise UserError(message, hint=hint)
 
 
-def _context(loaded: Loaded, cache_options: CacheOptions):
+def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
+    """What every task of a run shares: the environment, the caches, the input index, toolchains and records."""
     from polybuild.builders import BuildContext
     from polybuild.cache.inputs import InputIndex
     from polybuild.cache.keys import Fingerprints, Toolchains
@@ -231,7 +414,7 @@ def _context(loaded: Loaded, cache_options: CacheOptions):
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 
 
-def preflight(plan: Plan, ctx) -> dict[str, UserError]:
+def preflight(plan: Plan, ctx: BuildContext) -> dict[str, UserError]:
     """Every toolchain the plan needs is present, checked before anything starts; images for a platform other
     than the host's first need fresh lockfiles with wheels for that platform. Returns the tasks their builder
     refuses (what the user must fix in that target): those fail, and only what depends on them is held back."""
@@ -272,7 +455,7 @@ def _runnable(plan: Plan, refused: set[str]) -> bool:
     return bool(pending)
 
 
-def _resolve_versions(plan: Plan, ctx) -> None:
+def _resolve_versions(plan: Plan, ctx: BuildContext) -> None:
     """Go binaries carry their version group's version: resolve the groups once when `[versions]` sets any and the
     plan builds Go binaries (otherwise every one carries the workspace version, and no manifest is read)."""
     from polybuild import builders
@@ -282,43 +465,6 @@ def _resolve_versions(plan: Plan, ctx) -> None:
         from polybuild.versioning.groups import resolve
 
         ctx.version_groups = resolve(ctx.ws, places=False)
-
-
-def _execute(loaded: Loaded, plan: Plan, jobs: int | None, keep_going: bool, json_mode: bool,
-             write_report: bool, cache: CacheOptions) -> Outcome:
-    import json
-
-    from polybuild.execute import publish as published
-    from polybuild.execute.progress import make_reporter
-    from polybuild.execute.report import build_report
-    from polybuild.execute.scheduler import Executor
-    from polybuild.support.fs import write_atomic
-    from polybuild.support.runlock import workspace_lock
-
-    ctx = _context(loaded, cache)
-    refused = preflight(plan, ctx)
-    with workspace_lock(ctx.state_dir):
-        _drop_abandoned_staging(ctx.state_dir)
-        reporter = make_reporter(len(plan.tasks), json_mode)
-        start = time.monotonic()
-        try:
-            results = Executor(plan, ctx, jobs or loaded.ws.config.jobs, keep_going, reporter,
-                               {tid: exc.message for tid, exc in refused.items()}).run()
-            artifacts = published.update(ctx, results)
-        finally:
-            reporter.close()
-            ctx.stat_cache.save()
-            ctx.records.save()
-            if ctx.cache is not None:
-                ctx.cache.store.flush()
-    report_path = report = None
-    if write_report:
-        report_path = loaded.ws.config.dist_dir / "build-report.json"
-        report = build_report(ctx, results, time.monotonic() - start, artifacts)
-        write_atomic(report_path, json.dumps(report, indent=2) + "\n", durable=False)  # rewritten every run
-    _clean_tmp(ctx.state_dir)
-    return Outcome(plan, results, report_path, report, ctx.toolchains.used(), ctx.python, ctx.toolchains.versions(),
-                   refused)
 
 
 def _drop_abandoned_staging(state_dir: Path) -> None:
@@ -337,52 +483,56 @@ def _clean_tmp(state_dir: Path) -> None:
         os.rmdir(tmp)
 
 
-def image_target(loaded: Loaded, name: str):
+def image_target(loaded: Loaded, name: str) -> Target:
     """The image target called `name` (an image may share its name with the package it holds)."""
     return loaded.ws.resolve(name, kinds=frozenset({"image"}))
 
 
-def set_image_options(loaded: Loaded, name: str, **options: object) -> str:
-    """Override an image's config for this run (`--var`, `--target`, `--tag`, ...); the overrides are part of its
-    cache key like the config they replace. Returns the image's target id."""
+def with_image_options(loaded: Loaded, name: str, *, vars: dict[str, str] | None = None, target: str | None = None,
+                       platforms: Sequence[str] = (), tags: Sequence[str] = (),
+                       build_args: dict[str, str] | None = None, no_cache: bool = False) -> Loaded:
+    """`loaded` with the image `name` configured for this run (`--var`, `--target`, `--platform`, `--tag`,
+    `--build-arg`, `--no-cache`): a new image target in a new workspace, the discovered ones left as they were.
+    The overrides are part of its cache key like the config they replace."""
     image = image_target(loaded, name)
-    spec = dict(image.info["spec"])
-    if options.get("vars"):
-        spec["set"] = {**spec.get("set", {}), **options["vars"]}
-    if options.get("target"):
-        spec["target"] = options["target"]
-    if options.get("platforms"):
+    spec = dict(image.info.spec)
+    if vars:
+        spec["set"] = {**spec.get("set", {}), **vars}
+    if target:
+        spec["target"] = target
+    if platforms:
         from polybuild.support.platforms import PLATFORMS, Platform
 
         linux = [p for p in PLATFORMS if p.startswith("linux/")]
-        for name in options["platforms"]:
-            Platform.parse(name, "--platform", linux, "images are built for Linux platforms")
-        spec["platforms"] = list(options["platforms"])
-    if options.get("tags"):
-        spec["tags"] = list(options["tags"])
-    if options.get("build_args"):
-        spec["build-args"] = {**spec["build-args"], **options["build_args"]}
-    if options.get("no_cache"):
+        for platform in platforms:
+            Platform.parse(platform, "--platform", linux, "images are built for Linux platforms")
+        spec["platforms"] = list(platforms)
+    if tags:
+        spec["tags"] = list(tags)
+    if build_args:
+        spec["build-args"] = {**spec["build-args"], **build_args}
+    if no_cache:
         spec["no-cache"] = True
-    image.info = {**image.info, "spec": spec}
-    return image.id
+    configured = dataclasses.replace(image, info=dataclasses.replace(image.info, spec=spec))
+    ws = dataclasses.replace(loaded.ws, targets={**loaded.ws.targets, image.id: configured})
+    return Loaded(ws, loaded.dag)
 
 
-def render_image(loaded: Loaded, name: str, platform: str | None = None):
-    """The rendered Dockerfile of an image (after `set_image_options`), for one platform."""
+def render_image(loaded: Loaded, name: str, platform: str | None = None) -> Rendered:
+    """The rendered Dockerfile of an image (as `with_image_options` configured it), for one platform."""
     from polybuild.builders.image import render
     from polybuild.plan import Task
     from polybuild.support.platforms import Platform, host
 
     image = image_target(loaded, name)
-    if not image.info["spec"]["template"]:
+    if not image.info.spec["template"]:
         raise UserError(f"{image.id} is assembled from artifacts and has no Dockerfile template")
-    names = [platform] if platform else image.info["spec"]["platforms"] or [f"linux/{host().arch}"]
+    names = [platform] if platform else image.info.spec["platforms"] or [f"linux/{host().arch}"]
     task = Task(image.id, image, "build", image.builder, None, Platform.parse(names[0]))
     return render(task, loaded.ws, Platform.parse(names[0]))
 
 
-def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool = False) -> list[dict]:
+def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool = False) -> list[dict[str, Any]]:
     """Push the image an `Outcome` built to each reference (its configured tags when none are given)."""
     import json
     import tempfile
@@ -408,7 +558,7 @@ def push_image(loaded: Loaded, outcome: Outcome, refs: list[str], insecure: bool
     return pushed
 
 
-def promote(src: str, dst: str, insecure: bool = False) -> dict:
+def promote(src: str, dst: str, insecure: bool = False) -> dict[str, Any]:
     """Copy an image by digest, every platform, from one reference to another (like `crane copy`)."""
     from polybuild.container import helper
     from polybuild.support.cachedir import default_dir

@@ -169,7 +169,7 @@ def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
 
 def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:
     """Images are Linux: the image's own platforms, else the Linux side of the requested ones."""
-    names = image.info["spec"]["platforms"]
+    names = image.info.spec["platforms"]
     if names:
         return [Platform.parse(n) for n in names]
     return sorted({Platform("linux", p.arch) for p in platforms})

@@ -159,7 +159,7 @@ def python_settings(ctx: BuildContext) -> dict[str, Any]:
 def wheel_pattern(task: Task, host: Platform) -> list[str]:
     """A Python package's wheels: every wheel of one distribution name starts with the same normalized prefix
     (the wheel spelling of the canonical name discovery stores: `-` as `_`)."""
-    return [task.target.info["dist_name"].replace("-", "_") + "-*.whl"]
+    return [task.target.info.dist_name.replace("-", "_") + "-*.whl"]
 
 
 REGISTRY = {  # name -> "module:Class"; adding a builder is its module and one line here

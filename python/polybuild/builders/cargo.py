@@ -32,7 +32,7 @@ def profile_args(ctx: BuildContext, task: Task) -> list[str]:
     remaps = [f"--remap-path-prefix={ctx.ws.root}=."]
     cargo_home = os.environ.get("CARGO_HOME") or str(Path.home() / ".cargo")
     remaps.append(f"--remap-path-prefix={cargo_home}=/cargo")
-    target_dir = task.target.info.get("target_dir")
+    target_dir = task.target.info.target_dir
     if target_dir and not Path(target_dir).is_relative_to(ctx.ws.root):
         remaps.append(f"--remap-path-prefix={target_dir}=/target")
     args += ["--config", "build.rustflags=[" + ", ".join(_toml(r) for r in remaps) + "]"]
@@ -63,19 +63,19 @@ class CargoBuilder(Builder):
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
         cargo = require("cargo", t.id)
-        argv = [cargo, "build", "--manifest-path", str(t.manifest), "-p", t.info["crate"], *profile_args(ctx, task)]
-        if t.info["bins"]:
+        argv = [cargo, "build", "--manifest-path", str(t.manifest), "-p", t.info.crate, *profile_args(ctx, task)]
+        if t.info.bins:
             argv.append("--bins")
-        if t.info["cdylibs"] or t.info["staticlibs"]:
+        if t.info.cdylibs or t.info.staticlibs:
             argv.append("--lib")
         return [
-            Step(argv, cwd=Path(t.info["cargo_workspace"])),
+            Step(argv, cwd=Path(t.info.cargo_workspace)),
             Step(action=lambda: self._collect(task, ctx, out), describe=f"copy artifacts of {t.id} to dist"),
         ]
 
     def _collect(self, task: Task, ctx: BuildContext, out: Path) -> None:
         t = task.target
-        base = Path(t.info["target_dir"])
+        base = Path(t.info.target_dir)
         if task.platform and task.platform != ctx.host:
             base /= task.platform.rust_triple
         base /= profile_dir(ctx.config["rust"]["profile"])
@@ -86,18 +86,18 @@ class CargoBuilder(Builder):
     def published_names(self, task: Task, host: Platform) -> list[str]:
         t, plat = task.target, task.platform or host
         return [*(b + plat.exe_suffix for b in built_bins(task)),
-                *(_cdylib_file(c, plat.os) for c in t.info["cdylibs"]),
-                *(staticlib_file(s, plat.os) for s in t.info["staticlibs"])]
+                *(_cdylib_file(c, plat.os) for c in t.info.cdylibs),
+                *(staticlib_file(s, plat.os) for s in t.info.staticlibs)]
 
 
 def built_bins(task: Task) -> list[str]:
     """The crate's bins that `cargo build --bins` builds: those whose `required-features` the build enables (the
     default features and the variant's, with what they enable in turn)."""
     info = task.target.info
-    requires = info.get("bin_requires", {})
+    requires = info.bin_requires
     if not requires:
-        return info["bins"]
-    table = info.get("feature_table", {})
+        return info.bins
+    table = info.feature_table
     enabled: set[str] = set()
     pending = ["default", *task.features] if "default" in table else list(task.features)
     while pending:
@@ -105,7 +105,7 @@ def built_bins(task: Task) -> list[str]:
         if feature not in enabled:
             enabled.add(feature)
             pending += table.get(feature, [])
-    return [b for b in info["bins"] if set(requires.get(b, ())) <= enabled]
+    return [b for b in info.bins if set(requires.get(b, ())) <= enabled]
 
 
 def _cdylib_file(lib: str, os_name: str) -> str:
@@ -125,7 +125,7 @@ class CargoTestBuilder(Builder):
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
-        argv = [require("cargo", t.id), "test", "--manifest-path", str(t.manifest), "-p", t.info["crate"]]
+        argv = [require("cargo", t.id), "test", "--manifest-path", str(t.manifest), "-p", t.info.crate]
         if task.features:
             argv += ["--features", ",".join(task.features)]
-        return [Step(argv, cwd=Path(t.info["cargo_workspace"]))]
+        return [Step(argv, cwd=Path(t.info.cargo_workspace))]

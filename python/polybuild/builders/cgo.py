@@ -19,6 +19,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from polybuild.support.errors import PolybuildError, UserError
+from polybuild.workspace.targetinfo import RustInfo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,13 +28,14 @@ if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.plan import Task
     from polybuild.workspace import Target
+    from polybuild.workspace.targetinfo import CgoLink
 
 
 def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bool:
     """CGO_ENABLED for a Go target, one answer for its build and its license inventory (cgo-only packages are
     excluded by build constraints without it): on when it links a staticlib of the workspace, else the target's
     `cgo`, else `[go] cgo`."""
-    if any(targets[d].info.get("staticlibs") for d in target.deps):
+    if any(_staticlibs(targets[d]) for d in target.deps):
         return True
     setting = target.settings.get("cgo")
     return conf["cgo"] if setting is None else setting
@@ -42,13 +44,17 @@ def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bo
 def linked_crates(task: Task, ctx: BuildContext) -> list[Target]:
     """The Rust staticlib crates this Go target depends on directly."""
     targets = ctx.ws.targets
-    return [targets[d] for d in sorted(task.target.deps) if targets[d].info.get("staticlibs")]
+    return [targets[d] for d in sorted(task.target.deps) if _staticlibs(targets[d])]
 
 
-def path_links(task: Task, ctx: BuildContext) -> list[dict]:
+def _staticlibs(target: Target) -> list[str]:
+    return target.info.staticlibs if isinstance(target.info, RustInfo) else []
+
+
+def path_links(task: Task, ctx: BuildContext) -> list[CgoLink]:
     """The preamble links that name a linked crate's `.a` by a path."""
-    ours = {lib for crate in linked_crates(task, ctx) for lib in crate.info["staticlibs"]}
-    return [link for link in task.target.info.get("cgo_links", ()) if link["by_path"] and link["lib"] in ours]
+    ours = {lib for crate in linked_crates(task, ctx) for lib in crate.info.staticlibs}
+    return [link for link in task.target.info.cgo_links if link.by_path and link.lib in ours]
 
 
 def check_links(task: Task, ctx: BuildContext) -> None:
@@ -60,28 +66,28 @@ def check_links(task: Task, ctx: BuildContext) -> None:
         if t.settings.get("cgo-stage"):
             staged_path(task, ctx, link)
             continue
-        crate = next(c for c in linked_crates(task, ctx) if link["lib"] in c.info["staticlibs"])
+        crate = next(c for c in linked_crates(task, ctx) if link.lib in c.info.staticlibs)
         raise UserError(
-            f"{link['source']}: {t.id} links lib{link['lib']}.a by a path, so the build would use whatever file "
+            f"{link.source}: {t.id} links lib{link.lib}.a by a path, so the build would use whatever file "
             f"is there instead of the one polybuild builds from {crate.id}",
-            hint=f"link it by name: `#cgo LDFLAGS: -l{link['lib']}` (polybuild passes the -L directory), or set "
+            hint=f"link it by name: `#cgo LDFLAGS: -l{link.lib}` (polybuild passes the -L directory), or set "
                  f"cgo-stage = true in {t.config_table} to build from a copy with the library at that path",
         )
 
 
-def staged_path(task: Task, ctx: BuildContext, link: dict) -> str:
+def staged_path(task: Task, ctx: BuildContext, link: CgoLink) -> str:
     """Where a by-path link expects the library, relative to the workspace: `${SRCDIR}/...` from the directory of
     the Go file that names it, and inside the module (the copy holds nothing else)."""
-    source = link["source"].rpartition(":")[0]
-    head, _, rest = link["path"].partition("/")
+    source = link.source.rpartition(":")[0]
+    head, _, rest = (link.path or "").partition("/")
     module = ctx.ws.rel(task.target.dir)
     rel = posixpath.normpath(posixpath.join(posixpath.dirname(source), rest))
     if head not in ("${SRCDIR}", "$SRCDIR") or not (module == "." or rel.startswith(module + "/")) \
             or rel.startswith("../"):
-        raise UserError(f"{link['source']}: {task.target.id} links lib{link['lib']}.a at {link['path']}: cgo-stage "
+        raise UserError(f"{link.source}: {task.target.id} links lib{link.lib}.a at {link.path}: cgo-stage "
                         "places the library only at a ${SRCDIR}-relative path inside the module",
-                        hint=f"name it like `${{SRCDIR}}/lib/lib{link['lib']}.a`, or link it by name: "
-                             f"-l{link['lib']}")
+                        hint=f"name it like `${{SRCDIR}}/lib/lib{link.lib}.a`, or link it by name: "
+                             f"-l{link.lib}")
     return rel
 
 
@@ -105,8 +111,8 @@ def environment(task: Task, ctx: BuildContext, lib_dir: Path) -> dict[str, str]:
 def by_name(task: Task, ctx: BuildContext) -> list[str]:
     """The linked libraries polybuild passes as `-l<name>`: all of them, but those a staged build places at the
     path its preamble names."""
-    staged = {link["lib"] for link in path_links(task, ctx)} if task.target.settings.get("cgo-stage") else set()
-    return [lib for crate in linked_crates(task, ctx) for lib in crate.info["staticlibs"] if lib not in staged]
+    staged = {link.lib for link in path_links(task, ctx)} if task.target.settings.get("cgo-stage") else set()
+    return [lib for crate in linked_crates(task, ctx) for lib in crate.info.staticlibs if lib not in staged]
 
 
 def collect_libraries(task: Task, ctx: BuildContext, lib_dir: Path) -> None:
@@ -135,14 +141,14 @@ def stage_module(task: Task, ctx: BuildContext, stage_root: Path) -> None:
     for link in path_links(task, ctx):
         dest = stage_root / staged_path(task, ctx, link)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_published(task, ctx, link["lib"]), dest)
+        shutil.copyfile(_published(task, ctx, link.lib), dest)
 
 
 def _published(task: Task, ctx: BuildContext, lib: str) -> Path:
     """The `.a` of `lib` that its crate's build task published in this run."""
     from polybuild.builders.cargo import staticlib_file
 
-    crate = next(c for c in linked_crates(task, ctx) if lib in c.info["staticlibs"])
+    crate = next(c for c in linked_crates(task, ctx) if lib in c.info.staticlibs)
     name = staticlib_file(lib, (task.platform or ctx.host).os)
     published = {p.name: p for d in task.deps if ctx.tasks[d].target is crate for p in ctx.artifacts.get(d, [])}
     if name not in published:

@@ -27,7 +27,7 @@ class GoBuilder(Builder):
         return {"go": ctx.config["go"], "version": ctx.go_stamp(task.target.id)}
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        clashes = task.target.info.get("binary_clashes")
+        clashes = task.target.info.binary_clashes
         if clashes:
             name, pkgs = next(iter(clashes.items()))
             raise UserError(f"{task.target.id}: the main packages {' and '.join(pkgs)} would both be built as "
@@ -63,7 +63,7 @@ class GoBuilder(Builder):
             env["GOWORK"] = "off"
             steps.append(Step(action=lambda: cgo.stage_module(task, ctx, stage_root),
                               describe=f"copy {t.id} into {stage_root} with the static libraries it links by path"))
-        for pkg, file_name in zip(t.info["binaries"].values(), self.published_names(task, ctx.host), strict=True):
+        for pkg, file_name in zip(t.info.binaries.values(), self.published_names(task, ctx.host), strict=True):
             argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
             if conf["tags"]:
                 argv += ["-tags", ",".join(conf["tags"])]
@@ -73,7 +73,7 @@ class GoBuilder(Builder):
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         suffix = (task.platform or host).exe_suffix
-        return [binary + suffix for binary in task.target.info["binaries"]]
+        return [binary + suffix for binary in task.target.info.binaries]
 
 
 def go_quoted(args: list[str]) -> str:

@@ -29,7 +29,7 @@ def image_platforms(task: Task, ctx: BuildContext) -> list[Platform]:
 
     if task.platform:
         return [task.platform]
-    names = task.target.info["spec"]["platforms"]
+    names = task.target.info.spec["platforms"]
     return [Platform.parse(n) for n in names] if names else [linux(ctx.host)]
 
 
@@ -61,11 +61,11 @@ def labels(task: Task, ctx: BuildContext) -> dict[str, str]:
     revision = head_revision(ctx.ws.root)
     if revision:
         found["org.opencontainers.image.revision"] = revision
-    return {**found, **task.target.info["spec"]["labels"]}
+    return {**found, **task.target.info.spec["labels"]}
 
 
 def tags(task: Task, ctx: BuildContext) -> list[str]:
-    return [t.replace("{version}", ctx.version) for t in task.target.info["spec"]["tags"]]
+    return [t.replace("{version}", ctx.version) for t in task.target.info.spec["tags"]]
 
 
 def ref_name(task: Task, ctx: BuildContext) -> str:
@@ -76,7 +76,7 @@ def render(task: Task, ws: Workspace, platform: Platform) -> Rendered:
     """The image's Dockerfile for `platform`, its combination of choices checked first."""
     from polybuild.container import templates
 
-    spec = task.target.info["spec"]
+    spec = task.target.info.spec
     builtins = {"image": task.target.name, "version": ws.release_version, "platform": platform.name, "os": platform.os,
                 "arch": platform.arch, "variant": task.variant.name if task.variant else "",
                 "target": spec["target"] or ""}
@@ -93,7 +93,7 @@ def _copy(src: Path, dest: Path) -> None:
 
 
 def context_files(task: Task, ctx: BuildContext) -> list[str]:
-    return ctx.inputs.files(task.target) if task.target.info["spec"]["files"] else []
+    return ctx.inputs.files(task.target) if task.target.info.spec["files"] else []
 
 
 def engine_identity(python: str, extra: tuple[str, ...]) -> str | list[str]:
@@ -121,7 +121,7 @@ class _ImageBuilder(Builder):
     builds_image = True
 
     def target_key_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
-        return {"image": task.target.info["spec"], "version": ctx.version, "labels": labels(task, ctx)}
+        return {"image": task.target.info.spec, "version": ctx.version, "labels": labels(task, ctx)}
 
     def finish(self, task: Task, ctx: BuildContext, layout: Path, out: Path, platforms: list[Platform]) -> Step:
         def action() -> None:
@@ -145,7 +145,7 @@ class DockerfileBuilder(_ImageBuilder):
     weight = 5.0
 
     def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
-        return ToolProbe(tool, (task.target.info["engine"],), engine_identity)
+        return ToolProbe(tool, (task.target.info.engine,), engine_identity)
 
     def unavailable(self, task: Task, ws: Workspace) -> str | None:
         """An optional image needs an installed engine and base images that are present or can be pulled."""
@@ -154,9 +154,9 @@ class DockerfileBuilder(_ImageBuilder):
         from polybuild.container import engines, lint
         from polybuild.support.platforms import Platform, host
 
-        if not task.target.info["spec"]["optional"]:
+        if not task.target.info.spec["optional"]:
             return None
-        engine = engines.detect(task.target.info["engine"])
+        engine = engines.detect(task.target.info.engine)
         if engine is None:
             return "no container engine is installed (buildah, docker with buildx, or podman)"
         try:
@@ -173,8 +173,8 @@ class DockerfileBuilder(_ImageBuilder):
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         from polybuild.container import engines, lint
 
-        engines.require(task.target.info["engine"], task.target.id)
-        spec = task.target.info["spec"]
+        engines.require(task.target.info.engine, task.target.id)
+        spec = task.target.info.spec
         for secret_id, var in spec["secrets"].items():
             if var not in ctx.env:
                 raise UserError(f"{task.target.id}: secret '{secret_id}' reads ${var}, which is not set",
@@ -188,8 +188,8 @@ class DockerfileBuilder(_ImageBuilder):
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         from polybuild.container import engines
 
-        spec = task.target.info["spec"]
-        engine = engines.require(task.target.info["engine"], task.target.id)
+        spec = task.target.info.spec
+        engine = engines.require(task.target.info.engine, task.target.id)
         platform = image_platforms(task, ctx)[0]
         work = out.parent / "image"
         request = engines.BuildRequest(
@@ -230,7 +230,7 @@ class AssembleBuilder(_ImageBuilder):
         from polybuild.container import helper
 
         helper.find(_cache_dir(ctx))
-        if any(d.startswith("py:") for d in task.deps) and not task.target.info["spec"]["site-packages"]:
+        if any(d.startswith("py:") for d in task.deps) and not task.target.info.spec["site-packages"]:
             raise UserError(f"{task.target.id}: the image holds wheels but does not say where to install them",
                             hint='set site-packages, e.g. "/usr/local/lib/python3.11/site-packages"')
 
@@ -254,7 +254,7 @@ class AssembleBuilder(_ImageBuilder):
 
     def spec(self, task: Task, ctx: BuildContext, platforms: list[Platform], work: Path) -> dict[str, Any]:
         """The Go helper's image spec: one set of layers per platform (binaries, installed wheels, files)."""
-        conf = task.target.info["spec"]
+        conf = task.target.info.spec
         per_platform = []
         for platform in platforms:
             wheels, binaries = artifacts(task, ctx, platform)

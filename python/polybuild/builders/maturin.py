@@ -30,18 +30,18 @@ class MaturinBuilder(Builder):
         return {"rust": ctx.config["rust"], "python": python_settings(ctx)}
 
     def is_abi3(self, target: Target) -> bool:
-        return target.info["abi3"]
+        return target.info.abi3
 
     def import_names(self, target: Target) -> tuple[str, ...]:
         """The extension's module (`[tool.maturin] module-name`, else the crate's name)."""
-        module = target.info.get("module_name") or target.info["crate"].replace("-", "_")
+        module = target.info.module_name or target.info.crate.replace("-", "_")
         return (module.split(".", 1)[0],)
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
         maturin = require("maturin", t.id)
         argv = [
-            maturin, "build", "--manifest-path", t.info["crate_manifest"], "--interpreter", ctx.python,
+            maturin, "build", "--manifest-path", t.info.crate_manifest, "--interpreter", ctx.python,
             "--out", str(out), *profile_args(ctx, task),
         ]
         if ctx.config["python"]["sdist"] or t.settings.get("sdist"):

@@ -96,7 +96,7 @@ class Pep517Builder(Builder):
     def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
         """The backend is identified by the installed versions of `build` and the build requirements."""
         if tool == "backend":
-            extra = ("build", *requirement_names(task.target.info.get("build_requires", [])))
+            extra = ("build", *requirement_names(task.target.info.build_requires))
             return ToolProbe(tool, extra, installed_versions)
         return ToolProbe(tool)
 
@@ -104,7 +104,7 @@ class Pep517Builder(Builder):
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
         isolated = ctx.config["python"]["isolation"]
-        requires = () if isolated else tuple(task.target.info["build_requires"])
+        requires = () if isolated else tuple(task.target.info.build_requires)
         missing = unmet_requirements(ctx.python, requires)
         if missing:
             names = " ".join(shlex.quote(m.split(" (found")[0]) for m in missing)

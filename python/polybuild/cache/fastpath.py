@@ -25,7 +25,7 @@ from typing import Any
 
 from polybuild.support.fs import racy, write_atomic
 
-FORMAT = 4  # 4: the environment digest is keyed with the cache's salt
+FORMAT = 5  # 4: the environment digest is keyed with the cache's salt; 5: the report as the text to put back
 # Variables that locate the toolchains, their caches and polybuild's own cache, besides those in cache keys.
 TOOL_ENV = frozenset({
     "PATH", "HOME", "XDG_CACHE_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_HOME", "CARGO_TARGET_DIR",
@@ -133,6 +133,15 @@ def record(root: Path, command: list[str], files: list[str], dirs: list[str], ou
 
 def _racy(sig: list[int] | None, now: int) -> bool:
     return sig is not None and racy(sig[1], sig[2], now)
+
+
+def replay(command: list[str]) -> dict[str, Any] | None:
+    """The last run's summary if nothing it depended on changed, with its build report put back (another command
+    may have written its own since): the text `execute.report.replayed_text` made when the run was recorded."""
+    summary = check(command)
+    if summary is not None and summary["report"] is not None:
+        write_atomic(Path(summary["root"]) / summary["report_path"], summary["report"], durable=False)
+    return summary
 
 
 def check(command: list[str]) -> dict[str, Any] | None:

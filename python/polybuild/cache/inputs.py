@@ -17,6 +17,8 @@ import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polybuild.workspace.targetinfo import CrateInfo
+
 if TYPE_CHECKING:
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
@@ -92,7 +94,7 @@ class InputIndex:
     def _collect(self, target: Target, patterns: list[str] | None) -> set[str]:
         ws = self.ws
         if target.kind == "image":  # root-relative globs: its templates and context files
-            return {f for f in ws.files if any(fnmatch.fnmatchcase(f, p) for p in target.info["inputs"])}
+            return {f for f in ws.files if any(fnmatch.fnmatchcase(f, p) for p in target.info.inputs)}
         patterns = patterns if patterns is not None else target.settings.get("inputs") or None
         if patterns:
             base = ws.rel(target.dir)
@@ -126,8 +128,8 @@ class InputIndex:
     def _toolchain_files(self, target: Target) -> list[str]:
         ws = self.ws
         extra: list[str] = []
-        if "cargo_workspace" in target.info:
-            base = ws.rel(Path(target.info["cargo_workspace"]))
+        if isinstance(target.info, CrateInfo):
+            base = ws.rel(Path(target.info.cargo_workspace))
             extra += [f if base == "." else f"{base}/{f}" for f in CARGO_WORKSPACE_FILES]
         if target.kind == "go":
             extra += list(GO_WORKSPACE_FILES)

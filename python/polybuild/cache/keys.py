@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from polybuild.support.errors import UserError
 from polybuild.support.toolchains import find, python_facts
+from polybuild.workspace.targetinfo import CrateInfo
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, ToolProbe
@@ -206,7 +207,7 @@ def toolchain_probes(task: Task) -> dict[str, tuple[ToolProbe, Path]]:
     from polybuild import builders
 
     t = task.target
-    cwd = Path(t.info.get("cargo_workspace", t.dir))
+    cwd = Path(t.info.cargo_workspace) if isinstance(t.info, CrateInfo) else t.dir
     builder = builders.get(task.builder)
     return {tool: (builder.toolchain_probe(tool, task), cwd) for tool in builder.key_toolchains}
 

@@ -157,7 +157,7 @@ def _builds_on(target: Target, p: Platform, v: Variant | None, platforms: list[P
     image assembled for several platforms at once is built by the job of its first platform in the matrix."""
     if target.kind != "image":
         return True
-    spec = target.info["spec"]
+    spec = target.info.spec
     if p.os != "linux" or (spec["platforms"] and p.name not in spec["platforms"]):
         return False
     if builders.get(target.builder).all_platforms_in_one_task and spec["platforms"]:

@@ -16,8 +16,9 @@ from polybuild.support.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_US
 from polybuild.support.signals import Terminated, stop_on_signals
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
+    from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
     from polybuild.workspace import Workspace
 
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> Loaded:
     from polybuild import api
 
     return api.load(Path(args.directory), args.config)
@@ -222,7 +223,7 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
         return None, False  # a CI job's summary lists every task
     from polybuild.cache import fastpath
 
-    summary = fastpath.check(command)
+    summary = fastpath.replay(command)
     if summary is None:
         return None, True
     import json
@@ -238,13 +239,8 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
         print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run)",
               file=sys.stderr)
         _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
-    if summary["report"]:
-        from polybuild.support.fs import write_atomic
-
-        report_path = Path(summary["root"]) / summary["report_path"]
-        write_atomic(report_path, json.dumps(summary["report"], indent=2) + "\n", durable=False)
-        if not args.json:
-            print(f"  report: {summary['report_path']}", file=sys.stderr)
+    if summary["report"] and not args.json:
+        print(f"  report: {summary['report_path']}", file=sys.stderr)
     return 0, False
 
 
@@ -267,89 +263,45 @@ def _command(args: argparse.Namespace) -> list[str]:
             *args.variant, "--platform", *args.platform, str(args.remote)]
 
 
-def _remember_run(loaded, outcome, command: list[str]) -> None:
-    """Record the run for the fast path, unless it failed or ran a task that must run every time (`cache = false`)."""
-    if not outcome.ok or any(t.spec is not None and not t.spec["cache"] for t in outcome.plan.tasks.values()):
-        return
-    from polybuild.cache import fastpath
-    from polybuild.cache.keys import env_names
-
-    root = loaded.ws.root
-    config = loaded.ws.config
-    artifacts = [a for r in outcome.results for a in r.artifacts]
-    report = outcome.report and {**outcome.report, "duration_s": 0.0, "tasks": [
-        {**t, "status": "cached", "duration_s": 0.0} for t in outcome.report["tasks"]]}
-    summary = {
-        "root": str(root),
-        "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
-        "skipped": outcome.plan.skipped,
-        "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
-                       a.sha256] for a in artifacts],
-        "report": report,
-        "report_path": f"{config['dist-dir']}/build-report.json",
-    }
-    # Besides the workspace's files: its config files (a config outside the root, includes, polybuild.lock)
-    config_files = [str(p) for p in (*((config.file.path,) if config.file else ()), *config.inputs)]
-    published = [str(config.state_dir / "published.json")]  # another command's build changes dist/
-    unlisted = loaded.ws.unlisted
-    fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
-                    [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
-                    {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
-
-
-def _with_fast_path(args: argparse.Namespace, execute, done: str) -> int:
-    """Answer from the last identical run when nothing changed; otherwise load, execute and remember the run."""
+def _with_fast_path(args: argparse.Namespace, execute: Callable[[Loaded, list[str] | None], Outcome | int],
+                    done: str) -> int:
+    """Answer from the last identical run when nothing changed; otherwise load and execute (`api` records the run
+    for the fast path under the command it is given, when there is one)."""
     command = _command(args)
     code, remember = _fast_path(args, command)
     if code is not None:
         return code
     loaded = _load(args)
-    outcome = execute(loaded)
+    outcome = execute(loaded, command if remember else None)
     if isinstance(outcome, int):
         return outcome
-    if remember:
-        _remember_run(loaded, outcome, command)
     return _finish(loaded, outcome, args.json, done=done)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    def execute(loaded):
+    def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome | int:
         from polybuild import api
 
-        targets = list(args.targets)
-        if args.ci_job:
-            from polybuild.ci import job
-
-            if targets or args.affected or args.variant or args.platform:
-                raise UserError("--ci-job names the targets, variant and platform itself",
-                                hint="drop TARGET, --affected, --variant and --platform")
-            targets, args.variant, args.platform = job.apply(loaded, job.parse(args.ci_job))
-            if not targets:
-                print("polybuild: this job has no targets", file=sys.stderr)
-                return 0
-        if args.affected:
-            from polybuild.cache.affected import affected
-
-            named = {loaded.ws.resolve(n).id for n in targets}
-            found = affected(loaded.ws, loaded.dag, args.affected).targets
-            targets = [t for t in found if not named or t in named]
-            if not targets:
-                print(f"polybuild: nothing is affected by changes since {args.affected}", file=sys.stderr)
-                return 0
-        return api.build(loaded, targets, variants=args.variant, platforms=args.platform, jobs=args.jobs,
-                         keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                         named=args.targets)  # affected harness crates are not asked for
+        chosen = api.select_build(loaded, args.targets, variants=args.variant, platforms=args.platform,
+                                  affected_since=args.affected, ci_job=args.ci_job)
+        if chosen.nothing:
+            print(f"polybuild: {chosen.nothing}", file=sys.stderr)
+            return 0
+        return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
+                         jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
+                         cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
+                         remember_as=remember_as)
 
     return _with_fast_path(args, execute, done="built")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    def execute(loaded):
+    def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome:
         from polybuild import api
 
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
-                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args))
+                       jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
+                       remember_as=remember_as)
 
     return _with_fast_path(args, execute, done="done")
 
@@ -360,7 +312,7 @@ def _cache_options(args: argparse.Namespace):
     return CacheOptions(enabled=not args.no_cache, remote_url=args.remote, remote_upload=args.remote_upload)
 
 
-def _finish(loaded, outcome, json_mode: bool, done: str) -> int:
+def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int:
     from polybuild.execute.report import failure_details
 
     root = loaded.ws.root
@@ -457,12 +409,11 @@ def _cmd_container(args: argparse.Namespace) -> int:
         print(json.dumps(api.promote(args.src, args.dst, args.insecure)))
         return 0
     loaded = _load(args)
-    platforms = [args.platform] if args.platform else []
-    image_id = api.set_image_options(
-        loaded, args.image, vars=_pairs(getattr(args, "var", []), "--var"), target=getattr(args, "target", None),
-        platforms=platforms, tags=getattr(args, "tag", []), build_args=_pairs(getattr(args, "build_arg", []),
-                                                                             "--build-arg"),
-        no_cache=getattr(args, "no_cache", False))
+    image_id = api.image_target(loaded, args.image).id
+    loaded = api.with_image_options(
+        loaded, image_id, vars=_pairs(getattr(args, "var", []), "--var"), target=getattr(args, "target", None),
+        platforms=[args.platform] if args.platform else [], tags=getattr(args, "tag", []),
+        build_args=_pairs(getattr(args, "build_arg", []), "--build-arg"), no_cache=getattr(args, "no_cache", False))
     if args.container_command == "render":
         return _render(loaded, args)
     json_mode = getattr(args, "json", False)
@@ -490,7 +441,7 @@ def _render(loaded, args: argparse.Namespace) -> int:
         return 0
     from polybuild.container.lint import check
 
-    problems = check(rendered, api.image_target(loaded, args.image).info["spec"]["allow-latest"])
+    problems = check(rendered, api.image_target(loaded, args.image).info.spec["allow-latest"])
     for problem in problems:
         print(f"{problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -1,18 +1,42 @@
-"""The build report: `dist/build-report.json` for machines and the end-of-run summary for people."""
+"""The build report: `dist/build-report.json` for machines and the end-of-run summary for people.
+
+`write` is the one place the report file is written. The no-op fast path puts back the text `replayed_text` made
+when the run was recorded (the same report, every task cached), as the cache puts back outputs.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from polybuild import __version__
-from polybuild.support.fs import relative
+from polybuild.support.fs import relative, write_atomic
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.execute.scheduler import TaskResult
+    from polybuild.workspace import Workspace
 
 LOG_TAIL_LINES = 25
+FILE_NAME = "build-report.json"
+
+
+def write(ws: Workspace, report: dict[str, Any]) -> Path:
+    """Write the report into the dist directory; its path."""
+    path = ws.config.dist_dir / FILE_NAME
+    write_atomic(path, _text(report), durable=False)  # rewritten every run
+    return path
+
+
+def replayed_text(report: dict[str, Any]) -> str:
+    """The report file a no-op rerun of the same command leaves: every task cached, no time spent."""
+    return _text({**report, "duration_s": 0.0,
+                  "tasks": [{**t, "status": "cached", "duration_s": 0.0} for t in report["tasks"]]})
+
+
+def _text(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2) + "\n"
 
 
 def input_digests(ctx: BuildContext, results: list[TaskResult]) -> dict[str, str]:

@@ -127,7 +127,7 @@ def _choose(loaded: Loaded, wheels: dict[str, WheelInfo], names: Sequence[str]) 
         targets = sorted((t for t in ws.targets.values() if t.kind == "py"), key=lambda t: t.id)
     chosen = []
     for target in targets:
-        dist = canonicalize_name(target.info.get("dist_name", target.name))
+        dist = canonicalize_name(target.info.dist_name)
         conf = settings.get(dist, {})
         if dist not in wheels:
             if names:
@@ -159,7 +159,7 @@ def _settings(loaded: Loaded) -> dict[str, dict[str, Any]]:
         except UserError as exc:
             raise config.error(("extras", key), f"[extras.{key}] names no Python package of the workspace",
                                exc.hint) from exc
-        out[canonicalize_name(target.info.get("dist_name", target.name))] = {**conf, "key": key}
+        out[canonicalize_name(target.info.dist_name)] = {**conf, "key": key}
     return out
 
 

@@ -20,12 +20,14 @@ CRATES_IO = frozenset({"registry+https://github.com/rust-lang/crates.io-index", 
 
 def packages(ws: Workspace, *, all_features: bool = True) -> list[Package]:
     """Crates of every Cargo workspace holding a target (the workspace's own crates flagged `workspace`)."""
+    from polybuild.workspace.targetinfo import CrateInfo
+
     crate_targets: dict[Path, str] = {}  # crate directory -> target id
     roots: set[str] = set()
     for target in ws.targets.values():
-        if target.kind in ("rust", "py") and target.info.get("cargo_workspace"):
-            crate_targets[Path(target.info.get("crate_manifest", target.manifest)).parent] = target.id
-            roots.add(target.info["cargo_workspace"])
+        if isinstance(target.info, CrateInfo):
+            crate_targets[Path(target.info.crate_manifest).parent] = target.id
+            roots.add(target.info.cargo_workspace)
     shadows = _lock_shadows(ws, [Path(root) for root in sorted(roots)])
     found: list[Package] = []
     for root in sorted(roots):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from polybuild.support.errors import UserError
+from polybuild.workspace.targetinfo import CrateInfo
 
 if TYPE_CHECKING:
     from polybuild.licenses.model import Package
@@ -108,10 +109,10 @@ def exclusions(ws: Workspace) -> Exclusions:
 def _own_package(target: Target) -> tuple[str, str]:
     """The inventory's key for a target's own package (ecosystem, name)."""
     if target.kind == "py":
-        return "pypi", target.info["dist_name"]
+        return "pypi", target.info.dist_name
     if target.kind == "go":
-        return "golang", target.info["module"]
-    return "cargo", target.info.get("crate", target.name)
+        return "golang", target.info.module
+    return "cargo", target.info.crate if isinstance(target.info, CrateInfo) else target.name
 
 
 def _target(ws: Workspace, name: str, keypath: tuple[str, ...], kinds: frozenset[str] | None) -> Target:

@@ -52,7 +52,7 @@ def module_packages(target: Target, ws: Workspace, own: dict[str, Target]) -> li
     """The modules one Go module compiles (other workspace modules too), each with its shortest import chain."""
     modules, edges = _module_graph(list_packages(target, ws), target, own)
     found = []
-    for path, chain in sorted(_chains(target.info["module"], edges, modules, target.id).items()):
+    for path, chain in sorted(_chains(target.info.module, edges, modules, target.id).items()):
         module = modules[path]
         package = _own_package(ws.targets[module.target], ws.release_version) if module.target else _package(module)
         package.dependents = [chain]
@@ -178,7 +178,7 @@ def _package(module: Module) -> Package:
 def _own_package(target: Target, release_version: str) -> Package:
     from polybuild.licenses.purl import PurlError, purl
 
-    module = target.info["module"]
+    module = target.info.module
     try:
         package_url = purl("golang", module, release_version)
     except PurlError:

@@ -74,8 +74,9 @@ def _fetch_crates_and_modules(ws: Workspace) -> None:
     read from the local caches."""
     from polybuild.support.process import run_tool
     from polybuild.support.toolchains import require
+    from polybuild.workspace.targetinfo import CrateInfo
 
-    roots = sorted({t.info["cargo_workspace"] for t in ws.targets.values() if t.info.get("cargo_workspace")})
+    roots = sorted({t.info.cargo_workspace for t in ws.targets.values() if isinstance(t.info, CrateInfo)})
     for root in roots:
         run_tool([require("cargo", "--fetch"), "fetch", "--locked", "--manifest-path", str(Path(root) / "Cargo.toml")],
                  f"cargo fetch in {root}", cwd=Path(root))

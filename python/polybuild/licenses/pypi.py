@@ -75,7 +75,7 @@ def packages(ws: Workspace, *, fetch: bool | str | None = False, leave_out: Excl
 
     sources = Sources(for_workspace(ws.root, ws.config["cache-dir"]) / "licenses" / "pypi",
                       platform_targets(ws, [], []), METADATA if fetch is True else fetch or None)
-    own = {t.info["dist_name"]: t for t in ws.targets.values() if t.kind == "py"}
+    own = {t.info.dist_name: t for t in ws.targets.values() if t.kind == "py"}
     by_lock: dict[Path | None, list[Target]] = {}
     for target in projects:
         by_lock.setdefault(lock_for(ws.root, target.dir), []).append(target)
@@ -156,7 +156,7 @@ class DistGraph:
         raise NotImplementedError
 
     def dist_of(self, target: Target) -> Dist:
-        return Dist(target.info["dist_name"], target.version or self.release_version, target.id)
+        return Dist(target.info.dist_name, target.version or self.release_version, target.id)
 
     def chains(self) -> dict[Dist, list[tuple[str, ...]]]:
         """Walk from every root; the shortest chain per root."""
@@ -247,7 +247,7 @@ class LockGraph(DistGraph):
                       if not leave_out.excludes(t.id, extra)]
 
     def _extras_of(self, target: Target) -> list[str]:
-        return sorted(self._entry(target.info["dist_name"], None, target.id).extras)
+        return sorted(self._entry(target.info.dist_name, None, target.id).extras)
 
     def locked(self, dist: Dist) -> Locked | None:
         return self._entry(dist.name, dist.version, self.display)
@@ -469,8 +469,8 @@ def _own_package(target: Target, release_version: str) -> Package:
     extra += [table["file"]] if "file" in table else []
     version = target.version or release_version
     return Package(
-        ecosystem="pypi", name=target.info["dist_name"], version=version,
-        purl=purl("pypi", target.info["dist_name"], version), declared=declared, legacy=table.get("text"),
+        ecosystem="pypi", name=target.info.dist_name, version=version,
+        purl=purl("pypi", target.info.dist_name, version), declared=declared, legacy=table.get("text"),
         classifiers=tuple(c for c in project.get("classifiers", []) if c.startswith("License ::")),
         files=license_files(target.dir, extra), source="path", workspace=True,
     )

@@ -65,10 +65,10 @@ class Scan:
         from polybuild.licenses.golang import binary_modules, check_binary
 
         dist = self.ws.config.dist_dir
-        binaries = [dist / name for name in target.info["binaries"] if (dist / name).is_file()]
+        binaries = [dist / name for name in target.info.binaries if (dist / name).is_file()]
         if not binaries:
             return None
-        own = {t.info["module"] for t in self.ws.targets.values() if t.kind == "go"}
+        own = {t.info.module for t in self.ws.targets.values() if t.kind == "go"}
         packages = [r.package for r in self.resolved]
         for binary in binaries:
             check_binary(binary, packages, own)

@@ -52,16 +52,16 @@ def _code() -> list[str]:
 def _inputs(ws: Workspace, policy_file: Path) -> set[str]:
     """Every manifest and lockfile the scanners read, the policy and the config files."""
     from polybuild.licenses.pypi import lock_for
+    from polybuild.workspace.targetinfo import CrateInfo
 
     found = {str(policy_file), *(str(p) for p in ws.config.inputs)}
     if ws.config.file is not None:
         found.add(str(ws.config.file.path))
     for target in ws.targets.values():
         found.add(str(target.manifest))
-        if target.info.get("crate_manifest"):
-            found.add(str(target.info["crate_manifest"]))
-        if target.info.get("cargo_workspace"):
-            root = Path(target.info["cargo_workspace"])
+        if isinstance(target.info, CrateInfo):
+            found.add(str(target.info.crate_manifest))
+            root = Path(target.info.cargo_workspace)
             found |= {str(root / "Cargo.toml"), str(root / "Cargo.lock")}
         if target.kind == "go":
             found |= {str(target.dir / name) for name in ("go.mod", "go.sum", "vendor/modules.txt")}

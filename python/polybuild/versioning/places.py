@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from polybuild.support import tomlfile
 from polybuild.versioning.convert import ReleaseVersion
 from polybuild.workspace import Workspace
+from polybuild.workspace.targetinfo import CrateInfo
 
 KeyPath = tuple[str | int, ...]
 _CARGO_DEP_TABLES = ("dependencies", "dev-dependencies", "build-dependencies")
@@ -72,7 +73,7 @@ def find_places(ws: Workspace) -> list[Place]:
     everywhere = _unique_crates(workspaces)
     for root, crates in workspaces.items():  # a nested workspace locks the path dependencies it reaches too
         places += _cargo_lock_places(root / "Cargo.lock", {**everywhere, **crates})
-    by_dist = {t.info["dist_name"]: t.id for t in ws.targets.values() if t.kind == "py"}
+    by_dist = {t.info.dist_name: t.id for t in ws.targets.values() if t.kind == "py"}
     for target in sorted((t for t in ws.targets.values() if t.kind == "py"), key=lambda t: t.manifest):
         places += _pyproject_places(target.manifest, target.id, by_dist)
     return places
@@ -110,9 +111,9 @@ def _cargo_manifests(ws: Workspace) -> list[Path]:
     """Crate manifests (maturin packages included) and the roots of their Cargo workspaces."""
     manifests: set[Path] = set()
     for t in ws.targets.values():
-        if "cargo_workspace" in t.info:
-            manifests.add(Path(t.info["cargo_workspace"]) / "Cargo.toml")
-            manifests.add(Path(t.info.get("crate_manifest", t.manifest)))
+        if isinstance(t.info, CrateInfo):
+            manifests.add(Path(t.info.cargo_workspace) / "Cargo.toml")
+            manifests.add(Path(t.info.crate_manifest))
     return sorted(m for m in manifests if m.is_file())
 
 
@@ -120,8 +121,8 @@ def _cargo_members(ws: Workspace) -> dict[Path, dict[str, str]]:
     """Each Cargo workspace root and its crates: crate name -> target id."""
     members: dict[Path, dict[str, str]] = {}
     for t in ws.targets.values():
-        if "cargo_workspace" in t.info:
-            members.setdefault(Path(t.info["cargo_workspace"]), {})[t.info["crate"]] = t.id
+        if isinstance(t.info, CrateInfo):
+            members.setdefault(Path(t.info.cargo_workspace), {})[t.info.crate] = t.id
     return members
 
 
@@ -136,8 +137,7 @@ def _unique_crates(workspaces: dict[Path, dict[str, str]]) -> dict[str, str]:
 
 def _crate_owners(ws: Workspace) -> dict[Path, str]:
     """Crate manifest -> the target that builds the crate (a maturin package owns its extension crate)."""
-    return {Path(t.info.get("crate_manifest", t.manifest)).resolve(): t.id
-            for t in ws.targets.values() if "cargo_workspace" in t.info}
+    return {Path(t.info.crate_manifest).resolve(): t.id for t in ws.targets.values() if isinstance(t.info, CrateInfo)}
 
 
 def _inheritors(ws: Workspace, manifests: dict[Path, tomlfile.TomlFile],
@@ -145,11 +145,11 @@ def _inheritors(ws: Workspace, manifests: dict[Path, tomlfile.TomlFile],
     """Cargo workspace root -> the crates whose `version.workspace = true` reads its [workspace.package] version."""
     found: dict[Path, list[str]] = {}
     for t in sorted(ws.targets.values(), key=lambda t: t.id):
-        manifest = Path(t.info.get("crate_manifest", t.manifest)) if "cargo_workspace" in t.info else None
+        manifest = Path(t.info.crate_manifest) if isinstance(t.info, CrateInfo) else None
         doc = manifests.get(manifest) if manifest else None
         version = doc.data.get("package", {}).get("version") if doc else None
         if isinstance(version, dict) and version.get("workspace") is True:
-            found.setdefault(Path(t.info["cargo_workspace"]), []).append(by_manifest[manifest.resolve()])
+            found.setdefault(Path(t.info.cargo_workspace), []).append(by_manifest[manifest.resolve()])
     return {root: tuple(ids) for root, ids in found.items()}
 
 

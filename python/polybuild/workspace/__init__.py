@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from polybuild.config.model import Config
 from polybuild.support.errors import UserError
+from polybuild.workspace.targetinfo import CrateInfo, GoInfo, MaturinInfo, PythonInfo, RustInfo, TargetInfo
 
 if TYPE_CHECKING:
     from polybuild.workspace.cargometa import CargoMetadata
@@ -46,9 +47,9 @@ class Target:
     builder: str | None  # a key of polybuild.builders.BUILDERS, or None for libraries
     dir: Path
     manifest: Path
+    info: TargetInfo  # what discovery read from its manifest, typed per kind (workspace.targetinfo)
     version: str | None = None
     features: frozenset[str] = frozenset()  # Cargo features the crate declares (variants apply only these)
-    info: dict[str, Any] = field(default_factory=dict)  # builder-specific facts read from the manifest
     refs: list[Ref] = field(default_factory=list)
     deps: set[str] = field(default_factory=set)
     settings: dict[str, Any] = field(default_factory=dict)  # its [targets.<name>] config table
@@ -59,7 +60,7 @@ class Target:
         skip = self.settings.get("skip")
         if skip:
             return f"skip = true in {self.config_table}"
-        harness = self.info.get("harness")
+        harness = self.info.harness if isinstance(self.info, RustInfo) else None
         if harness and self.builder and skip is None and not named:
             return (f"{HARNESSES[harness]}, not a product (name it, or set skip = false in {self.config_table}, "
                     "to build it)")
@@ -175,7 +176,7 @@ def _discover_manifests(config: Config, listing: list[str], cargo_metadata: Carg
     listing = [p for p in listing if not _in_dot_dir(p) or p.startswith(asked)]
     rust_targets = cargo.discover(config.root, listing, config, cargo_metadata)
     py_targets = python.discover(config.root, listing, config, rust_targets)
-    staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info["staticlibs"])
+    staticlibs = frozenset(lib for t in rust_targets.values() for lib in t.info.staticlibs)
     go_targets = go.discover(config.root, listing, config, staticlibs)
     return [*rust_targets.values(), *py_targets, *go_targets]
 
@@ -197,11 +198,11 @@ def _qualify_colliding_ids(found: list[Target], root: Path) -> list[str]:
     notes = []
     for same in (group for _, group in sorted(by_id.items()) if len(group) > 1):
         dirs = sorted(t.dir.relative_to(root).as_posix() or "." for t in same)
-        modules = {t.info.get("module") for t in same}
-        by_module = same[0].kind == "go" and len(modules) == len(same)
+        modules = {t.info.module for t in same if isinstance(t.info, GoInfo)}
+        by_module = len(modules) == len(same)  # Go modules, each with its own module path
         for t in same:
             where = t.dir.relative_to(root).as_posix() or "."
-            t.id = f"go:{t.info['module']}" if by_module else f"{t.kind}:{t.name}@{where}"
+            t.id = f"go:{t.info.module}" if by_module else f"{t.kind}:{t.name}@{where}"
         scheme = "their module paths" if by_module else f"'{same[0].kind}:<name>@<directory>'"
         notes.append(f"{len(same)} {same[0].ecosystem_label}s are named '{same[0].name}' ({', '.join(dirs)}): "
                      f"their ids are {scheme}")
@@ -223,7 +224,8 @@ def _workspace_version(config: Config, targets: dict[str, Target]) -> str | None
         version = tomlfile.load(pyproject, "pyproject.toml").data.get("project", {}).get("version")
         if isinstance(version, str):
             return version
-    return next((t.info["workspace_version"] for t in targets.values() if t.info.get("workspace_version")), None)
+    return next((t.info.workspace_version for t in targets.values()
+                 if isinstance(t.info, CrateInfo) and t.info.workspace_version), None)
 
 
 def _apply_settings(ws: Workspace) -> None:
@@ -266,12 +268,15 @@ def _rename(ws: Workspace, key: str, target: Target) -> None:
 
 def _resolve_refs(ws: Workspace) -> None:
     by_dir = {t.dir: t.id for t in ws.targets.values()}
-    by_dir.update({Path(d): t.id for t in ws.targets.values() for d in t.info.get("aliases", ())})
+    # a maturin package stands for the crate it wraps
+    by_dir.update({Path(t.info.crate_manifest).parent: t.id for t in ws.targets.values()
+                   if isinstance(t.info, MaturinInfo)})
     by_dist: dict[str, list[str]] = {}
     for t in ws.targets.values():
-        if t.info.get("dist_name"):
-            by_dist.setdefault(t.info["dist_name"], []).append(t.id)
-    by_staticlib = {lib: t.id for t in ws.targets.values() for lib in t.info.get("staticlibs", ())}
+        if isinstance(t.info, PythonInfo):
+            by_dist.setdefault(t.info.dist_name, []).append(t.id)
+    by_staticlib = {lib: t.id for t in ws.targets.values() if isinstance(t.info, RustInfo)
+                    for lib in t.info.staticlibs}
     for t in ws.targets.values():
         for ref in t.refs:
             dep = (by_staticlib.get(ref.value) if ref.kind == "staticlib"

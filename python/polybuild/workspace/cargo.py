@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from polybuild.config.model import Config
 from polybuild.workspace import Ref, Target
+from polybuild.workspace.targetinfo import RustInfo
 
 if TYPE_CHECKING:
     from polybuild.workspace.cargometa import CargoMetadata
@@ -49,13 +50,11 @@ def _members(root: Path, meta: dict, listed: set[str]) -> list[Target]:
             continue  # a member outside this workspace root is not ours to build
         if rel not in listed:
             continue  # excluded, ignored or in a nested workspace
-        target = _target(pkg, crate_manifest, ws_root, ws_version, rel)
-        target.info["target_dir"] = meta["target_directory"]
-        targets.append(target)
+        targets.append(_target(pkg, crate_manifest, ws_root, meta["target_directory"], ws_version, rel))
     return targets
 
 
-def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, rel: str) -> Target:
+def _target(pkg: dict, manifest: Path, ws_root: Path, target_dir: str, ws_version: str | None, rel: str) -> Target:
     shipped = {kind: sorted(t["name"] for t in pkg["targets"] if kind in t["kind"]) for kind in SHIPPED_KINDS}
     lib_name = next((t["name"] for t in pkg["targets"] if {"lib", "cdylib", "rlib"} & set(t["kind"])), None)
     refs = [
@@ -73,21 +72,23 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, ws_version: str | None, re
         manifest=manifest,
         version=pkg["version"],
         features=frozenset(pkg["features"]),
-        info={
-            "crate": pkg["name"],
-            "bins": shipped["bin"],
+        info=RustInfo(
+            crate=pkg["name"],
+            crate_manifest=str(manifest),
+            cargo_workspace=str(ws_root),
+            target_dir=target_dir,
+            workspace_version=ws_version,
+            bins=shipped["bin"],
             # cargo skips a bin whose `required-features` are not enabled (dynamo-llm's bench_local_transfer_v2)
-            "bin_requires": {t["name"]: sorted(t["required-features"]) for t in pkg["targets"]
-                             if "bin" in t["kind"] and t.get("required-features")},
-            "feature_table": {name: sorted(f for f in enables if "/" not in f and not f.startswith("dep:"))
-                              for name, enables in pkg["features"].items()},
-            "cdylibs": shipped["cdylib"],
-            "staticlibs": [n.replace("-", "_") for n in shipped["staticlib"]],  # what cgo's -l<name> links
-            "lib_name": lib_name,
-            "cargo_workspace": str(ws_root),
-            "workspace_version": ws_version,
-            "harness": harness(pkg),
-        },
+            bin_requires={t["name"]: sorted(t["required-features"]) for t in pkg["targets"]
+                          if "bin" in t["kind"] and t.get("required-features")},
+            feature_table={name: sorted(f for f in enables if "/" not in f and not f.startswith("dep:"))
+                           for name, enables in pkg["features"].items()},
+            cdylibs=shipped["cdylib"],
+            staticlibs=[n.replace("-", "_") for n in shipped["staticlib"]],  # what cgo's -l<name> links
+            lib_name=lib_name,
+            harness=harness(pkg),
+        ),
         refs=refs,
     )
 

@@ -13,6 +13,7 @@ from polybuild.config.model import Config
 from polybuild.support.errors import ConfigError
 from polybuild.workspace import Ref, Target
 from polybuild.workspace.files import under_dir
+from polybuild.workspace.targetinfo import CgoLink, GoInfo
 
 _PACKAGE = re.compile(rb"^package\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 _MAJOR = re.compile(r"^v\d+$")
@@ -163,7 +164,7 @@ def _target(root: Path, rel_dir: str, go_files: list[str], staticlibs: frozenset
     binaries = {name: pkgs[-1] for name, pkgs in by_name.items()}
     clashes = {name: pkgs for name, pkgs in by_name.items() if len(pkgs) > 1}  # the build refuses these
     cgo_links = _cgo_links(root, go_files, staticlibs) if staticlibs else []
-    refs += [Ref("staticlib", link["lib"], link["source"], required=False) for link in cgo_links]
+    refs += [Ref("staticlib", link.lib, link.source, required=False) for link in cgo_links]
     return Target(
         id=f"go:{_binary_name(module)}",
         name=_binary_name(module),
@@ -171,17 +172,17 @@ def _target(root: Path, rel_dir: str, go_files: list[str], staticlibs: frozenset
         builder="go" if binaries else None,
         dir=directory,
         manifest=directory / "go.mod",
-        info={"module": module, "binaries": dict(sorted(binaries.items())), "binary_clashes": clashes,
-              "cgo_links": cgo_links},
+        info=GoInfo(module=module, binaries=dict(sorted(binaries.items())), binary_clashes=clashes,
+                    cgo_links=cgo_links),
         refs=refs,
     )
 
 
-def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> list[dict[str, object]]:
+def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> list[CgoLink]:
     """The workspace's Rust static libraries that the module's cgo preambles link: by `-l<name>`, or as a
     `lib<name>.a` named by path (`by_path`, the `path` as written), each with the `file:line` that names it; each
     becomes an edge."""
-    links: list[dict[str, object]] = []
+    links: list[CgoLink] = []
     for rel in go_files:
         with open(root / rel, "rb") as f:
             head = f.read(CGO_HEAD)
@@ -194,8 +195,7 @@ def _cgo_links(root: Path, go_files: list[str], staticlibs: frozenset[str]) -> l
                 lib_file = _LIB_FILE.search(token) if by_path else None
                 lib = token[2:] if not by_path else lib_file[1] if lib_file else None
                 if lib in staticlibs:
-                    links.append({"lib": lib, "source": f"{rel}:{line}", "by_path": by_path,
-                                  **({"path": token} if by_path else {})})
+                    links.append(CgoLink(lib, f"{rel}:{line}", by_path, token if by_path else None))
     return links
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from polybuild.config.model import Config
 from polybuild.workspace import BUILT_KINDS, Ref, Target
+from polybuild.workspace.targetinfo import ImageInfo
 
 
 def discover(root: Path, config: Config, others: list[Target]) -> list[Target]:
@@ -21,7 +22,7 @@ def discover(root: Path, config: Config, others: list[Target]) -> list[Target]:
             builder="dockerfile" if template else "assemble",
             dir=root,
             manifest=config.file.path if config.file else root,
-            info={"spec": spec, "inputs": inputs + spec["files"], "engine": config["container"]["engine"]},
+            info=ImageInfo(spec=spec, inputs=inputs + spec["files"], engine=config["container"]["engine"]),
             refs=[Ref("name", a, f"{config.display}: [images.{name}].artifacts", kinds=BUILT_KINDS)
                   for a in spec["artifacts"]],
         ))

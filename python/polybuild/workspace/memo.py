@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from polybuild.config.model import Config
     from polybuild.workspace import Target
 
-FORMAT = 4  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links; 4: their paths
+FORMAT = 5  # 2: abi3 of maturin targets; 3: harnesses, staticlibs, cgo links; 4: their paths; 5: typed info
 MANIFESTS = frozenset({"Cargo.toml", "pyproject.toml", "go.mod", "go.work", "config.toml", "config"})
 ENV = ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_HOME")
 
@@ -54,6 +54,7 @@ def signature(root: Path, config: Config, listing: list[str]) -> tuple[str, bool
 
 def load(path: Path, digest: str) -> list[Target] | None:
     from polybuild.workspace import Ref, Target
+    from polybuild.workspace.targetinfo import from_json
 
     try:
         data = json.loads(path.read_bytes())
@@ -63,16 +64,18 @@ def load(path: Path, digest: str) -> list[Target] | None:
         return None
     return [Target(id=t["id"], name=t["name"], kind=t["kind"], builder=t["builder"], dir=Path(t["dir"]),
                    manifest=Path(t["manifest"]), version=t["version"], features=frozenset(t["features"]),
-                   info=t["info"], refs=[Ref(**r) for r in t["refs"]]) for t in data["targets"]]
+                   info=from_json(t["info"]), refs=[Ref(**r) for r in t["refs"]]) for t in data["targets"]]
 
 
 def store(path: Path, digest: str, targets: list[Target]) -> None:
+    from polybuild.workspace.targetinfo import to_json
+
     def ref(r: Any) -> dict[str, Any]:
         return {"kind": r.kind, "value": r.value, "source": r.source, "required": r.required,
                 "kinds": sorted(r.kinds) if r.kinds is not None else None}
 
     data = {"signature": digest, "targets": [
         {"id": t.id, "name": t.name, "kind": t.kind, "builder": t.builder, "dir": str(t.dir),
-         "manifest": str(t.manifest), "version": t.version, "features": sorted(t.features), "info": t.info,
+         "manifest": str(t.manifest), "version": t.version, "features": sorted(t.features), "info": to_json(t.info),
          "refs": [ref(r) for r in t.refs]} for t in targets]}
     write_atomic(path, json.dumps(data, separators=(",", ":")), durable=False)  # a loss costs a discovery

@@ -18,6 +18,7 @@ from polybuild.support import tomlfile
 from polybuild.support.errors import ConfigError
 from polybuild.workspace import Ref, Target
 from polybuild.workspace.files import under_dir
+from polybuild.workspace.targetinfo import MaturinInfo, PythonInfo, RustInfo
 
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
@@ -61,7 +62,7 @@ def _target(root: Path, rel: str, crates: dict[Path, Target]) -> Target | None:
         dir=directory,
         manifest=root / rel,
         version=project.get("version"),
-        info={"dist_name": canonicalize_name(name), "backend": backend, "build_requires": _build_requires(doc)},
+        info=PythonInfo(dist_name=canonicalize_name(name), backend=backend, build_requires=_build_requires(doc)),
         refs=[Ref("py", canonicalize_name(n), f"{rel}: {n}", required=False) for n in _requirement_names(doc)],
     )
     if backend == "maturin":
@@ -91,6 +92,7 @@ def _requirement_names(doc: tomlfile.TomlFile) -> list[str]:
 
 
 def _absorb_crate(doc: tomlfile.TomlFile, target: Target, crates: dict[Path, Target]) -> None:
+    """The package takes the crate's place: its features, its dependencies and its facts (a `MaturinInfo`)."""
     maturin = doc.data.get("tool", {}).get("maturin", {})
     manifest = Path(os.path.normpath(target.dir / maturin.get("manifest-path", "Cargo.toml")))
     crate = crates.pop(manifest.parent, None)
@@ -100,19 +102,24 @@ def _absorb_crate(doc: tomlfile.TomlFile, target: Target, crates: dict[Path, Tar
             file=doc.display, line=doc.line_of(("tool", "maturin", "manifest-path")) or doc.line_of(("build-system",)),
             hint="add the crate to the Cargo workspace members, or set [tool.maturin] manifest-path",
         )
+    package: PythonInfo = target.info
+    crate_info: RustInfo = crate.info
+    features = list(maturin.get("features", []))
     target.features = crate.features
     target.refs.extend(crate.refs)
-    target.info.update(
+    target.info = MaturinInfo(
+        dist_name=package.dist_name,
+        backend=package.backend,
+        build_requires=package.build_requires,
         crate=crate.name,
         crate_manifest=str(manifest),
-        cargo_workspace=crate.info["cargo_workspace"],
-        target_dir=crate.info["target_dir"],
-        workspace_version=crate.info["workspace_version"],
-        aliases=[str(manifest.parent)],
+        cargo_workspace=crate_info.cargo_workspace,
+        target_dir=crate_info.target_dir,
+        workspace_version=crate_info.workspace_version,
         module_name=maturin.get("module-name"),
-        maturin_features=list(maturin.get("features", [])),
+        maturin_features=features,
+        abi3=_is_abi3(manifest, Path(crate_info.cargo_workspace), features),
     )
-    target.info["abi3"] = _is_abi3(manifest, Path(crate.info["cargo_workspace"]), target.info["maturin_features"])
     target.version = target.version or crate.version
 
 
