@@ -435,7 +435,7 @@ def run_stages(ws_dir: Path) -> dict[str, Any]:
     stages = Stages()
     start = begin = time.perf_counter()
     from polybuild import api
-    from polybuild.licenses import cargo, detect, golang, inventory, policy, pypi, resolve
+    from polybuild.licenses import cargo, detect, go, inventory, policy, pypi, resolve
     from polybuild.licenses import scan as passes
     from polybuild.support.fs import write_atomic
 
@@ -443,7 +443,7 @@ def run_stages(ws_dir: Path) -> dict[str, Any]:
     ws = api.load(ws_dir).ws
     begin = stages.time("load workspace", begin)
     for module, function, stage in ((policy, "load_policy", "policy"), (cargo, "packages", "inventory: cargo"),
-                                    (pypi, "packages", "inventory: pypi"), (golang, "packages", "inventory: golang"),
+                                    (pypi, "packages", "inventory: pypi"), (go, "packages", "inventory: go"),
                                     (inventory, "inventory", "inventory (wall)"),
                                     (resolve, "resolve_all", "resolve (wall, with detection)"),
                                     (detect, "detect_many", "detection"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from polybuild.licenses import cargo, detect, golang
+from polybuild.licenses import cargo, detect, go
 from polybuild.licenses.attributions import summary_markdown
 from polybuild.licenses.detect import detect_many
 from polybuild.licenses.distributions import evidence
@@ -152,7 +152,7 @@ def _fetch_go_modules(into: Path) -> list[Package]:
     while pos < len(text.rstrip()):
         info, pos = decoder.raw_decode(text, pos)
         pos += len(text[pos:]) - len(text[pos:].lstrip())
-        found.append(golang._package(golang.Module(info["Path"], info["Version"], "proxy.golang.org", info["Dir"])))
+        found.append(go._package(go.Module(info["Path"], info["Version"], "proxy.golang.org", info["Dir"])))
     return found
 
 
@@ -225,9 +225,9 @@ def test_precision_and_recall(resolved: dict[tuple[str, str, str], Resolved],
     text_truth = {k: frozenset(TEXTS.get(k[:2], _ids(x))) for k, x in EXPECTED.items()}
     texts = {k: frozenset(_ids(r.expression)) or None for k, r in from_texts.items()}
     detected = _precision_recall(texts, text_truth)
-    go = [k for k in EXPECTED if k[0] == "golang"]
-    go_texts = _precision_recall({k: texts[k] for k in go}, {k: text_truth[k] for k in go})
-    print(f"\nlicense corpus: {len(EXPECTED)} packages ({len(go)} Go modules)")
+    go_modules = [k for k in EXPECTED if k[0] == "golang"]
+    go_texts = _precision_recall({k: texts[k] for k in go_modules}, {k: text_truth[k] for k in go_modules})
+    print(f"\nlicense corpus: {len(EXPECTED)} packages ({len(go_modules)} Go modules)")
     print(f"  resolved (metadata, then texts): precision {exact[0]:.3f}  recall {exact[1]:.3f}")
     print(f"  license texts alone:             precision {detected[0]:.3f}  recall {detected[1]:.3f}")
     print(f"  Go modules (texts only):         precision {go_texts[0]:.3f}  recall {go_texts[1]:.3f}")

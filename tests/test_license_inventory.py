@@ -15,7 +15,7 @@ import pytest
 
 from conftest import checkout_copy, copy_example, run_polybuild, write_tree
 from polybuild import api
-from polybuild.licenses import cargo, golang, pypi
+from polybuild.licenses import cargo, go, pypi
 from polybuild.licenses.inventory import inventory, license_files
 from polybuild.licenses.scan import scan
 from polybuild.support.errors import UserError
@@ -625,7 +625,7 @@ def test_go_modules_of_compiled_packages(go_ws: Path, offline: None):
 
 
 def test_go_replacements_are_attributed_to_what_replaces(go_ws: Path, offline: None):
-    found = golang.packages(api.load(go_ws).ws)
+    found = go.packages(api.load(go_ws).ws)
     modules = {(p.name, p.version): p for p in found}
     replaced = modules[("github.com/google/uuid", "v1.5.0")]
     assert (replaced.source, replaced.dependents) == ("replace:github.com/google/uuid", [("go:tool",)])
@@ -635,22 +635,22 @@ def test_go_replacements_are_attributed_to_what_replaces(go_ws: Path, offline: N
 
 
 def test_go_vendored_modules_are_read_from_vendor(go_ws: Path, offline: None):
-    found = golang.packages(api.load(go_ws).ws)
+    found = go.packages(api.load(go_ws).ws)
     difflib = next(p for p in found if p.name == "github.com/pmezard/go-difflib")
     assert difflib.dependents == [("go:vend",)] and "VENDORED COPY" in difflib.files[0].text
 
 
 def test_go_binaries_cross_check_the_inventory(go_ws: Path, offline: None):
-    found = golang.packages(api.load(go_ws).ws)
+    found = go.packages(api.load(go_ws).ws)
     own = {"example.com/lib", "example.com/svc", "example.com/tool"}
     bin_dir = go_ws.parent / "bin"
-    assert ("github.com/google/uuid", "v1.6.0") in golang.binary_modules(bin_dir / "svc")
-    assert ("github.com/google/uuid", "v1.5.0") in golang.binary_modules(bin_dir / "tool")
-    golang.check_binary(bin_dir / "svc", found, own)
-    golang.check_binary(bin_dir / "tool", found, own)
+    assert ("github.com/google/uuid", "v1.6.0") in go.binary_modules(bin_dir / "svc")
+    assert ("github.com/google/uuid", "v1.5.0") in go.binary_modules(bin_dir / "tool")
+    go.check_binary(bin_dir / "svc", found, own)
+    go.check_binary(bin_dir / "tool", found, own)
     without_yaml = [p for p in found if p.name != "gopkg.in/yaml.v3"]
     with pytest.raises(UserError, match=r"gopkg.in/yaml.v3@v3.0.1"):
-        golang.check_binary(bin_dir / "svc", without_yaml, own)
+        go.check_binary(bin_dir / "svc", without_yaml, own)
 
 
 def test_go_missing_module_cache_says_download(go_ws: Path, tmp_path: Path, offline: None,
@@ -658,7 +658,7 @@ def test_go_missing_module_cache_says_download(go_ws: Path, tmp_path: Path, offl
     ws = api.load(go_ws).ws
     monkeypatch.setenv("GOMODCACHE", str(tmp_path / "empty-modcache"))
     with pytest.raises(UserError) as exc:
-        golang.module_packages(ws.targets["go:svc"], ws, {})
+        go.module_packages(ws.targets["go:svc"], ws, {})
     assert "go/svc/go.mod" in exc.value.message and "go mod download" in exc.value.hint
 
 

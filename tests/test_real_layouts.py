@@ -498,9 +498,9 @@ def test_the_go_inventory_lists_packages_with_cgo_on_as_the_build_does(workspace
     main = ('package main\n\nimport _ "github.com/nvidia/dynamo/deploy/inference-gateway/pkg/plugins/'
             'dynamo_kv_scorer"\n\nfunc main() {}\n')
     root = workspace({**DYNAMO_GATEWAY, "deploy/inference-gateway/epp/cmd/epp/main.go": main})
-    from polybuild.licenses import golang
+    from polybuild.licenses import go
 
-    found = golang.packages(api.load(root).ws)
+    found = go.packages(api.load(root).ws)
     assert [p.name for p in found] == ["github.com/nvidia/dynamo/deploy/inference-gateway"]
 
 

@@ -42,7 +42,7 @@ def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool | str | N
     name (`cargo fetch`, `go mod download`, the locked Python distributions)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from polybuild.licenses import cargo, golang, pypi
+    from polybuild.licenses import cargo, go, pypi
     from polybuild.licenses.exclusions import exclusions
 
     leave_out = exclusions(ws)
@@ -52,7 +52,7 @@ def inventory(ws: Workspace, *, all_features: bool = True, fetch: bool | str | N
     with ThreadPoolExecutor(max_workers=3) as pool:
         scans = [pool.submit(cargo.packages, ws, all_features=all_features),
                  pool.submit(pypi.packages, ws, fetch=fetch, leave_out=leave_out),
-                 pool.submit(golang.packages, ws)]
+                 pool.submit(go.packages, ws)]
         found = [package for scan in scans for package in scan.result()]
     packages = leave_out.prune(merge(found))
     _inherit_the_repository_license(ws.root, packages)

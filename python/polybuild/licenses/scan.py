@@ -62,7 +62,7 @@ class Scan:
         truth, checked against the inventory); None when nothing is built yet."""
         if target.kind != "go":
             return None
-        from polybuild.licenses.golang import binary_modules, check_binary
+        from polybuild.licenses.go import binary_modules, check_binary
 
         dist = self.ws.config.dist_dir
         binaries = [dist / name for name in target.info.binaries if (dist / name).is_file()]

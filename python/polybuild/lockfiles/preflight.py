@@ -76,13 +76,13 @@ def _cargo_jobs(ws: Workspace, locks: list[str]) -> list[_Job]:
 
 
 def _go_jobs(ws: Workspace) -> list[_Job]:
-    from polybuild.lockfiles import golang
+    from polybuild.lockfiles import go
 
     modules = _go_modules(ws.files)
-    by_module = golang.module_files(ws.files, set(modules))
-    return [_Job("go", f"{module}/go.sum".removeprefix("./"), golang.inputs(ws.root, by_module, module),
-                 lambda: (golang.identity(), []),
-                 lambda module=module: (golang.check(ws.root, module), [])) for module in modules]
+    by_module = go.module_files(ws.files, set(modules))
+    return [_Job("go", f"{module}/go.sum".removeprefix("./"), go.inputs(ws.root, by_module, module),
+                 lambda: (go.identity(), []),
+                 lambda module=module: (go.check(ws.root, module), [])) for module in modules]
 
 
 def _uv_jobs(ws: Workspace, locks: list[str], targets: list[Target], pythons: list[str]) -> list[_Job]:
