@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from polybuild.config import Config
     from polybuild.workspace import Target
 
-FORMAT = 3  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links
+FORMAT = 4  # 2: maturin targets record whether they are abi3; 3: harnesses, staticlibs, cgo links; 4: source-only refs
 _RACY_NS = 2_000_000_000
 MANIFESTS = frozenset({"Cargo.toml", "pyproject.toml", "go.mod", "go.work", "config.toml", "config"})
 ENV = ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_HOME")
@@ -71,7 +71,7 @@ def store(path: Path, digest: str, targets: list[Target]) -> None:
 
     def ref(r: Any) -> dict[str, Any]:
         return {"kind": r.kind, "value": r.value, "source": r.source, "required": r.required,
-                "kinds": sorted(r.kinds) if r.kinds is not None else None}
+                "kinds": sorted(r.kinds) if r.kinds is not None else None, "source_only": r.source_only}
 
     data = {"signature": digest, "targets": [
         {"id": t.id, "name": t.name, "kind": t.kind, "builder": t.builder, "dir": str(t.dir),
