@@ -5,7 +5,8 @@ blob id), and those on disk that git ignores, such as generated code or a `_vers
 (but not other tools' outputs and caches, see `workspace.files.unlisted_files`, nor the target's declared task
 outputs); minus the directories of other targets nested inside it, plus the files of the library targets it uses (a
 crate's path dependencies, even those with binaries of their own: cargo compiles them from source; a Go module's local
-`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work). `[targets.<name>] inputs` replaces the directory part with explicit globs.
+`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
+`[targets.<name>] inputs` replaces the directory part with explicit globs.
 
 Libraries enter a key as one digest each (computed once per run), not file by file: in a deep graph of Go or Rust
 libraries that keeps the work per run proportional to the number of files, not files times dependents.
