@@ -35,3 +35,15 @@ def test_find_cycle_names_one_cycle():
     graph = TargetGraph({"a": ["b"], "b": ["c"], "c": ["d", "e"], "d": [], "e": ["b"]})
     assert graph.find_cycle() == ["b", "c", "e", "b"]
     assert TargetGraph({"a": ["a"]}).find_cycle() == ["a", "a"]
+
+
+def test_needs_passes_source_only_edges_but_keeps_what_lies_behind_them():
+    # wheel -> (source) llm -> (source) runtime; llm -> (a declared build dep) tool; runtime is also a build dep of
+    # the image, so it is needed there.
+    graph = TargetGraph({"wheel": ["llm"], "llm": ["runtime", "tool"], "runtime": [], "tool": [],
+                         "image": ["runtime", "wheel"]},
+                        {"wheel": frozenset({"llm"}), "llm": frozenset({"runtime"})})
+    assert graph.needs(["wheel"]) == {"wheel", "tool"}
+    assert graph.needs(["image"]) == {"image", "wheel", "runtime", "tool"}
+    assert graph.closure(["wheel"]) == {"wheel", "llm", "runtime", "tool"}  # what `affected` and `graph` walk
+    assert graph.source_only("wheel", "llm") and not graph.source_only("image", "wheel")

@@ -554,3 +554,97 @@ def test_an_affected_harness_is_not_built(workspace):
     proc = run_polybuild("build", "--affected", "HEAD", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "note: skipped rust:cli-fuzz: a fuzz harness" in proc.stderr
+
+
+# dynamo's layout: lib/bindings/python is a Cargo workspace of its own whose PyO3 crate path-depends on crates of
+# the root workspace (dynamo-llm, which also has binaries).
+MATURIN_BINDING = {
+    "Cargo.toml": '[workspace]\nmembers = ["lib/llm"]\nresolver = "2"\n',
+    "lib/llm/Cargo.toml": _crate("llm", '[[bin]]\nname = "llm-tool"\npath = "src/bin/tool.rs"\n'),
+    "lib/llm/src/lib.rs": "pub fn answer() -> u32 { 42 }\n",
+    "lib/llm/src/bin/tool.rs": 'fn main() { println!("{}", llm::answer()); }\n',
+    "lib/bindings/python/Cargo.toml": _crate("binding", """
+        [lib]
+        name = "_core"
+        crate-type = ["cdylib"]
+        [dependencies]
+        llm = { path = "../../llm" }
+        pyo3 = { version = "0.30", features = ["extension-module", "abi3-py310"] }
+        [workspace]
+    """),
+    "lib/bindings/python/src/lib.rs": """
+        use pyo3::prelude::*;
+
+        #[pymodule]
+        mod _core {
+            #[pymodule_export]
+            const ANSWER: u32 = 0;
+
+            #[pyo3::pyfunction]
+            fn answer() -> u32 {
+                llm::answer()
+            }
+        }
+    """,
+    "lib/bindings/python/pyproject.toml": """
+        [build-system]
+        requires = ["maturin>=1.8,<2"]
+        build-backend = "maturin"
+        [project]
+        name = "binding"
+        version = "0.1.0"
+        requires-python = ">=3.10"
+        [tool.maturin]
+        module-name = "binding._core"
+        python-source = "python"
+    """,
+    "lib/bindings/python/python/binding/__init__.py": "from binding._core import answer\n",
+}
+
+
+def _wheel_answer(root, tmp_path) -> int:
+    """What the built wheel's extension returns: it is abi3, so the running interpreter can load it."""
+    import sys
+    import zipfile
+
+    (wheel,) = (root / "dist").glob("binding-*.whl")
+    unpacked = tmp_path / f"unpacked-{wheel.stat().st_mtime_ns}"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    out = subprocess.run([sys.executable, "-c", "import binding; print(binding.answer())"], cwd=unpacked,
+                         capture_output=True, text=True, check=True).stdout
+    return int(out)
+
+
+@pytest.mark.skipif(not shutil.which("cargo"), reason="needs cargo")
+def test_a_maturin_wheel_compiles_its_path_crates_without_building_their_bins(workspace, tmp_path):
+    import json
+
+    from polybuild.plan import build_plan
+    from polybuild.support.platforms import host
+
+    root = workspace(MATURIN_BINDING)
+    for crate_dir in (root, root / "lib/bindings/python"):
+        subprocess.run(["cargo", "generate-lockfile", "-q"], cwd=crate_dir, check=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
+
+    loaded = api.load(root)
+    plan = build_plan(loaded.ws, loaded.dag, set(loaded.ws.targets), [None], [host()])
+    assert {i: t.deps for i, t in plan.tasks.items()} == {"py:binding": set(), "rust:llm": set()}  # no waiting
+    proc = run_polybuild("build", "py:binding", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((root / "dist/build-report.json").read_text())
+    assert [(t["id"], t["builder"], t["status"]) for t in report["tasks"]] == [("py:binding", "maturin", "built")]
+    assert not (root / "dist/llm-tool").exists()
+    assert _wheel_answer(root, tmp_path) == 42
+
+    (root / "lib/llm/src/lib.rs").write_text("pub fn answer() -> u32 { 43 }\n")
+    proc = run_polybuild("affected", "--since", "HEAD", cwd=root)
+    assert proc.stdout.split() == ["rust:llm", "py:binding"], proc.stderr
+    proc = run_polybuild("build", "py:binding", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((root / "dist/build-report.json").read_text())
+    assert [(t["id"], t["status"]) for t in report["tasks"]] == [("py:binding", "built")]
+    assert _wheel_answer(root, tmp_path) == 43

@@ -93,11 +93,13 @@ def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded
     return Loaded(ws, build_graph(ws))
 
 
-def select(loaded: Loaded, names: Sequence[str]) -> set[str]:
-    """The named targets and their dependencies; all targets when none are named."""
+def select(loaded: Loaded, names: Sequence[str], *, to_build: bool = False) -> set[str]:
+    """The named targets and their dependencies (`to_build`: only those whose builds they need); all targets when
+    none are named."""
     if not names:
         return set(loaded.ws.targets)
-    return loaded.dag.closure(loaded.ws.resolve(n).id for n in names)
+    ids = [loaded.ws.resolve(n).id for n in names]
+    return loaded.dag.needs(ids) if to_build else loaded.dag.closure(ids)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def _build_plan(loaded: Loaded, targets: Sequence[str], variants: Sequence[str],
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
     named_ids = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
-    plan = build_plan(loaded.ws, loaded.dag, select(loaded, targets), chosen_variants, chosen_platforms, named_ids)
+    plan = build_plan(loaded.ws, loaded.dag, select(loaded, targets, to_build=True), chosen_variants,
+                      chosen_platforms, named_ids)
     _skip_unavailable_images(loaded, plan, named_ids)
     return plan
 
@@ -306,7 +309,7 @@ def explain(loaded: Loaded, name: str, *, variants: Sequence[str] = (), platform
 
     target = loaded.ws.resolve(name)
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    plan = build_plan(loaded.ws, loaded.dag, loaded.dag.closure([target.id]), chosen_variants, chosen_platforms)
+    plan = build_plan(loaded.ws, loaded.dag, loaded.dag.needs([target.id]), chosen_variants, chosen_platforms)
     if not any(t.target.id == target.id for t in plan.tasks.values()):
         return f"{target.id} has no build of its own (a library); its files are inputs of the targets using it"
     ctx = _context(loaded, CacheOptions())

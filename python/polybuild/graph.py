@@ -22,14 +22,36 @@ if TYPE_CHECKING:
 
 
 class TargetGraph:
-    """Each target's direct dependencies, sorted; acyclic once `build_graph` returned it."""
+    """Each target's direct dependencies, sorted; acyclic once `build_graph` returned it. Some edges are
+    source-only: the dependent compiles that target from source (a Cargo path dependency), so the target's files
+    are its inputs and a change there affects it, but no build of the target has to run first."""
 
-    def __init__(self, deps: dict[str, list[str]]) -> None:
+    def __init__(self, deps: dict[str, list[str]], source_only: dict[str, frozenset[str]] | None = None) -> None:
         self.deps = deps
+        self._source_only = source_only or {}
 
     def successors(self, node: str) -> list[str]:
         """The targets `node` depends on directly."""
         return self.deps[node]
+
+    def source_only(self, node: str, dep: str) -> bool:
+        """Whether `node` needs only the sources of its dependency `dep`, not its artifacts."""
+        return dep in self._source_only.get(node, ())
+
+    def needs(self, roots: Iterable[str]) -> set[str]:
+        """The roots and the targets whose builds they need: the closure without the targets reached only through
+        source-only edges. The search goes on past those (what a crate's build needs, compiling it needs too)."""
+        needed: set[str] = set()
+        visited: set[str] = set()
+        stack = [(node, True) for node in roots]
+        while stack:
+            node, built = stack.pop()
+            if built:
+                needed.add(node)
+            if node not in visited:
+                visited.add(node)
+                stack.extend((dep, not self.source_only(node, dep)) for dep in self.deps[node])
+        return needed
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         """The roots and everything they depend on."""
@@ -99,7 +121,8 @@ class TargetGraph:
 
 def build_graph(ws: Workspace) -> TargetGraph:
     """The dependency graph; a cycle is an error that prints the cycle."""
-    graph = TargetGraph({t.id: sorted(t.deps) for t in ws.targets.values()})
+    graph = TargetGraph({t.id: sorted(t.deps) for t in ws.targets.values()},
+                        {t.id: frozenset(t.source_deps) for t in ws.targets.values() if t.source_deps})
     cycle = graph.find_cycle()
     if cycle:
         raise UserError(f"dependency cycle: {' -> '.join(cycle)}", hint="remove one of these dependencies")

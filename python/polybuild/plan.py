@@ -143,7 +143,7 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
     for tid in images:
         for v in variants:
             _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
-                       g.order(g.closure([tid]) & artifacts), add, tasks)
+                       g.order(g.needs([tid]) & artifacts), add, tasks)
     _check_dist_paths(ws, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
@@ -197,19 +197,18 @@ def _task(target: Target, action: str, builder: str, v: Variant | None, p: Platf
 
 
 def _buildable_deps(ws: Workspace, g: TargetGraph, tid: str, buildable: set[str]) -> set[str]:
-    """The nearest dependencies that have a build task, looking through libraries."""
+    """The nearest dependencies that have a build task, looking through libraries and through the crates it only
+    compiles from source (their own builds need not run first)."""
     found: set[str] = set()
-    stack = list(g.successors(tid))
+    stack = [(tid, d) for d in g.successors(tid)]
     seen: set[str] = set()
     while stack:
-        d = stack.pop()
-        if d in seen:
-            continue
-        seen.add(d)
-        if d in buildable:
+        via, d = stack.pop()
+        if d in buildable and not g.source_only(via, d):
             found.add(d)
-        else:
-            stack.extend(g.successors(d))
+        elif d not in seen:
+            seen.add(d)
+            stack.extend((d, s) for s in g.successors(d))
     return found
 
 
@@ -278,7 +277,7 @@ def run_plan(ws: Workspace, g: TargetGraph, selected: set[str], action: str, var
                         hint=f"declare one in [targets.<name>.tasks.{action}]")
     needs_build = [i for i, b in with_action.items()
                    if builders.get(b).needs_build(task_spec(ws, ws.targets[i], action))]
-    plan = build_plan(ws, g, g.closure(needs_build), variants, platforms) if needs_build else Plan(
+    plan = build_plan(ws, g, g.needs(needs_build), variants, platforms) if needs_build else Plan(
         {}, [], variants, platforms)
     tasks = plan.tasks
     build_ids = {t.target.id: [] for t in tasks.values()}
@@ -295,7 +294,7 @@ def run_plan(ws: Workspace, g: TargetGraph, selected: set[str], action: str, var
                     dep_target = ws.targets[dep]
                     task.deps.add(_task(dep_target, action, with_action[dep], v, p).id)
                 if tid in needs_build:
-                    for built in g.closure([tid]):
+                    for built in g.needs([tid]):
                         task.deps.update(build_ids.get(built, []))
     _prioritize(tasks)
     return plan

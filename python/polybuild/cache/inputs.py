@@ -4,8 +4,9 @@ A target's inputs are the files in its directory: those git lists, those a spars
 blob id), and those on disk that git ignores, such as generated code or a `_version.py`, which a backend may pack
 (but not other tools' outputs and caches, see `workspace.files.unlisted_files`, nor the target's declared task
 outputs); minus the directories of other targets nested inside it, plus the files of the library targets it uses (a
-crate's path dependencies, a Go module's local `replace`s), plus the workspace-level files its toolchain reads (the
-Cargo workspace manifest and lock, go.work). `[targets.<name>] inputs` replaces the directory part with explicit globs.
+crate's path dependencies, even those with binaries of their own: cargo compiles them from source; a Go module's local
+`replace`s), plus the workspace-level files its toolchain reads (the Cargo workspace manifest and lock, go.work).
+`[targets.<name>] inputs` replaces the directory part with explicit globs.
 
 Libraries enter a key as one digest each (computed once per run), not file by file: in a deep graph of Go or Rust
 libraries that keeps the work per run proportional to the number of files, not files times dependents.
@@ -109,20 +110,21 @@ class InputIndex:
         return self._own[library_id]
 
     def libraries(self, target: Target) -> list[str]:
-        """Dependencies without a build of their own, followed transitively: their sources are our inputs."""
+        """Dependencies without a build of their own, or that it compiles from source (Cargo path dependencies),
+        followed transitively: their sources are our inputs."""
         if target.id not in self._library_cache:
             self._library_cache[target.id] = self._find_libraries(target)
         return self._library_cache[target.id]
 
     def _find_libraries(self, target: Target) -> list[str]:
         found: set[str] = set()
-        stack = list(self.graph.successors(target.id))
+        stack = [(target.id, d) for d in self.graph.successors(target.id)]
         while stack:
-            dep = stack.pop()
-            if dep in found or self.ws.targets[dep].builder is not None:
+            via, dep = stack.pop()
+            if dep in found or (self.ws.targets[dep].builder is not None and not self.graph.source_only(via, dep)):
                 continue
             found.add(dep)
-            stack.extend(self.graph.successors(dep))
+            stack.extend((dep, d) for d in self.graph.successors(dep))
         return sorted(found)
 
     def _toolchain_files(self, target: Target) -> list[str]:

@@ -35,6 +35,7 @@ class Ref:
     source: str  # "file:line" or file, for errors
     required: bool = True  # a "py" ref to a package outside the workspace is simply external
     kinds: frozenset[str] | None = None  # for "name": the kinds of target it may name
+    source_only: bool = False  # a Cargo path dependency: the dependent's cargo compiles it, no build of it is needed
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Target:
     features: frozenset[str] = frozenset()  # Cargo features the crate declares (variants apply only these)
     refs: list[Ref] = field(default_factory=list)
     deps: set[str] = field(default_factory=set)
+    source_deps: set[str] = field(default_factory=set)  # the deps it only compiles from source (see Ref.source_only)
     settings: dict[str, Any] = field(default_factory=dict)  # its [targets.<name>] config table
 
     def left_out(self, named: bool = False) -> str | None:
@@ -278,11 +280,15 @@ def _resolve_refs(ws: Workspace) -> None:
     by_staticlib = {lib: t.id for t in ws.targets.values() if isinstance(t.info, RustInfo)
                     for lib in t.info.staticlibs}
     for t in ws.targets.values():
+        built: set[str] = set()  # deps whose artifacts t needs, by at least one reference
         for ref in t.refs:
             dep = (by_staticlib.get(ref.value) if ref.kind == "staticlib"
                    else _resolve_ref(ws, ref, by_dir, by_dist))
             if dep and dep != t.id:
                 t.deps.add(dep)
+                if not ref.source_only:
+                    built.add(dep)
+        t.source_deps = t.deps - built
 
 
 def _resolve_ref(ws: Workspace, ref: Ref, by_dir: dict[Path, str], by_dist: dict[str, list[str]]) -> str | None:

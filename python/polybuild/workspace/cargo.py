@@ -58,7 +58,7 @@ def _target(pkg: dict, manifest: Path, ws_root: Path, target_dir: str, ws_versio
     shipped = {kind: sorted(t["name"] for t in pkg["targets"] if kind in t["kind"]) for kind in SHIPPED_KINDS}
     lib_name = next((t["name"] for t in pkg["targets"] if {"lib", "cdylib", "rlib"} & set(t["kind"])), None)
     refs = [
-        Ref("path", dep["path"], f"{rel}: [dependencies] {dep['name']}")
+        Ref("path", dep["path"], f"{rel}: [dependencies] {dep['name']}", source_only=True)
         for dep in pkg["dependencies"]
         if dep.get("path") and dep.get("kind") != "dev"
     ]

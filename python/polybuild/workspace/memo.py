@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from polybuild.config.model import Config
     from polybuild.workspace import Target
 
-FORMAT = 5  # 2: abi3 of maturin targets; 3: harnesses, staticlibs, cgo links; 4: their paths; 5: typed info
+FORMAT = 6  # 2: abi3 of maturin targets; 3: harnesses, staticlibs, cgo links; 4: their paths; 5: typed info;
+# 6: source-only refs
 MANIFESTS = frozenset({"Cargo.toml", "pyproject.toml", "go.mod", "go.work", "config.toml", "config"})
 ENV = ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_HOME")
 
@@ -72,7 +73,7 @@ def store(path: Path, digest: str, targets: list[Target]) -> None:
 
     def ref(r: Any) -> dict[str, Any]:
         return {"kind": r.kind, "value": r.value, "source": r.source, "required": r.required,
-                "kinds": sorted(r.kinds) if r.kinds is not None else None}
+                "kinds": sorted(r.kinds) if r.kinds is not None else None, "source_only": r.source_only}
 
     data = {"signature": digest, "targets": [
         {"id": t.id, "name": t.name, "kind": t.kind, "builder": t.builder, "dir": str(t.dir),
