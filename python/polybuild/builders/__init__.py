@@ -9,6 +9,7 @@ dist directory, so a failed or interrupted build leaves nothing half-written the
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,7 +178,9 @@ REGISTRY = {  # name -> "module:Class"; adding a builder is its module and one l
 BUILDERS = tuple(REGISTRY)
 
 
+@functools.cache
 def get(name: str) -> Builder:
-    """The builder registered as `name` (imported lazily: a run pays only for the builders it uses)."""
+    """The builder registered as `name` (imported lazily: a run pays only for the builders it uses). Builders hold
+    no state, so one instance serves every question about every task."""
     module, _, cls = REGISTRY[name].partition(":")
     return getattr(importlib.import_module(module), cls)()

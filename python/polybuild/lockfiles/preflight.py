@@ -13,7 +13,6 @@ from polybuild.lockfiles import LockReport
 from polybuild.lockfiles.memo import Memo
 from polybuild.support.cachedir import for_workspace
 from polybuild.support.errors import UserError
-from polybuild.workspace import pythonlock
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
@@ -30,6 +29,8 @@ def check(ws: Workspace, platforms: list[str], pythons: list[str], *, use_cache:
 
     The checks run in parallel (up to `jobs`, they are mostly child processes), and a check whose inputs, tool and
     platform are unchanged since it last passed is answered from polybuild's cache (`use_cache=False` re-runs all)."""
+    from polybuild.workspace import pythonlock
+
     targets = pythonlock.platform_targets(ws, platforms, pythons)
     report = LockReport(checked=sorted({t.label for t in targets}))
     found = _find(ws.files)
@@ -120,6 +121,7 @@ def _check_uv_lock(ws: Workspace, path: str, targets: list[Target], *,
     from dataclasses import replace
 
     from polybuild.lockfiles import uvlock
+    from polybuild.workspace import pythonlock
 
     conf = ws.config["lockfiles"]
     result = uvlock.check(ws.root, path, conf["uv-version"], ws.config.display)
