@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sbom.add_argument("--fetch", **fetch)
-    sub.add_parser("doctor", help="show toolchains and whether the native core is active")
+    doctor = sub.add_parser("doctor", help="check every tool this workspace needs (exit 1 when one is missing)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
     for module in FEATURE_COMMANDS:
@@ -540,10 +541,14 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from polybuild.cli.doctor import report
+    import json
 
-    print(report(Path(args.directory)))
-    return 0
+    from polybuild.cli import doctor
+
+    loaded = _load(args)
+    found = doctor.checks(loaded)
+    print(json.dumps(doctor.as_json(loaded, found), indent=2) if args.json else doctor.render(loaded, found))
+    return 1 if doctor.missing(found) else 0
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:

@@ -1,0 +1,66 @@
+"""The everyday commands of issue 15: `doctor` (what this workspace needs), `clean`, target selection (globs,
+directories, `--dependents`) and `affected` without `--since`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import copy_example, polybuild_env, run_polybuild
+
+GO_HELLO = {"go.mod": "module example.com/hello\n\ngo 1.22\n", "main.go": "package main\nfunc main(){}\n"}
+
+
+def _path_without(tool: str) -> str:
+    """$PATH minus the directories holding `tool`."""
+    return os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / tool).exists())
+
+
+def test_doctor_lists_every_tool_the_demo_needs(tmp_path):
+    root = copy_example("serving", tmp_path / "serving")
+    proc = run_polybuild("doctor", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for tool in ("cargo", "rustc", "maturin", "go", "container engine", "build", "hatchling", "pytest"):
+        assert any(line.split()[:2] == ["ok", *tool.split()[:1]] for line in proc.stdout.splitlines()), tool
+    assert "all " in proc.stdout.splitlines()[-1]
+
+
+def test_doctor_json_shape(tmp_path):
+    root = copy_example("serving", tmp_path / "serving")
+    proc = run_polybuild("doctor", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["ok"] is True and data["workspace"] == str(root)
+    checks = {c["name"]: c for c in data["checks"]}
+    assert set(checks["go"]) == {"name", "kind", "needed_by", "found", "path", "version", "hint", "required"}
+    assert checks["go"]["needed_by"] == ["go:api", "go:operator"] and checks["go"]["version"].startswith("go version")
+    assert checks["maturin"]["needed_by"] == ["py:serving-runtime"]
+    assert checks["hatchling"]["kind"] == "python-package"
+    assert checks["container engine"]["required"] is False  # the demo's image is optional
+
+
+def test_doctor_names_a_missing_tool_with_its_hint_and_fails(workspace):
+    root = workspace(GO_HELLO)
+    env = polybuild_env(PATH=_path_without("go"))
+    proc = run_polybuild("doctor", cwd=root, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "MISSING  go" in proc.stdout and "needed by go:hello" in proc.stdout
+    assert "hint: install Go" in proc.stdout
+    assert "1 needed tool(s) missing: go" in proc.stdout
+    data = json.loads(run_polybuild("doctor", "--json", cwd=root, env=env).stdout)
+    assert data["ok"] is False
+    assert next(c for c in data["checks"] if c["name"] == "go")["found"] is False
+
+
+def test_doctor_reports_an_unreachable_remote_cache_without_failing(workspace):
+    root = workspace({**GO_HELLO, "polybuild.toml": '[remote]\nurl = "http://127.0.0.1:9"\n'})
+    proc = run_polybuild("doctor", cwd=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning  remote cache" in proc.stdout and "cannot connect" in proc.stdout
+
+
+def test_doctor_outside_a_workspace_lists_known_toolchains(tmp_path):
+    proc = run_polybuild("doctor", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hashing core:" in proc.stdout and proc.stdout.count("\n") >= 6
