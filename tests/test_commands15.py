@@ -64,3 +64,60 @@ def test_doctor_outside_a_workspace_lists_known_toolchains(tmp_path):
     proc = run_polybuild("doctor", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "hashing core:" in proc.stdout and proc.stdout.count("\n") >= 6
+
+
+def _built(workspace, private_cache) -> Path:
+    """A tiny Go workspace, built (the cache and the state filled), with a file in dist/ polybuild did not write."""
+    root = workspace({**GO_HELLO, "dist/NOTES.txt": "mine\n"})
+    proc = run_polybuild("build", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dist" / "hello").is_file() and (root / "dist" / "build-report.json").is_file()
+    assert (root / ".polybuild" / "published.json").is_file() and any(private_cache.iterdir())
+    return root
+
+
+def test_clean_outputs_removes_only_what_polybuild_published(workspace, private_cache):
+    root = _built(workspace, private_cache)
+    size = (root / "dist" / "hello").stat().st_size + (root / "dist" / "build-report.json").stat().st_size
+    proc = run_polybuild("clean", "--outputs", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (root / "dist").iterdir()) == ["NOTES.txt"]
+    assert f"removed 2 file(s) from dist/ ({size:,} bytes)" in proc.stderr
+    assert f"freed {size:,} bytes" in proc.stderr
+    assert (root / ".polybuild" / "records.json").is_file() and any(private_cache.iterdir())
+    rebuilt = run_polybuild("build", cwd=root)  # the record is gone with the artifacts: a build puts them back
+    assert rebuilt.returncode == 0 and (root / "dist" / "hello").is_file(), rebuilt.stderr
+
+
+def test_clean_state_keeps_outputs_and_the_lock(workspace, private_cache):
+    root = _built(workspace, private_cache)
+    proc = run_polybuild("clean", "--state", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (root / ".polybuild").iterdir()] == ["lock"]
+    assert (root / "dist" / "hello").is_file() and "removed .polybuild/ (" in proc.stderr
+
+
+def test_clean_cache_empties_the_local_cache_only(workspace, private_cache):
+    root = _built(workspace, private_cache)
+    proc = run_polybuild("clean", "--cache", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(private_cache.iterdir()) and f"removed {private_cache}/ (" in proc.stderr
+    assert (root / "dist" / "hello").is_file() and (root / ".polybuild" / "published.json").is_file()
+
+
+def test_clean_default_and_all(workspace, private_cache):
+    root = _built(workspace, private_cache)
+    assert run_polybuild("clean", cwd=root).returncode == 0
+    assert [p.name for p in (root / "dist").iterdir()] == ["NOTES.txt"]
+    assert [p.name for p in (root / ".polybuild").iterdir()] == ["lock"] and any(private_cache.iterdir())
+    assert run_polybuild("build", cwd=root).returncode == 0
+    proc = run_polybuild("clean", "--all", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (root / "dist").iterdir()] == ["NOTES.txt"] and not any(private_cache.iterdir())
+
+
+def test_clean_refuses_a_cache_dir_that_holds_the_workspace(workspace):
+    root = workspace(GO_HELLO)
+    proc = run_polybuild("clean", "--cache", cwd=root, env=polybuild_env(POLYBUILD_CACHE_DIR=str(root.parent)))
+    assert proc.returncode == 2 and "not removing the cache directory" in proc.stderr
+    assert (root / "go.mod").is_file()

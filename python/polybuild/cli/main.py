@@ -136,6 +136,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.extras",
     "polybuild.cli.release",
     "polybuild.cli.ci",
+    "polybuild.cli.clean",
 )
 
 
