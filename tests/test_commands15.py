@@ -121,3 +121,52 @@ def test_clean_refuses_a_cache_dir_that_holds_the_workspace(workspace):
     proc = run_polybuild("clean", "--cache", cwd=root, env=polybuild_env(POLYBUILD_CACHE_DIR=str(root.parent)))
     assert proc.returncode == 2 and "not removing the cache directory" in proc.stderr
     assert (root / "go.mod").is_file()
+
+
+def _graph_ids(root: Path, *args: str) -> list[str]:
+    proc = run_polybuild("graph", "--format", "json", *args, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(n["id"] for n in json.loads(proc.stdout)["targets"])
+
+
+def test_selection_by_glob_directory_and_dependents(tmp_path):
+    root = copy_example("serving", tmp_path / "serving")
+    assert _graph_ids(root, "py:*") == ["py:serving", "py:serving-client", "py:serving-runtime",
+                                        "rust:serving-core"]  # the globbed targets and their dependencies
+    assert _graph_ids(root, "*client*") == ["py:serving", "py:serving-client", "py:serving-runtime",
+                                            "rust:serving-core"]
+    assert _graph_ids(root, "lib/") == ["py:serving-runtime", "rust:serving-cli", "rust:serving-core"]
+    assert _graph_ids(root, "go:operator", "--dependents") == ["go:api", "go:operator", "image:frontend",
+                                                               "py:serving", "py:serving-runtime",
+                                                               "rust:serving-core"]
+    assert _graph_ids(root, "go:operator") == ["go:api", "go:operator"]
+
+
+def test_selection_that_matches_nothing_is_a_clear_error(tmp_path):
+    root = copy_example("serving", tmp_path / "serving")
+    proc = run_polybuild("graph", "py:srving*", cwd=root)
+    assert proc.returncode == 2
+    assert "no target matches 'py:srving*'" in proc.stderr and "close names: py:serving" in proc.stderr
+    (root / "docs").mkdir()
+    proc = run_polybuild("build", "docs/", cwd=root)
+    assert proc.returncode == 2 and "no target in or below the directory 'docs/'" in proc.stderr
+
+
+def test_build_and_run_take_globs_and_dependents(workspace):
+    root = workspace({
+        "polybuild.toml": '[tasks.hello]\ncmd = ["go", "version"]\ncache = false\n'
+                          '[targets.tool]\ndeps = ["hello"]\n',
+        "hello/go.mod": "module example.com/hello\n\ngo 1.22\n", "hello/main.go": "package main\nfunc main(){}\n",
+        "tool/go.mod": "module example.com/tool\n\ngo 1.22\n", "tool/main.go": "package main\nfunc main(){}\n",
+    })
+    proc = run_polybuild("build", "go:h*", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (root / "dist").iterdir()) == ["build-report.json", "hello"]
+    proc = run_polybuild("run", "hello", "tool/", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    ran = [e["task"] for e in map(json.loads, proc.stdout.splitlines()) if e.get("event") == "finish"]
+    assert ran == ["go:tool:hello"]
+    proc = run_polybuild("run", "hello", "hello", "--dependents", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    ran = [e["task"] for e in map(json.loads, proc.stdout.splitlines()) if e.get("event") == "finish"]
+    assert ran == ["go:hello:hello", "go:tool:hello"]

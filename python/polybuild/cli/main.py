@@ -56,6 +56,10 @@ def _size(text: str) -> int:
     return size
 
 
+_TARGETS_HELP = "target ids, names, globs (py:*, '*serving*') or directories (lib/)"
+_DEPENDENTS_HELP = "also every target that depends on the named ones"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
@@ -65,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
     def dims(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
+        sp.add_argument("targets", nargs="*", metavar="TARGET", help=_TARGETS_HELP + " (default: all)")
+        sp.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
         sp.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
         sp.add_argument("-k", "--keep-going", action="store_true", help="do not stop at the first failure")
         sp.add_argument("--variant", action="append", default=[], metavar="NAME",
@@ -88,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="the task name, e.g. test")
     dims(run)
     graph = sub.add_parser("graph", help="print the target graph")
-    graph.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets and their dependencies")
+    graph.add_argument("targets", nargs="*", metavar="TARGET",
+                       help=f"only these targets and their dependencies: {_TARGETS_HELP}")
+    graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
     graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
     explain = sub.add_parser("explain", help="say why a target would rebuild")
     explain.add_argument("target", metavar="TARGET")
@@ -261,7 +268,8 @@ def _print_artifacts(artifacts: list[tuple[str, int, str]]) -> None:
 def _command(args: argparse.Namespace) -> list[str]:
     """What makes two invocations the same run, for the fast path."""
     name = "run " + args.task if args.command == "run" else args.command
-    return [name, str(Path(args.directory).resolve()), str(args.config), *args.targets, "--variant",
+    return [name, str(Path(args.directory).resolve()), str(args.config), *args.targets,
+            *(["--dependents"] if args.dependents else []), "--variant",
             *args.variant, "--platform", *args.platform, str(args.remote)]
 
 
@@ -285,7 +293,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         from polybuild import api
 
         chosen = api.select_build(loaded, args.targets, variants=args.variant, platforms=args.platform,
-                                  affected_since=args.affected, ci_job=args.ci_job)
+                                  affected_since=args.affected, ci_job=args.ci_job, dependents=args.dependents)
         if chosen.nothing:
             print(f"polybuild: {chosen.nothing}", file=sys.stderr)
             return 0
@@ -303,7 +311,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                        jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                       remember_as=remember_as)
+                       remember_as=remember_as, dependents=args.dependents)
 
     return _with_fast_path(args, execute, done="done")
 
@@ -351,7 +359,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     loaded = _load(args)
     for note in loaded.ws.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets), args.format))
+    print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets, dependents=args.dependents), args.format))
     return 0
 
 
