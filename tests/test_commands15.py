@@ -170,3 +170,70 @@ def test_build_and_run_take_globs_and_dependents(workspace):
     assert proc.returncode == 0, proc.stderr
     ran = [e["task"] for e in map(json.loads, proc.stdout.splitlines()) if e.get("event") == "finish"]
     assert ran == ["go:hello:hello", "go:tool:hello"]
+
+
+def _git(root: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=root,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _repo_with_a_feature_branch(workspace) -> tuple[Path, str]:
+    """Two Go modules committed on main; a feature branch changes one of them. (The root, the fork point.)"""
+    root = workspace({"polybuild.toml": "", "hello/go.mod": "module example.com/hello\n\ngo 1.22\n",
+                      "hello/main.go": "package main\nfunc main(){}\n",
+                      "tool/go.mod": "module example.com/tool\n\ngo 1.22\n",
+                      "tool/main.go": "package main\nfunc main(){}\n",
+                      ".gitignore": "dist/\n.polybuild/\n"})
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "base")
+    fork = _git(root, "rev-parse", "HEAD")
+    _git(root, "switch", "-qc", "feature")
+    (root / "tool" / "main.go").write_text("package main\n\nfunc main() {}\n")
+    _git(root, "commit", "-qam", "change tool")
+    _git(root, "switch", "-q", "main")  # main moves on: the base is the fork point, not main's tip
+    (root / "hello" / "main.go").write_text("package main\n\nfunc main() {}\n")
+    _git(root, "commit", "-qam", "change hello")
+    _git(root, "switch", "-q", "feature")
+    return root, fork
+
+
+def test_affected_without_since_compares_with_the_merge_base_of_main(workspace):
+    root, fork = _repo_with_a_feature_branch(workspace)
+    proc = run_polybuild("affected", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["go:tool"]
+    assert f"affected since {fork} (merge base with main)" in proc.stderr
+    data = json.loads(run_polybuild("affected", "--json", cwd=root).stdout)
+    assert data["since"] == fork and data["base"] == "merge base with main" and data["targets"] == ["go:tool"]
+    build = run_polybuild("build", "--affected", cwd=root)
+    assert build.returncode == 0, build.stderr
+    assert f"affected since {fork} (merge base with main)" in build.stderr
+    assert sorted(p.name for p in (root / "dist").iterdir()) == ["build-report.json", "tool"]
+
+
+def test_affected_prefers_origin_head(workspace, tmp_path):
+    origin, fork = _repo_with_a_feature_branch(workspace)
+    _git(origin, "switch", "-q", "main")
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(origin), str(clone))
+    _git(clone, "switch", "-qc", "work", fork)
+    (clone / "hello" / "extra.go").write_text("package main\n")
+    _git(clone, "add", "-A")
+    _git(clone, "commit", "-qm", "work")
+    _git(clone, "branch", "-qD", "main")  # only origin/HEAD tells the default branch now
+    proc = run_polybuild("affected", cwd=clone)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["go:hello"] and f"{fork} (merge base with origin/main)" in proc.stderr
+
+
+def test_affected_without_a_default_branch_is_a_clear_error(workspace):
+    root = workspace({"polybuild.toml": "", "go.mod": "module example.com/hello\n\ngo 1.22\n"})
+    _git(root, "init", "-q", "-b", "trunk")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "base")
+    proc = run_polybuild("affected", cwd=root)
+    assert proc.returncode == 2
+    assert "cannot tell which branch to compare with" in proc.stderr and "--since REF" in proc.stderr

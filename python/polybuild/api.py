@@ -118,32 +118,35 @@ class Selection:
     variants: list[str]
     platforms: list[str]
     nothing: str | None = None  # why nothing is selected: a CI job without targets, or nothing affected
+    since: str | None = None  # with --affected: the base compared with, as `Affected.described` says it
 
 
 def select_build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
                  platforms: Sequence[str] = (), affected_since: str | None = None,
                  ci_job: str | None = None, dependents: bool = False) -> Selection:
     """The targets, variants and platforms of `polybuild build`: those named (with `dependents`, and what depends
-    on them), or those affected by the changes since a git revision (among the named ones, when some are), or one
-    entry of `ci matrix` (its targets, variant, platform and Python)."""
+    on them), or those affected by the changes since a git revision (among the named ones, when some are; "" for
+    the merge base with the default branch), or one entry of `ci matrix` (its targets, variant, platform and
+    Python)."""
     chosen = Selection(expand(loaded, targets, dependents=dependents), list(variants), list(platforms))
     if ci_job:
         from polybuild.ci import job
 
-        if targets or affected_since or variants or platforms or dependents:
+        if targets or affected_since is not None or variants or platforms or dependents:
             raise UserError("--ci-job names the targets, variant and platform itself",
                             hint="drop TARGET, --dependents, --affected, --variant and --platform")
         chosen = Selection(*job.apply(loaded, job.parse(ci_job)))
         if not chosen.targets:
             return dataclasses.replace(chosen, nothing="this job has no targets")
-    if affected_since:
+    if affected_since is not None:
         from polybuild.cache.affected import affected
 
         named = set(chosen.targets)
-        found = affected(loaded.ws, loaded.dag, affected_since).targets
-        chosen = dataclasses.replace(chosen, targets=[t for t in found if not named or t in named])
+        found = affected(loaded.ws, loaded.dag, affected_since or None)
+        chosen = dataclasses.replace(chosen, targets=[t for t in found.targets if not named or t in named],
+                                     since=found.described)
         if not chosen.targets:
-            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {affected_since}")
+            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {found.described}")
     return chosen
 
 

@@ -84,10 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
-    build.add_argument("--affected", metavar="REF", help="only the targets affected by changes since REF")
+    build.add_argument("--affected", nargs="?", const="", metavar="REF",
+                       help="only the targets affected by changes since REF (default: the merge base with the "
+                       "default branch; put a bare --affected after the targets)")
     build.add_argument("--ci-job", metavar="JSON", help="build exactly one entry of `polybuild ci matrix`")
     affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
-    affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
+    affected.add_argument("--since", metavar="REF", help="a commit, branch or tag (default: the merge base of HEAD "
+                          "with the default branch: origin/HEAD's, else main or master)")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
     run.add_argument("task", help="the task name, e.g. test")
@@ -226,7 +229,8 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     """(exit code, _) when the last identical run still holds; (None, whether to remember this run) otherwise.
 
     It reads no config: the summary says where the report goes, and config files are among what it watches."""
-    if getattr(args, "affected", None) or getattr(args, "ci_job", None) or args.no_cache or args.remote_upload:
+    if (getattr(args, "affected", None) is not None or getattr(args, "ci_job", None) or args.no_cache
+            or args.remote_upload):
         return None, False
     if os.environ.get("POLYBUILD_FAST_PATH") == "0" or os.environ.get("GITHUB_STEP_SUMMARY"):
         return None, False  # a CI job's summary lists every task
@@ -297,6 +301,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         if chosen.nothing:
             print(f"polybuild: {chosen.nothing}", file=sys.stderr)
             return 0
+        if chosen.since and not args.json:
+            print(f"polybuild: building what is affected since {chosen.since}", file=sys.stderr)
         return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
                          jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
                          cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
@@ -371,9 +377,10 @@ def _cmd_affected(args: argparse.Namespace) -> int:
     loaded = _load(args)
     found = affected(loaded.ws, loaded.dag, args.since)
     if args.json:
-        print(json.dumps({"since": found.since, "changed_files": found.changed_files, "targets": found.targets},
-                         indent=2))
+        print(json.dumps({"since": found.since, "base": found.base, "changed_files": found.changed_files,
+                          "targets": found.targets}, indent=2))
     else:
+        print(f"affected since {found.described}", file=sys.stderr)
         print("\n".join(found.targets))
     return 0
 
