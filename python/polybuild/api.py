@@ -51,6 +51,7 @@ __all__ = [
     "Outcome",
     "Selection",
     "build",
+    "expand",
     "explain",
     "image_target",
     "load",
@@ -93,12 +94,19 @@ def load(directory: Path | str = ".", config_file: Path | None = None) -> Loaded
     return Loaded(ws, build_graph(ws))
 
 
-def select(loaded: Loaded, names: Sequence[str], *, to_build: bool = False) -> set[str]:
-    """The named targets and their dependencies (`to_build`: only those whose builds they need); all targets when
-    none are named."""
+def expand(loaded: Loaded, names: Sequence[str], *, dependents: bool = False) -> list[str]:
+    """The ids of the targets the names select (ids, names, globs such as `py:*`, directories such as `lib/`),
+    and with `dependents` every target depending on them, dependencies first."""
+    ids = loaded.ws.select(list(names))
+    return loaded.dag.order(loaded.dag.dependents(ids)) if dependents else ids
+
+
+def select(loaded: Loaded, names: Sequence[str], *, to_build: bool = False, dependents: bool = False) -> set[str]:
+    """The named targets (and their dependents, with `dependents`) and their dependencies (`to_build`: only those
+    whose builds they need); all targets when none are named."""
     if not names:
         return set(loaded.ws.targets)
-    ids = [loaded.ws.resolve(n).id for n in names]
+    ids = expand(loaded, names, dependents=dependents)
     return loaded.dag.needs(ids) if to_build else loaded.dag.closure(ids)
 
 
@@ -110,32 +118,35 @@ class Selection:
     variants: list[str]
     platforms: list[str]
     nothing: str | None = None  # why nothing is selected: a CI job without targets, or nothing affected
+    since: str | None = None  # with --affected: the base compared with, as `Affected.described` says it
 
 
 def select_build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
                  platforms: Sequence[str] = (), affected_since: str | None = None,
-                 ci_job: str | None = None) -> Selection:
-    """The targets, variants and platforms of `polybuild build`: those named, or those affected by the changes
-    since a git revision (among the named ones, when some are), or one entry of `ci matrix` (its targets, variant,
-    platform and Python)."""
-    chosen = Selection(list(targets), list(variants), list(platforms))
+                 ci_job: str | None = None, dependents: bool = False) -> Selection:
+    """The targets, variants and platforms of `polybuild build`: those named (with `dependents`, and what depends
+    on them), or those affected by the changes since a git revision (among the named ones, when some are; "" for
+    the merge base with the default branch), or one entry of `ci matrix` (its targets, variant, platform and
+    Python)."""
+    chosen = Selection(expand(loaded, targets, dependents=dependents), list(variants), list(platforms))
     if ci_job:
         from polybuild.ci import job
 
-        if targets or affected_since or variants or platforms:
+        if targets or affected_since is not None or variants or platforms or dependents:
             raise UserError("--ci-job names the targets, variant and platform itself",
-                            hint="drop TARGET, --affected, --variant and --platform")
+                            hint="drop TARGET, --dependents, --affected, --variant and --platform")
         chosen = Selection(*job.apply(loaded, job.parse(ci_job)))
         if not chosen.targets:
             return dataclasses.replace(chosen, nothing="this job has no targets")
-    if affected_since:
+    if affected_since is not None:
         from polybuild.cache.affected import affected
 
-        named = {loaded.ws.resolve(n).id for n in chosen.targets}
-        found = affected(loaded.ws, loaded.dag, affected_since).targets
-        chosen = dataclasses.replace(chosen, targets=[t for t in found if not named or t in named])
+        named = set(chosen.targets)
+        found = affected(loaded.ws, loaded.dag, affected_since or None)
+        chosen = dataclasses.replace(chosen, targets=[t for t in found.targets if not named or t in named],
+                                     since=found.described)
         if not chosen.targets:
-            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {affected_since}")
+            return dataclasses.replace(chosen, nothing=f"nothing is affected by changes since {found.described}")
     return chosen
 
 
@@ -171,9 +182,11 @@ def build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str
 
 def run(loaded: Loaded, action: str, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
         platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False,
-        json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None) -> Outcome:
-    """Run the custom (or built-in) task `action` for the named targets, or all, in graph order."""
-    plan = _run_plan(loaded, action, targets, variants, platforms)
+        json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None,
+        dependents: bool = False) -> Outcome:
+    """Run the custom (or built-in) task `action` for the named targets (with `dependents`, and what depends on
+    them), or all, in graph order."""
+    plan = _run_plan(loaded, action, expand(loaded, targets, dependents=dependents), variants, platforms)
     options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=False,
                           remember_as=remember_as)
     return _run(loaded, plan, options)
@@ -189,7 +202,7 @@ def _build_plan(loaded: Loaded, targets: Sequence[str], variants: Sequence[str],
         raise UserError(f"no targets found under {loaded.ws.root}",
                         hint="polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work; check `exclude`")
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    named_ids = {loaded.ws.resolve(n).id for n in (targets if named is None else named)}
+    named_ids = set(expand(loaded, list(targets if named is None else named)))
     plan = build_plan(loaded.ws, loaded.dag, select(loaded, targets, to_build=True), chosen_variants,
                       chosen_platforms, named_ids)
     _skip_unavailable_images(loaded, plan, named_ids)
@@ -202,7 +215,7 @@ def _run_plan(loaded: Loaded, action: str, targets: Sequence[str], variants: Seq
     from polybuild.plan import choose_dimensions, run_plan
 
     chosen_variants, chosen_platforms = choose_dimensions(loaded.ws, list(variants), list(platforms))
-    selected = {loaded.ws.resolve(n).id for n in targets} if targets else set(loaded.ws.targets)
+    selected = set(expand(loaded, targets)) if targets else set(loaded.ws.targets)
     return run_plan(loaded.ws, loaded.dag, selected, action, chosen_variants, chosen_platforms)
 
 

@@ -64,6 +64,21 @@ class TargetGraph:
                 stack.extend(self.deps[node])
         return selected
 
+    def dependents(self, roots: Iterable[str]) -> set[str]:
+        """The roots and every target depending on them, at any depth."""
+        users: dict[str, list[str]] = {}
+        for node, deps in self.deps.items():
+            for dep in deps:
+                users.setdefault(dep, []).append(node)
+        selected: set[str] = set()
+        stack = list(roots)
+        while stack:
+            node = stack.pop()
+            if node not in selected:
+                selected.add(node)
+                stack.extend(users.get(node, ()))
+        return selected
+
     def order(self, nodes: set[str]) -> list[str]:
         """Dependencies first, ties broken by id so the order is stable.
 

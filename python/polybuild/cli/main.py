@@ -56,6 +56,10 @@ def _size(text: str) -> int:
     return size
 
 
+_TARGETS_HELP = "target ids, names, globs (py:*, '*serving*') or directories (lib/)"
+_DEPENDENTS_HELP = "also every target that depends on the named ones"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
@@ -65,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
     def dims(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
+        sp.add_argument("targets", nargs="*", metavar="TARGET", help=_TARGETS_HELP + " (default: all)")
+        sp.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
         sp.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
         sp.add_argument("-k", "--keep-going", action="store_true", help="do not stop at the first failure")
         sp.add_argument("--variant", action="append", default=[], metavar="NAME",
@@ -79,16 +84,21 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
-    build.add_argument("--affected", metavar="REF", help="only the targets affected by changes since REF")
+    build.add_argument("--affected", nargs="?", const="", metavar="REF",
+                       help="only the targets affected by changes since REF (default: the merge base with the "
+                       "default branch; put a bare --affected after the targets)")
     build.add_argument("--ci-job", metavar="JSON", help="build exactly one entry of `polybuild ci matrix`")
     affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
-    affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
+    affected.add_argument("--since", metavar="REF", help="a commit, branch or tag (default: the merge base of HEAD "
+                          "with the default branch: origin/HEAD's, else main or master)")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
     run.add_argument("task", help="the task name, e.g. test")
     dims(run)
     graph = sub.add_parser("graph", help="print the target graph")
-    graph.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets and their dependencies")
+    graph.add_argument("targets", nargs="*", metavar="TARGET",
+                       help=f"only these targets and their dependencies: {_TARGETS_HELP}")
+    graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
     graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
     explain = sub.add_parser("explain", help="say why a target would rebuild")
     explain.add_argument("target", metavar="TARGET")
@@ -120,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sbom.add_argument("--fetch", **fetch)
-    sub.add_parser("doctor", help="show toolchains and whether the native core is active")
+    doctor = sub.add_parser("doctor", help="check every tool this workspace needs (exit 1 when one is missing)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
     for module in FEATURE_COMMANDS:
@@ -135,6 +146,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.extras",
     "polybuild.cli.release",
     "polybuild.cli.ci",
+    "polybuild.cli.clean",
 )
 
 
@@ -217,7 +229,8 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     """(exit code, _) when the last identical run still holds; (None, whether to remember this run) otherwise.
 
     It reads no config: the summary says where the report goes, and config files are among what it watches."""
-    if getattr(args, "affected", None) or getattr(args, "ci_job", None) or args.no_cache or args.remote_upload:
+    if (getattr(args, "affected", None) is not None or getattr(args, "ci_job", None) or args.no_cache
+            or args.remote_upload):
         return None, False
     if os.environ.get("POLYBUILD_FAST_PATH") == "0" or os.environ.get("GITHUB_STEP_SUMMARY"):
         return None, False  # a CI job's summary lists every task
@@ -259,7 +272,8 @@ def _print_artifacts(artifacts: list[tuple[str, int, str]]) -> None:
 def _command(args: argparse.Namespace) -> list[str]:
     """What makes two invocations the same run, for the fast path."""
     name = "run " + args.task if args.command == "run" else args.command
-    return [name, str(Path(args.directory).resolve()), str(args.config), *args.targets, "--variant",
+    return [name, str(Path(args.directory).resolve()), str(args.config), *args.targets,
+            *(["--dependents"] if args.dependents else []), "--variant",
             *args.variant, "--platform", *args.platform, str(args.remote)]
 
 
@@ -283,10 +297,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         from polybuild import api
 
         chosen = api.select_build(loaded, args.targets, variants=args.variant, platforms=args.platform,
-                                  affected_since=args.affected, ci_job=args.ci_job)
+                                  affected_since=args.affected, ci_job=args.ci_job, dependents=args.dependents)
         if chosen.nothing:
             print(f"polybuild: {chosen.nothing}", file=sys.stderr)
             return 0
+        if chosen.since and not args.json:
+            print(f"polybuild: building what is affected since {chosen.since}", file=sys.stderr)
         return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
                          jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
                          cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
@@ -301,7 +317,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                        jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                       remember_as=remember_as)
+                       remember_as=remember_as, dependents=args.dependents)
 
     return _with_fast_path(args, execute, done="done")
 
@@ -349,7 +365,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     loaded = _load(args)
     for note in loaded.ws.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets), args.format))
+    print(render(loaded.ws, loaded.dag, api.select(loaded, args.targets, dependents=args.dependents), args.format))
     return 0
 
 
@@ -361,9 +377,10 @@ def _cmd_affected(args: argparse.Namespace) -> int:
     loaded = _load(args)
     found = affected(loaded.ws, loaded.dag, args.since)
     if args.json:
-        print(json.dumps({"since": found.since, "changed_files": found.changed_files, "targets": found.targets},
-                         indent=2))
+        print(json.dumps({"since": found.since, "base": found.base, "changed_files": found.changed_files,
+                          "targets": found.targets}, indent=2))
     else:
+        print(f"affected since {found.described}", file=sys.stderr)
         print("\n".join(found.targets))
     return 0
 
@@ -540,10 +557,14 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from polybuild.cli.doctor import report
+    import json
 
-    print(report(Path(args.directory)))
-    return 0
+    from polybuild.cli import doctor
+
+    loaded = _load(args)
+    found = doctor.checks(loaded)
+    print(json.dumps(doctor.as_json(loaded, found), indent=2) if args.json else doctor.render(loaded, found))
+    return 1 if doctor.missing(found) else 0
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.execute.scheduler import TaskResult
+    from polybuild.workspace import Workspace
 
 FORMAT = 1
 FILE = "published.json"
@@ -55,6 +56,24 @@ def update(ctx: BuildContext, results: list[TaskResult]) -> list[dict[str, Any]]
                      durable=False)
     shown = {e["path"] for e in ran}
     return ran + [published[p] for p in sorted(published) if p not in shown]
+
+
+def remove_all(ws: Workspace) -> list[tuple[str, int]]:
+    """`polybuild clean`: delete every artifact the record lists (files polybuild never wrote stay), then the
+    record; each removed path with its size. The caller holds the workspace lock."""
+    from polybuild.support.fs import relative
+
+    root = ws.root
+    dist = relative(Path(os.path.normpath(ws.config.dist_dir)), root) + "/"
+    record_path = ws.config.state_dir / FILE
+    removed = []
+    for path in sorted(_load(record_path, dist)):
+        full = root / path
+        if full.is_file() and not full.is_symlink():
+            removed.append((path, full.stat().st_size))
+        _remove(root, dist, path)
+    record_path.unlink(missing_ok=True)
+    return removed
 
 
 def _entry(artifact: Any, root: Path) -> dict[str, Any]:

@@ -135,6 +135,52 @@ class Workspace:
         raise UserError(f"{source}: no target named '{name}'", hint=hint)
 
 
+    def select(self, names: list[str] | tuple[str, ...], *, source: str = "command line") -> list[str]:
+        """The ids the names select, in order, each once: a glob (`py:*`, `*serving*`) matches ids and names; a
+        directory (`lib/`) selects every target in or below it; anything else is one target (see `resolve`).
+        A name that selects nothing is an error listing close names."""
+        ids: dict[str, None] = {}
+        for name in names:
+            ids.update(dict.fromkeys(self._select_one(name, source)))
+        return list(ids)
+
+    def _select_one(self, name: str, source: str) -> list[str]:
+        import fnmatch
+
+        if any(c in name for c in "*?["):
+            found = [t.id for t in self.targets.values()
+                     if fnmatch.fnmatchcase(t.id, name) or fnmatch.fnmatchcase(t.name, name)]
+            if found:
+                return found
+            names = sorted({*self.targets, *(t.name for t in self.targets.values())})
+            close = difflib.get_close_matches(name.replace("*", ""), names, n=3, cutoff=0.4)
+            hint = f"close names: {', '.join(close)}" if close else "run `polybuild graph` to list targets"
+            raise UserError(f"{source}: no target matches '{name}'", hint=hint)
+        if not name.endswith("/"):
+            try:
+                return [self.resolve(name, source=source).id]
+            except UserError as exc:
+                under = self._under(name)
+                if not under:
+                    raise exc from None
+                return under
+        under = self._under(name)
+        if under:
+            return under
+        if (self.root / name).is_dir():
+            raise UserError(f"{source}: no target in or below the directory '{name}'",
+                            hint="run `polybuild graph` to list targets and their directories")
+        return [self.resolve(name, source=source).id]  # not a directory: says which names are close
+
+    def _under(self, directory: str) -> list[str]:
+        """The targets (not images) whose directory is `directory` or below it."""
+        prefix = os.path.normpath(directory.strip("/") or ".")
+        if prefix == ".":
+            return [t.id for t in self.targets.values() if t.kind != "image"]
+        return [t.id for t in self.targets.values() if t.kind != "image"
+                and (self.rel(t.dir) == prefix or self.rel(t.dir).startswith(prefix + "/"))]
+
+
 def discover(config: Config) -> Workspace:
     """Read every manifest of the workspace and resolve references into edges."""
     from polybuild.workspace import files, images, memo
