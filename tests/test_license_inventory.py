@@ -722,3 +722,16 @@ def test_license_files_by_name_any_case_and_in_a_licenses_directory(tmp_path: Pa
     assert found == [("COPYRIGHT", "notice"), ("LICENSE-LINK", "license"), ("LICENSES/Apache-2.0.txt", "license"),
                      ("License.md", "license"), ("PATENTS", "notice"), ("sub/LICENSE", "license"),
                      ("unlicense.txt", "license")]
+
+
+def test_a_choice_statement_keeps_the_list_it_introduces():
+    """maturin's description says "Licensed under either of:" and lists the licenses in the next paragraph: the
+    notice must carry the list, or it says nothing (it was kept alone in ATTRIBUTIONS-Python.md)."""
+    from polybuild.licenses.pypi import _choice_statement
+
+    metadata = ("Metadata-Version: 2.4\nName: maturin\n\n# maturin\n\nBuild and publish crates.\n\n## License\n\n"
+                "Licensed under either of:\n\n * Apache License, Version 2.0, ([LICENSE-APACHE](license-apache))\n"
+                " * MIT license ([LICENSE-MIT](license-mit))\n\nat your option.\n")
+    assert _choice_statement(metadata) == (
+        "Licensed under either of:\n* Apache License, Version 2.0, ([LICENSE-APACHE](license-apache)) "
+        "* MIT license ([LICENSE-MIT](license-mit))")

@@ -509,8 +509,13 @@ def _choice_statement(metadata: str) -> str | None:
     from polybuild.licenses.resolve import CHOICE
 
     body = re.split(r"\r?\n\r?\n", metadata, maxsplit=1)[1:]  # the headers end at the first empty line
-    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", body[0] if body else ""))
-    found = [p for p in paragraphs if CHOICE.search(p) and re.search(r"licen[cs]", p, re.IGNORECASE)]
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", body[0] if body else "")]
+    found = []
+    for i, paragraph in enumerate(paragraphs):
+        if CHOICE.search(paragraph) and re.search(r"licen[cs]", paragraph, re.IGNORECASE):
+            # "Licensed under either of:" names the licenses in the list that follows: keep it with them
+            found.append(f"{paragraph}\n{paragraphs[i + 1]}" if paragraph.endswith(":") and i + 1 < len(paragraphs)
+                         else paragraph)
     return "\n\n".join(found) or None
 
 
