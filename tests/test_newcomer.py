@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, copy_example, run_polybuild
 from system_packages import SBIN_DIRS, SYSTEM_PACKAGES, missing_packages, provision, system_which
 
 
@@ -90,3 +90,24 @@ def test_nox_session_stops_before_pytest_with_the_message(tmp_path: Path) -> Non
         in proc.stderr
     assert f"    sudo apt-get install -y {' '.join(missing)}\n" in proc.stderr
     assert "install uv" not in proc.stderr
+
+
+def readme_output(command: str) -> list[str]:
+    """The output the README shows under `$ command` in its walkthrough, up to the next blank line."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = lines.index(f"$ {command}") + 1
+    return lines[start:lines.index("", start)]
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    first_block = readme.split("```\n", 2)[1]
+    assert [line.split("  #")[0].strip() for line in first_block.splitlines()] == [
+        "python3 -m pip install nox && nox -s build", "nox -s tests"]
+
+
+def test_readme_shows_what_graph_prints(tmp_path: Path) -> None:
+    root = copy_example("serving", tmp_path / "serving")
+    out = run_polybuild("-C", str(root), "graph", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == readme_output("polybuild -C examples/serving graph")
