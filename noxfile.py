@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nox
@@ -38,9 +39,22 @@ def build(session: nox.Session) -> None:
         session.install("--force-reinstall", "--no-deps", str(cores[-1]))
 
 
+def provision_system_packages(session: nox.Session) -> None:
+    """The servers and tools the tests start (nginx, an OCI registry, buildah, ...; the list with the tests that need
+    them is tests/system_packages.py): apt-get installs the missing ones as root, otherwise the session stops
+    before pytest with one message saying what to install."""
+    sys.path.insert(0, str(Path("tests").resolve()))
+    from system_packages import provision
+
+    message = provision(lambda *args, env=None: session.run(*args, env=env, external=True, silent=True))
+    if message:
+        session.error(message)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, with the real toolchains (`-- -m "not e2e"` for the fast part only)."""
+    provision_system_packages(session)
     install_locked(session, "test")
     session.run("pytest", *session.posargs)
 

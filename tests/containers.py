@@ -28,7 +28,7 @@ def buildah_env(root: Path) -> dict[str, str]:
 
 
 def buildah(env: dict[str, str], *args: str, input: bytes | None = None) -> str:
-    assert shutil.which("buildah"), "buildah is not installed: apt-get install buildah (see .ci/run)"
+    assert shutil.which("buildah"), "buildah is not installed: apt-get install buildah (or nox -s tests)"
     proc = subprocess.run(["buildah", *args], env={**os.environ, **env}, capture_output=True, input=input,
                           timeout=600)
     assert proc.returncode == 0, f"buildah {' '.join(args)} failed:\n{proc.stderr.decode()}"
@@ -46,7 +46,7 @@ def commit_rootfs(env: dict[str, str], rootfs_tar: Path, ref: str) -> None:
 def busybox_rootfs(dest: Path) -> Path:
     """A tar of / with busybox-static and its applets as symlinks."""
     busybox = shutil.which("busybox")
-    assert busybox, "busybox-static is not installed: apt-get install busybox-static (see .ci/run)"
+    assert busybox, "busybox-static is not installed: apt-get install busybox-static (or nox -s tests)"
     with tarfile.open(dest, "w") as tar:
         tar.add(busybox, arcname="bin/busybox")
         for applet in ("sh", "cat", "ls", "echo", "test", "rm", "mkdir"):
@@ -60,7 +60,7 @@ def debian_python_rootfs() -> Path:
     """A tar of a minimal Debian bookworm root with python3 (debootstrap from the Debian mirror)."""
     if ROOTFS_CACHE.exists():
         return ROOTFS_CACHE
-    assert shutil.which("debootstrap"), "debootstrap is not installed: apt-get install debootstrap (see .ci/run)"
+    assert shutil.which("debootstrap"), "debootstrap is not installed: apt-get install debootstrap (or nox -s tests)"
     work = ROOTFS_CACHE.with_suffix(".d")
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(work),

@@ -32,7 +32,7 @@ class Nginx:
     def __init__(self, workdir: Path, directives: str = "") -> None:
         """`directives`: more of nginx's settings for the served location (e.g. `max_ranges 0;`)."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert Path(binary).exists(), "nginx is not installed: apt-get install nginx-light (see .ci/run)"
+        assert Path(binary).exists(), "nginx is not installed: apt-get install nginx-light (or nox -s tests)"
         self.workdir = workdir
         self.data = workdir / "data"
         self.data.mkdir(parents=True)
@@ -90,7 +90,7 @@ class Registry:
 
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("docker-registry")
-        assert binary, "docker-registry is not installed: apt-get install docker-registry (see .ci/run)"
+        assert binary, "docker-registry is not installed: apt-get install docker-registry (or nox -s tests)"
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         conf = workdir / "config.yml"

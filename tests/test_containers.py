@@ -409,7 +409,7 @@ def test_polybuild_builds_its_own_image(engine_env: dict[str, str], tmp_path: Pa
 
 def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
     """The engine chosen in config; podman shares buildah's command line and storage."""
-    assert shutil.which("podman"), "podman is not installed: apt-get install podman (see .ci/run)"
+    assert shutil.which("podman"), "podman is not installed: apt-get install podman (or nox -s tests)"
     with open(app / "polybuild.toml", "a") as f:
         f.write('\n[container]\nengine = "podman"\n')
     out = pb(app, engine_env, "build", "--json", "image:app")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -13,18 +14,24 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_example, polybuild_env, run_polybuild
+from test_newcomer import readme_output
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    """The demo built once, cpu and cuda variants, from outside its directory (`-C`)."""
+def demo_build(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The demo built once, cpu and cuda variants, from outside its directory (`-C`), and what the build printed."""
     root = copy_example("serving", tmp_path_factory.mktemp("demo") / "serving")
     proc = run_polybuild("-C", str(root), "build", "--variant", "cpu", "--variant", "cuda", cwd=root.parent,
                          env=demo_env(root))
     assert proc.returncode == 0, proc.stderr
-    return root
+    return root, proc
+
+
+@pytest.fixture(scope="module")
+def demo(demo_build) -> Path:
+    return demo_build[0]
 
 
 def demo_env(root: Path) -> dict[str, str]:
@@ -89,6 +96,22 @@ def test_rust_binary_is_built_per_variant(demo):
     out = subprocess.run([str(demo / "dist" / "servingctl"), "top-k", "2", "1.0", "3.0", "2.0"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "2"]
+
+
+def test_readme_shows_what_the_build_prints(demo_build):
+    """The README's walkthrough: the build's summary and its artifacts, in order (the wheel's platform tag is the
+    machine's)."""
+    _, proc = demo_build
+    shown = readme_output("polybuild -C examples/serving build --variant cpu --variant cuda")
+    printed = proc.stderr.splitlines()
+    summary = next(line for line in printed if line.startswith("polybuild: "))
+    assert summary.startswith(next(line for line in shown if line.startswith("polybuild: ")))
+
+    def artifacts(lines: list[str]) -> list[str]:
+        return [re.sub(r"manylinux_\d+_\d+", "manylinux", line.split()[0]) for line in lines
+                if line.startswith("  dist/")]
+
+    assert artifacts(shown) == artifacts(printed)
 
 
 def test_sdist_is_built_on_request(demo):
