@@ -33,7 +33,7 @@ class PlainReporter:
     def task_finished(self, result: TaskResult) -> None:
         self.finished += 1
         extra = f" ({result.reason})" if result.reason and result.status != "built" else ""
-        self._print(f"[{self.finished}/{self.total}] {_MARK[result.status]:<7}{result.task.id}"
+        self._print(f"[{self.finished}/{self.total}] {_MARK[result.status]:<6} {result.task.id}"
                     f"  {result.duration:.1f}s{extra}")
 
     def tick(self, running: dict[str, float]) -> None:
