@@ -8,6 +8,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,7 +188,18 @@ def _version_parser(sub) -> None:
     actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
 
 
+_started = time.monotonic()  # reset by main(): the summary line gives this run's wall time
+
+
+def _wall_time() -> str:
+    """This run's wall time so far, as the summary line shows it (`in 41.2s`, `in 0.04s`)."""
+    seconds = time.monotonic() - _started
+    return f"{seconds:.1f}s" if seconds >= 10 else f"{seconds:.2f}s"
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _started
+    _started = time.monotonic()
     stop_on_signals()
     args = _parser().parse_args(argv)
     try:
@@ -236,8 +248,8 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
                               "artifacts": paths}) for task, paths in summary["task_artifacts"]]
         print("\n".join(lines))
     else:
-        print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run)",
-              file=sys.stderr)
+        print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run) "
+              f"in {_wall_time()}", file=sys.stderr)
         _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
     if summary["report"] and not args.json:
         print(f"  report: {summary['report_path']}", file=sys.stderr)
@@ -333,7 +345,7 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         counts = {s: sum(r.status == s for r in outcome.results)
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
         parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
-        print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
+        print(f"polybuild: {', '.join(parts) or 'nothing to do'} in {_wall_time()}", file=out)
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
