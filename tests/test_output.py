@@ -3,7 +3,9 @@ checked on the real command line (pipes, pseudo-terminals, the CI environment va
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -60,3 +62,66 @@ def test_the_no_op_fast_path_gives_this_runs_time(workspace):
     counts, seconds = SUMMARY.search(again.stderr).groups()
     assert counts == "1 cached (nothing changed since the last run)"
     assert float(seconds) < 1.0  # this run's time, not the first run's 1 s job
+
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+GREEN_DONE = "\x1b[32mdone\x1b[0m"
+
+
+def _env(root, **extra: str) -> dict[str, str]:
+    """The test environment without the caller's colour settings, plus `extra`."""
+    env = polybuild_env(JOBLOG=str(root / "job.log"), TERM="xterm")
+    for name in ("NO_COLOR", "FORCE_COLOR"):
+        env.pop(name, None)
+    return {**env, **extra}
+
+
+def _on_terminal(root, *args: str, **extra: str) -> str:
+    """Run polybuild with stdout and stderr on a pseudo-terminal, as in an interactive shell; what it wrote."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "polybuild", *args], cwd=root, env=_env(root, **extra),
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], 60)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal is gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(timeout=60)
+    return b"".join(chunks).decode()
+
+
+def test_colour_on_a_terminal_only_for_status_words(workspace):
+    root = jobs_workspace(workspace, {"a": ([], 0.1, "ok"), "b": ([], 0.1, "fail")})
+    out = _on_terminal(root, "run", "job", "-k")
+    assert GREEN_DONE in out, out
+    assert "\x1b[1;31mFAILED\x1b[0m" in out and "\x1b[1;31merror:\x1b[0m py:b:job failed" in out, out
+    summary = next(line for line in out.splitlines() if line.startswith("polybuild: "))
+    assert SGR.sub("", summary).startswith("polybuild: 1 done, 1 failed in "), summary
+    assert "py:a:job" in out and "\x1b[32mpy:a:job" not in out  # the task id stays plain
+
+
+def test_no_color_turns_colour_off_on_a_terminal(workspace):
+    root = jobs_workspace(workspace, {"a": ([], 0.1, "ok")})
+    out = _on_terminal(root, "run", "job", NO_COLOR="1")
+    assert "py:a:job" in out and not SGR.search(out), out
+    assert not SGR.search(_on_terminal(root, "--color", "never", "run", "job"))
+
+
+def test_colour_through_a_pipe_only_when_forced(workspace):
+    root = jobs_workspace(workspace, {"a": ([], 0.1, "ok")})
+    plain = run_polybuild("run", "job", cwd=root, env=_env(root))
+    assert plain.returncode == 0 and "done   py:a:job" in plain.stderr and not SGR.search(plain.stderr)
+    forced = run_polybuild("run", "job", cwd=root, env=_env(root, FORCE_COLOR="1"))
+    assert "\x1b[36mcached\x1b[0m py:a:job" in forced.stderr, forced.stderr
+    always = run_polybuild("--color", "always", "run", "job", cwd=root, env=_env(root, NO_COLOR="1"))
+    assert "\x1b[36mcached\x1b[0m py:a:job" in always.stderr, always.stderr  # the option wins over NO_COLOR
+    bad = run_polybuild("--color", "sometimes", "run", "job", cwd=root, env=_env(root))
+    assert bad.returncode == 2 and "invalid choice: 'sometimes'" in bad.stderr

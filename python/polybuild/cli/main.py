@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
+from polybuild.support import terminal
 from polybuild.support.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
 from polybuild.support.signals import Terminated, stop_on_signals
+from polybuild.support.terminal import paint, paint_first
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message, add our prefix
         self.print_usage(sys.stderr)
-        print(f"polybuild: error: {message}", file=sys.stderr)
+        print(f"polybuild: {paint('error:', sys.stderr)} {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -63,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="directory", default=".", metavar="DIR", help="run as if started in DIR")
     p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: polybuild.toml or "
                    "[tool.polybuild] in pyproject.toml at the workspace root)")
+    p.add_argument("--color", choices=terminal.CHOICES, default="auto",
+                   help="colour the status words: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR: pipes "
+                   "too), always or never")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
 
     def dims(sp: argparse.ArgumentParser) -> None:
@@ -202,11 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     _started = time.monotonic()
     stop_on_signals()
     args = _parser().parse_args(argv)
+    terminal.set_choice(args.color)
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         return handler(args)
     except PolybuildError as exc:
-        print(f"polybuild: error: {exc}", file=sys.stderr)
+        print(f"polybuild: {paint('error:', sys.stderr)} {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         why = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
@@ -241,15 +247,15 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     import json
 
     for target_id, reason in summary["skipped"]:
-        print(f"note: skipped {target_id}: {reason}", file=sys.stderr)
+        print(f"{paint('note:', sys.stderr)} skipped {target_id}: {reason}", file=sys.stderr)
     if args.json:  # the same events as a run in which every task was cached
         lines = [json.dumps({"event": "plan", "tasks": len(summary["task_artifacts"])})]
         lines += [json.dumps({"event": "finish", "task": task, "status": "cached", "duration_s": 0.0,
                               "artifacts": paths}) for task, paths in summary["task_artifacts"]]
         print("\n".join(lines))
     else:
-        print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run) "
-              f"in {_wall_time()}", file=sys.stderr)
+        print(f"polybuild: {len(summary['task_artifacts'])} {paint('cached', sys.stderr)} (nothing changed since "
+              f"the last run) in {_wall_time()}", file=sys.stderr)
         _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
     if summary["report"] and not args.json:
         print(f"  report: {summary['report_path']}", file=sys.stderr)
@@ -330,12 +336,12 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
     root = loaded.ws.root
     out = sys.stderr
     for target_id, reason in outcome.plan.skipped:
-        print(f"note: skipped {target_id}: {reason}", file=out)
+        print(f"{paint('note:', out)} skipped {target_id}: {reason}", file=out)
     for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
-        print(f"polybuild: error: {exc}", file=out)
+        print(f"polybuild: {paint('error:', out)} {exc}", file=out)
     failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
-        print(failure_details(r, root), file=out)
+        print(paint_first(failure_details(r, root), out), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
         from polybuild.ci.github import report_build
 
@@ -344,7 +350,7 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results)
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
-        parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
+        parts = [f"{n} {paint(done if s == 'built' else s, out)}" for s, n in counts.items() if n]
         print(f"polybuild: {', '.join(parts) or 'nothing to do'} in {_wall_time()}", file=out)
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
