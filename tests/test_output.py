@@ -71,8 +71,7 @@ GREEN_DONE = "\x1b[32mdone\x1b[0m"
 def _env(root, **extra: str) -> dict[str, str]:
     """The test environment without the caller's colour settings, plus `extra`."""
     env = polybuild_env(JOBLOG=str(root / "job.log"), TERM="xterm")
-    for name in ("NO_COLOR", "FORCE_COLOR"):
-        env.pop(name, None)
+    env.pop("NO_COLOR", None)
     return {**env, **extra}
 
 
