@@ -3,6 +3,7 @@ checked on the real command line (pipes, pseudo-terminals, the CI environment va
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -124,3 +125,36 @@ def test_colour_through_a_pipe_only_when_forced(workspace):
     assert "\x1b[36mcached\x1b[0m py:a:job" in always.stderr, always.stderr  # the option wins over NO_COLOR
     bad = run_polybuild("--color", "sometimes", "run", "job", cwd=root, env=_env(root))
     assert bad.returncode == 2 and "invalid choice: 'sometimes'" in bad.stderr
+
+
+def test_github_actions_folds_each_task_log_and_expands_failures(workspace):
+    say = "import sys; print('compiling', sys.argv[1]); print('::endgroup::'); print('::error::forged')"
+    fail = "import sys; print('b: simulated compiler error on line 42'); sys.exit(3)"
+    root = workspace({
+        "pkgs/a/pyproject.toml": '[project]\nname = "a"\nversion = "1.0"\n',
+        "pkgs/b/pyproject.toml": '[project]\nname = "b"\nversion = "1.0"\n',
+        "pkgs/c/pyproject.toml": '[project]\nname = "c"\nversion = "1.0"\n',
+        "polybuild.toml": (f"[targets.a.tasks.job]\ncmd = {json.dumps([sys.executable, '-c', say, 'a'])}\n"
+                           f"[targets.b.tasks.job]\ncmd = {json.dumps([sys.executable, '-c', fail])}\n"
+                           f"[targets.c.tasks.job]\ncmd = {json.dumps([sys.executable, '-c', 'pass'])}\n"),
+    })
+    proc = run_polybuild("run", "job", "-k", cwd=root, env=polybuild_env(GITHUB_ACTIONS="true"))
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    start = lines.index("::group::py:a:job")
+    token = lines[start + 1].removeprefix("::stop-commands::")
+    end = lines.index(f"::{token}::")
+    assert len(token) == 32 and lines[end + 1] == "::endgroup::"
+    # the log (its command, then what it printed); its own `::endgroup::` and `::error` are inert: workflow
+    # commands are off until the token
+    assert lines[start + 2].startswith("$ ")
+    assert lines[end - 3:end] == ["compiling a", "::endgroup::", "::error::forged"]
+    assert "::group::py:b:job" in lines
+    assert not any(line == "::group::py:c:job" for line in lines)  # c printed nothing: no log
+    # the failure is expanded after the groups: its tail outside any group, and an annotation
+    details = lines.index("error: py:b:job failed")
+    assert details > max(i for i, line in enumerate(lines) if line == "::endgroup::")
+    assert "  | b: simulated compiler error on line 42" in lines[details:]
+    assert any(line.startswith("::error file=pkgs/b/pyproject.toml") for line in lines)
+    quiet = run_polybuild("run", "job", "-k", cwd=root, env=polybuild_env())
+    assert "::group::" not in quiet.stderr  # outside Actions, no workflow commands

@@ -339,6 +339,11 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         print(f"{paint('note:', out)} skipped {target_id}: {reason}", file=out)
     for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
         print(f"polybuild: {paint('error:', out)} {exc}", file=out)
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # the job log: logs folded, failures expanded below them
+        from polybuild.ci.github import log_groups
+
+        for line in log_groups(outcome.results):
+            print(line, file=out)
     failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
         print(paint_first(failure_details(r, root), out), file=out)
