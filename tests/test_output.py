@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from conftest import PYTHON_SRC, polybuild_env, run_polybuild
+from conftest import PYTHON_SRC, copy_example, polybuild_env, run_polybuild
 from test_execute import events, jobs_workspace, run_jobs
 
 
@@ -158,3 +158,41 @@ def test_github_actions_folds_each_task_log_and_expands_failures(workspace):
     assert any(line.startswith("::error file=pkgs/b/pyproject.toml") for line in lines)
     quiet = run_polybuild("run", "job", "-k", cwd=root, env=polybuild_env())
     assert "::group::" not in quiet.stderr  # outside Actions, no workflow commands
+
+
+def test_a_skipped_image_is_one_line_with_the_reason(workspace, tmp_path):
+    """The engine's error is a chain of causes (several lines with some engines): the note keeps the innermost."""
+    from containers import buildah_env
+
+    root = workspace({
+        "polybuild.toml": '[images.app]\ntemplate = "Dockerfile"\noptional = true\n[container]\nengine = "buildah"\n',
+        "Dockerfile": "FROM 127.0.0.1:9/nothing/base:1\n",
+    })
+    proc = run_polybuild("build", cwd=root, env=polybuild_env(**buildah_env(tmp_path / "buildah")), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [note] = [line for line in proc.stderr.splitlines() if "image:app" in line]
+    assert note.startswith("note: skipped image:app: base image 127.0.0.1:9/nothing/base:1 cannot be pulled: "), note
+    assert ": dial tcp 127.0.0.1:9: connect: connection refused (" in note and "initializing source" not in note
+    assert note.endswith("(`buildah pull 127.0.0.1:9/nothing/base:1` shows the engine's full message)")
+
+
+def test_bare_polybuild_prints_the_help(tmp_path):
+    proc = run_polybuild(cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: polybuild") and "build" in proc.stdout and "--color" in proc.stdout
+
+
+def test_run_without_a_task_asks_for_the_task_only(tmp_path):
+    proc = run_polybuild("run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "are required: task, TARGET" not in proc.stderr  # argparse's message: TARGETs are optional
+    assert "run needs the name of a TASK (e.g. `polybuild run test`)" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_version_check_says_what_it_checked(tmp_path):
+    root = copy_example("serving", tmp_path / "serving")
+    proc = run_polybuild("version", "check", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "polybuild: version check: 9 places agree on 0.3.0\n"
+    assert proc.stdout == ""

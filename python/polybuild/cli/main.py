@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--color", choices=terminal.CHOICES, default="auto",
                    help="colour the status words: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR: pipes "
                    "too), always or never")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
     def dims(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("targets", nargs="*", metavar="TARGET", help="target names or ids (default: all)")
@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
-    run.add_argument("task", help="the task name, e.g. test")
+    run.add_argument("task", nargs="?", metavar="TASK", help="the task name, e.g. test")
     dims(run)
     graph = sub.add_parser("graph", help="print the target graph")
     graph.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets and their dependencies")
@@ -206,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     global _started
     _started = time.monotonic()
     stop_on_signals()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     terminal.set_choice(args.color)
+    if args.command is None:  # bare `polybuild`: what it can do
+        parser.print_help()
+        return 0
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         return handler(args)
@@ -314,6 +318,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.task is None:  # argparse would say TASK and TARGET are required; only TASK is
+        raise UserError("run needs the name of a TASK (e.g. `polybuild run test`), then optionally the TARGETs "
+                        "to run it for (default: every target that has it)")
     def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome:
         from polybuild import api
 
@@ -611,9 +618,24 @@ def _cmd_version(args: argparse.Namespace) -> int:
         mismatches = stamp.check(ws)
         for m in mismatches:
             print(m.describe(ws))
+        if not mismatches:
+            print(f"polybuild: version check: {_agreement(groups.resolve(ws))}", file=sys.stderr)
         return 1 if mismatches else 0
     _show_versions(ws, groups.resolve(ws))
     return 0
+
+
+def _agreement(found) -> str:
+    """What a passing `version check` checked: how many places agree on each group's version."""
+    said = []
+    for group in found.groups.values():
+        version = found.version(group)
+        if version is not None and group.places:
+            n = len(group.places)
+            spelled = version.pep440 if version.pep440 == version.semver else f"{version.pep440} ({version.semver})"
+            said.append(f"{n} place{'s' if n > 1 else ''} agree{'' if n > 1 else 's'} on {spelled}"
+                        + ("" if group.lockstep else f" (version group {group.name})"))
+    return "; ".join(said) or "no version is declared, nothing to check"
 
 
 def _show_versions(ws, found) -> None:
