@@ -346,7 +346,7 @@ def _why_stopped(exc: BaseException) -> str:
     from polybuild.support.signals import Terminated
 
     if isinstance(exc, Terminated):
-        return f"terminated ({exc})"
+        return f"terminated by {exc}"
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else "the run stopped"
 
 
