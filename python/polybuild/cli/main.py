@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
+    from polybuild.versioning.groups import Groups
     from polybuild.workspace import Workspace
 
 
@@ -321,6 +322,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.task is None:  # argparse would say TASK and TARGET are required; only TASK is
         raise UserError("run needs the name of a TASK (e.g. `polybuild run test`), then optionally the TARGETs "
                         "to run it for (default: every target that has it)")
+
     def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome:
         from polybuild import api
 
@@ -625,7 +627,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agreement(found) -> str:
+def _agreement(found: Groups) -> str:
     """What a passing `version check` checked: how many places agree on each group's version."""
     said = []
     for group in found.groups.values():
