@@ -31,7 +31,8 @@ def polybuild_env(**extra: str) -> dict[str, str]:
     # The no-op fast path would answer repeated runs from a summary; tests of per-task caching need every task.
     env = {**os.environ, "PYTHONPATH": str(PYTHON_SRC), "CARGO_TARGET_DIR": str(SHARED_CARGO_TARGET),
            "POLYBUILD_FAST_PATH": "0"}
-    for name in ("CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):  # tests' builds are not the job's
+    # tests' builds are not the job's, and their output is asserted as plain text (a CI may force colour)
+    for name in ("CI", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "FORCE_COLOR"):
         env.pop(name, None)
     env.update(extra)
     return env

@@ -149,6 +149,7 @@ class DockerfileBuilder(_ImageBuilder):
 
     def unavailable(self, task: Task, ws: Workspace) -> str | None:
         """An optional image needs an installed engine and base images that are present or can be pulled."""
+        import shlex
         import subprocess
 
         from polybuild.container import engines, lint
@@ -166,8 +167,8 @@ class DockerfileBuilder(_ImageBuilder):
         for base in lint.base_images(text):
             proc = subprocess.run(engine.pull_argv(base), capture_output=True, text=True, timeout=300)
             if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
-                return f"base image {base} cannot be pulled ({last})"
+                return (f"base image {base} cannot be pulled: {_pull_error(proc.stderr)} "
+                        f"(`{shlex.join([engine.name, 'pull', base])}` shows the engine's full message)")
         return None
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
@@ -308,3 +309,13 @@ def _cache_dir(ctx: BuildContext) -> Path:
     from polybuild.support.cachedir import default_dir
 
     return ctx.cache.store.root if ctx.cache else default_dir()
+
+
+def _pull_error(stderr: str) -> str:
+    """One line of an engine's failed pull: the innermost three causes of its last line (the engines' errors are Go
+    chains such as `Error: initializing source docker://python:3.11: pinging container registry
+    registry-1.docker.io: Get "https://...": dial tcp: lookup registry-1.docker.io: no such host`)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error output"
+    return ": ".join(lines[-1].removeprefix("Error: ").split(": ")[-3:])

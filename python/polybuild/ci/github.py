@@ -13,6 +13,7 @@ from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
     from polybuild.api import Outcome
+    from polybuild.execute.scheduler import TaskResult
     from polybuild.workspace import Workspace
 
 
@@ -61,3 +62,20 @@ def report_build(ws: Workspace, outcome: Outcome, title: str = "polybuild build"
             print(line, file=sys.stderr)
     if summary:
         append(Path(summary), markdown(ws, outcome.results, outcome.plan.skipped, title), "step summary")
+
+
+def log_groups(results: list[TaskResult]) -> list[str]:
+    """Each task's log folded in a `::group::` of the job log (a failure's tail is printed expanded after them).
+    A log is what a child printed, or came from the cache: workflow commands in it are switched off
+    (`::stop-commands::`), lest a line such as `::endgroup::` or `::add-mask::` in it act."""
+    import secrets
+
+    lines = []
+    for r in results:
+        if r.log is None or not r.log.is_file():
+            continue
+        token = secrets.token_hex(16)
+        text = r.log.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+        lines += [f"::group::{r.task.id}", f"::stop-commands::{token}", text, f"::{token}::",
+                  "::endgroup::"]
+    return lines

@@ -8,25 +8,29 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polybuild import __version__
+from polybuild.support import terminal
 from polybuild.support.errors import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, PolybuildError, UserError
 from polybuild.support.signals import Terminated, stop_on_signals
+from polybuild.support.terminal import paint, paint_first
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
+    from polybuild.versioning.groups import Groups
     from polybuild.workspace import Workspace
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message, add our prefix
         self.print_usage(sys.stderr)
-        print(f"polybuild: error: {message}", file=sys.stderr)
+        print(f"polybuild: {paint('error:', sys.stderr)} {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -66,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="directory", default=".", metavar="DIR", help="run as if started in DIR")
     p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: polybuild.toml or "
                    "[tool.polybuild] in pyproject.toml at the workspace root)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    p.add_argument("--color", choices=terminal.CHOICES, default="auto",
+                   help="colour the status words: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR: pipes "
+                   "too), always or never")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
     def dims(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("targets", nargs="*", metavar="TARGET", help=_TARGETS_HELP + " (default: all)")
@@ -93,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                           "with the default branch: origin/HEAD's, else main or master)")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
-    run.add_argument("task", help="the task name, e.g. test")
+    run.add_argument("task", nargs="?", metavar="TASK", help="the task name, e.g. test")
     dims(run)
     graph = sub.add_parser("graph", help="print the target graph")
     graph.add_argument("targets", nargs="*", metavar="TARGET",
@@ -199,14 +206,30 @@ def _version_parser(sub) -> None:
     actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
 
 
+_started = time.monotonic()  # reset by main(): the summary line gives this run's wall time
+
+
+def _wall_time() -> str:
+    """This run's wall time so far, as the summary line shows it (`in 41.2s`, `in 0.04s`)."""
+    seconds = time.monotonic() - _started
+    return f"{seconds:.1f}s" if seconds >= 10 else f"{seconds:.2f}s"
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _started
+    _started = time.monotonic()
     stop_on_signals()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    terminal.set_choice(args.color)
+    if args.command is None:  # bare `polybuild`: what it can do
+        parser.print_help()
+        return 0
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         return handler(args)
     except PolybuildError as exc:
-        print(f"polybuild: error: {exc}", file=sys.stderr)
+        print(f"polybuild: {paint('error:', sys.stderr)} {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         why = f"terminated ({exc})" if isinstance(exc, Terminated) else "interrupted"
@@ -242,15 +265,15 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     import json
 
     for target_id, reason in summary["skipped"]:
-        print(f"note: skipped {target_id}: {reason}", file=sys.stderr)
+        print(f"{paint('note:', sys.stderr)} skipped {target_id}: {reason}", file=sys.stderr)
     if args.json:  # the same events as a run in which every task was cached
         lines = [json.dumps({"event": "plan", "tasks": len(summary["task_artifacts"])})]
         lines += [json.dumps({"event": "finish", "task": task, "status": "cached", "duration_s": 0.0,
                               "artifacts": paths}) for task, paths in summary["task_artifacts"]]
         print("\n".join(lines))
     else:
-        print(f"polybuild: {len(summary['task_artifacts'])} cached (nothing changed since the last run)",
-              file=sys.stderr)
+        print(f"polybuild: {len(summary['task_artifacts'])} {paint('cached', sys.stderr)} (nothing changed since "
+              f"the last run) in {_wall_time()}", file=sys.stderr)
         _print_artifacts([(path, size, sha) for path, size, sha in summary["artifacts"]])
     if summary["report"] and not args.json:
         print(f"  report: {summary['report_path']}", file=sys.stderr)
@@ -312,6 +335,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.task is None:  # argparse would say TASK and TARGET are required; only TASK is
+        raise UserError("run needs the name of a TASK (e.g. `polybuild run test`), then optionally the TARGETs "
+                        "to run it for (default: every target that has it)")
+
     def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome:
         from polybuild import api
 
@@ -334,12 +361,17 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
     root = loaded.ws.root
     out = sys.stderr
     for target_id, reason in outcome.plan.skipped:
-        print(f"note: skipped {target_id}: {reason}", file=out)
+        print(f"{paint('note:', out)} skipped {target_id}: {reason}", file=out)
     for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
-        print(f"polybuild: error: {exc}", file=out)
+        print(f"polybuild: {paint('error:', out)} {exc}", file=out)
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # the job log: logs folded, failures expanded below them
+        from polybuild.ci.github import log_groups
+
+        for line in log_groups(outcome.results):
+            print(line, file=out)
     failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
     for r in failed:
-        print(failure_details(r, root), file=out)
+        print(paint_first(failure_details(r, root), out), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
         from polybuild.ci.github import report_build
 
@@ -348,8 +380,8 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results)
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
-        parts = [f"{n} {done if s == 'built' else s}" for s, n in counts.items() if n]
-        print(f"polybuild: {', '.join(parts) or 'nothing to do'}", file=out)
+        parts = [f"{n} {paint(done if s == 'built' else s, out)}" for s, n in counts.items() if n]
+        print(f"polybuild: {', '.join(parts) or 'nothing to do'} in {_wall_time()}", file=out)
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
@@ -609,9 +641,24 @@ def _cmd_version(args: argparse.Namespace) -> int:
         mismatches = stamp.check(ws)
         for m in mismatches:
             print(m.describe(ws))
+        if not mismatches:
+            print(f"polybuild: version check: {_agreement(groups.resolve(ws))}", file=sys.stderr)
         return 1 if mismatches else 0
     _show_versions(ws, groups.resolve(ws))
     return 0
+
+
+def _agreement(found: Groups) -> str:
+    """What a passing `version check` checked: how many places agree on each group's version."""
+    said = []
+    for group in found.groups.values():
+        version = found.version(group)
+        if version is not None and group.places:
+            n = len(group.places)
+            spelled = version.pep440 if version.pep440 == version.semver else f"{version.pep440} ({version.semver})"
+            said.append(f"{n} place{'s' if n > 1 else ''} agree{'' if n > 1 else 's'} on {spelled}"
+                        + ("" if group.lockstep else f" (version group {group.name})"))
+    return "; ".join(said) or "no version is declared, nothing to check"
 
 
 def _show_versions(ws, found) -> None:

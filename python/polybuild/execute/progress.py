@@ -8,6 +8,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from polybuild.support.terminal import paint
+
 if TYPE_CHECKING:
     from polybuild.execute.scheduler import TaskResult
     from polybuild.plan import Task
@@ -33,7 +35,9 @@ class PlainReporter:
     def task_finished(self, result: TaskResult) -> None:
         self.finished += 1
         extra = f" ({result.reason})" if result.reason and result.status != "built" else ""
-        self._print(f"[{self.finished}/{self.total}] {_MARK[result.status]:<7}{result.task.id}"
+        mark = _MARK[result.status]
+        padding = " " * max(7 - len(mark), 1)  # the ids line up; a 7-letter mark still gets its space
+        self._print(f"[{self.finished}/{self.total}] {paint(mark, self.stream)}{padding}{result.task.id}"
                     f"  {result.duration:.1f}s{extra}")
 
     def tick(self, running: dict[str, float]) -> None:

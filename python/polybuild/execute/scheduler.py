@@ -84,6 +84,7 @@ class Executor:
         heapq.heapify(self._ready)
         self._running: dict[str, float] = {}  # task id -> start (monotonic)
         self._stopping = False
+        self._stopped_because = "stopped because another task failed"  # what a cancelled task's line says
         self._error: BaseException | None = None  # a bug in a worker, re-raised by run()
         self._cond = threading.Condition()  # guards everything above, the results and the reporter
 
@@ -95,22 +96,26 @@ class Executor:
         self.ctx.toolchains.prefetch({p for t in tasks.values() for p in toolchain_probes(t).values()})
         (self.ctx.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._refuse()
-        workers = [threading.Thread(target=self._work, name=f"polybuild-{n}") for n in range(self.jobs)]
+        # Each worker sets its event when it leaves. They are waited for, not joined: a Ctrl-C that interrupts
+        # Thread.join can leave the thread marked as stopped while it runs (CPython 3.11), and the run would end
+        # before the cancelled tasks were recorded.
+        left = [threading.Event() for _ in range(self.jobs)]
+        workers = [threading.Thread(target=self._work, args=(done,), name=f"polybuild-{n}")
+                   for n, done in enumerate(left)]
         for worker in workers:
             worker.start()
         try:
-            for worker in workers:  # they stop when nothing is left to start
-                while worker.is_alive():
-                    worker.join(0.25)
+            for done in left:  # they stop when nothing is left to start
+                while not done.wait(0.25):
                     with self._cond:
                         self.reporter.tick(dict(self._running))
-        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP, or the progress stream was closed: stop every child
-            self._stop()
+        except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP, or the progress stream was closed: stop every child
+            self._stop(_why_stopped(exc))
             self.procs.terminate_all(grace=2.0)
             raise
         finally:
-            for worker in workers:
-                worker.join()
+            for done in left:
+                done.wait()
         if self._error is not None:
             raise self._error
         for tid, task in tasks.items():
@@ -127,7 +132,7 @@ class Executor:
             for tid in self.refused:  # after recording them all: a refused dependent reports its own refusal
                 self._skip_dependents(tid)
 
-    def _work(self) -> None:
+    def _work(self, done: threading.Event) -> None:
         try:
             while (task := self._next()) is not None:
                 try:
@@ -141,11 +146,16 @@ class Executor:
             self._error = self._error or exc
             self._stop()
             self.procs.terminate_all()
+        finally:
+            done.set()
 
-    def _stop(self) -> None:
-        """No task starts from now on; workers waiting for one wake up and leave."""
+    def _stop(self, why: str | None = None) -> None:
+        """No task starts from now on; workers waiting for one wake up and leave. `why` is what the lines of the
+        tasks it cancels say (by default: another task failed)."""
         with self._cond:
             self._stopping = True
+            if why:
+                self._stopped_because = why
             self._cond.notify_all()
 
     def _next(self) -> Task | None:
@@ -236,7 +246,7 @@ class Executor:
                 result.artifacts = [self._artifact(task, base, o) for o in outputs]
                 self._remember(task, parts, outputs)
         except Cancelled:
-            result.status, result.reason = "cancelled", "stopped because another task failed"
+            result.status, result.reason = "cancelled", self._stopped_because
         except OSError as exc:
             result.status, result.reason = "failed", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
         finally:
@@ -329,6 +339,15 @@ class Executor:
         patterns = builders.get(task.builder).declared_outputs(task)
         found = {p for pattern in patterns for p in base.glob(pattern) if p.is_file()}
         return [describe(p, base) for p in sorted(found)]
+
+
+def _why_stopped(exc: BaseException) -> str:
+    """The reason a cancelled task's line gives when the run itself was stopped (not by a failed task)."""
+    from polybuild.support.signals import Terminated
+
+    if isinstance(exc, Terminated):
+        return f"terminated by {exc}"
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else "the run stopped"
 
 
 def _cacheable(task: Task) -> bool:

@@ -1,0 +1,44 @@
+"""Colour on a terminal, for the status words only (built, cached, failed, skipped, error:, warning:, note:): the
+rest of a line stays plain, so logs read and grep the same either way.
+
+`--color auto` (the default) colours a terminal unless `NO_COLOR` is set (https://no-color.org); `FORCE_COLOR`
+colours a pipe too (CI logs render ANSI colours), and `--color always|never` overrides both."""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+CHOICES = ("auto", "always", "never")
+_SGR = {"done": "32", "built": "32", "cached": "36", "failed": "1;31", "FAILED": "1;31", "error:": "1;31",
+        "stopped": "33", "cancelled": "33", "skipped": "33", "warning:": "1;33", "note:": "1;36"}
+_choice = "auto"
+
+
+def set_choice(choice: str) -> None:
+    """The `--color` option, given once at start-up."""
+    global _choice
+    _choice = choice
+
+
+def colours(stream: TextIO) -> bool:
+    """Whether what is written to `stream` gets colour."""
+    if _choice != "auto":
+        return _choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def paint(word: str, stream: TextIO) -> str:
+    """`word` in its colour when `stream` gets colour; a word without a colour stays as it is."""
+    code = _SGR.get(word)
+    return f"\x1b[{code}m{word}\x1b[0m" if code and colours(stream) else word
+
+
+def paint_first(line: str, stream: TextIO) -> str:
+    """A line whose first word is a status word (`error: ...`, `note: ...`) with that word painted."""
+    word, space, rest = line.partition(" ")
+    return paint(word, stream) + space + rest
