@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import networkx as nx
 
@@ -55,14 +55,7 @@ class TargetGraph:
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         """The roots and everything they depend on."""
-        selected: set[str] = set()
-        stack = list(roots)
-        while stack:
-            node = stack.pop()
-            if node not in selected:
-                selected.add(node)
-                stack.extend(self.deps[node])
-        return selected
+        return _reach(roots, lambda node: self.deps[node])
 
     def dependents(self, roots: Iterable[str]) -> set[str]:
         """The roots and every target depending on them, at any depth."""
@@ -70,14 +63,7 @@ class TargetGraph:
         for node, deps in self.deps.items():
             for dep in deps:
                 users.setdefault(dep, []).append(node)
-        selected: set[str] = set()
-        stack = list(roots)
-        while stack:
-            node = stack.pop()
-            if node not in selected:
-                selected.add(node)
-                stack.extend(users.get(node, ()))
-        return selected
+        return _reach(roots, lambda node: users.get(node, ()))
 
     def order(self, nodes: set[str]) -> list[str]:
         """Dependencies first, ties broken by id so the order is stable.
@@ -189,3 +175,15 @@ def _node_json(ws: Workspace, target_id: str) -> dict:
         "manifest": ws.rel(t.manifest), "version": t.version, "features": sorted(t.features),
         "deps": sorted(t.deps),
     }
+
+
+def _reach(roots: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[str]:
+    """The roots and every node `step` leads to from them, at any depth."""
+    selected: set[str] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node not in selected:
+            selected.add(node)
+            stack.extend(step(node))
+    return selected
