@@ -237,3 +237,15 @@ def test_affected_without_a_default_branch_is_a_clear_error(workspace):
     proc = run_polybuild("affected", cwd=root)
     assert proc.returncode == 2
     assert "cannot tell which branch to compare with" in proc.stderr and "--since REF" in proc.stderr
+
+
+def test_global_options_are_taken_after_the_command_too(tmp_path):
+    """`polybuild graph -C DIR` works like `polybuild -C DIR graph` (it was "unrecognized arguments: -C"), and
+    given in both places the later one wins."""
+    root = copy_example("serving", tmp_path / "serving")
+    before = run_polybuild("-C", str(root), "graph", cwd=tmp_path)
+    after = run_polybuild("graph", "-C", str(root), "--color", "never", cwd=tmp_path)
+    assert before.returncode == 0 and after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout and "go:operator" in after.stdout
+    later = run_polybuild("-C", str(tmp_path / "missing"), "graph", "-C", str(root), cwd=tmp_path)
+    assert later.returncode == 0 and later.stdout == before.stdout, later.stderr

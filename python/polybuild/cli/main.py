@@ -28,10 +28,32 @@ if TYPE_CHECKING:
 
 
 class _Parser(argparse.ArgumentParser):
+    """Every command's parser takes the global options too, so `polybuild build -C dir` works like
+    `polybuild -C dir build`; given in both places, the later one wins."""
+
+    def __init__(self, *args, top: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _global_options(self, top)
+
     def error(self, message: str) -> None:  # argparse exits 2 too; keep its message, add our prefix
         self.print_usage(sys.stderr)
         print(f"polybuild: {paint('error:', sys.stderr)} {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """-C, --config and --color. Below the top level they default to nothing (argparse.SUPPRESS), so a command's
+    parser keeps what was given before the command unless it is given again after it."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument("-C", dest="directory", default=default("."), metavar="DIR", help="run as if started in DIR")
+    p.add_argument("--config", type=Path, default=default(None), metavar="FILE", help="config file (default: "
+                   "polybuild.toml or [tool.polybuild] in pyproject.toml at the workspace root)")
+    p.add_argument("--color", choices=terminal.CHOICES, default=default("auto"),
+                   help="colour the status words: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR: pipes "
+                   "too), always or never")
 
 
 def _jobs(text: str) -> int:
@@ -65,14 +87,8 @@ _DEPENDENTS_HELP = "also every target that depends on the named ones"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.")
+    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.", top=True)
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
-    p.add_argument("-C", dest="directory", default=".", metavar="DIR", help="run as if started in DIR")
-    p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: polybuild.toml or "
-                   "[tool.polybuild] in pyproject.toml at the workspace root)")
-    p.add_argument("--color", choices=terminal.CHOICES, default="auto",
-                   help="colour the status words: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR: pipes "
-                   "too), always or never")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
     def dims(sp: argparse.ArgumentParser) -> None:
