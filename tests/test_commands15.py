@@ -249,3 +249,15 @@ def test_global_options_are_taken_after_the_command_too(tmp_path):
     assert after.stdout == before.stdout and "go:operator" in after.stdout
     later = run_polybuild("-C", str(tmp_path / "missing"), "graph", "-C", str(root), cwd=tmp_path)
     assert later.returncode == 0 and later.stdout == before.stdout, later.stderr
+
+
+def test_machine_output_and_platforms_are_spelled_alike_on_every_command(tmp_path):
+    """`graph --json` (alias of `--format json`) and `ci matrix --platform X --platform Y` (as `build`, `run` and
+    `explain` spell it; `--platforms` stays)."""
+    root = copy_example("serving", tmp_path / "serving")
+    assert run_polybuild("graph", "--json", cwd=root).stdout == run_polybuild("graph", "--format", "json",
+                                                                             cwd=root).stdout
+    repeated = run_polybuild("ci", "matrix", "--platform", "linux/amd64", "--platform", "linux/arm64", cwd=root)
+    listed = run_polybuild("ci", "matrix", "--platforms", "linux/amd64,linux/arm64", cwd=root)
+    assert repeated.returncode == 0, repeated.stderr
+    assert repeated.stdout == listed.stdout and "linux/arm64" in repeated.stdout

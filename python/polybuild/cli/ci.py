@@ -13,10 +13,11 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     actions = ci.add_subparsers(dest="ci_command", metavar="ACTION", parser_class=parser_class, required=True)
     matrix = actions.add_parser("matrix", help="print the matrix `include` JSON (and write it to $GITHUB_OUTPUT)")
     matrix.add_argument("--since", metavar="REF", help="only the targets affected by changes since REF")
-    matrix.add_argument("--platforms", nargs="+", action="extend", default=[], metavar="OS/ARCH",
-                        help="platforms (default: [ci] platforms, else the workspace's)")
-    matrix.add_argument("--variants", nargs="+", action="extend", default=[], metavar="NAME",
-                        help="variants (default: [ci] variants, else the default variant)")
+    matrix.add_argument("--platform", "--platforms", dest="platforms", nargs="+", action="extend", default=[],
+                        metavar="OS/ARCH", help="platforms, repeatable like every command's --platform (default: "
+                        "[ci] platforms, else the workspace's)")
+    matrix.add_argument("--variant", "--variants", dest="variants", nargs="+", action="extend", default=[],
+                        metavar="NAME", help="variants (default: [ci] variants, else the default variant)")
     matrix.add_argument("--shard-size", type=int, metavar="N", help="at most N targets per job (default: [ci])")
     matrix.set_defaults(handler=run_matrix)
 

@@ -123,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"only these targets and their dependencies: {_TARGETS_HELP}")
     graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
     graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    graph.add_argument("--json", dest="format", action="store_const", const="json",
+                       help="the same as --format json, as on every command with machine output")
     explain = sub.add_parser("explain", help="say why a target would rebuild")
     explain.add_argument("target", metavar="TARGET")
     explain.add_argument("--variant", action="append", default=[], metavar="NAME")
