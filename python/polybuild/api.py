@@ -51,6 +51,7 @@ __all__ = [
     "Outcome",
     "Selection",
     "build",
+    "dry_run",
     "expand",
     "explain",
     "image_target",
@@ -331,6 +332,22 @@ def explain(loaded: Loaded, name: str, *, variants: Sequence[str] = (), platform
         return explain_plan(plan, ctx, target.id)
     finally:
         ctx.stat_cache.save()
+
+
+def dry_run(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
+            platforms: Sequence[str] = (), cache: CacheOptions | None = None,
+            named: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """What `build` would do, in plan order: each task, its cache key and why it would run (no reasons: cached).
+    Nothing runs and nothing is written: not dist/, not the cache, not the state directory."""
+    from polybuild.cache.explain import assess
+
+    plan = _build_plan(loaded, targets, variants, platforms, named)
+    ctx = _context(loaded, cache or CacheOptions())
+    _resolve_versions(plan, ctx)
+    return [{"id": task.id, "target": task.target.id, "builder": task.builder, "action": task.action,
+             "platform": task.platform.name if task.platform else None,
+             "variant": task.variant.name if task.variant else None, "key": key, "cached": not reasons,
+             "reasons": reasons} for task, key, reasons in assess(plan, ctx)]
 
 
 def local_store(loaded: Loaded) -> LocalStore:

@@ -9,31 +9,44 @@ from typing import TYPE_CHECKING, Any
 from polybuild.cache.keys import KeyParts, key_parts
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from polybuild.builders import BuildContext
     from polybuild.plan import Plan, Task
 
 
 def explain(plan: Plan, ctx: BuildContext, target_id: str) -> str:
     """Reasons per task of `target_id`; dependencies are evaluated first, as a build would."""
-    from graphlib import TopologicalSorter
-
-    changed: dict[str, bool] = {}
     lines: list[str] = []
-    for tid in TopologicalSorter({i: t.deps for i, t in plan.tasks.items()}).static_order():
-        task = plan.tasks[tid]
-        reasons = _reasons(task, ctx, changed)
-        changed[tid] = bool(reasons)
+    for task, _key, reasons in assess(plan, ctx):
         if task.target.id == target_id:
-            lines.append(f"{tid}: " + ("would rebuild" if reasons else "up to date"))
+            lines.append(f"{task.id}: " + ("would rebuild" if reasons else "up to date"))
             lines += [f"  {r}" for r in reasons]
     return "\n".join(lines)
 
 
-def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> list[str]:
+def assess(plan: Plan, ctx: BuildContext) -> Iterator[tuple[Task, str | None, list[str]]]:
+    """Every task in plan order with its cache key and why it would run (none: cached). The key is None while a
+    dependency would be rebuilt: it depends on that dependency's new output."""
+    from graphlib import TopologicalSorter
+
+    changed: dict[str, bool] = {}
+    for tid in TopologicalSorter({i: t.deps for i, t in plan.tasks.items()}).static_order():
+        task = plan.tasks[tid]
+        parts, reasons = _reasons(task, ctx, changed)
+        changed[tid] = bool(reasons)
+        yield task, None if any(changed[d] for d in task.deps) else parts.key, reasons
+
+
+def _reasons(task: Task, ctx: BuildContext, changed: dict[str, bool]) -> tuple[KeyParts, list[str]]:
     record = ctx.records.get(task.id)
     dep_records = {d: ctx.records.get(d) for d in sorted(task.deps)}
     deps = {d: (r["output"] if r and not changed.get(d) else "(will be rebuilt)") for d, r in dep_records.items()}
     parts = key_parts(task, ctx, deps)
+    return parts, _why(ctx, parts, record)
+
+
+def _why(ctx: BuildContext, parts: KeyParts, record: dict[str, Any] | None) -> list[str]:
     if record is None:
         return ["never built in this workspace"]
     now = ctx.records.sealed(parts.to_json())  # compared as the records hold them

@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="only the targets affected by changes since REF (default: the merge base with the "
                        "default branch; put a bare --affected after the targets)")
     build.add_argument("--ci-job", metavar="JSON", help="build exactly one entry of `polybuild ci matrix`")
+    build.add_argument("--dry-run", action="store_true",
+                       help="say which tasks would run and why, and which are cached; run and write nothing")
     affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
     affected.add_argument("--since", metavar="REF", help="a commit, branch or tag (default: the merge base of HEAD "
                           "with the default branch: origin/HEAD's, else main or master)")
@@ -334,6 +336,9 @@ def _with_fast_path(args: argparse.Namespace, execute: Callable[[Loaded, list[st
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    if args.dry_run:  # never answered by the fast path: it would say nothing of keys and reasons
+        return _dry_run(args)
+
     def execute(loaded: Loaded, remember_as: list[str] | None) -> Outcome | int:
         from polybuild import api
 
@@ -350,6 +355,31 @@ def _cmd_build(args: argparse.Namespace) -> int:
                          remember_as=remember_as)
 
     return _with_fast_path(args, execute, done="built")
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """`build --dry-run`: one line per task in plan order and a count, or one JSON document with --json."""
+    from polybuild import api
+
+    loaded = _load(args)
+    chosen = api.select_build(loaded, args.targets, variants=args.variant, platforms=args.platform,
+                              affected_since=args.affected, ci_job=args.ci_job, dependents=args.dependents)
+    tasks = [] if chosen.nothing else api.dry_run(loaded, chosen.targets, variants=chosen.variants,
+                                                  platforms=chosen.platforms, cache=_cache_options(args),
+                                                  named=args.targets)
+    if args.json:
+        import json
+
+        print(json.dumps({"schema": 1, "tasks": tasks}, indent=2))
+        return 0
+    for task in tasks:
+        if task["cached"]:  # a cached task's dependencies are cached too, so its key is known
+            print(f"cached  {task['id']}  key {task['key'][:16]}")
+        else:
+            print(f"run     {task['id']}  {'; '.join(task['reasons'])}")
+    to_run = sum(not task["cached"] for task in tasks)
+    print(f"polybuild: dry run: {to_run} to run, {len(tasks) - to_run} cached", file=sys.stderr)
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
