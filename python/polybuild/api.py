@@ -476,16 +476,13 @@ def preflight(plan: Plan, ctx: BuildContext) -> dict[str, UserError]:
 
 def _runnable(plan: Plan, refused: set[str]) -> bool:
     """Whether any task neither is refused nor depends, at any depth, on a refused one."""
-    blocked = set(refused)
-    pending = [t for t in plan.tasks.values() if t.id not in blocked]
-    changed = True
-    while changed:
-        changed = False
-        for task in [t for t in pending if t.deps & blocked]:
-            blocked.add(task.id)
-            pending.remove(task)
-            changed = True
-    return bool(pending)
+    from polybuild.graph import reach
+
+    users: dict[str, list[str]] = {}
+    for task in plan.tasks.values():
+        for dep in task.deps:
+            users.setdefault(dep, []).append(task.id)
+    return len(reach(refused, lambda tid: users.get(tid, ()))) < len(plan.tasks)
 
 
 def _resolve_versions(plan: Plan, ctx: BuildContext) -> None:

@@ -55,7 +55,7 @@ class TargetGraph:
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         """The roots and everything they depend on."""
-        return _reach(roots, lambda node: self.deps[node])
+        return reach(roots, lambda node: self.deps[node])
 
     def dependents(self, roots: Iterable[str]) -> set[str]:
         """The roots and every target depending on them, at any depth."""
@@ -63,7 +63,7 @@ class TargetGraph:
         for node, deps in self.deps.items():
             for dep in deps:
                 users.setdefault(dep, []).append(node)
-        return _reach(roots, lambda node: users.get(node, ()))
+        return reach(roots, lambda node: users.get(node, ()))
 
     def order(self, nodes: set[str]) -> list[str]:
         """Dependencies first, ties broken by id so the order is stable.
@@ -177,8 +177,8 @@ def _node_json(ws: Workspace, target_id: str) -> dict:
     }
 
 
-def _reach(roots: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[str]:
-    """The roots and every node `step` leads to from them, at any depth."""
+def reach(roots: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[str]:
+    """The roots and every node `step` leads to from them, at any depth (over targets or tasks alike)."""
     selected: set[str] = set()
     stack = list(roots)
     while stack:
