@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from polybuild.builders import BuildContext
+    from polybuild.cache.reapi.cache import ReapiCache
     from polybuild.cache.remote import RemoteCache
     from polybuild.cache.store import LocalStore
     from polybuild.container.templates import Rendered
@@ -369,13 +370,15 @@ class CacheOptions:
     remote_upload: bool = False
 
 
-def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
+def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | ReapiCache | None:
     conf = ws.config["remote"]
     sources = [("--remote", options.remote_url), ("$POLYBUILD_REMOTE_URL", os.environ.get("POLYBUILD_REMOTE_URL")),
                ("[remote] url", conf["url"])]
     source, url = next(((s, u) for s, u in sources if u), (None, None))
     if not url:
         return None
+    if url.startswith(("grpc://", "grpcs://")):
+        return _reapi_remote(ws, options, source, url)
     import urllib.parse
 
     from polybuild.cache.remote import RemoteCache
@@ -387,13 +390,39 @@ def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
         valid = False
     if not valid:
         message = f"{source}: not a remote cache URL: {url.split('@')[-1]}"
-        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080"
+        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080, or grpc(s)://host:port for REAPI"
         if source == "[remote] url":
             raise ws.config.error(("remote", "url"), message, hint)
         raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
                        retries=conf["retries"], token=token)
+
+
+def _reapi_remote(ws: Workspace, options: CacheOptions, source: str, url: str) -> ReapiCache:
+    """A Remote Execution API cache (grpc:// or grpcs://); gRPC is imported only here."""
+    from polybuild.cache.reapi.connect import header_problem, open_cache, target
+
+    conf = ws.config["remote"]
+    try:
+        target(url)
+    except ValueError as exc:
+        message, hint = f"{source}: not a REAPI URL: {url.split('@')[-1]} ({exc})", "e.g. grpc://cache.internal:8980"
+        if source == "[remote] url":
+            raise ws.config.error(("remote", "url"), message, hint) from None
+        raise UserError(message, hint=hint) from None
+    for name in conf["headers"]:
+        problem = header_problem(name)
+        if problem:
+            raise ws.config.error(("remote", "headers", name), f"[remote] headers: '{name}': {problem}",
+                                  "e.g. authorization = \"env:POLYBUILD_REMOTE_TOKEN\"")
+    try:
+        return open_cache(url, instance=conf["instance-name"], headers=conf["headers"],
+                          upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
+                          retries=conf["retries"])
+    except ImportError as exc:
+        raise UserError(f"{source} is a REAPI server ({url.split('@')[-1]}) but gRPC is not installed ({exc})",
+                        hint="install polybuild[remote] (grpcio and protobuf)") from None
 
 
 def _usable_cache_dir(ws: Workspace, path: Path) -> Path:

@@ -88,6 +88,13 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
 
 _ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
+
+def _env_reference(value: str) -> str | None:
+    """A header value named by its environment variable (`env:NAME`), so that no secret is written in config."""
+    if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", value):
+        return None
+    return "header values are read from the environment: write \"env:NAME\" and export NAME (e.g. env:CI_TOKEN)"
+
 TASK = Table(
     {
         "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory. Required.",
@@ -370,7 +377,9 @@ SCHEMA = Table(
         "remote": Table(
             {
                 "url": Key(str, "Base URL of a cache speaking bazel-remote's HTTP protocol (bazel-remote, nginx "
-                           "WebDAV, ...); also $POLYBUILD_REMOTE_URL or --remote.", rule=_nonempty),
+                           "WebDAV, ...), or `grpc://host:port` (`grpcs://` with TLS) for a Remote Execution API "
+                           "server (buildbox-casd, Buildbarn, BuildGrid, ...); also $POLYBUILD_REMOTE_URL or "
+                           "--remote.", rule=_nonempty),
                 "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
                               "--remote-upload.", False),
                 "timeout": Key(int, "Seconds before a request, its retries included, is abandoned (plus one per "
@@ -379,6 +388,14 @@ SCHEMA = Table(
                                "before the remote is skipped for the run.", 2, minimum=0),
                 "token-env": Key(str, "Name of an environment variable holding a bearer token (the token itself "
                                  "never goes in config or logs)."),
+                "instance-name": Key(str, "The REAPI instance name (grpc:// and grpcs:// only); default: the "
+                                     "server's default instance.", ""),
+                "headers": Map(Key(str, "`\"env:NAME\"`: the header's value is read from $NAME at run time (a "
+                                   "header whose variable is unset or empty is not sent).", rule=_env_reference),
+                               doc="gRPC metadata sent with every REAPI call (grpc:// and grpcs:// only), e.g. "
+                               "`headers = { authorization = \"env:POLYBUILD_REMOTE_TOKEN\" }` with the variable "
+                               "holding `Bearer <token>`. Values come from the environment only: never from config, "
+                               "never logged, never part of a key.", placeholder="<header>"),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",

@@ -1,0 +1,181 @@
+"""The remote cache over REAPI: the same interface as the HTTP `RemoteCache` (fetch, push, `upload`).
+
+A lookup asks the action cache for the key's Action (action.py); a hit downloads only the blobs the local store
+lacks: BatchReadBlobs for those that fit a batch, ByteStream Read for larger ones, every blob checked against its
+digest and size before it is stored. A miss is built locally; with uploads enabled the outputs go up after it:
+FindMissingBlobs, then BatchUpdateBlobs or ByteStream Write by size against the server's batch limit
+(GetCapabilities), then UpdateActionResult, last, so an entry never names blobs the server lacks.
+
+The server is not trusted: an entry is validated field by field (relative normalised paths, sha256 digests, no
+directories or symlinks, exit code 0) and a blob that does not match its digest, or an entry naming a blob the
+server does not have, is a miss with a warning. A server that is down or keeps failing costs one warning, then the
+run goes on with the local cache only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from polybuild.cache.reapi.action import action_for_key
+from polybuild.cache.reapi.client import Capabilities, ReapiClient, ReapiUnavailable, batches, digest
+from polybuild.cache.reapi.protos import remote_execution_pb2 as re
+from polybuild.cache.remote import RemoteFile
+from polybuild.cache.store import LocalStore, clashing_paths, is_digest, is_safe_path, warn
+
+
+class UnusableEntry(Exception):
+    """An action-cache entry or blob that must not be used (a miss, with a warning)."""
+
+
+class ReapiCache:
+    def __init__(self, client: ReapiClient, shown: str, *, upload: bool = False) -> None:
+        self.client = client
+        self.shown = shown
+        self.upload = upload
+        self._down = threading.Event()
+        self._lock = threading.Lock()
+        self._caps: Capabilities | None = None
+
+    def capabilities(self) -> Capabilities:
+        with self._lock:
+            if self._caps is None:
+                self._caps = self.client.capabilities()
+                if not self._caps.sha256:
+                    raise ReapiUnavailable("the server does not support SHA256 digests")
+            return self._caps
+
+    def _give_up(self, exc: Exception) -> None:
+        with self._lock:
+            if not self._down.is_set():
+                self._down.set()
+                warn(f"remote cache {self.shown} is unavailable ({exc}); continuing with the local cache only")
+
+    # -- reading -------------------------------------------------------------------------------------------------
+
+    def fetch(self, key: str, store: LocalStore) -> tuple[list[RemoteFile], str | None] | None:
+        """Download an entry's missing blobs into the local store (verified); None on a miss or when unavailable."""
+        if self._down.is_set():
+            return None
+        try:
+            limit = self.capabilities().batch_limit
+            result = self.client.get_action_result(action_for_key(key).digest)
+            if result is None:
+                return None
+            files, log = _parse_result(result)
+            wanted = {d.hash: d for d in [_digest(f.sha256, f.size) for f in files] + ([log] if log else [])
+                      if not store.has_blob(d.hash)}
+            small = [d for d in wanted.values() if d.size_bytes <= limit]
+            for group in batches(small, limit):
+                for hash_, data in self.client.batch_read(group).items():
+                    store.put_blob(hash_, data=_verified(wanted[hash_], data))
+            for d in wanted.values():
+                if d.size_bytes > limit:
+                    self._stream_into(store, d)
+            return files, (log.hash if log else None)
+        except ReapiUnavailable as exc:
+            self._give_up(exc)
+        except UnusableEntry as exc:
+            warn(f"remote cache {self.shown} has an unusable entry for {key[:12]} ({exc}); ignored")
+        return None
+
+    def _stream_into(self, store: LocalStore, blob: re.Digest) -> None:
+        """A large blob through ByteStream into a temporary file beside the store, verified, then stored."""
+        store.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=store.root, prefix=".download-")
+        try:
+            with os.fdopen(fd, "w+b") as out:
+                if not self.client.read(blob, out):
+                    raise UnusableEntry(f"it names the blob {blob.hash[:12]}, which the server does not have")
+                out.seek(0)
+                hasher = hashlib.sha256()
+                while chunk := out.read(1 << 20):
+                    hasher.update(chunk)
+                if out.tell() != blob.size_bytes or hasher.hexdigest() != blob.hash:
+                    raise UnusableEntry(f"the blob {blob.hash[:12]} does not match its digest")
+            store.put_blob(blob.hash, source=Path(name))
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    # -- writing -------------------------------------------------------------------------------------------------
+
+    def push(self, key: str, files: list[RemoteFile], log: tuple[str, int] | None,
+             content: Callable[[str], bytes | None]) -> None:
+        """Upload the missing blobs (`content` gives each by digest), then the action result, if uploads are on."""
+        if not self.upload or self._down.is_set():
+            return
+        try:
+            limit = self.capabilities().batch_limit
+            action = action_for_key(key)
+            known = {d.hash: data for d, data in action.blobs}
+            blobs = {d.hash: d for d in [_digest(f.sha256, f.size) for f in files] + ([_digest(*log)] if log else [])
+                     + [d for d, _ in action.blobs]}
+            small: list[tuple[re.Digest, bytes]] = []
+            for d in self.client.find_missing(list(blobs.values())):
+                data = known.get(d.hash)
+                if data is None:
+                    data = content(d.hash)
+                if data is None or len(data) != d.size_bytes or hashlib.sha256(data).hexdigest() != d.hash:
+                    warn(f"the output {d.hash[:12]} changed since it was hashed; {key[:12]} not uploaded")
+                    return
+                if d.size_bytes > limit:
+                    self.client.write(d, data)
+                else:
+                    small.append((d, data))
+            for group in batches([d for d, _ in small], limit):
+                contents = dict((d.hash, data) for d, data in small)
+                self.client.batch_update([(d, contents[d.hash]) for d in group])
+            self.client.update_action_result(action.digest, _result(files, log))
+        except ReapiUnavailable as exc:
+            self._give_up(exc)
+
+
+def _digest(sha256: str, size: int) -> re.Digest:
+    return re.Digest(hash=sha256, size_bytes=size)
+
+
+def _result(files: list[RemoteFile], log: tuple[str, int] | None) -> re.ActionResult:
+    result = re.ActionResult(exit_code=0, output_files=[
+        re.OutputFile(path=f.path, digest=_digest(f.sha256, f.size), is_executable=f.executable) for f in files])
+    if log:
+        result.stdout_digest.CopyFrom(_digest(*log))
+    return result
+
+
+def _verified(expected: re.Digest, data: bytes | None) -> bytes:
+    if data is None:
+        raise UnusableEntry(f"it names the blob {expected.hash[:12]}, which the server does not have")
+    if len(data) != expected.size_bytes or digest(data).hash != expected.hash:
+        raise UnusableEntry(f"the blob {expected.hash[:12]} does not match its digest")
+    return data
+
+
+def _parse_result(result: re.ActionResult) -> tuple[list[RemoteFile], re.Digest | None]:
+    """The files and log of a successful entry, each field checked."""
+    if result.exit_code != 0:
+        raise UnusableEntry(f"it records a failure (exit code {result.exit_code})")
+    if result.output_directories or result.output_symlinks or result.output_file_symlinks \
+            or result.output_directory_symlinks:
+        raise UnusableEntry("it has output directories or symlinks, which polybuild never records")
+    files = []
+    for f in result.output_files:
+        if not is_safe_path(f.path):
+            raise UnusableEntry(f"unsafe output path {f.path[:120]!r}")
+        _check_digest(f.digest)
+        files.append(RemoteFile(f.path, f.digest.hash, f.digest.size_bytes, f.is_executable))
+    if clashing_paths([f.path for f in files]):
+        raise UnusableEntry("an output path is listed twice, or as a file and a directory")
+    log = None
+    if result.HasField("stdout_digest"):
+        _check_digest(result.stdout_digest)
+        log = result.stdout_digest
+    return files, log
+
+
+def _check_digest(d: re.Digest) -> None:
+    if not is_digest(d.hash) or d.size_bytes < 0:
+        raise UnusableEntry(f"not a sha256 digest: {d.hash[:80]!r}/{d.size_bytes}")
