@@ -1,0 +1,293 @@
+"""The remote cache over the Remote Execution API, against the real buildbox-casd (tests/reapi_server.py).
+
+Two checkouts share results through casd; the failures a cache meets (server down, killed mid-run, a connection cut
+mid-transfer, a blob that does not match its digest, an entry naming blobs the server lacks) each end in a correct
+local build, at most one warning line, and nothing half-written in dist/ or the local store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import polybuild_env, run_polybuild, write_tree
+from reapi_server import Casd
+from servers import free_port
+from test_cache import statuses
+
+pytest.importorskip("grpc", reason="the REAPI client needs polybuild[remote] (grpcio, protobuf)")
+
+# A file larger than a batch (4 MiB when the server states no limit) goes through ByteStream both ways.
+BIG = 5 * 1024 * 1024 + 17
+GEN = ("import os, pathlib, signal\n"
+       "pid = os.environ.get('KILL_CASD')\n"
+       "pid and os.kill(int(pid), signal.SIGKILL)\n"
+       "pathlib.Path('gen.txt').write_text('generated\\n')\n"
+       f"pathlib.Path('big.bin').write_bytes(bytes(range(256)) * ({BIG} // 256) + b'x' * ({BIG} % 256))\n")
+WS = {
+    "polybuild.toml": "version = '1.0.0'\n\n"
+                      f"[tasks.gen]\ncmd = {json.dumps([sys.executable, '-c', GEN])}\ninputs = ['main.go']\n"
+                      "outputs = ['gen.txt', 'big.bin']\nkinds = ['go']\n\n"
+                      "[targets.tool]\ninputs = ['*.go', 'go.mod']\n",
+    "tool/go.mod": "module example.com/tool\n\ngo 1.22\n",
+    "tool/main.go": 'package main\n\nfunc main() { println("tool") }\n',
+}
+
+
+@pytest.fixture
+def casd(tmp_path: Path):
+    server = Casd(tmp_path / "casd")
+    yield server
+    server.stop()
+
+
+def checkout(tmp_path: Path, name: str) -> Path:
+    return write_tree(tmp_path / name, WS)
+
+
+def polybuild(root: Path, *args: str, cache: Path, ok: bool = True, **env: str):
+    proc = run_polybuild(*args, cwd=root, env=polybuild_env(POLYBUILD_CACHE_DIR=str(cache), **env), timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def warnings(proc) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if "warning:" in line]
+
+
+def outputs(root: Path, only: str = "") -> dict[str, bytes]:
+    """The build's and the gen task's outputs (`only`: those under that directory)."""
+    files = [root / "dist" / "tool", root / "tool" / "gen.txt", root / "tool" / "big.bin"]
+    return {str(f.relative_to(root)): f.read_bytes() for f in files if str(f.relative_to(root)).startswith(only)}
+
+
+def store_is_sound(cache: Path) -> None:
+    """Every blob in the local store is whole: its content hashes to its name; no temporary file is left."""
+    for blob in (cache / "cas").rglob("*") if (cache / "cas").exists() else []:
+        if blob.is_file():
+            assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name, blob
+    assert not list(cache.glob(".download-*"))
+
+
+def build_and_upload(tmp_path: Path, url: str) -> dict[str, bytes]:
+    """A first checkout builds and runs `gen`, uploading; its outputs."""
+    first = checkout(tmp_path, "a")
+    polybuild(first, "build", "--remote", url, "--remote-upload", cache=tmp_path / "cache-a")
+    polybuild(first, "run", "gen", "--remote", url, "--remote-upload", cache=tmp_path / "cache-a")
+    return outputs(first)
+
+
+def test_generated_protos_are_current():
+    """The committed message code is what tests/reapi_protos.py generates from the pinned protos."""
+    pytest.importorskip("grpc_tools")
+    import reapi_protos
+
+    for name, text in reapi_protos.generate().items():
+        assert (reapi_protos.OUTPUT / name).read_text() == text, f"{name} is stale: run python tests/reapi_protos.py"
+
+
+def test_second_checkout_restores_everything_from_casd(tmp_path, casd):
+    built = build_and_upload(tmp_path, casd.url)
+    assert len(built["tool/big.bin"]) == BIG
+    second = checkout(tmp_path, "b")
+    restored = polybuild(second, "build", "--remote", casd.url, cache=tmp_path / "cache-b")
+    ran = polybuild(second, "run", "gen", "--remote", casd.url, cache=tmp_path / "cache-b")
+    assert set(statuses(restored).values()) == {"cached"}, restored.stderr
+    assert set(statuses(ran).values()) == {"cached"}, ran.stderr
+    assert outputs(second) == built  # byte for byte, the big file through ByteStream included
+    assert (second / "dist" / "tool").stat().st_mode & 0o111
+    assert not warnings(restored) and not warnings(ran)
+    store_is_sound(tmp_path / "cache-b")
+
+
+def test_action_digest_is_the_same_on_every_machine(tmp_path, casd):
+    """Two checkouts in different directories, with different local caches, ask for the same action digests."""
+    from polybuild.cache.reapi.action import action_for_key
+
+    key = hashlib.sha256(b"a task key").hexdigest()
+    assert action_for_key(key).digest == action_for_key(key).digest
+    assert action_for_key(key).digest != action_for_key(hashlib.sha256(b"another").hexdigest()).digest
+    # what is uploaded is a complete Action: casd has its Command, input root and key blob
+    build_and_upload(tmp_path, casd.url)
+    entries = list((casd.storage / "actioncache").rglob("*"))
+    assert [e for e in entries if e.is_file()], "no action-cache entry was written"
+
+
+def test_server_down_at_start_costs_one_warning(tmp_path):
+    root = checkout(tmp_path, "a")
+    url = f"grpc://127.0.0.1:{free_port()}"
+    proc = polybuild(root, "build", "--remote", url, "--remote-upload", cache=tmp_path / "cache")
+    assert set(statuses(proc).values()) == {"done"}
+    assert len(warnings(proc)) == 1 and "unavailable" in warnings(proc)[0], proc.stderr
+
+
+def test_server_killed_mid_run(tmp_path, casd):
+    """The task kills casd while the build runs: later uploads fail once, quietly; the build succeeds."""
+    root = checkout(tmp_path, "a")
+    polybuild(root, "build", "--remote", casd.url, "--remote-upload", cache=tmp_path / "cache")
+    proc = polybuild(root, "run", "gen", "--remote", casd.url, "--remote-upload", cache=tmp_path / "cache",
+                     KILL_CASD=str(casd.proc.pid))
+    assert casd.proc.wait(timeout=10) is not None
+    assert statuses(proc) and set(statuses(proc).values()) == {"done"}
+    assert len(warnings(proc)) == 1 and "unavailable" in warnings(proc)[0], proc.stderr
+    store_is_sound(tmp_path / "cache")
+
+
+def test_blob_not_matching_its_digest_is_ignored(tmp_path, casd):
+    built = build_and_upload(tmp_path, casd.url)
+    damaged = casd.blob_path(hashlib.sha256(built["tool/gen.txt"]).hexdigest())
+    assert damaged.is_file()
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"GENERATED\n")  # same name and size, other content: a bad disk or a hostile server
+    second = checkout(tmp_path, "b")
+    proc = polybuild(second, "run", "gen", "--remote", casd.url, cache=tmp_path / "cache-b")
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr  # built locally
+    assert outputs(second, "tool/")["tool/gen.txt"] == b"generated\n"
+    assert len(warnings(proc)) == 1 and "does not match its digest" in warnings(proc)[0], proc.stderr
+    store_is_sound(tmp_path / "cache-b")
+
+
+@pytest.mark.parametrize("loss", ["deleted", "truncated"])
+def test_entry_naming_missing_blobs_is_a_miss(tmp_path, casd, loss):
+    """casd answers an entry whose blob file is gone with NOT_FOUND (a plain miss); one whose blob file is cut short
+    it still returns, then has no such blob to read (ByteStream): a miss with a warning."""
+    built = build_and_upload(tmp_path, casd.url)
+    blob = casd.blob_path(hashlib.sha256(built["tool/big.bin"]).hexdigest())
+    if loss == "deleted":
+        blob.unlink()
+    else:
+        blob.chmod(0o644)
+        blob.write_bytes(built["tool/big.bin"][:1000])
+    second = checkout(tmp_path, "b")
+    proc = polybuild(second, "run", "gen", "--remote", casd.url, cache=tmp_path / "cache-b")
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr
+    assert outputs(second, "tool/")["tool/big.bin"] == built["tool/big.bin"]
+    expected = [] if loss == "deleted" else ["which the server does not have"]
+    assert len(warnings(proc)) == len(expected), proc.stderr
+    assert all(e in w for w, e in zip(warnings(proc), expected, strict=True)), proc.stderr
+    store_is_sound(tmp_path / "cache-b")
+
+
+class CutProxy:
+    """A TCP relay to the real server that cuts every connection once `limit` bytes came back from it: the
+    network (or the server) failing in the middle of a download."""
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"grpc://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port, self.limit = port, limit
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.port))
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, self.limit), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+        moved = 0
+        try:
+            while data := src.recv(65536):
+                moved += len(data)
+                if limit is not None and moved > limit:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_connection_cut_mid_download(tmp_path, casd):
+    built = build_and_upload(tmp_path, casd.url)
+    proxy = CutProxy(casd.port, limit=2 * 1024 * 1024)  # inside the 5 MiB blob's ByteStream read
+    try:
+        second = checkout(tmp_path, "b")
+        proc = polybuild(second, "run", "gen", "--remote", proxy.url, cache=tmp_path / "cache-b")
+    finally:
+        proxy.close()
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr
+    assert outputs(second, "tool/")["tool/big.bin"] == built["tool/big.bin"]
+    assert len(warnings(proc)) == 1, proc.stderr
+    store_is_sound(tmp_path / "cache-b")
+
+
+def test_bad_reapi_config_is_a_located_error(tmp_path):
+    root = checkout(tmp_path, "a")
+    (root / "polybuild.toml").write_text(WS["polybuild.toml"] + "\n[remote]\nurl = 'grpc://127.0.0.1:1'\n"
+                                         "headers = { authorization = 'Bearer s3cret' }\n")
+    proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "polybuild.toml:" in proc.stderr and "env:NAME" in proc.stderr and "s3cret" not in proc.stderr.replace(
+        "'Bearer s3cret'", ""), proc.stderr
+    (root / "polybuild.toml").write_text(WS["polybuild.toml"] + "\n[remote]\nurl = 'grpc://cache.internal'\n")
+    proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
+    assert proc.returncode == 2 and "host and port" in proc.stderr, proc.stderr
+
+
+class RecordingServer:
+    """A gRPC server (grpcio's own) that answers GetCapabilities like a cache-only REAPI server and every other
+    call with NOT_FOUND, recording the metadata each call carried."""
+
+    def __init__(self) -> None:
+        import grpc
+
+        from polybuild.cache.reapi.protos import remote_execution_pb2 as re
+
+        self.metadata: list[dict[str, str]] = []
+        sha256 = re.CacheCapabilities(digest_functions=[re.DigestFunction.SHA256])
+        caps = re.ServerCapabilities(cache_capabilities=sha256)
+
+        def answer(method: str, context: grpc.ServicerContext) -> bytes:
+            self.metadata.append(dict(context.invocation_metadata()))
+            if method.endswith("/GetCapabilities"):
+                return caps.SerializeToString()
+            context.abort(grpc.StatusCode.NOT_FOUND, "not here")
+
+        class Handler(grpc.GenericRpcHandler):
+            def service(self, details):
+                return grpc.unary_unary_rpc_method_handler(lambda _, context: answer(details.method, context))
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=2), handlers=[Handler()])
+        self.url = f"grpc://127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop(None)
+
+
+def test_header_values_come_from_the_environment_and_are_never_shown(tmp_path):
+    server = RecordingServer()
+    try:
+        root = checkout(tmp_path, "a")
+        (root / "polybuild.toml").write_text(WS["polybuild.toml"] + f"\n[remote]\nurl = '{server.url}'\n"
+                                             "headers = { authorization = 'env:REAPI_TOKEN', x-unset = 'env:NOPE' }\n")
+        proc = polybuild(root, "build", cache=tmp_path / "cache", REAPI_TOKEN="Bearer very-secret-token")
+    finally:
+        server.stop()
+    assert set(statuses(proc).values()) == {"done"} and not warnings(proc), proc.stderr
+    assert server.metadata and all(m.get("authorization") == "Bearer very-secret-token" and "x-unset" not in m
+                                   for m in server.metadata)
+    assert "very-secret-token" not in proc.stderr + proc.stdout
+    assert not [p for p in (root / ".polybuild").rglob("*") if p.is_file() and b"very-secret" in p.read_bytes()]
