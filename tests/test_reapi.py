@@ -237,8 +237,8 @@ def test_bad_reapi_config_is_a_located_error(tmp_path):
                                          "headers = { authorization = 'Bearer s3cret' }\n")
     proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
     assert proc.returncode == 2, proc.stderr
-    assert "polybuild.toml:" in proc.stderr and "env:NAME" in proc.stderr and "s3cret" not in proc.stderr.replace(
-        "'Bearer s3cret'", ""), proc.stderr
+    assert "polybuild.toml:14:" in proc.stderr and "env:NAME" in proc.stderr and "s3cret" not in proc.stderr, \
+        proc.stderr
     (root / "polybuild.toml").write_text(WS["polybuild.toml"] + "\n[remote]\nurl = 'grpc://cache.internal'\n")
     proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
     assert proc.returncode == 2 and "host and port" in proc.stderr, proc.stderr

@@ -411,13 +411,13 @@ def _reapi_remote(ws: Workspace, options: CacheOptions, source: str, url: str) -
         if source == "[remote] url":
             raise ws.config.error(("remote", "url"), message, hint) from None
         raise UserError(message, hint=hint) from None
-    for name in conf["headers"]:
-        problem = header_problem(name)
+    for name, value in conf["headers"].items():
+        problem = header_problem(name, value)
         if problem:
             raise ws.config.error(("remote", "headers", name), f"[remote] headers: '{name}': {problem}",
-                                  "e.g. authorization = \"env:POLYBUILD_REMOTE_TOKEN\"")
+                                  "e.g. authorization = \"env:POLYBUILD_REMOTE_TOKEN\", with the variable exported")
     try:
-        return open_cache(url, instance=conf["instance-name"], headers=conf["headers"],
+        return open_cache(url, instance=conf["instance-name"], headers=conf["headers"], token_env=conf["token-env"],
                           upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
                           retries=conf["retries"])
     except ImportError as exc:

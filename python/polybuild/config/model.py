@@ -89,12 +89,6 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
 _ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
 
-def _env_reference(value: str) -> str | None:
-    """A header value named by its environment variable (`env:NAME`), so that no secret is written in config."""
-    if re.fullmatch(r"env:[A-Za-z_][A-Za-z0-9_]*", value):
-        return None
-    return "header values are read from the environment: write \"env:NAME\" and export NAME (e.g. env:CI_TOKEN)"
-
 TASK = Table(
     {
         "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory. Required.",
@@ -390,12 +384,12 @@ SCHEMA = Table(
                                  "never goes in config or logs)."),
                 "instance-name": Key(str, "The REAPI instance name (grpc:// and grpcs:// only); default: the "
                                      "server's default instance.", ""),
-                "headers": Map(Key(str, "`\"env:NAME\"`: the header's value is read from $NAME at run time (a "
-                                   "header whose variable is unset or empty is not sent).", rule=_env_reference),
-                               doc="gRPC metadata sent with every REAPI call (grpc:// and grpcs:// only), e.g. "
-                               "`headers = { authorization = \"env:POLYBUILD_REMOTE_TOKEN\" }` with the variable "
-                               "holding `Bearer <token>`. Values come from the environment only: never from config, "
-                               "never logged, never part of a key.", placeholder="<header>"),
+                "headers": FreeTable("gRPC metadata sent with every REAPI call (grpc:// and grpcs:// only), as "
+                                     "`name = \"env:NAME\"`: the value is read from $NAME at run time (a header "
+                                     "whose variable is unset or empty is not sent), e.g. `headers = { authorization "
+                                     "= \"env:POLYBUILD_REMOTE_TOKEN\" }` with the variable holding `Bearer <token>`. "
+                                     "Values come from the environment only: never from config, never logged, never "
+                                     "part of a key.", value_types=(str,)),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",

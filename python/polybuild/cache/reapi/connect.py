@@ -37,27 +37,37 @@ def target(url: str) -> tuple[str, bool]:
     return f"{host}:{port}", tls
 
 
-def header_problem(name: str) -> str | None:
+_ENV_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What is wrong with a `[remote] headers` entry (never quoting the value: it could be a secret)."""
     if not _HEADER.fullmatch(name):
         return "a gRPC header name is lower-case letters, digits, '-', '_' and '.'"
     if name.startswith("grpc-") or name.endswith("-bin"):
         return "names starting with 'grpc-' or ending in '-bin' are reserved by gRPC"
+    if not _ENV_REFERENCE.fullmatch(value):
+        return "the value must be \"env:NAME\": header values are read from the environment, never from config"
     return None
 
 
-def header_values(headers: dict[str, str]) -> dict[str, str]:
-    """name -> value read from the environment (`env:NAME`); unset or empty variables send nothing."""
+def header_values(headers: dict[str, str], token_env: str | None = None) -> dict[str, str]:
+    """name -> value read from the environment (`env:NAME`); unset or empty variables send nothing. `token-env`
+    is a bearer token in `authorization`, unless a header sets that itself."""
     values = {name: os.environ.get(ref.removeprefix("env:"), "") for name, ref in headers.items()}
+    token = os.environ.get(token_env, "") if token_env else ""
+    if token and "authorization" not in headers:
+        values["authorization"] = f"Bearer {token}"
     return {name: value for name, value in values.items() if value}
 
 
-def open_cache(url: str, *, instance: str, headers: dict[str, str], upload: bool, timeout: float,
-               retries: int) -> ReapiCache:
+def open_cache(url: str, *, instance: str, headers: dict[str, str], token_env: str | None, upload: bool,
+               timeout: float, retries: int) -> ReapiCache:
     """The cache for a checked URL (see `target`); no call is made until the first lookup."""
     from polybuild.cache.reapi.cache import ReapiCache
     from polybuild.cache.reapi.client import ReapiClient
 
     address, tls = target(url)
-    client = ReapiClient(address, tls=tls, instance=instance, headers=header_values(headers), timeout=timeout,
-                         retries=retries)
+    client = ReapiClient(address, tls=tls, instance=instance, headers=header_values(headers, token_env),
+                         timeout=timeout, retries=retries)
     return ReapiCache(client, url, upload=upload)
