@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,21 +246,28 @@ def test_bad_reapi_config_is_a_located_error(tmp_path):
 
 
 class RecordingServer:
-    """A gRPC server (grpcio's own) that answers GetCapabilities like a cache-only REAPI server and every other
-    call with NOT_FOUND, recording the metadata each call carried."""
+    """A gRPC server (grpcio's own) standing in for a REAPI server with other capabilities than casd's: it answers
+    GetCapabilities with `caps`, first fails each method with the codes in `failures`, answers every other call
+    with NOT_FOUND, and records the metadata of each call."""
 
-    def __init__(self) -> None:
+    def __init__(self, caps: Any = None, failures: dict[str, list[Any]] | None = None) -> None:
         import grpc
 
         from polybuild.cache.reapi.protos import remote_execution_pb2 as re
 
         self.metadata: list[dict[str, str]] = []
+        self.calls: list[str] = []
         sha256 = re.CacheCapabilities(digest_functions=[re.DigestFunction.SHA256])
-        caps = re.ServerCapabilities(cache_capabilities=sha256)
+        caps = caps or re.ServerCapabilities(cache_capabilities=sha256)
+        self.pending = pending = {name: list(codes) for name, codes in (failures or {}).items()}
 
         def answer(method: str, context: grpc.ServicerContext) -> bytes:
+            name = method.rsplit("/", 1)[-1]
+            self.calls.append(name)
             self.metadata.append(dict(context.invocation_metadata()))
-            if method.endswith("/GetCapabilities"):
+            if pending.get(name):
+                context.abort(pending[name].pop(0), "injected")
+            if name == "GetCapabilities":
                 return caps.SerializeToString()
             context.abort(grpc.StatusCode.NOT_FOUND, "not here")
 
@@ -270,11 +278,73 @@ class RecordingServer:
         from concurrent.futures import ThreadPoolExecutor
 
         self.server = grpc.server(ThreadPoolExecutor(max_workers=2), handlers=[Handler()])
-        self.url = f"grpc://127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.url = f"grpc://127.0.0.1:{self.port}"
         self.server.start()
 
     def stop(self) -> None:
         self.server.stop(None)
+
+
+def test_unavailable_and_resource_exhausted_are_retried_with_backoff():
+    import grpc
+
+    from polybuild.cache.reapi.client import ReapiClient, ReapiUnavailable
+
+    flaky = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    server = RecordingServer(failures={"GetCapabilities": flaky})
+    try:
+        client = ReapiClient(f"127.0.0.1:{server.port}", retries=2)
+        assert client.capabilities().sha256  # third attempt
+        assert server.calls == ["GetCapabilities"] * 3
+        server.pending["GetCapabilities"] = [grpc.StatusCode.UNAVAILABLE]
+        with pytest.raises(ReapiUnavailable, match="UNAVAILABLE"):
+            ReapiClient(f"127.0.0.1:{server.port}", retries=0).capabilities()
+        refused = RecordingServer(failures={"GetCapabilities": [grpc.StatusCode.PERMISSION_DENIED]})
+        try:  # not retried: the same answer would come back
+            with pytest.raises(ReapiUnavailable, match="PERMISSION_DENIED"):
+                ReapiClient(f"127.0.0.1:{refused.port}", retries=2).capabilities()
+            assert refused.calls == ["GetCapabilities"]
+        finally:
+            refused.stop()
+    finally:
+        server.stop()
+
+
+def doctor(root: Path, **env: str):
+    return run_polybuild("doctor", cwd=root, env=polybuild_env(**env))
+
+
+def test_doctor_shows_the_servers_capabilities(tmp_path):
+    server = Casd(tmp_path / "casd", execute=True)
+    try:
+        root = checkout(tmp_path, "a")
+        proc = doctor(root, POLYBUILD_REMOTE_URL=server.url)
+    finally:
+        server.stop()
+    line = next(line for line in proc.stdout.splitlines() if "remote cache" in line)
+    assert line.split()[0] == "ok" and "digest functions" in line and "SHA256" in line and \
+        "execution enabled" in line and "max batch size" in line, proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_doctor_fails_when_the_server_lacks_what_config_asks(tmp_path):
+    from polybuild.cache.reapi.protos import remote_execution_pb2 as re
+
+    sha1_only = re.ServerCapabilities(cache_capabilities=re.CacheCapabilities(
+        digest_functions=[re.DigestFunction.SHA1],
+        action_cache_update_capabilities=re.ActionCacheUpdateCapabilities(update_enabled=False)))
+    server = RecordingServer(caps=sha1_only)
+    try:
+        root = checkout(tmp_path, "a")
+        (root / "polybuild.toml").write_text(WS["polybuild.toml"] + f"\n[remote]\nurl = '{server.url}'\n"
+                                             "upload = true\n")
+        proc = doctor(root)
+    finally:
+        server.stop()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "lacks SHA256 digests" in proc.stdout and "action-cache updates" in proc.stdout, proc.stdout
+    assert "digest functions SHA1" in proc.stdout
 
 
 def test_header_values_come_from_the_environment_and_are_never_shown(tmp_path):

@@ -39,11 +39,21 @@ class ReapiUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Capabilities:
-    sha256: bool
+    digest_functions: tuple[str, ...]
     max_batch: int  # bytes, 0 when the server states no limit
     cache_update: bool  # may clients write the action cache
     exec_enabled: bool
     api_version: str
+
+    @property
+    def sha256(self) -> bool:
+        return "SHA256" in self.digest_functions
+
+    def describe(self) -> str:
+        batch = f"{self.max_batch} bytes" if self.max_batch else f"not stated (polybuild uses {DEFAULT_BATCH} bytes)"
+        return (f"REAPI {self.api_version}; digest functions {', '.join(self.digest_functions)}; max batch size "
+                f"{batch}; action cache {'writable' if self.cache_update else 'read-only'} by clients; execution "
+                f"{'enabled' if self.exec_enabled else 'not enabled'}")
 
     @property
     def batch_limit(self) -> int:
@@ -129,10 +139,11 @@ class ReapiClient:
         if caps is None:
             raise ReapiUnavailable(f"GetCapabilities: no instance {self.instance!r}")
         cache, execution = caps.cache_capabilities, caps.execution_capabilities
-        functions = set(cache.digest_functions) | {execution.digest_function} - {0}
+        functions = (set(cache.digest_functions) | {execution.digest_function}) - {re.DigestFunction.Value.UNKNOWN}
         version = caps.high_api_version
         return Capabilities(
-            sha256=SHA256 in functions or not functions,  # servers before v2.1 state none: SHA256 is implied
+            # servers before v2.1 state none: SHA256 is implied
+            digest_functions=tuple(sorted(re.DigestFunction.Value.Name(f) for f in functions)) or ("SHA256",),
             max_batch=cache.max_batch_total_size_bytes,
             cache_update=cache.action_cache_update_capabilities.update_enabled,
             exec_enabled=execution.exec_enabled,
