@@ -179,13 +179,13 @@ def test_entry_naming_missing_blobs_is_a_miss(tmp_path, casd, loss):
 
 
 class CutProxy:
-    """A TCP relay to the real server that cuts every connection once `limit` bytes came back from it: the
-    network (or the server) failing in the middle of a download."""
+    """A TCP relay to the real server that cuts every connection once `down` bytes came back from it, or `up`
+    bytes went to it: the network (or the server) failing in the middle of a download or an upload."""
 
-    def __init__(self, port: int, limit: int) -> None:
+    def __init__(self, port: int, *, down: int | None = None, up: int | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"grpc://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.port, self.limit = port, limit
+        self.port, self.down, self.up = port, down, up
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -195,8 +195,8 @@ class CutProxy:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.port))
-            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, self.limit), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, server, self.up), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, self.down), daemon=True).start()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
@@ -220,7 +220,7 @@ class CutProxy:
 
 def test_connection_cut_mid_download(tmp_path, casd):
     built = build_and_upload(tmp_path, casd.url)
-    proxy = CutProxy(casd.port, limit=2 * 1024 * 1024)  # inside the 5 MiB blob's ByteStream read
+    proxy = CutProxy(casd.port, down=2 * 1024 * 1024)  # inside the 5 MiB blob's ByteStream read
     try:
         second = checkout(tmp_path, "b")
         proc = polybuild(second, "run", "gen", "--remote", proxy.url, cache=tmp_path / "cache-b")
@@ -230,6 +230,23 @@ def test_connection_cut_mid_download(tmp_path, casd):
     assert outputs(second, "tool/")["tool/big.bin"] == built["tool/big.bin"]
     assert len(warnings(proc)) == 1, proc.stderr
     store_is_sound(tmp_path / "cache-b")
+
+
+def test_connection_cut_mid_upload(tmp_path, casd):
+    """The upload of the 5 MiB blob is cut: one warning, the build succeeds, and the server holds no entry naming
+    what it lacks (a second checkout builds it again, correctly)."""
+    first = checkout(tmp_path, "a")
+    proxy = CutProxy(casd.port, up=2 * 1024 * 1024)
+    try:
+        proc = polybuild(first, "run", "gen", "--remote", proxy.url, "--remote-upload", cache=tmp_path / "cache-a")
+    finally:
+        proxy.close()
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr
+    assert len(warnings(proc)) == 1 and "unavailable" in warnings(proc)[0], proc.stderr
+    second = checkout(tmp_path, "b")
+    again = polybuild(second, "run", "gen", "--remote", casd.url, cache=tmp_path / "cache-b")
+    assert set(statuses(again).values()) == {"done"} and not warnings(again), again.stderr
+    assert outputs(second, "tool/") == outputs(first, "tool/")
 
 
 def test_bad_reapi_config_is_a_located_error(tmp_path):
