@@ -378,3 +378,79 @@ def test_header_values_come_from_the_environment_and_are_never_shown(tmp_path):
                                    for m in server.metadata)
     assert "very-secret-token" not in proc.stderr + proc.stdout
     assert not [p for p in (root / ".polybuild").rglob("*") if p.is_file() and b"very-secret" in p.read_bytes()]
+
+
+# -- remote execution -----------------------------------------------------------------------------------------------
+
+REMOTE_GEN = ("import os, pathlib, sys\n"
+              "print('stdout of the action')\n"
+              "print('stderr of the action', file=sys.stderr)\n"
+              "code = int(os.environ.get('EXIT', '0'))\n"
+              "code and sys.exit(code)\n"
+              "pathlib.Path('out').mkdir(exist_ok=True)\n"
+              "pathlib.Path('out/gen.txt').write_text(pathlib.Path('main.go').read_text().upper())\n"
+              "pathlib.Path('out/cwd.txt').write_text(os.path.basename(os.getcwd()))\n"
+              "pathlib.Path('run.sh').write_text('#!/bin/sh\\necho hi\\n')\n"
+              "os.chmod('run.sh', 0o755)\n")
+
+
+def exec_checkout(tmp_path: Path, name: str, remote: str = "", exit_code: int = 0) -> Path:
+    config = ("version = '1.0.0'\n\n[targets.tool]\ninputs = ['*.go', 'go.mod']\n\n"
+              f"[targets.tool.tasks.gen]\ncmd = {json.dumps(['/usr/bin/python3', '-c', REMOTE_GEN])}\n"
+              f"inputs = ['main.go']\noutputs = ['out/*.txt', 'run.sh']\nenv = {{ EXIT = '{exit_code}' }}\n")
+    if remote:
+        config += f"\n[remote]\nurl = '{remote}'\nexecute = ['command']\nplatform = {{ OSFamily = 'linux' }}\n"
+    return write_tree(tmp_path / name, {**WS, "polybuild.toml": config})
+
+
+def gen_outputs(root: Path) -> dict[str, tuple[bytes, int]]:
+    files = [root / "tool" / "out" / "gen.txt", root / "tool" / "out" / "cwd.txt", root / "tool" / "run.sh"]
+    return {f.name: (f.read_bytes(), f.stat().st_mode & 0o777) for f in files}
+
+
+@pytest.fixture(scope="module")
+def casd_exec(tmp_path_factory):
+    server = Casd(tmp_path_factory.mktemp("casd-exec"), execute=True)
+    yield server
+    server.stop()
+
+
+def test_command_task_runs_on_the_remote_executor(tmp_path, casd_exec):
+    """The same task run by casd's executor (buildbox-run in bubblewrap) and locally: identical outputs, the
+    remote stdout and stderr in the task's log; nothing uploaded to the cache (no upload asked), yet casd holds the
+    executed action's result."""
+    remote, local = exec_checkout(tmp_path, "remote", casd_exec.url), exec_checkout(tmp_path, "local")
+    before = {p for p in (casd_exec.storage / "actioncache").rglob("*") if p.is_file()}
+    ran = polybuild(remote, "run", "gen", cache=tmp_path / "cache-remote")
+    polybuild(local, "run", "gen", cache=tmp_path / "cache-local")
+    assert set(statuses(ran).values()) == {"done"} and not warnings(ran), ran.stderr
+    assert gen_outputs(remote) == gen_outputs(local)
+    assert gen_outputs(remote)["gen.txt"][0] == WS["tool/main.go"].upper().encode()
+    assert gen_outputs(remote)["run.sh"][1] & 0o111
+    log = (remote / ".polybuild" / "logs").glob("*gen*.log")
+    text = "".join(p.read_text() for p in log)
+    assert "stdout of the action" in text and "stderr of the action" in text, text
+    after = {p for p in (casd_exec.storage / "actioncache").rglob("*") if p.is_file()}
+    assert after - before, "casd executed nothing"
+
+
+def test_remote_command_failure_is_a_local_failure(tmp_path, casd_exec):
+    root = exec_checkout(tmp_path, "remote", casd_exec.url, exit_code=3)
+    proc = polybuild(root, "run", "gen", cache=tmp_path / "cache", ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "exited with status 3" in proc.stderr and "stderr of the action" in proc.stderr, proc.stderr
+    assert not (root / "tool" / "out").exists()
+
+
+def test_server_without_execution_runs_the_task_locally_with_one_warning(tmp_path, casd):
+    root = exec_checkout(tmp_path, "a", casd.url)
+    proc = polybuild(root, "run", "gen", cache=tmp_path / "cache")
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr
+    assert len(warnings(proc)) == 1 and "running the task locally" in warnings(proc)[0], proc.stderr
+    assert gen_outputs(root)["cwd.txt"][0] == b"tool"
+
+
+def test_doctor_fails_when_execution_is_asked_and_not_enabled(tmp_path, casd):
+    root = exec_checkout(tmp_path, "a", casd.url)
+    proc = doctor(root)
+    assert proc.returncode == 1 and "lacks remote execution" in proc.stdout, proc.stdout

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from polybuild.builders import BuildContext
     from polybuild.cache.reapi.cache import ReapiCache
+    from polybuild.cache.reapi.execute import RemoteExecutor
     from polybuild.cache.remote import RemoteCache
     from polybuild.cache.store import LocalStore
     from polybuild.container.templates import Rendered
@@ -425,6 +426,20 @@ def _reapi_remote(ws: Workspace, options: CacheOptions, source: str, url: str) -
                         hint="install polybuild[remote] (grpcio and protobuf)") from None
 
 
+def _executor(ws: Workspace, remote: RemoteCache | ReapiCache | None) -> RemoteExecutor | None:
+    """The remote executor for `[remote] execute`, which needs a REAPI server (and the cache: not --no-cache)."""
+    conf = ws.config["remote"]
+    if not conf["execute"] or remote is None:
+        return None
+    from polybuild.cache.reapi.cache import ReapiCache
+    from polybuild.cache.reapi.execute import RemoteExecutor
+
+    if not isinstance(remote, ReapiCache):
+        raise ws.config.error(("remote", "execute"), "[remote] execute needs a Remote Execution API server, not an "
+                              "HTTP cache", "use a grpc:// or grpcs:// url, or remove `execute`")
+    return RemoteExecutor(remote, conf["execute"], conf["platform"])
+
+
 def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
     """The cache directory, created if needed; one that cannot be written is an error before anything runs (not
     a failure of every task)."""
@@ -468,12 +483,14 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
                         hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it")
     cache_dir = _usable_cache_dir(ws, for_workspace(ws.root, ws.config["cache-dir"]))
     cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
+    executor = _executor(ws, cache.remote if cache else None)
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
-                        records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
+                        records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache,
+                        executor=executor)
 
 
 def preflight(plan: Plan, ctx: BuildContext) -> dict[str, UserError]:

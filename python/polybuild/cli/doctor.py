@@ -193,6 +193,8 @@ def _reapi(loaded: Loaded, url: str) -> Check:
     lacks = [] if caps.sha256 else ["SHA256 digests (polybuild's keys and blobs are SHA256)"]
     if conf["upload"] and not caps.cache_update:
         lacks.append("action-cache updates by clients ([remote] upload = true)")
+    if conf["execute"] and not caps.exec_enabled:
+        lacks.append(f"remote execution ([remote] execute = {conf['execute']})")
     if lacks:
         return Check(name, "remote", users, False, url, caps.describe(),
                      hint=f"the server lacks {' and '.join(lacks)}; it has: {caps.describe()}")

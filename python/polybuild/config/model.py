@@ -390,6 +390,13 @@ SCHEMA = Table(
                                      "= \"env:POLYBUILD_REMOTE_TOKEN\" }` with the variable holding `Bearer <token>`. "
                                      "Values come from the environment only: never from config, never logged, never "
                                      "part of a key.", value_types=(str,)),
+                "execute": Key(list, "Builders whose tasks run on the REAPI server's executor (grpc:// only; the "
+                               "default, none, uses it as a cache only). Supported: `command` (custom tasks that "
+                               "do not need the build; they see their declared inputs and environment only).", [],
+                               item=str, rule=_matching(r"command", "command")),
+                "platform": FreeTable("REAPI platform properties of executed actions, e.g. `{ OSFamily = "
+                                      "\"linux\" }` (they enter the action digest, not polybuild's keys).",
+                                      value_types=(str,)),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",

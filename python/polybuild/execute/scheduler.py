@@ -318,8 +318,10 @@ class Executor:
                 log.note(str(exc))
                 return False
             return True
-        env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
-        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file)
+        code = step.remote(log.file) if step.remote is not None else None
+        if code is None:
+            env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
+            code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file)
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0

@@ -26,6 +26,7 @@ from polybuild.cache.reapi.client import Capabilities, ReapiClient, ReapiUnavail
 from polybuild.cache.reapi.protos import remote_execution_pb2 as re
 from polybuild.cache.remote import RemoteFile
 from polybuild.cache.store import LocalStore, clashing_paths, is_digest, is_safe_path, warn
+from polybuild.support.fs import atomic_path
 
 
 class UnusableEntry(Exception):
@@ -40,6 +41,11 @@ class ReapiCache:
         self._down = threading.Event()
         self._lock = threading.Lock()
         self._caps: Capabilities | None = None
+
+    @property
+    def available(self) -> bool:
+        """False once the server failed in this run."""
+        return not self._down.is_set()
 
     def capabilities(self) -> Capabilities:
         with self._lock:
@@ -109,29 +115,55 @@ class ReapiCache:
         if not self.upload or self._down.is_set():
             return
         try:
-            limit = self.capabilities().batch_limit
             action = action_for_key(key)
             known = {d.hash: data for d, data in action.blobs}
-            blobs = {d.hash: d for d in [_digest(f.sha256, f.size) for f in files] + ([_digest(*log)] if log else [])
-                     + [d for d, _ in action.blobs]}
-            small: list[tuple[re.Digest, bytes]] = []
-            for d in self.client.find_missing(list(blobs.values())):
-                data = known.get(d.hash)
-                if data is None:
-                    data = content(d.hash)
-                if data is None or len(data) != d.size_bytes or hashlib.sha256(data).hexdigest() != d.hash:
-                    warn(f"the output {d.hash[:12]} changed since it was hashed; {key[:12]} not uploaded")
-                    return
-                if d.size_bytes > limit:
-                    self.client.write(d, data)
-                else:
-                    small.append((d, data))
-            for group in batches([d for d, _ in small], limit):
-                contents = dict((d.hash, data) for d, data in small)
-                self.client.batch_update([(d, contents[d.hash]) for d in group])
+            blobs = [_digest(f.sha256, f.size) for f in files] + ([_digest(*log)] if log else [])
+            changed = self.upload_missing(blobs + [d for d, _ in action.blobs],
+                                          lambda h: known[h] if h in known else content(h))
+            if changed:
+                warn(f"the output {changed[:12]} changed since it was hashed; {key[:12]} not uploaded")
+                return
             self.client.update_action_result(action.digest, _result(files, log))
         except ReapiUnavailable as exc:
             self._give_up(exc)
+
+    def upload_missing(self, blobs: list[re.Digest], content: Callable[[str], bytes | None]) -> str | None:
+        """Upload the blobs the server lacks (FindMissingBlobs; batches, or ByteStream above the batch limit);
+        the hash of one whose content no longer matches it (nothing uploaded then), else None."""
+        limit = self.capabilities().batch_limit
+        small: list[tuple[re.Digest, bytes]] = []
+        large: list[tuple[re.Digest, bytes]] = []
+        for d in self.client.find_missing(list({d.hash: d for d in blobs}.values())):
+            data = content(d.hash)
+            if data is None or len(data) != d.size_bytes or hashlib.sha256(data).hexdigest() != d.hash:
+                return d.hash
+            (large if d.size_bytes > limit else small).append((d, data))
+        for d, data in large:
+            self.client.write(d, data)
+        contents = {d.hash: data for d, data in small}
+        for group in batches([d for d, _ in small], limit):
+            self.client.batch_update([(d, contents[d.hash]) for d in group])
+        return None
+
+    def download_to(self, blob: re.Digest, dest: Path, mode: int) -> None:
+        """One blob into `dest`, atomically and verified: a blob the server lacks or sends with other content
+        (UnusableEntry) leaves `dest` as it was."""
+        with atomic_path(dest, mode=mode) as tmp, open(tmp, "w+b") as out:
+            if blob.size_bytes > self.capabilities().batch_limit:
+                if not self.client.read(blob, out):
+                    raise UnusableEntry(f"the server does not have the blob {blob.hash[:12]}")
+            else:
+                out.write(self.client.batch_read([blob])[blob.hash] or b"")
+            out.seek(0)
+            hasher = hashlib.sha256()
+            while chunk := out.read(1 << 20):
+                hasher.update(chunk)
+            if out.tell() != blob.size_bytes or hasher.hexdigest() != blob.hash:
+                raise UnusableEntry(f"the blob {blob.hash[:12]} is missing or does not match its digest")
+
+    def download(self, blob: re.Digest) -> bytes:
+        """A small blob (a log, a Tree message), verified."""
+        return _verified(blob, self.client.batch_read([blob])[blob.hash])
 
 
 def _digest(sha256: str, size: int) -> re.Digest:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import grpc
+from google.longrunning.operations_pb2 import Operation
 
 from polybuild.cache.reapi.protos import bytestream_pb2 as bs
 from polybuild.cache.reapi.protos import remote_execution_pb2 as re
@@ -96,6 +97,9 @@ class ReapiClient:
                                    re.GetActionResultRequest, re.ActionResult)
         self._update_result = _method(ch, "unary_unary", _SERVICE + "ActionCache/UpdateActionResult",
                                       re.UpdateActionResultRequest, re.ActionResult)
+        self._execute = _method(ch, "unary_stream", _SERVICE + "Execution/Execute", re.ExecuteRequest, Operation)
+        self._wait = _method(ch, "unary_stream", _SERVICE + "Execution/WaitExecution", re.WaitExecutionRequest,
+                             Operation)
         self._read = _method(ch, "unary_stream", "/google.bytestream.ByteStream/Read", bs.ReadRequest,
                              bs.ReadResponse)
         self._write = _method(ch, "stream_unary", "/google.bytestream.ByteStream/Write", bs.WriteRequest,
@@ -106,10 +110,10 @@ class ReapiClient:
 
     # -- one deadline per call, retried with backoff -----------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[float], Any], size: int = 0) -> Any:
-        """fn(timeout) with retries; NOT_FOUND comes back as None."""
-        budget = self.timeout + size / MIN_RATE
-        end = time.monotonic() + budget
+    def _call(self, what: str, fn: Callable[[float], Any], size: int = 0, budget: float | None = None) -> Any:
+        """fn(timeout) with retries, all within `budget` seconds (default: `timeout` plus the time `size` bytes
+        take at MIN_RATE); NOT_FOUND comes back as None."""
+        end = time.monotonic() + (budget if budget is not None else self.timeout + size / MIN_RATE)
         last: grpc.RpcError | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -221,6 +225,46 @@ class ReapiClient:
         if self._call("UpdateActionResult", lambda t: self._update_result(request, timeout=t,
                                                                           metadata=self.metadata)) is None:
             raise ReapiUnavailable("UpdateActionResult: NOT_FOUND")
+
+    def execute(self, action: re.Digest, timeout: float) -> re.ExecuteResponse:
+        """Run an action (the server may answer from its cache) and follow its operation to the end; when the
+        stream breaks, WaitExecution picks the operation up again. ReapiUnavailable when the server cannot."""
+        request = re.ExecuteRequest(instance_name=self.instance, action_digest=action, digest_function=SHA256)
+        end = time.monotonic() + timeout
+        name = ""
+
+        def follow(left: float) -> Operation | None:
+            nonlocal name
+            stream = (self._wait(re.WaitExecutionRequest(name=name), timeout=left, metadata=self.metadata) if name
+                      else self._execute(request, timeout=left, metadata=self.metadata))
+            for operation in stream:
+                name = operation.name or name
+                if operation.done:
+                    return operation
+            raise _StreamEnded()
+
+        for _attempt in range(self.retries + 3):
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                operation = self._call("Execute", follow, budget=left)
+            except _StreamEnded:
+                continue
+            if operation is None:  # NOT_FOUND: the operation is gone (server restarted); start again
+                name = ""
+                continue
+            if operation.HasField("error"):
+                raise ReapiUnavailable(f"Execute failed ({operation.error.message or operation.error.code})")
+            response = re.ExecuteResponse()
+            if not operation.response.Unpack(response):
+                raise ReapiUnavailable("Execute answered something other than an ExecuteResponse")
+            return response
+        raise ReapiUnavailable(f"Execute did not finish within {timeout:.0f}s")
+
+
+class _StreamEnded(Exception):
+    """The operation stream ended before the operation was done."""
 
 
 def batches(digests: Iterable[re.Digest], limit: int) -> Iterator[list[re.Digest]]:
