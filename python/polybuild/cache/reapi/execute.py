@@ -68,8 +68,9 @@ class RemoteExecutor:
         """The command's exit status (its outputs in place under root/workdir when 0), or None when it could not
         run remotely (then it is to run locally)."""
         paths = output_paths(outputs)
-        if paths is None or not self.cache.available or not all(is_safe_path(f) for f in inputs):
-            return None
+        if paths is None or self._warned.is_set() or not self.cache.available \
+                or not all(is_safe_path(f) for f in inputs):
+            return None  # once remote execution failed, the run's other tasks do not wait for it again
         try:
             return self._run(root, workdir, argv, env, inputs, paths, log)
         except (ReapiUnavailable, UnusableEntry, OSError) as exc:
@@ -114,10 +115,11 @@ class RemoteExecutor:
             log.write(raw or (self.cache.download(blob) if blob.size_bytes else b""))
         log.flush()
         if result.exit_code == 0:
-            self._place_outputs(result, root / workdir)
+            self._place_outputs(result, root / workdir, paths)
         return result.exit_code
 
-    def _place_outputs(self, result: re.ActionResult, base: Path) -> None:
+    def _place_outputs(self, result: re.ActionResult, base: Path, paths: list[str]) -> None:
+        """The result's files into `base`: only under the output paths asked for, each verified."""
         files = [(f.path, f.digest, f.is_executable) for f in result.output_files]
         for out in result.output_directories:
             tree = re.Tree.FromString(self.cache.download(out.tree_digest))
@@ -126,8 +128,8 @@ class RemoteExecutor:
         if result.output_symlinks or result.output_file_symlinks or result.output_directory_symlinks:
             raise UnusableEntry("the action produced symlinks, which polybuild does not place")
         for path, blob, executable in files:
-            if not is_safe_path(path):
-                raise UnusableEntry(f"unsafe output path {path[:120]!r}")
+            if not is_safe_path(path) or not any(path == p or path.startswith(f"{p}/") for p in paths):
+                raise UnusableEntry(f"an output path that was not asked for: {path[:120]!r}")
             self.cache.download_to(blob, base / path, 0o755 if executable else 0o644)
 
 
