@@ -24,6 +24,8 @@ SYSTEM_PACKAGES: dict[str, str] = {
     "debootstrap": "debootstrap",
     # The engine chosen in config: test_containers.
     "podman": "podman",
+    # The sandbox of buildbox-casd's executor (buildbox-run with bubblewrap): test_reapi.
+    "bubblewrap": "bwrap",
 }
 # Where Debian puts servers: on root's PATH but not on a user's, and the tests look there too (servers.py).
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
