@@ -394,12 +394,15 @@ REMOTE_GEN = ("import os, pathlib, sys\n"
               "os.chmod('run.sh', 0o755)\n")
 
 
-def exec_checkout(tmp_path: Path, name: str, remote: str = "", exit_code: int = 0) -> Path:
+def exec_checkout(tmp_path: Path, name: str, remote: str = "", exit_code: int = 0, prelude: str = "",
+                  extra: str = "") -> Path:
+    """A workspace whose `gen` task runs /usr/bin/python3 (in casd's sandbox too); `remote`: executed there."""
     config = ("version = '1.0.0'\n\n[targets.tool]\ninputs = ['*.go', 'go.mod']\n\n"
-              f"[targets.tool.tasks.gen]\ncmd = {json.dumps(['/usr/bin/python3', '-c', REMOTE_GEN])}\n"
+              f"[targets.tool.tasks.gen]\ncmd = {json.dumps(['/usr/bin/python3', '-c', prelude + REMOTE_GEN])}\n"
               f"inputs = ['main.go']\noutputs = ['out/*.txt', 'run.sh']\nenv = {{ EXIT = '{exit_code}' }}\n")
     if remote:
-        config += f"\n[remote]\nurl = '{remote}'\nexecute = ['command']\nplatform = {{ OSFamily = 'linux' }}\n"
+        config += (f"\n[remote]\nurl = '{remote}'\nexecute = ['command']\nplatform = {{ OSFamily = 'linux' }}\n"
+                   + extra)
     return write_tree(tmp_path / name, {**WS, "polybuild.toml": config})
 
 
@@ -454,3 +457,12 @@ def test_doctor_fails_when_execution_is_asked_and_not_enabled(tmp_path, casd):
     root = exec_checkout(tmp_path, "a", casd.url)
     proc = doctor(root)
     assert proc.returncode == 1 and "lacks remote execution" in proc.stdout, proc.stdout
+
+
+def test_remote_action_past_its_timeout_fails_the_task(tmp_path, casd_exec):
+    root = exec_checkout(tmp_path, "remote", casd_exec.url, prelude="import time; time.sleep(30)\n",
+                         extra="execute-timeout = 1\n")
+    proc = polybuild(root, "run", "gen", cache=tmp_path / "cache", ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "execute-timeout (1s)" in proc.stderr and "exited with status 124" in proc.stderr, proc.stderr
+    assert not warnings(proc)

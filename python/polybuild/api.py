@@ -437,7 +437,7 @@ def _executor(ws: Workspace, remote: RemoteCache | ReapiCache | None) -> RemoteE
     if not isinstance(remote, ReapiCache):
         raise ws.config.error(("remote", "execute"), "[remote] execute needs a Remote Execution API server, not an "
                               "HTTP cache", "use a grpc:// or grpcs:// url, or remove `execute`")
-    return RemoteExecutor(remote, conf["execute"], conf["platform"])
+    return RemoteExecutor(remote, conf["execute"], conf["platform"], conf["execute-timeout"])
 
 
 def _usable_cache_dir(ws: Workspace, path: Path) -> Path:

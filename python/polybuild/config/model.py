@@ -394,6 +394,8 @@ SCHEMA = Table(
                                "default, none, uses it as a cache only). Supported: `command` (custom tasks that "
                                "do not need the build; they see their declared inputs and environment only).", [],
                                item=str, rule=_matching(r"command", "command")),
+                "execute-timeout": Key(int, "Seconds an executed action may run on the server before it is "
+                                       "stopped and the task fails (the action's `timeout`).", 3600, minimum=1),
                 "platform": FreeTable("REAPI platform properties of executed actions, e.g. `{ OSFamily = "
                                       "\"linux\" }` (they enter the action digest, not polybuild's keys).",
                                       value_types=(str,)),

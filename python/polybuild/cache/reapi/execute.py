@@ -20,14 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from google.protobuf.duration_pb2 import Duration
+
 from polybuild.cache.reapi.cache import ReapiCache, UnusableEntry
 from polybuild.cache.reapi.client import ReapiUnavailable, digest
 from polybuild.cache.reapi.protos import remote_execution_pb2 as re
 from polybuild.cache.store import is_safe_path, warn
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-EXECUTE_TIMEOUT = 3600.0  # seconds an action may take, queueing included
+QUEUEING = 600.0  # seconds an action may wait for a worker, on top of its own timeout
+TIMED_OUT = 124  # the exit status of a command stopped at its timeout, as timeout(1) reports it
 _WILDCARDS = frozenset("*?[")
+DEADLINE_EXCEEDED = 4  # google.rpc.Code
 
 
 @dataclass
@@ -56,8 +60,9 @@ def output_paths(patterns: list[str]) -> list[str] | None:
 class RemoteExecutor:
     """Runs commands on the server behind `cache`; shared by the run's tasks (threads)."""
 
-    def __init__(self, cache: ReapiCache, builders: list[str], platform: dict[str, str]) -> None:
+    def __init__(self, cache: ReapiCache, builders: list[str], platform: dict[str, str], timeout: int) -> None:
         self.cache = cache
+        self.timeout = timeout
         self.builders = frozenset(builders)
         self.platform = re.Platform(properties=[re.Platform.Property(name=k, value=v)
                                                 for k, v in sorted(platform.items())])
@@ -100,14 +105,18 @@ class RemoteExecutor:
         command = re.Command(arguments=argv, working_directory="" if workdir == "." else workdir,
                              output_paths=paths, environment_variables=environment,
                              platform=self.platform).SerializeToString(deterministic=True)
-        action = re.Action(command_digest=digest(command), input_root_digest=input_root,
-                           platform=self.platform).SerializeToString(deterministic=True)
+        action = re.Action(command_digest=digest(command), input_root_digest=input_root, platform=self.platform,
+                           timeout=Duration(seconds=self.timeout)).SerializeToString(deterministic=True)
         for message in (command, action):
             contents[digest(message).hash] = (digest(message), message)
         changed = self.cache.upload_missing([d for d, _ in contents.values()], lambda h: _read(contents[h][1]))
         if changed:
             raise UnusableEntry(f"the input {changed[:12]} changed while it was uploaded")
-        response = self.cache.client.execute(digest(action), EXECUTE_TIMEOUT)
+        response = self.cache.client.execute(digest(action), self.timeout + QUEUEING)
+        if response.status.code == DEADLINE_EXCEEDED:  # the action ran out of time: its failure, not the server's
+            log.write(f"[polybuild] the action ran longer than [remote] execute-timeout ({self.timeout}s) on "
+                      f"{self.cache.shown} and was stopped\n".encode())
+            return TIMED_OUT
         if response.status.code != 0:
             raise ReapiUnavailable(f"the server could not run it: {response.status.message or response.status.code}")
         result = response.result
