@@ -466,3 +466,18 @@ def test_remote_action_past_its_timeout_fails_the_task(tmp_path, casd_exec):
     assert proc.returncode == 1, proc.stderr
     assert "execute-timeout (1s)" in proc.stderr and "exited with status 124" in proc.stderr, proc.stderr
     assert not warnings(proc)
+
+
+def test_server_killed_mid_execution_runs_the_task_locally(tmp_path):
+    server = Casd(tmp_path / "casd", execute=True)
+    try:
+        root = exec_checkout(tmp_path, "a", server.url, prelude="import time; time.sleep(3)\n")
+        killer = threading.Timer(1.5, server.kill)
+        killer.start()
+        proc = polybuild(root, "run", "gen", cache=tmp_path / "cache")
+        killer.join()
+    finally:
+        server.stop()
+    assert set(statuses(proc).values()) == {"done"}, proc.stderr
+    assert len(warnings(proc)) == 1 and "running the task locally" in warnings(proc)[0], proc.stderr
+    assert gen_outputs(root)["gen.txt"][0] == WS["tool/main.go"].upper().encode()
