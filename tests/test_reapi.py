@@ -468,16 +468,34 @@ def test_remote_action_past_its_timeout_fails_the_task(tmp_path, casd_exec):
     assert not warnings(proc)
 
 
+def kill_when_running_an_action(server: Casd, timeout: float = 60) -> None:
+    """Kill casd once it has started buildbox-run (a child process) for an action."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and server.proc.poll() is None:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.proc.pid:
+                    server.kill()
+                    return
+            except (OSError, IndexError, ValueError):
+                continue
+        time.sleep(0.05)
+
+
 def test_server_killed_mid_execution_runs_the_task_locally(tmp_path):
     server = Casd(tmp_path / "casd", execute=True)
     try:
         root = exec_checkout(tmp_path, "a", server.url, prelude="import time; time.sleep(3)\n")
-        killer = threading.Timer(1.5, server.kill)
+        killer = threading.Thread(target=kill_when_running_an_action, args=(server,))
         killer.start()
         proc = polybuild(root, "run", "gen", cache=tmp_path / "cache")
         killer.join()
+        killed = server.proc.poll()
     finally:
         server.stop()
+    assert killed == -9, "casd was not killed while it ran the action"
     assert set(statuses(proc).values()) == {"done"}, proc.stderr
     assert len(warnings(proc)) == 1 and "running the task locally" in warnings(proc)[0], proc.stderr
     assert gen_outputs(root)["gen.txt"][0] == WS["tool/main.go"].upper().encode()
