@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -499,3 +500,14 @@ def test_server_killed_mid_execution_runs_the_task_locally(tmp_path):
     assert set(statuses(proc).values()) == {"done"}, proc.stderr
     assert len(warnings(proc)) == 1 and "running the task locally" in warnings(proc)[0], proc.stderr
     assert gen_outputs(root)["gen.txt"][0] == WS["tool/main.go"].upper().encode()
+
+
+def test_grpc_url_without_grpc_installed_says_what_to_install(tmp_path):
+    """polybuild without the [remote] extra: a grpc:// remote is a usage error naming the extra, not a traceback."""
+    root = checkout(tmp_path, "a")
+    hide_grpc = "import sys; sys.modules['grpc'] = None; from polybuild.cli.main import main; sys.exit(main())"
+    proc = subprocess.run([sys.executable, "-c", hide_grpc, "build", "--remote", "grpc://127.0.0.1:1"], cwd=root,
+                          env=polybuild_env(POLYBUILD_CACHE_DIR=str(tmp_path / "cache")), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "polybuild[remote]" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
