@@ -437,6 +437,13 @@ def _executor(ws: Workspace, remote: RemoteCache | ReapiCache | None) -> RemoteE
     if not isinstance(remote, ReapiCache):
         raise ws.config.error(("remote", "execute"), "[remote] execute needs a Remote Execution API server, not an "
                               "HTTP cache", "use a grpc:// or grpcs:// url, or remove `execute`")
+    from polybuild import builders
+
+    able = [name for name in builders.BUILDERS if builders.get(name).remote_executable]
+    for name in conf["execute"]:
+        if name not in able:
+            raise ws.config.error(("remote", "execute"), f"[remote] execute: '{name}' tasks cannot run remotely",
+                                  f"builders whose tasks can: {', '.join(able)}")
     return RemoteExecutor(remote, conf["execute"], conf["platform"], conf["execute-timeout"])
 
 

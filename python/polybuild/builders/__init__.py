@@ -110,6 +110,7 @@ class Builder:
     binary_wheel: ClassVar[bool] = False  # a platform wheel: built per libc and, unless abi3, per Python version
     stamps_version: ClassVar[bool] = False  # the workspace version is stamped into the artifacts at build time
     weight: ClassVar[float] = 1.0  # rough relative cost, to order ready tasks until real durations are known
+    remote_executable: ClassVar[bool] = False  # its steps can run on a REAPI executor (`[remote] execute`)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Raise UserError for problems the user must fix before building (missing backend, ...)."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class CommandBuilder(Builder):
     name = "command"
     publishes_artifacts = False  # a custom task may leave nothing (a lint), or only its declared `outputs`
+    remote_executable = True
 
     def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
         return {"task": task.spec}

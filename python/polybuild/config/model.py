@@ -393,7 +393,7 @@ SCHEMA = Table(
                 "execute": Key(list, "Builders whose tasks run on the REAPI server's executor (grpc:// only; the "
                                "default, none, uses it as a cache only). Supported: `command` (custom tasks that "
                                "do not need the build; they see their declared inputs and environment only).", [],
-                               item=str, rule=_matching(r"command", "command")),
+                               item=str),
                 "execute-timeout": Key(int, "Seconds an executed action may run on the server before it is "
                                        "stopped and the task fails (the action's `timeout`).", 3600, minimum=1),
                 "platform": FreeTable("REAPI platform properties of executed actions, e.g. `{ OSFamily = "
