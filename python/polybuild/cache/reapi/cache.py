@@ -128,21 +128,28 @@ class ReapiCache:
             self._give_up(exc)
 
     def upload_missing(self, blobs: list[re.Digest], content: Callable[[str], bytes | None]) -> str | None:
-        """Upload the blobs the server lacks (FindMissingBlobs; batches, or ByteStream above the batch limit);
-        the hash of one whose content no longer matches it (nothing uploaded then), else None."""
+        """Upload the blobs the server lacks (FindMissingBlobs; batches up to the server's limit, ByteStream above
+        it), holding at most one batch or one large blob in memory; the hash of a blob whose content no longer
+        matches it (the caller then writes no entry naming it), else None."""
         limit = self.capabilities().batch_limit
-        small: list[tuple[re.Digest, bytes]] = []
-        large: list[tuple[re.Digest, bytes]] = []
-        for d in self.client.find_missing(list({d.hash: d for d in blobs}.values())):
+        missing = self.client.find_missing(list({d.hash: d for d in blobs}.values()))
+
+        def checked(d: re.Digest) -> bytes | None:
             data = content(d.hash)
-            if data is None or len(data) != d.size_bytes or hashlib.sha256(data).hexdigest() != d.hash:
+            ok = data is not None and len(data) == d.size_bytes and hashlib.sha256(data).hexdigest() == d.hash
+            return data if ok else None
+
+        for d in [d for d in missing if d.size_bytes > limit]:
+            data = checked(d)
+            if data is None:
                 return d.hash
-            (large if d.size_bytes > limit else small).append((d, data))
-        for d, data in large:
             self.client.write(d, data)
-        contents = {d.hash: data for d, data in small}
-        for group in batches([d for d, _ in small], limit):
-            self.client.batch_update([(d, contents[d.hash]) for d in group])
+        for group in batches([d for d in missing if d.size_bytes <= limit], limit):
+            batch = [(d, checked(d)) for d in group]
+            bad = next((d.hash for d, data in batch if data is None), None)
+            if bad:
+                return bad
+            self.client.batch_update([(d, data) for d, data in batch if data is not None])
         return None
 
     def download_to(self, blob: re.Digest, dest: Path, mode: int) -> None:
