@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import socket
 import subprocess
@@ -516,3 +517,34 @@ def test_grpc_url_without_grpc_installed_says_what_to_install(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "polybuild[remote]" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+SPAN = ("import pathlib, time\n"
+        "start = time.time(); time.sleep(1.5)\n"
+        "pathlib.Path('out').mkdir(exist_ok=True)\n"
+        "pathlib.Path('out/span.txt').write_text(f'{start} {time.time()}')\n")
+
+
+def spans(tmp_path: Path, url: str, name: str, *args: str) -> list[tuple[float, float]]:
+    """Three remote tasks of 1.5 s each, run with `args`; when each ran (on the same clock: casd is local)."""
+    argv = json.dumps(["/usr/bin/python3", "-c", SPAN])
+    files = {"polybuild.toml": f"version = '1.0.0'\n\n[tasks.span]\ncmd = {argv}\ninputs = ['main.go']\n"
+                               "outputs = ['out/*.txt']\nkinds = ['go']\n\n"
+                               f"[remote]\nurl = '{url}'\nexecute = ['command']\n"}
+    for i in range(3):
+        files[f"m{i}/go.mod"] = f"module example.com/m{i}\n\ngo 1.22\n"
+        # `name` in the input: another run's actions differ (casd would answer the same ones from its cache)
+        files[f"m{i}/main.go"] = f"package main\n\nfunc main() {{ println({i}, \"{name}\") }}\n"
+    root = write_tree(tmp_path / name, files)
+    proc = polybuild(root, "run", "span", *args, cache=tmp_path / f"cache-{name}")
+    assert set(statuses(proc).values()) == {"done"} and not warnings(proc), proc.stderr
+    return sorted(tuple(map(float, (root / f"m{i}" / "out" / "span.txt").read_text().split())) for i in range(3))
+
+
+def overlapping(runs: list[tuple[float, float]]) -> bool:
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(runs))
+
+
+def test_remote_jobs_run_more_remote_tasks_than_local_jobs(tmp_path, casd_exec):
+    assert not overlapping(spans(tmp_path, casd_exec.url, "one", "-j", "1"))
+    assert overlapping(spans(tmp_path, casd_exec.url, "more", "-j", "1", "--remote-jobs", "2"))

@@ -267,7 +267,8 @@ def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
     reporter = make_reporter(len(plan.tasks), options.json_mode)
     try:
         return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
-                        {tid: exc.message for tid, exc in refused.items()}).run()
+                        {tid: exc.message for tid, exc in refused.items()},
+                        remote_jobs=options.cache.remote_jobs if ctx.executor else 0).run()
     finally:
         reporter.close()
         ctx.stat_cache.save()
@@ -369,6 +370,7 @@ class CacheOptions:
     enabled: bool = True
     remote_url: str | None = None
     remote_upload: bool = False
+    remote_jobs: int = 0  # tasks on the remote executor ([remote] execute) in flight beyond --jobs
 
 
 def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | ReapiCache | None:
