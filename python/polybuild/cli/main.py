@@ -82,6 +82,12 @@ def _size(text: str) -> int:
     return size
 
 
+def _output_logs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-logs", choices=terminal.OUTPUT_LOGS, metavar="full|errors-only|none",
+                   help="the tools' output: full (every line as it comes, prefixed with its task), errors-only (a "
+                   "failed task's log; the default, or the output-logs key) or none (only where the log is)")
+
+
 _TARGETS_HELP = "target ids, names, globs (py:*, '*serving*') or directories (lib/)"
 _DEPENDENTS_HELP = "also every target that depends on the named ones"
 
@@ -101,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                         help="target platform such as linux/arm64 (repeatable; default: the host)")
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+        _output_logs_option(sp)
         sp.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
         sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol)")
         sp.add_argument("--remote-upload", action="store_true", help="upload results to the remote cache")
@@ -201,6 +208,7 @@ def _container_parser(sub) -> None:
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
     build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+    _output_logs_option(build)
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
     push.add_argument("image", metavar="IMAGE")
     push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
@@ -282,15 +290,16 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     summary = fastpath.replay(command)
     if summary is None:
         return None, True
-    import json
-
     for target_id, reason in summary["skipped"]:
         print(f"{paint('note:', sys.stderr)} skipped {target_id}: {reason}", file=sys.stderr)
     if args.json:  # the same events as a run in which every task was cached
-        lines = [json.dumps({"event": "plan", "tasks": len(summary["task_artifacts"])})]
-        lines += [json.dumps({"event": "finish", "task": task, "status": "cached", "duration_s": 0.0,
-                              "artifacts": paths}) for task, paths in summary["task_artifacts"]]
-        print("\n".join(lines))
+        from polybuild.execute.progress import finish_event
+
+        _json_events(len(summary["task_artifacts"]), summary["skipped"],
+                     [finish_event(task, target, "cached", 0.0, paths, None, log)
+                      for task, target, paths, log in summary["task_artifacts"]],
+                     artifacts=len(summary["artifacts"]),
+                     report=str(Path(summary["root"], summary["report_path"])) if summary["report"] else None)
     else:
         print(f"polybuild: {len(summary['task_artifacts'])} {paint('cached', sys.stderr)} (nothing changed since "
               f"the last run) in {_wall_time()}", file=sys.stderr)
@@ -298,6 +307,20 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     if summary["report"] and not args.json:
         print(f"  report: {summary['report_path']}", file=sys.stderr)
     return 0, False
+
+
+def _json_events(tasks: int, skipped: list, finished: list[dict], *, artifacts: int = 0,
+                 report: str | None = None) -> None:
+    """A whole event stream for a run that ran nothing: the plan, what left it, each task's `finish`, the summary."""
+    from polybuild.execute.progress import emit, plan_event, summary_event
+
+    emit(plan_event(tasks))
+    for skipped_id, reason in skipped:
+        emit({"event": "skip", "id": skipped_id, "reason": reason})
+    for event in finished:
+        emit(event)
+    emit(summary_event((e["status"] for e in finished), len(skipped), artifacts, 0, time.monotonic() - _started,
+                       report))
 
 
 MAX_LISTED = 20
@@ -346,13 +369,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
                                   affected_since=args.affected, ci_job=args.ci_job, dependents=args.dependents)
         if chosen.nothing:
             print(f"polybuild: {chosen.nothing}", file=sys.stderr)
+            if args.json:  # a stream that starts and ends as every other
+                _json_events(0, [], [])
             return 0
         if chosen.since and not args.json:
             print(f"polybuild: building what is affected since {chosen.since}", file=sys.stderr)
         return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
                          jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
                          cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
-                         remember_as=remember_as)
+                         remember_as=remember_as, output_logs=args.output_logs)
 
     return _with_fast_path(args, execute, done="built")
 
@@ -392,7 +417,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                        jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                       remember_as=remember_as, dependents=args.dependents)
+                       remember_as=remember_as, dependents=args.dependents, output_logs=args.output_logs)
 
     return _with_fast_path(args, execute, done="done")
 
@@ -404,7 +429,7 @@ def _cache_options(args: argparse.Namespace):
 
 
 def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int:
-    from polybuild.execute.report import failure_details
+    from polybuild.execute.report import LOG_TAIL_LINES, failure_details
 
     root = loaded.ws.root
     out = sys.stderr
@@ -412,20 +437,23 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         print(f"{paint('note:', out)} skipped {target_id}: {reason}", file=out)
     for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
         print(f"polybuild: {paint('error:', out)} {exc}", file=out)
-    if os.environ.get("GITHUB_ACTIONS") == "true":  # the job log: logs folded, failures expanded below them
+    # The job log: each task's log folded, failures expanded below them; with `full` the logs were shown as they
+    # came, with `none` nothing of them is
+    if os.environ.get("GITHUB_ACTIONS") == "true" and outcome.output_logs == "errors-only":
         from polybuild.ci.github import log_groups
 
         for line in log_groups(outcome.results):
             print(line, file=out)
     failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
+    tail = 0 if outcome.output_logs == "none" else LOG_TAIL_LINES
     for r in failed:
-        print(paint_first(failure_details(r, root), out), file=out)
+        print(paint_first(failure_details(r, root, tail), out), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
         from polybuild.ci.github import report_build
 
         report_build(loaded.ws, outcome)
+    artifacts = [a for r in outcome.results for a in r.artifacts]
     if not json_mode:
-        artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results)
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
         parts = [f"{n} {paint(done if s == 'built' else s, out)}" for s, n in counts.items() if n]
@@ -433,9 +461,14 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
-    if outcome.refused:  # a config or usage problem to fix, even when other tasks failed too
-        return EXIT_USAGE
-    return 0 if outcome.ok else 1
+    # a refusal is a config or usage problem to fix, even when other tasks failed too
+    code = EXIT_USAGE if outcome.refused else 0 if outcome.ok else 1
+    if json_mode:
+        from polybuild.execute.progress import emit, summary_event
+
+        emit(summary_event((r.status for r in outcome.results), len(outcome.plan.skipped), len(artifacts), code,
+                           time.monotonic() - _started, str(outcome.report_path) if outcome.report_path else None))
+    return code
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
@@ -515,7 +548,8 @@ def _cmd_container(args: argparse.Namespace) -> int:
         return _render(loaded, args)
     json_mode = getattr(args, "json", False)
     outcome = api.build(loaded, [image_id], jobs=getattr(args, "jobs", None), json_mode=json_mode,
-                        cache=api.CacheOptions(enabled=not getattr(args, "no_cache", False)))
+                        cache=api.CacheOptions(enabled=not getattr(args, "no_cache", False)),
+                        output_logs=getattr(args, "output_logs", None))
     code = _finish(loaded, outcome, json_mode, done="built")
     if code == 0 and (args.container_command == "push" or args.push):
         for pushed in api.push_image(loaded, outcome, [] if args.container_command == "build" else args.tag,

@@ -1,4 +1,5 @@
-"""Progress output: a live status line on a terminal, plain lines in CI and pipes, JSON lines for machines."""
+"""Progress output: a live status line on a terminal, plain lines in CI and pipes, JSON lines for machines (the
+events of docs/usage.md#json-events, checked against docs/events.schema.json by the tests)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ import json
 import shutil
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from polybuild.support.terminal import paint
+from polybuild.support.terminal import paint, tint
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from polybuild.execute.scheduler import TaskResult
     from polybuild.plan import Task
+
+# The version of the JSON event stream, in its first event: raised when a field changes meaning or goes away (a
+# new event or field is no reason: readers ignore what they do not know).
+EVENTS_SCHEMA = 1
+STATUSES = ("built", "cached", "failed", "cancelled", "skipped")
 
 _MARK = {"built": "done", "cached": "cached", "failed": "FAILED", "cancelled": "stopped", "skipped": "skipped"}
 
@@ -25,6 +33,7 @@ class PlainReporter:
         self.finished = 0
         self.stream = stream
         self.start = time.monotonic()
+        self._commands_off: str | None = None  # in GitHub Actions, the token that turns workflow commands back on
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -43,8 +52,21 @@ class PlainReporter:
     def tick(self, running: dict[str, float]) -> None:
         return None
 
+    def task_output(self, task: Task, line: str) -> None:
+        """A line a child printed (--output-logs full), prefixed with its task as turbo does: `rust:core: ...`.
+        In GitHub Actions, workflow commands are off from the first such line to the end of the run, lest a
+        line such as `::add-mask::` or `::endgroup::` printed by a tool act."""
+        if self._commands_off is None and _in_github_actions():
+            import secrets
+
+            self._commands_off = secrets.token_hex(16)
+            self._print(f"::stop-commands::{self._commands_off}")
+        self._print(f"{tint(task.id + ':', task.id, self.stream)} {line}")
+
     def close(self) -> None:
-        return None
+        if self._commands_off is not None:
+            self._print(f"::{self._commands_off}::")
+            self._commands_off = None
 
 
 class LiveReporter(PlainReporter):
@@ -86,27 +108,30 @@ class LiveReporter(PlainReporter):
 
     def close(self) -> None:
         self._clear()
+        super().close()
         self.stream.flush()
 
 
 class JsonReporter:
-    """JSON lines on stdout: one event per task start and finish."""
+    """JSON lines on stdout: the plan (with the schema version) first, what left the plan, one event per task start
+    and finish, the children's lines with --output-logs full; the command line adds the summary last."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, total: int, skipped: Iterable[tuple[str, str]] = (), stream: TextIO = sys.stdout) -> None:
         self.stream = stream
-        self._emit({"event": "plan", "tasks": total})
-
-    def _emit(self, obj: dict) -> None:
-        self.stream.write(json.dumps(obj) + "\n")
-        self.stream.flush()
+        emit(plan_event(total), stream)
+        for skipped_id, reason in skipped:
+            emit({"event": "skip", "id": skipped_id, "reason": reason}, stream)
 
     def task_started(self, task: Task) -> None:
-        self._emit({"event": "start", "task": task.id})
+        emit({"event": "start", "task": task.id}, self.stream)
 
     def task_finished(self, result: TaskResult) -> None:
-        self._emit({"event": "finish", "task": result.task.id, "status": result.status,
-                    "duration_s": round(result.duration, 3),
-                    "artifacts": [str(a.path) for a in result.artifacts]})
+        emit(finish_event(result.task.id, result.task.target.id, result.status, result.duration,
+                          [str(a.path) for a in result.artifacts], result.reason,
+                          str(result.log) if result.log else None), self.stream)
+
+    def task_output(self, task: Task, line: str) -> None:
+        emit({"event": "output", "task": task.id, "line": line}, self.stream)
 
     def tick(self, running: dict[str, float]) -> None:
         return None
@@ -115,11 +140,48 @@ class JsonReporter:
         return None
 
 
-def make_reporter(total: int, json_mode: bool) -> PlainReporter | JsonReporter:
+def emit(event: dict[str, Any], stream: TextIO | None = None) -> None:
+    """One event, one line, flushed: a reader sees each as it happens."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(event) + "\n")
+    stream.flush()
+
+
+def plan_event(total: int) -> dict[str, Any]:
+    from polybuild import __version__
+
+    return {"event": "plan", "schema": EVENTS_SCHEMA, "polybuild": __version__, "tasks": total}
+
+
+def finish_event(task: str, target: str, status: str, duration: float, artifacts: list[str], reason: str | None,
+                 log: str | None) -> dict[str, Any]:
+    return {"event": "finish", "task": task, "target": target, "status": status, "duration_s": round(duration, 3),
+            "artifacts": artifacts, "reason": reason, "log": log}
+
+
+def summary_event(statuses: Iterable[str], skipped: int, artifacts: int, exit_code: int, wall_time: float,
+                  report: str | None) -> dict[str, Any]:
+    """The last event of a run: how many tasks ended in each status, what left the plan, the exit code."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for status in statuses:
+        counts[status] += 1
+    return {"event": "summary", "status": "ok" if exit_code == 0 else "failed", "exit_code": exit_code,
+            "counts": counts, "tasks": sum(counts.values()), "skipped_targets": skipped, "artifacts": artifacts,
+            "wall_time_s": round(wall_time, 3), "report": report}
+
+
+def _in_github_actions() -> bool:
+    import os
+
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def make_reporter(total: int, json_mode: bool, skipped: Iterable[tuple[str, str]] = ()
+                  ) -> PlainReporter | JsonReporter:
     import os
 
     if json_mode:
-        return JsonReporter(total)
+        return JsonReporter(total, skipped)
     if sys.stderr.isatty() and not os.environ.get("CI") and os.environ.get("TERM") != "dumb":
         return LiveReporter(total)
     return PlainReporter(total)
