@@ -36,7 +36,8 @@ class PlainReporter:
         self._commands_off: str | None = None  # in GitHub Actions, the token that turns workflow commands back on
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self.stream.write(text + "\n")  # one write: stderr writes through, and a line must not go out in halves
+        self.stream.flush()
 
     def task_started(self, task: Task) -> None:
         self._print(f"[{self.finished}/{self.total}] start  {task.id}")
@@ -79,7 +80,7 @@ class LiveReporter(PlainReporter):
 
     def _print(self, text: str) -> None:
         self._clear()
-        print(text, file=self.stream, flush=True)
+        super()._print(text)
 
     def _clear(self) -> None:
         if self._status:
