@@ -144,3 +144,58 @@ def test_the_schema_rejects_what_earlier_streams_printed(bad):
 def test_the_schema_file_is_a_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert Path(REPO / "docs" / "events.schema.json").read_text().endswith("}\n")
+
+
+def test_commands_with_machine_output_take_json(tmp_path):
+    from conftest import copy_example
+
+    root = copy_example("serving", tmp_path / "serving")
+    shown = json.loads(run_polybuild("version", "--json", cwd=root).stdout)
+    [workspace_group] = [g for g in shown["groups"] if g["lockstep"]]
+    assert workspace_group["version"] == {"pep440": "0.3.0", "semver": "0.3.0"}
+    assert {"file": "Cargo.toml", "line": 6, "label": "[workspace.package] version",
+            "found": "0.3.0"} in workspace_group["places"]
+    assert shown["go_stamps"]["go:operator"] == "0.3.0"
+    for args in (("version", "check", "--json"), ("version", "--json", "check")):
+        check = run_polybuild(*args, cwd=root)
+        assert check.returncode == 0 and json.loads(check.stdout) == {"ok": True, "mismatches": []}, check.stderr
+    stats = json.loads(run_polybuild("cache", "stats", "--json", cwd=root).stdout)
+    assert (stats["entries"], stats["blobs"], stats["bytes"]) == (0, 0, 0)  # this test's own empty cache
+    matrix = run_polybuild("ci", "matrix", "--json", cwd=root)
+    assert matrix.returncode == 0 and matrix.stdout == run_polybuild("ci", "matrix", cwd=root).stdout
+
+
+def test_version_git_json(workspace):
+    import subprocess
+
+    root = workspace({"pyproject.toml": '[project]\nname = "a"\nversion = "1.2.0"\n'})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "one"], ["tag", "v1.2.0"]):
+        subprocess.run([*git, *cmd], cwd=root, check=True)
+    proc = run_polybuild("version", "git", "--json", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"pep440": "1.2.0", "semver": "1.2.0"}
+
+
+def test_platform_is_repeatable_wherever_several_make_sense():
+    """Every command that takes platforms takes `--platform` repeated; `container render` and `push` show or push
+    one Dockerfile image's platform, so they take one."""
+    import argparse
+
+    from polybuild.cli.main import _parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, (*path, name))
+            elif "--platform" in action.option_strings:
+                yield path, action
+
+    found = dict(walk(_parser(), ()))
+    single = {("container", "render"), ("container", "push")}
+    assert {("build",), ("run",), ("explain",), ("ci", "matrix"), ("lock", "check"), ("release",),
+            ("container", "build")} <= set(found)
+    for path, action in found.items():
+        repeated = isinstance(action, argparse._AppendAction | argparse._ExtendAction)
+        assert repeated == (path not in single), path

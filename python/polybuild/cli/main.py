@@ -82,7 +82,7 @@ def _size(text: str) -> int:
     return size
 
 
-def _output_logs_option(p: argparse.ArgumentParser) -> None:
+def output_logs_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-logs", choices=terminal.OUTPUT_LOGS, metavar="full|errors-only|none",
                    help="the tools' output: full (every line as it comes, prefixed with its task), errors-only (a "
                    "failed task's log; the default, or the output-logs key) or none (only where the log is)")
@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                         help="target platform such as linux/arm64 (repeatable; default: the host)")
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
-        _output_logs_option(sp)
+        output_logs_option(sp)
         sp.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
         sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol)")
         sp.add_argument("--remote-upload", action="store_true", help="upload results to the remote cache")
@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH")
     cache = sub.add_parser("cache", help="inspect or trim the local cache")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
-    cache_sub.add_parser("stats", help="entries, blobs and size")
+    stats = cache_sub.add_parser("stats", help="entries, blobs and size")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, type=_size, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
@@ -189,10 +190,15 @@ def _container_parser(sub) -> None:
     actions = container.add_subparsers(dest="container_command", metavar="ACTION", parser_class=_Parser,
                                        required=True)
 
-    def options(sp: argparse.ArgumentParser) -> None:
+    def options(sp: argparse.ArgumentParser, many: bool = False) -> None:
         sp.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
         sp.add_argument("--target", metavar="STAGE", help="the stage to build (default: the last)")
-        sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (default: the image's, or host)")
+        if many:  # a build takes several platforms, repeated as on every command
+            sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
+                            help="e.g. linux/arm64 (repeatable; default: the image's, or the host's)")
+        else:
+            sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (one; default: the image's "
+                            "first, or the host's)")
         sp.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a template variable")
 
     render = actions.add_parser("render", help="print the rendered Dockerfile, with template markers")
@@ -200,7 +206,7 @@ def _container_parser(sub) -> None:
     render.add_argument("--check", action="store_true", help="lint it: stages, latest tags, secrets in ARG/ENV")
     render.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
     build = actions.add_parser("build", help="build an image (and the artifacts it holds)")
-    options(build)
+    options(build, many=True)
     build.add_argument("--tag", action="append", default=[], metavar="REF", help="tag (repeatable)")
     build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE", help="build argument")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer and skip polybuild's cache")
@@ -208,7 +214,7 @@ def _container_parser(sub) -> None:
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
     build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
-    _output_logs_option(build)
+    output_logs_option(build)
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
     push.add_argument("image", metavar="IMAGE")
     push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
@@ -222,7 +228,10 @@ def _container_parser(sub) -> None:
 
 def _version_parser(sub) -> None:
     version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest")
+    version.add_argument("--json", action="store_true", help="machine-readable output")
     actions = version.add_subparsers(dest="version_command", metavar="ACTION", parser_class=_Parser)
+    json_option = {"action": "store_true", "default": argparse.SUPPRESS,  # keeps a `version --json` given before
+                   "help": "machine-readable output"}
     stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place")
     stamp.add_argument("value", metavar="VERSION", nargs="?", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
     stamp.add_argument("--from-git", action="store_true",
@@ -230,8 +239,11 @@ def _version_parser(sub) -> None:
     stamp.add_argument("--group", metavar="NAME",
                        help="stamp this version group ([versions] in the config; an independent package by its "
                        "id) instead of the workspace's lockstep group")
-    actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's version")
-    actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
+    check = actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's "
+                               "version")
+    check.add_argument("--json", **json_option)
+    git = actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
+    git.add_argument("--json", **json_option)
 
 
 _started = time.monotonic()  # reset by main(): the summary line gives this run's wall time
@@ -512,6 +524,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     store = api.local_store(_load(args))
     if args.cache_command == "stats":
         stats = store.stats()
+        if args.json:
+            import json
+
+            print(json.dumps({"root": str(store.root), "entries": stats.entries, "blobs": stats.blobs,
+                              "bytes": stats.bytes}, indent=2))
+            return 0
         print(f"cache: {store.root}\n  entries: {stats.entries}\n  blobs: {stats.blobs}\n"
               f"  size: {stats.bytes:,} bytes")
         return 0
@@ -542,7 +560,8 @@ def _cmd_container(args: argparse.Namespace) -> int:
     image_id = api.image_target(loaded, args.image).id
     loaded = api.with_image_options(
         loaded, image_id, vars=_pairs(getattr(args, "var", []), "--var"), target=getattr(args, "target", None),
-        platforms=[args.platform] if args.platform else [], tags=getattr(args, "tag", []),
+        platforms=args.platform if isinstance(args.platform, list) else [args.platform] if args.platform else [],
+        tags=getattr(args, "tag", []),
         build_args=_pairs(getattr(args, "build_arg", []), "--build-arg"), no_cache=getattr(args, "no_cache", False))
     if args.container_command == "render":
         return _render(loaded, args)
@@ -706,7 +725,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
         derived = from_git(find_root(Path(args.directory)))
         if args.version_command == "git":
-            print(f"{derived.pep440} (PEP 440), {derived.semver} (SemVer)")
+            print(_json({"pep440": derived.pep440, "semver": derived.semver}) if args.json
+                  else f"{derived.pep440} (PEP 440), {derived.semver} (SemVer)")
             return 0
         args.value = derived.pep440
     if args.version_command == "set" and not args.value:
@@ -721,13 +741,45 @@ def _cmd_version(args: argparse.Namespace) -> int:
         return 0
     if args.version_command == "check":
         mismatches = stamp.check(ws)
+        if args.json:
+            print(_json({"ok": not mismatches, "mismatches": [
+                {**_place(ws, m.place), "expected": m.expected, "group": m.group} for m in mismatches]}))
+            return 1 if mismatches else 0
         for m in mismatches:
             print(m.describe(ws))
         if not mismatches:
             print(f"polybuild: version check: {_agreement(groups.resolve(ws))}", file=sys.stderr)
         return 1 if mismatches else 0
+    if args.json:
+        print(_json(_versions_json(ws, groups.resolve(ws))))
+        return 0
     _show_versions(ws, groups.resolve(ws))
     return 0
+
+
+def _json(data: object) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _place(ws: Workspace, place) -> dict[str, object]:
+    return {"file": ws.rel(place.file), "line": place.line, "label": place.label, "found": place.found}
+
+
+def _versions_json(ws: Workspace, found: Groups) -> dict[str, object]:
+    """`version --json`: each version group's version and places, the Go stamps and the excluded packages."""
+    from polybuild import builders
+
+    out = []
+    for group in found.groups.values():
+        version = found.version(group)
+        out.append({"name": group.name, "lockstep": group.lockstep,
+                    "version": {"pep440": version.pep440, "semver": version.semver} if version else None,
+                    "places": [_place(ws, p) for p in group.places]})
+    go_stamps = {t.id: found.go_stamp(t.id) for t in sorted(ws.targets.values(), key=lambda t: t.id)
+                 if t.kind == "go" and t.builder and builders.get(t.builder).stamps_version}
+    return {"groups": out, "go_stamps": go_stamps, "excluded": sorted(found.excluded)}
 
 
 def _agreement(found: Groups) -> str:
