@@ -134,3 +134,17 @@ def test_full_with_json_gives_output_events(workspace):
     assert [e["line"] for e in events if e["event"] == "output"] == ["one", "two"]
     assert all(e["task"] == "py:a:job" for e in events if e["event"] == "output")
     assert "one" not in proc.stderr  # stdout holds the events, stderr none of the tools' lines
+
+
+def test_full_on_a_terminal_tints_the_prefix_and_clears_the_status_line_first(workspace):
+    from test_output import _on_terminal
+
+    say = "import time; print('before', flush=True); time.sleep(1.5); print('after', flush=True)"
+    root = _tasks(workspace, {"a": _py(say)})
+    out = _on_terminal(root, "run", "job", "--output-logs", "full")
+    prefix = re.escape("py:a:job:")
+    assert re.search(rf"\x1b\[\d+m{prefix}\x1b\[0m before\r?\n", out), out
+    # the live status line was drawn while the task slept, and is cleared before the next line of the task
+    assert re.search(rf"running: py:a:job \ds\r\x1b\[2K\x1b\[\d+m{prefix}\x1b\[0m after", out), out
+    plain = run_polybuild("run", "job", "--output-logs", "full", cwd=root)
+    assert "py:a:job: before\n" in plain.stderr and "\x1b[" not in plain.stderr  # a pipe: no colour

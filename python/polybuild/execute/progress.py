@@ -53,8 +53,8 @@ class PlainReporter:
     def tick(self, running: dict[str, float]) -> None:
         return None
 
-    def task_output(self, task: Task, line: str) -> None:
-        """A line a child printed (--output-logs full), prefixed with its task as turbo does: `rust:core: ...`.
+    def task_output(self, task: Task, lines: list[str]) -> None:
+        """Lines a child printed (--output-logs full), each prefixed with its task as turbo does: `rust:core: ...`.
         In GitHub Actions, workflow commands are off from the first such line to the end of the run, lest a
         line such as `::add-mask::` or `::endgroup::` printed by a tool act."""
         if self._commands_off is None and _in_github_actions():
@@ -62,7 +62,8 @@ class PlainReporter:
 
             self._commands_off = secrets.token_hex(16)
             self._print(f"::stop-commands::{self._commands_off}")
-        self._print(f"{tint(task.id + ':', task.id, self.stream)} {line}")
+        prefix = tint(task.id + ":", task.id, self.stream)
+        self._print("\n".join(f"{prefix} {line}" for line in lines))
 
     def close(self) -> None:
         if self._commands_off is not None:
@@ -131,8 +132,10 @@ class JsonReporter:
                           [str(a.path) for a in result.artifacts], result.reason,
                           str(result.log) if result.log else None), self.stream)
 
-    def task_output(self, task: Task, line: str) -> None:
-        emit({"event": "output", "task": task.id, "line": line}, self.stream)
+    def task_output(self, task: Task, lines: list[str]) -> None:
+        self.stream.write("".join(json.dumps({"event": "output", "task": task.id, "line": line}) + "\n"
+                                  for line in lines))
+        self.stream.flush()
 
     def tick(self, running: dict[str, float]) -> None:
         return None

@@ -52,7 +52,7 @@ class Reporter(Protocol):
     def task_started(self, task: Task) -> None: ...
     def task_finished(self, result: TaskResult) -> None: ...
     def tick(self, running: dict[str, float]) -> None: ...
-    def task_output(self, task: Task, line: str) -> None: ...
+    def task_output(self, task: Task, lines: list[str]) -> None: ...
 
 
 def slug(text: str) -> str:
@@ -321,17 +321,17 @@ class Executor:
                 return False
             return True
         env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
-        echo = (lambda line: self._echo(task, line)) if self.live_output else None
+        echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
         code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file, echo)
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
 
-    def _echo(self, task: Task, line: str) -> None:
-        """One line a child printed, to the reporter whole: under the lock, so lines of parallel tasks and the
+    def _echo(self, task: Task, lines: list[str]) -> None:
+        """Whole lines a child printed, to the reporter: under the lock, so lines of parallel tasks and the
         reporter's own lines never tear each other."""
         with self._cond:
-            self.reporter.task_output(task, line)
+            self.reporter.task_output(task, lines)
 
     def _publish(self, out: Path, dest: Path) -> list[Output]:
         """Move each output into the dist directory with a rename, so readers never see a partial file."""

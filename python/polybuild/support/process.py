@@ -67,10 +67,10 @@ class ProcessGroup:
         self.cancelled = threading.Event()
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: IO[bytes],
-            echo: Callable[[str], None] | None = None) -> int:
+            echo: Callable[[list[str]], None] | None = None) -> int:
         """Run to completion with output into `log`; raise Cancelled if the run is being stopped. With `echo`,
-        the output also goes to `echo` as it comes, one whole line at a time (through a pipe, which the child
-        then writes to instead of the log file)."""
+        the output also goes to `echo` as it comes, in whole lines (through a pipe, which the child then writes
+        to instead of the log file)."""
         if self.cancelled.is_set():
             raise Cancelled
         # Spawn outside the lock so parallel tasks start in parallel; a cancel that raced us is honoured below.
@@ -118,10 +118,10 @@ class ProcessGroup:
 _LONGEST_LINE = 65536  # a longer run of output without a newline is passed on in pieces of this size
 
 
-def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[str], None]) -> None:
-    """Copy the child's output into `log` as it comes and hand each whole line to `echo` (a last line without
-    its newline at the end). Reading stops at end of file, or once the child has exited and nothing more
-    arrives for a moment: a process it left running in the background may hold the pipe open for ever."""
+def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[list[str]], None]) -> None:
+    """Copy the child's output into `log` as it comes and hand the whole lines of each read to `echo` (a last
+    line without its newline at the end). Reading stops at end of file, or once the child has exited and nothing
+    more arrives for a moment: a process it left running in the background may hold the pipe open for ever."""
     import select
 
     assert proc.stdout is not None
@@ -141,10 +141,10 @@ def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[st
             while len(pending) >= _LONGEST_LINE:
                 lines.append(pending[:_LONGEST_LINE])
                 pending = pending[_LONGEST_LINE:]
-            for line in lines:
-                echo(_text(line))
+            if lines:
+                echo([_text(line) for line in lines])
         if pending:
-            echo(_text(pending))
+            echo([_text(pending)])
     finally:
         proc.stdout.close()
 
