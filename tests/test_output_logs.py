@@ -3,9 +3,12 @@ failure's log (the default), or nothing at all; checked on the real command line
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -148,3 +151,23 @@ def test_full_on_a_terminal_tints_the_prefix_and_clears_the_status_line_first(wo
     assert re.search(rf"running: py:a:job \ds\r\x1b\[2K\x1b\[\d+m{prefix}\x1b\[0m after", out), out
     plain = run_polybuild("run", "job", "--output-logs", "full", cwd=root)
     assert "py:a:job: before\n" in plain.stderr and "\x1b[" not in plain.stderr  # a pipe: no colour
+
+
+def test_full_does_not_wait_for_a_background_process_holding_the_output(workspace, tmp_path):
+    """A tool may leave a process behind (a compiler server, a daemon) that keeps the output pipe open and writes
+    to it: the task ends when the tool does, as without streaming."""
+    pid_file = tmp_path / "background.pid"
+    chatter = (f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+               "while True: print('background chatter', flush=True); time.sleep(0.01)")
+    leave = (f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {chatter!r}], start_new_session=True)"
+             "; print('tool done', flush=True)")
+    root = _tasks(workspace, {"a": _py(leave)})
+    start = time.monotonic()
+    try:
+        proc = run_polybuild("run", "job", "--output-logs", "full", cwd=root, timeout=60)
+    finally:
+        if pid_file.exists():  # the test's own leftover, if it outlived its closed pipe
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert proc.returncode == 0, proc.stderr
+    assert "py:a:job: tool done" in proc.stderr and time.monotonic() - start < 30

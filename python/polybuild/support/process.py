@@ -116,6 +116,7 @@ class ProcessGroup:
 
 
 _LONGEST_LINE = 65536  # a longer run of output without a newline is passed on in pieces of this size
+_DRAIN_SECONDS = 1.0  # how long what a child left behind may still write to its pipe after the child exited
 
 
 def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[list[str]], None]) -> None:
@@ -127,11 +128,15 @@ def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[li
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     pending = b""
+    exited = None  # when the child was seen to have exited
     try:
         while True:
-            if not select.select([fd], [], [], 0.2)[0]:
-                if proc.poll() is not None:
-                    break
+            readable = select.select([fd], [], [], 0.2)[0]
+            if exited is None and proc.poll() is not None:
+                exited = time.monotonic()
+            if exited is not None and (not readable or time.monotonic() - exited > _DRAIN_SECONDS):
+                break
+            if not readable:
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
