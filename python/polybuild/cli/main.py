@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
     from polybuild.versioning.groups import Groups
+    from polybuild.versioning.places import Place
     from polybuild.workspace import Workspace
 
 
@@ -321,14 +322,14 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     return 0, False
 
 
-def _json_events(tasks: int, skipped: list, finished: list[dict], *, artifacts: int = 0,
+def _json_events(tasks: int, skipped: list[list[str]], finished: list[dict], *, artifacts: int = 0,
                  report: str | None = None) -> None:
     """A whole event stream for a run that ran nothing: the plan, what left it, each task's `finish`, the summary."""
-    from polybuild.execute.progress import emit, plan_event, summary_event
+    from polybuild.execute.progress import emit, plan_event, skip_event, summary_event
 
     emit(plan_event(tasks))
     for skipped_id, reason in skipped:
-        emit({"event": "skip", "id": skipped_id, "reason": reason})
+        emit(skip_event(skipped_id, reason))
     for event in finished:
         emit(event)
     emit(summary_event((e["status"] for e in finished), len(skipped), artifacts, 0, time.monotonic() - _started,
@@ -763,7 +764,7 @@ def _json(data: object) -> str:
     return json.dumps(data, indent=2)
 
 
-def _place(ws: Workspace, place) -> dict[str, object]:
+def _place(ws: Workspace, place: Place) -> dict[str, object]:
     return {"file": ws.rel(place.file), "line": place.line, "label": place.label, "found": place.found}
 
 

@@ -122,7 +122,7 @@ class JsonReporter:
         self.stream = stream
         emit(plan_event(total), stream)
         for skipped_id, reason in skipped:
-            emit({"event": "skip", "id": skipped_id, "reason": reason}, stream)
+            emit(skip_event(skipped_id, reason), stream)
 
     def task_started(self, task: Task) -> None:
         emit({"event": "start", "task": task.id}, self.stream)
@@ -155,6 +155,11 @@ def plan_event(total: int) -> dict[str, Any]:
     from polybuild import __version__
 
     return {"event": "plan", "schema": EVENTS_SCHEMA, "polybuild": __version__, "tasks": total}
+
+
+def skip_event(skipped_id: str, reason: str) -> dict[str, Any]:
+    """A target (or an image's task) that left the plan, with the reason its `note: skipped` line gives."""
+    return {"event": "skip", "id": skipped_id, "reason": reason}
 
 
 def finish_event(task: str, target: str, status: str, duration: float, artifacts: list[str], reason: str | None,
