@@ -23,7 +23,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
+    from polybuild.config.model import Config
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
 
@@ -94,20 +94,21 @@ def _run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise UserError(f"not a directory: {args.root or args.directory}")
     _refuse_configured(root)
-    ws, dag = _discover(root, load_config(root))
+    ws, dag = _discover(load_config(root))
     if not [t for t in ws.targets.values() if t.kind != "image"]:
         raise UserError(f"no packages found in {root}: polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work",
                         hint="run it at the root of a repository holding Rust crates, Python packages or Go modules")
     proposal = propose(ws)
-    target = _destination(root)
+    destination = _destination(root)
     if proposal:
-        text = _new_text(target, proposal)
-        ws, dag = _validated(root, ws, target, text)  # the config must load before it is written
-        _say(f"{'would write' if args.check else 'wrote'} {target.name}"
-             f"{' ([tool.polybuild] appended)' if target.name == 'pyproject.toml' else ''}:")
-        print(proposal.render("tool.polybuild" if target.name == "pyproject.toml" else ""), end="", file=sys.stderr)
+        text = _new_text(destination, proposal)
+        ws, dag = _validated(root, ws, destination, text)  # the config must load before it is written
+        in_pyproject = destination.name == "pyproject.toml"
+        _say(f"{'would write' if args.check else 'wrote'} {destination.name}"
+             f"{' ([tool.polybuild] appended)' if in_pyproject else ''}:")
+        print(proposal.render("tool.polybuild" if in_pyproject else ""), end="", file=sys.stderr)
         if not args.check:
-            _write_keeping_mode(target, text)
+            _write_keeping_mode(destination, text)
     else:
         _say("no config needed: discovery reads everything from the manifests (zero-config); nothing written")
     _ignore_outputs(ws, check=args.check)
@@ -149,7 +150,7 @@ def _refuse_configured(root: Path) -> None:
                              "its config)")
 
 
-def _discover(root: Path, config) -> tuple[Workspace, TargetGraph]:
+def _discover(config: Config) -> tuple[Workspace, TargetGraph]:
     from polybuild.graph import build_graph
     from polybuild.workspace import discover
 
@@ -237,6 +238,8 @@ def _new_text(target: Path, proposal: Proposal) -> str:
 def _validated(root: Path, ws: Workspace, target: Path, text: str) -> tuple[Workspace, TargetGraph]:
     """The workspace as the new config makes it, loaded from a copy before the real file is written: a config that
     would not load (or an appended table that changes what the pyproject.toml meant) is never written."""
+    import tempfile
+
     from polybuild.config.model import load_config
     from polybuild.support.fs import write_atomic
     from polybuild.support.tomlfile import load
@@ -253,7 +256,7 @@ def _validated(root: Path, ws: Workspace, target: Path, text: str) -> tuple[Work
             if after != before:
                 raise UserError("appending [tool.polybuild] would change what pyproject.toml means",
                                 hint="write the config into polybuild.toml instead")
-        return _discover(root, load_config(root, candidate))
+        return _discover(load_config(root, candidate))
 
 
 def _write_keeping_mode(path: Path, text: str) -> None:
