@@ -164,6 +164,36 @@ def test_targets_publishing_one_dist_path_get_a_subdir_in_the_root_pyproject(wor
     assert not (root / "python" / "beta" / "polybuild.toml").exists()
 
 
+
+GO_SERVERS = {k: v for k, v in CLASHING_SERVERS.items() if k.startswith("svc/")}
+
+
+def test_the_pyproject_keeps_its_line_endings_and_an_inline_tool_table_gets_a_polybuild_toml(workspace):
+    root = workspace(GO_SERVERS)
+    crlf = b'[project]\r\nname = "acme"\r\nversion = "1.0"\r\n'
+    (root / "pyproject.toml").write_bytes(crlf)
+    assert run_polybuild("init", cwd=root).returncode == 0
+    text = (root / "pyproject.toml").read_bytes()
+    assert text.startswith(crlf + b"\r\n# Written by") and b"\n" not in text.replace(b"\r\n", b"")
+    assert tomllib.loads(text.decode())["tool"]["polybuild"]["targets"] == {"beta": {"dist-subdir": "beta"}}
+    # `tool` as an inline table cannot take [tool.polybuild] appended: the config goes into polybuild.toml
+    inline = 'tool = { ruff = { line-length = 100 } }\n\n[project]\nname = "acme"\nversion = "1.0"\n'
+    (root / "pyproject.toml").write_text(inline)
+    proc = run_polybuild("init", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "pyproject.toml").read_text() == inline
+    assert tomllib.loads((root / "polybuild.toml").read_text()) == {"targets": {"beta": {"dist-subdir": "beta"}}}
+
+
+def test_a_dependency_on_a_name_two_packages_share_is_discoverys_error(workspace):
+    package = '[project]\nname = "shared"\nversion = "1.0"\n'
+    root = workspace({"a/pyproject.toml": package, "b/pyproject.toml": package,
+                      "app/pyproject.toml": '[project]\nname = "app"\nversion = "1.0"\ndependencies = ["shared"]\n'})
+    proc = run_polybuild("init", cwd=root)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'shared' is the name of 2 packages of this workspace: a/pyproject.toml, b/pyproject.toml" in proc.stderr
+    assert not (root / "polybuild.toml").exists()
+
 VIRTUAL_WORKSPACE = {
     # a Cargo virtual workspace at the root (no root package to name the workspace after) and dynamo's gateway
     **DYNAMO_GATEWAY,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.support.errors import UserError
+from polybuild.support.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from polybuild.config.model import Config
@@ -99,9 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"no packages found in {root}: polybuild reads Cargo.toml, pyproject.toml, go.mod and go.work",
                         hint="run it at the root of a repository holding Rust crates, Python packages or Go modules")
     proposal = propose(ws)
-    destination = _destination(root)
     if proposal:
-        text = _new_text(destination, proposal)
+        destination, text = _config_text(root, proposal)
         ws, dag = _validated(root, ws, destination, text)  # the config must load before it is written
         in_pyproject = destination.name == "pyproject.toml"
         _say(f"{'would write' if args.check else 'wrote'} {destination.name}"
@@ -211,51 +210,54 @@ def _subdir_name(ws: Workspace, target: Target) -> str:
     return target.name if len(alike) == 1 else ws.rel(target.dir)
 
 
-def _destination(root: Path) -> Path:
-    """The root pyproject.toml when it is the repository's Python or tool config, else polybuild.toml."""
+def _config_text(root: Path, proposal: Proposal) -> tuple[Path, str]:
+    """Where the config goes, and that file's new content: the root pyproject.toml with [tool.polybuild] appended
+    when it is the repository's Python or tool config and the appended table leaves everything else as it was;
+    else a polybuild.toml."""
+    from polybuild.support.tomlfile import load
+
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        from polybuild.support.tomlfile import load
+        before = load(pyproject, "pyproject.toml").data
+        if "project" in before or "tool" in before:
+            text = _appended(pyproject, before, proposal)
+            if text is not None:
+                return pyproject, text
+    return root / "polybuild.toml", proposal.render("")
 
-        data = load(pyproject, "pyproject.toml").data
-        if "project" in data or "tool" in data:
-            return pyproject
-    return root / "polybuild.toml"
 
+def _appended(pyproject: Path, before: dict, proposal: Proposal) -> str | None:
+    """The pyproject.toml's text (byte for byte, in its line endings) with the table after it, or None when the
+    result would not parse or would change another key (a `tool` written as an inline table, ...)."""
+    from polybuild.support.tomlfile import parse
 
-def _new_text(target: Path, proposal: Proposal) -> str:
-    """polybuild.toml's content, or the pyproject.toml with [tool.polybuild] appended (its own text unchanged,
-    in its line endings)."""
-    if target.name != "pyproject.toml":
-        return proposal.render("")
-    old = target.read_bytes().decode("utf-8")
+    old = pyproject.read_bytes().decode("utf-8")
     newline = "\r\n" if "\r\n" in old else "\n"
-    block = proposal.render("tool.polybuild").replace("\n", newline)
-    separator = "" if not old or old.endswith(newline * 2) else newline if old.endswith(newline) else newline * 2
-    return old + separator + block
+    separator = "" if old.endswith(newline * 2) else newline if old.endswith(newline) else newline * 2
+    text = old + separator + proposal.render("tool.polybuild").replace("\n", newline)
+    try:
+        after = parse(text, pyproject, "pyproject.toml").data
+    except ConfigError:
+        return None
+    tool = after.get("tool", {})
+    if tool.pop("polybuild", None) is None:
+        return None
+    if not tool and "tool" not in before:
+        del after["tool"]
+    return text if after == before else None
 
 
-def _validated(root: Path, ws: Workspace, target: Path, text: str) -> tuple[Workspace, TargetGraph]:
-    """The workspace as the new config makes it, loaded from a copy before the real file is written: a config that
-    would not load (or an appended table that changes what the pyproject.toml meant) is never written."""
+def _validated(root: Path, ws: Workspace, destination: Path, text: str) -> tuple[Workspace, TargetGraph]:
+    """The workspace as the new config makes it, loaded from a copy in the state directory before the real file is
+    written: a config that would not load is never written."""
     import tempfile
 
     from polybuild.config.model import load_config
     from polybuild.support.fs import write_atomic
-    from polybuild.support.tomlfile import load
 
     with tempfile.TemporaryDirectory(prefix="init-", dir=ws.config.state_dir) as tmp:
-        candidate = Path(tmp) / target.name
+        candidate = Path(tmp) / destination.name
         write_atomic(candidate, text, durable=False)
-        if target.name == "pyproject.toml":
-            before = load(target, "pyproject.toml").data
-            after = load(candidate, "pyproject.toml").data
-            after.get("tool", {}).pop("polybuild", None)
-            if not after.get("tool") and "tool" not in before:
-                after.pop("tool", None)
-            if after != before:
-                raise UserError("appending [tool.polybuild] would change what pyproject.toml means",
-                                hint="write the config into polybuild.toml instead")
         return _discover(load_config(root, candidate))
 
 
