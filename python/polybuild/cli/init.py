@@ -90,6 +90,9 @@ def _value(value: object) -> str:
 def _run(args: argparse.Namespace) -> int:
     from polybuild.config.model import load_config
 
+    if args.config is not None:
+        raise UserError("init decides where the config goes (pyproject.toml or polybuild.toml): --config is for "
+                        "the other commands", hint="run `polybuild init` without --config")
     root = (args.root or Path(args.directory)).resolve()
     if not root.is_dir():
         raise UserError(f"not a directory: {args.root or args.directory}")
@@ -141,7 +144,10 @@ def _refuse_configured(root: Path) -> None:
         raise UserError(f"{existing} already configures polybuild here; init writes a first config only",
                         hint="edit it (`polybuild config-reference` lists every key; `polybuild graph` shows what "
                              "discovery finds), or remove polybuild's table from it and run `polybuild init` again")
-    outer = next((found for d in root.parents if (found := _configured(d)) is not None), None)
+    from polybuild.config.model import find_root
+
+    enclosing = find_root(root)  # as every other command run here would find its workspace
+    outer = _configured(enclosing) if enclosing != root else None
     if outer is not None:
         raise UserError(f"{root} is inside the workspace configured by {outer}: a config here would make it a "
                         "workspace of its own, left out of that one's builds",
