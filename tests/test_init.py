@@ -234,6 +234,17 @@ def test_gitignore_lines_already_there_are_not_repeated(workspace):
     assert (root / ".gitignore").read_bytes() == b"# build outputs\r\n/dist/\r\n"
 
 
+def test_a_state_directory_an_older_polybuild_made_gets_its_gitignore_from_init(workspace):
+    root = workspace({"pyproject.toml": '[project]\nname = "tool"\nversion = "1.0"\n', "tool/__init__.py": ""})
+    _commit_all(root)
+    (root / ".polybuild").mkdir()
+    (root / ".polybuild" / "records.json").write_text("{}")  # made before the state directory ignored itself
+    assert "?? .polybuild/" in _git(root, "status", "--porcelain")
+    proc = run_polybuild("init", cwd=root)
+    assert proc.returncode == 0 and "wrote .polybuild/.gitignore" in proc.stderr, proc.stderr
+    assert ".polybuild" not in _git(root, "status", "--porcelain", "--untracked-files=all")
+
+
 def test_an_empty_directory_is_a_clear_error(tmp_path):
     proc = run_polybuild("init", cwd=tmp_path)
     assert proc.returncode == 2 and "no packages found" in proc.stderr and "Traceback" not in proc.stderr
