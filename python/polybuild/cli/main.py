@@ -183,6 +183,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.release",
     "polybuild.cli.ci",
     "polybuild.cli.clean",
+    "polybuild.cli.init",
 )
 
 
