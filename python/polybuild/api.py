@@ -163,6 +163,7 @@ class Outcome:
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
     refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
+    output_logs: str = "errors-only"  # what the run showed of its children's output (--output-logs, or config)
 
     @property
     def ok(self) -> bool:
@@ -172,24 +173,26 @@ class Outcome:
 def build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
           platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
           cache: CacheOptions | None = None, named: Iterable[str] | None = None,
-          remember_as: list[str] | None = None) -> Outcome:
+          remember_as: list[str] | None = None, output_logs: str | None = None) -> Outcome:
     """Build the targets (all by default) and their dependencies into dist/; writes dist/build-report.json.
     Harness crates are built only when `named` (default: `targets`) names them. `remember_as`: the command the
-    fast path knows this run by (recorded when the run succeeded)."""
+    fast path knows this run by (recorded when the run succeeded). `output_logs`: full, errors-only or none
+    (default: the `output-logs` key)."""
     plan = _build_plan(loaded, targets, variants, platforms, named)
-    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as)
+    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as,
+                          output_logs=output_logs or loaded.ws.config["output-logs"])
     return _run(loaded, plan, options)
 
 
 def run(loaded: Loaded, action: str, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
         platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False,
         json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None,
-        dependents: bool = False) -> Outcome:
+        dependents: bool = False, output_logs: str | None = None) -> Outcome:
     """Run the custom (or built-in) task `action` for the named targets (with `dependents`, and what depends on
     them), or all, in graph order."""
     plan = _run_plan(loaded, action, expand(loaded, targets, dependents=dependents), variants, platforms)
     options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=False,
-                          remember_as=remember_as)
+                          remember_as=remember_as, output_logs=output_logs or loaded.ws.config["output-logs"])
     return _run(loaded, plan, options)
 
 
@@ -228,6 +231,7 @@ class _RunOptions:
     cache: CacheOptions
     report: bool  # write dist/build-report.json (builds do, task runs do not)
     remember_as: list[str] | None  # the command the fast path knows the run by
+    output_logs: str = "errors-only"  # full: the children's lines go to the reporter as they come
 
 
 def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
@@ -245,7 +249,7 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
         results = _execute(plan, ctx, options, refused)
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
-                      toolchains=ctx.toolchains.versions(), refused=refused)
+                      toolchains=ctx.toolchains.versions(), refused=refused, output_logs=options.output_logs)
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -262,10 +266,11 @@ def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
     from polybuild.execute.progress import make_reporter
     from polybuild.execute.scheduler import Executor
 
-    reporter = make_reporter(len(plan.tasks), options.json_mode)
+    reporter = make_reporter(len(plan.tasks), options.json_mode, plan.skipped)
     try:
         return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
-                        {tid: exc.message for tid, exc in refused.items()}).run()
+                        {tid: exc.message for tid, exc in refused.items()},
+                        live_output=options.output_logs == "full").run()
     finally:
         reporter.close()
         ctx.stat_cache.save()
@@ -287,7 +292,8 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     artifacts = [a for r in outcome.results for a in r.artifacts]
     summary = {
         "root": str(root),
-        "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
+        "task_artifacts": [[r.task.id, r.task.target.id, [str(a.path) for a in r.artifacts],
+                            str(r.log) if r.log else None] for r in outcome.results],
         "skipped": outcome.plan.skipped,
         "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
                        a.sha256] for a in artifacts],

@@ -18,6 +18,7 @@ from typing import Any
 from polybuild.support.errors import UserError
 from polybuild.support.platforms import Platform
 from polybuild.support.schema import FreeTable, Key, Map, Table, TableArray, Validator
+from polybuild.support.terminal import OUTPUT_LOGS
 from polybuild.support.tomlfile import TomlFile, load
 
 MAX_JOBS = 1024  # parallel tasks: far beyond any machine's cores, far below what would exhaust threads
@@ -323,6 +324,9 @@ SCHEMA = Table(
                        "[project].version or [workspace.package].version.", rule=_version),
         "jobs": Key(int, f"Parallel tasks (at most {MAX_JOBS}); default: the number of cores.", minimum=1,
                     maximum=MAX_JOBS),
+        "output-logs": Key(str, "What `build` and `run` show of the tools' output: `full` (every line as it "
+                           "comes, prefixed with its task), `errors-only` (a failed task's log) or `none` (only "
+                           "where the log is); `--output-logs` wins.", "errors-only", choices=OUTPUT_LOGS),
         "cache-dir": Key(str, "The local cache; default: $POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, "
                          "else ~/.cache/polybuild.", rule=_nonempty),
         "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "

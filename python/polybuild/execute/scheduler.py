@@ -52,6 +52,7 @@ class Reporter(Protocol):
     def task_started(self, task: Task) -> None: ...
     def task_finished(self, result: TaskResult) -> None: ...
     def tick(self, running: dict[str, float]) -> None: ...
+    def task_output(self, task: Task, lines: list[str]) -> None: ...
 
 
 def slug(text: str) -> str:
@@ -64,8 +65,9 @@ class Executor:
     timer, not by every task) and takes Ctrl-C."""
 
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter,
-                 refused: Mapping[str, str] | None = None) -> None:
+                 refused: Mapping[str, str] | None = None, live_output: bool = False) -> None:
         self.plan = plan
+        self.live_output = live_output  # children's lines also go to the reporter as they come (--output-logs full)
         self.ctx = ctx
         self.jobs = jobs
         self.keep_going = keep_going
@@ -319,10 +321,17 @@ class Executor:
                 return False
             return True
         env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
-        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file)
+        echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
+        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file, echo)
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
+
+    def _echo(self, task: Task, lines: list[str]) -> None:
+        """Whole lines a child printed, to the reporter: under the lock, so lines of parallel tasks and the
+        reporter's own lines never tear each other."""
+        with self._cond:
+            self.reporter.task_output(task, lines)
 
     def _publish(self, out: Path, dest: Path) -> list[Output]:
         """Move each output into the dist directory with a rename, so readers never see a partial file."""
