@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
+    reference.add_argument("--json-schema", nargs="?", const="polybuild.toml", metavar="FILE",
+                           choices=("polybuild.toml", "pyproject.toml"),
+                           help="the JSON Schema of the config for editors instead, as a polybuild.toml (the "
+                           "default) or a pyproject.toml with [tool.polybuild] (docs/*.schema.json)")
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).register(sub, _Parser)
     return p
@@ -648,17 +652,26 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from polybuild.support.schema import document
+    if args.json_schema:
+        import json
 
+        from polybuild.config.model import SCHEMA, config_prefix
+        from polybuild.support.schema import json_schema
+
+        prefix = config_prefix(Path(args.json_schema))
+        title = f"polybuild config ({'[' + '.'.join(prefix) + '] in ' if prefix else ''}{args.json_schema})"
+        print(json.dumps(json_schema(SCHEMA, title, prefix), indent=2))
+        return 0
     if args.deny:
         from polybuild.licenses.policy import CLARIFY, EXCEPTION, SCHEMA
+        from polybuild.support.schema import document
 
         print(document(SCHEMA, "deny.toml").replace("[deny.toml.", "[") + document(EXCEPTION, "licenses.exceptions")
               + document(CLARIFY, "licenses.clarify"), end="")
         return 0
-    from polybuild.config.model import SCHEMA
+    from polybuild.config.model import reference
 
-    print(document(SCHEMA, "tool.polybuild"), end="")
+    print(reference(), end="")
     return 0
 
 
