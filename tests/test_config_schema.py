@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from conftest import run_polybuild
 from polybuild.config.model import SCHEMA, config_prefix
 from polybuild.support.errors import ConfigError
 from polybuild.support.schema import Validator
@@ -29,9 +28,8 @@ def _schema(shape: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_the_committed_json_schema_is_generated_from_schema_py(shape):
-    generated = subprocess.run([sys.executable, "-m", "polybuild", "config-reference", "--json-schema", shape],
-                               capture_output=True, text=True, check=True).stdout
+def test_the_committed_json_schema_is_generated_from_schema_py(shape, tmp_path):
+    generated = run_polybuild("config-reference", "--json-schema", shape, cwd=tmp_path).stdout
     path = SHAPES[shape].relative_to(REPO)
     assert SHAPES[shape].read_text(encoding="utf-8") == generated, (
         f"{path} is stale: regenerate it with `polybuild config-reference --json-schema {shape} > {path}`")
