@@ -250,6 +250,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.release",
     "polybuild.cli.ci",
     "polybuild.cli.clean",
+    "polybuild.cli.completion",
 )
 
 
