@@ -141,6 +141,8 @@ LINES = {
     "polybuild container build app --pu": "polybuild container build app --push ",
     "polybuild completion fi": "polybuild completion fish ",
     "polybuild build -j 4 pyt": "polybuild build -j 4 python/",
+    "polybuild version set --fr": "polybuild version set --from-git ",  # an option where VERSION could be
+    "polybuild lock upgrade --a": "polybuild lock upgrade --all ",
 }
 
 

@@ -205,7 +205,9 @@ def _zsh_positional(positional: Argument) -> str:
 def _zsh_action(arg: Argument) -> str:
     if arg.value == "choices":
         return f"({' '.join(arg.choices)})"
-    return {"files": "_files", "dirs": "_files -/", "targets": "_polybuild_targets"}.get(arg.value or "", " ")
+    # A value nothing completes says what it is (an empty action would stop options completing in its place).
+    return {"files": "_files", "dirs": "_files -/", "targets": "_polybuild_targets"}.get(
+        arg.value or "", f"_message {arg.names[-1].lstrip('-')}")
 
 
 def _zsh_quote(text: str) -> str:
