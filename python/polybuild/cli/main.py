@@ -32,9 +32,13 @@ class _HelpFormatter(argparse.HelpFormatter):
     written."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return "\n\n".join("\n".join(indent + line for line in paragraph.splitlines())
-                           if "\n  " in paragraph else super(_HelpFormatter, self)._fill_text(paragraph, width, indent)
-                           for paragraph in text.split("\n\n"))
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if "\n  " in paragraph:
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,13 +68,15 @@ def _examples(examples: Sequence[str]) -> str:
 
 
 def _describe(parser: argparse.ArgumentParser) -> None:
-    """A command's --help opens with a description: the line its parent lists it with, unless it has its own."""
+    """A command's --help opens with the line its parent lists it with, as a sentence; then its own description,
+    when it has one."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for listed in action._choices_actions:
                 command = action.choices[listed.dest]
-                if command.description is None and listed.help:
-                    command.description = f"{listed.help[0].upper()}{listed.help[1:]}."
+                if listed.help:
+                    summary = f"{listed.help[0].upper()}{listed.help[1:]}."
+                    command.description = f"{summary}\n\n{command.description}" if command.description else summary
                 _describe(command)
 
 
