@@ -30,6 +30,12 @@ class Argument:
     choices: tuple[str, ...] = ()
     repeatable: bool = False  # an option given several times; a positional taking several words
     optional: bool = False  # a positional that may be left out
+    metavar: str | None = None
+
+    @property
+    def what(self) -> str:
+        """What the value is, as help shows it: its metavar (N, OS/ARCH), else the option's name."""
+        return self.metavar or self.names[-1].lstrip("-")
 
 
 @dataclass
@@ -82,7 +88,7 @@ def _argument(action: argparse.Action, names: tuple[str, ...]) -> Argument:
     else:
         value = ""
     return Argument(names, _oneline(action.help), value, tuple(map(str, action.choices or ())), many,
-                    action.nargs in ("?", "*"))
+                    action.nargs in ("?", "*"), action.metavar if isinstance(action.metavar, str) else None)
 
 
 def _oneline(text: str | None) -> str:
@@ -193,7 +199,7 @@ def _zsh_option(option: Argument, name: str, cmd: Command) -> str:
         spec += "=" if name.startswith("--") else "+"
     spec += "[" + option.help.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]") + "]"
     if option.value is not None:
-        spec += f":{option.names[-1].lstrip('-')}:{_zsh_action(option)}"
+        spec += f":{option.what}:{_zsh_action(option)}"
     return _zsh_quote(spec)
 
 
@@ -207,7 +213,7 @@ def _zsh_action(arg: Argument) -> str:
         return f"({' '.join(arg.choices)})"
     # A value nothing completes says what it is (an empty action would stop options completing in its place).
     return {"files": "_files", "dirs": "_files -/", "targets": "_polybuild_targets"}.get(
-        arg.value or "", f"_message {arg.names[-1].lstrip('-')}")
+        arg.value or "", f"_message {arg.what}")
 
 
 def _zsh_quote(text: str) -> str:
