@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import jsonschema
 import pytest
 
 from conftest import run_polybuild
-from polybuild.config.model import SCHEMA, config_prefix
+from polybuild.config.model import EDITOR_SUPPORT, SCHEMA, config_prefix
 from polybuild.support.errors import ConfigError
 from polybuild.support.schema import Validator
 from polybuild.support.tomlfile import TomlFile
@@ -114,3 +117,37 @@ def test_a_pyproject_keeps_its_other_tables():
     text = "[project]\nname = 'app'\n\n[tool.ruff]\nline-length = 120\n\n[tool.polybuild]\njobs = 4\n"
     assert _accepted_by_polybuild("pyproject.toml", text) is not None
     jsonschema.validate(tomllib.loads(text), _schema("pyproject.toml"), cls=jsonschema.Draft7Validator)
+
+
+@pytest.fixture(scope="module")
+def taplo(tmp_path_factory) -> Path:
+    """Taplo's command line, the engine of Even Better TOML and of Taplo's language server, from the npm registry."""
+    if not shutil.which("npm"):
+        pytest.skip("npm is not installed: Taplo's command line comes from the npm registry")
+    prefix = tmp_path_factory.mktemp("taplo")
+    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
+                    "@taplo/cli@0.7.0"], check=True, capture_output=True, timeout=600)
+    return prefix / "node_modules" / ".bin" / "taplo"
+
+
+def test_taplo_checks_the_configs_wired_as_the_reference_says(taplo, tmp_path):
+    directive, taplo_toml = re.findall(r"```toml\n(.*?)```", EDITOR_SUPPORT, re.S)
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+
+    def check(name: str, text: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        return subprocess.run([str(taplo), "check", name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    pyproject_directive = directive.replace("polybuild.schema.json", "pyproject.schema.json")
+    example = (REPO / "examples" / "serving" / "polybuild.toml").read_text(encoding="utf-8")
+    assert check("polybuild.toml", directive + example).returncode == 0
+    assert check("pyproject.toml", pyproject_directive + (REPO / "pyproject.toml").read_text()).returncode == 0
+    bad = check("polybuild.toml", directive + 'jbos = 4\n[rust]\nlto = "thick"\n')
+    assert bad.returncode == 1 and "'jbos' was unexpected" in bad.stderr and '"thick" is not one of' in bad.stderr
+    bad = check("pyproject.toml", pyproject_directive + "[project]\nname = 'app'\n[tool.polybuild.rust]\nltoo = 1\n")
+    assert bad.returncode == 1 and "'ltoo' was unexpected" in bad.stderr
+    (tmp_path / ".taplo.toml").write_text(taplo_toml, encoding="utf-8")  # every polybuild.toml, no directive
+    assert check("lib/polybuild.toml", 'jobs = 4\n[rust]\nlto = "fat"\n').returncode == 0
+    bad = check("lib/polybuild.toml", 'jobs = "4"\n')
+    assert bad.returncode == 1 and '"4" is not of type "integer"' in bad.stderr
