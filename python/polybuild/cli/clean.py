@@ -51,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
         if chosen["outputs"]:
             freed += _outputs(ws)
         if chosen["state"]:
-            freed += _remove_contents(ws.config.state_dir, ws.rel(ws.config.state_dir) + "/", keep={"lock"})
+            state = ws.config.state_dir
+            freed += _remove_contents(state, ws.rel(state) + "/", keep={"lock", ".gitignore"})
     if cache is not None:
         freed += _remove_contents(cache, str(cache) + "/")
     print(f"polybuild: clean: freed {freed:,} bytes", file=sys.stderr)

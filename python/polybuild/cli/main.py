@@ -257,6 +257,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.ci",
     "polybuild.cli.clean",
     "polybuild.cli.completion",
+    "polybuild.cli.init",
 )
 
 

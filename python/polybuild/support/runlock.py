@@ -12,7 +12,9 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def workspace_lock(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from polybuild.support.statedir import ensure
+
+    ensure(state_dir)
     with open(state_dir / "lock", "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
