@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import polybuild_env, run_polybuild
+from polybuild.cli.examples import EXAMPLES
 from polybuild.cli.main import _parser
 
 
@@ -49,7 +50,8 @@ def _examples(parser: argparse.ArgumentParser) -> list[list[str]]:
 @pytest.mark.parametrize("path", COMMANDS, ids=IDS)
 def test_every_command_has_examples_that_parse(path):
     examples = _examples(COMMANDS[path])
-    assert examples, f"`{' '.join(path)} --help` has no `Examples:`"
+    assert examples, (f"`{' '.join(path)} --help` has no `Examples:`: add some to python/polybuild/cli/examples.py, "
+                      f"as \"{' '.join(path)}\": [\"{' '.join(path)} ...  # what it does\"]")
     for argv in examples:
         assert argv[0] == "polybuild"
         words = iter(argv[1:])
@@ -58,6 +60,10 @@ def test_every_command_has_examples_that_parse(path):
             _parser().parse_args(argv[1:])
         except SystemExit:
             pytest.fail(f"the example `{shlex.join(argv)}` of `{' '.join(path)} --help` does not parse")
+
+
+def test_every_example_is_of_a_command():
+    assert set(EXAMPLES) <= set(IDS), f"examples of commands that do not exist: {set(EXAMPLES) - set(IDS)}"
 
 
 def test_help_shows_the_description_and_the_examples_as_written(tmp_path):

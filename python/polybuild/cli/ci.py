@@ -9,13 +9,9 @@ from pathlib import Path
 
 def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add this feature's command to the `polybuild` parser."""
-    ci = sub.add_parser("ci", help="CI integration: the GitHub Actions matrix of affected targets",
-                        examples=["polybuild ci matrix --since origin/main"])
+    ci = sub.add_parser("ci", help="CI integration: the GitHub Actions matrix of affected targets")
     actions = ci.add_subparsers(dest="ci_command", metavar="ACTION", parser_class=parser_class, required=True)
-    matrix = actions.add_parser("matrix", help="print the matrix `include` JSON (and write it to $GITHUB_OUTPUT)",
-                                examples=["polybuild ci matrix --since origin/main  # what a pull request affects",
-                                          "polybuild ci matrix --platform linux/amd64 --platform linux/arm64 "
-                                          "--shard-size 10"])
+    matrix = actions.add_parser("matrix", help="print the matrix `include` JSON (and write it to $GITHUB_OUTPUT)")
     matrix.add_argument("--since", metavar="REF", help="only the targets affected by changes since REF")
     matrix.add_argument("--platform", "--platforms", dest="platforms", nargs="+", action="extend", default=[],
                         metavar="OS/ARCH", help="platforms, repeatable like every command's --platform (default: "

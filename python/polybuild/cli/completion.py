@@ -20,10 +20,8 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     completion = sub.add_parser(
         "completion", help="print the shell completion script for bash, zsh or fish",
         description="Print the completion script of a shell (commands, options and their values, target "
-        "directories). Written once into the shell's completion directory, it costs nothing at the shell's start.",
-        examples=["polybuild completion bash > ~/.local/share/bash-completion/completions/polybuild",
-                  "polybuild completion zsh > ~/.zfunc/_polybuild  # with fpath+=(~/.zfunc) before compinit",
-                  "polybuild completion fish > ~/.config/fish/completions/polybuild.fish"])
+        "directories). Written once into the shell's completion directory (for zsh, one on $fpath before compinit "
+        "runs), it costs nothing at the shell's start.")
     completion.add_argument("shell", choices=tuple(SCRIPTS), metavar="SHELL", help="bash, zsh or fish")
     completion.set_defaults(handler=_run)
 

@@ -7,9 +7,7 @@ import argparse
 
 def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add this feature's command to the `polybuild` parser."""
-    parser = sub.add_parser("check-extras", examples=[
-        "polybuild check-extras  # every Python package", "polybuild check-extras serving --json  # one, for scripts"],
-                            help="install each built wheel per extras set in fresh environments and "
+    parser = sub.add_parser("check-extras", help="install each built wheel per extras set in fresh environments and "
                             "check the base install, extra-only packages and commands that need an extra")
     parser.add_argument("packages", nargs="*", metavar="PACKAGE",
                         help="Python packages (target or distribution names; default: all)")

@@ -10,8 +10,7 @@ import argparse
 
 def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add this feature's command to the `polybuild` parser."""
-    lock = sub.add_parser("lock", help="check the workspace's lockfiles (Cargo.lock, go.sum, uv.lock)",
-                          examples=["polybuild lock check", "polybuild lock upgrade --all"])
+    lock = sub.add_parser("lock", help="check the workspace's lockfiles (Cargo.lock, go.sum, uv.lock)")
     actions = lock.add_subparsers(dest="lock_command", metavar="ACTION", parser_class=parser_class, required=True)
     _check_parser(actions)
     _upgrade_parser(actions)
@@ -24,9 +23,7 @@ def _check_parser(actions) -> None:
         description="Every Cargo.lock is up to date (cargo update --workspace --locked), every go.sum tidy and "
         "verified, every uv.lock fresh with the pinned uv (uv lock --check), and every package a uv.lock installs "
         "on each platform and Python has a compatible wheel or an sdist. Checks that passed before on the same "
-        "files, tools and platform are not run again.",
-        examples=["polybuild lock check  # the config's platforms, else the host",
-                  "polybuild lock check --platform linux/arm64 --python 3.12 --json"])
+        "files, tools and platform are not run again.")
     check.add_argument("--platform", action="append", default=[], metavar="OS/ARCH", dest="platforms",
                        help="a target platform (repeatable); default: the config's platforms, else the host")
     check.add_argument("--python", action="append", default=[], metavar="X.Y", dest="pythons",
@@ -71,8 +68,7 @@ def _upgrade_parser(actions) -> None:
         "upgrade", help="accept changed config includes: re-read them and re-pin them in polybuild.lock",
         description="Re-read the named `include`s of polybuild's config (with everything they include; git "
         "includes at their `rev` now) and record their new content in polybuild.lock. See "
-        "docs/config-composition.md.",
-        examples=["polybuild lock upgrade base  # the include named base", "polybuild lock upgrade --all"])
+        "docs/config-composition.md.")
     upgrade.add_argument("names", nargs="*", metavar="NAME", help="an include's name (see polybuild.lock)")
     upgrade.add_argument("--all", action="store_true", help="every include")
     upgrade.set_defaults(handler=_run_upgrade)

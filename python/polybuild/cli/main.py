@@ -43,12 +43,9 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     """Every command's parser takes the global options too, so `polybuild build -C dir` works like
-    `polybuild -C dir build`; given in both places, the later one wins. `examples` (each "argv  # what it does")
-    end its --help."""
+    `polybuild -C dir build`; given in both places, the later one wins."""
 
-    def __init__(self, *args, top: bool = False, examples: Sequence[str] = (), **kwargs) -> None:
-        if examples:
-            kwargs["epilog"] = _examples(examples)
+    def __init__(self, *args, top: bool = False, **kwargs) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
         _global_options(self, top)
@@ -67,9 +64,13 @@ def _examples(examples: Sequence[str]) -> str:
                                       for command, comment in rows)
 
 
-def _describe(parser: argparse.ArgumentParser) -> None:
-    """A command's --help opens with the line its parent lists it with, as a sentence; then its own description,
-    when it has one."""
+def _document(parser: argparse.ArgumentParser, path: str = "polybuild") -> None:
+    """A command's --help opens with the line its parent lists it with, as a sentence, then its own description
+    when it has one, and ends with its examples (polybuild.cli.examples)."""
+    from polybuild.cli.examples import EXAMPLES
+
+    if path in EXAMPLES:
+        parser.epilog = _examples(EXAMPLES[path])
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for listed in action._choices_actions:
@@ -77,7 +78,7 @@ def _describe(parser: argparse.ArgumentParser) -> None:
                 if listed.help:
                     summary = f"{listed.help[0].upper()}{listed.help[1:]}."
                     command.description = f"{summary}\n\n{command.description}" if command.description else summary
-                _describe(command)
+                _document(command, f"{path} {listed.dest}")
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -127,10 +128,7 @@ _DEPENDENTS_HELP = "also every target that depends on the named ones"
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go. `polybuild COMMAND "
-                "--help` explains a command's options, with examples.", top=True,
-                examples=["polybuild build  # every target and its dependencies, into dist/",
-                          "polybuild run test  # every target's test task",
-                          "polybuild -C examples/serving graph  # the targets of the workspace in a directory"])
+                "--help` explains a command's options, with examples.", top=True)
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
@@ -148,13 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol)")
         sp.add_argument("--remote-upload", action="store_true", help="upload results to the remote cache")
 
-    build = sub.add_parser("build", help="build targets and their dependencies into dist/", examples=[
-        "polybuild build  # every target, for the host",
-        "polybuild build py:serving -j 4  # one package and what it needs, 4 tasks at a time",
-        "polybuild build 'go:*' lib/ --dependents  # a glob, a directory, and what depends on them",
-        "polybuild build --variant cuda --platform linux/arm64  # a config variant, for another platform",
-        "polybuild build --affected origin/main  # only what changed since that branch",
-        "polybuild build --dry-run --json  # what would run and why, nothing runs"])
+    build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
     build.add_argument("--affected", nargs="?", const="", metavar="REF",
                        help="only the targets affected by changes since REF (default: the merge base with the "
@@ -162,21 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--ci-job", metavar="JSON", help="build exactly one entry of `polybuild ci matrix`")
     build.add_argument("--dry-run", action="store_true",
                        help="say which tasks would run and why, and which are cached; run and write nothing")
-    affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision",
-                              examples=["polybuild affected  # since the merge base with the default branch",
-                                        "polybuild affected --since HEAD~3 --json  # the changed files too"])
+    affected = sub.add_parser("affected", help="list the targets affected by changes since a git revision")
     affected.add_argument("--since", metavar="REF", help="a commit, branch or tag (default: the merge base of HEAD "
                           "with the default branch: origin/HEAD's, else main or master)")
     affected.add_argument("--json", action="store_true", help="machine-readable output")
-    run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order", examples=[
-        "polybuild run test  # every target that has a test task, what they need built first",
-        "polybuild run lint py:serving -k  # one target's lint; go on after a failure"])
+    run = sub.add_parser("run", help="run a task (test, lint, ...) for targets in graph order")
     run.add_argument("task", nargs="?", metavar="TASK", help="the task name, e.g. test")
     dims(run)
-    graph = sub.add_parser("graph", help="print the target graph", examples=[
-        "polybuild graph  # every target and what it depends on",
-        "polybuild graph py:serving --format dot | dot -Tsvg > graph.svg  # one target's part, drawn",
-        "polybuild graph --json  # for scripts"])
+    graph = sub.add_parser("graph", help="print the target graph")
     graph.add_argument("targets", nargs="*", metavar="TARGET",
                        help=f"only these targets and their dependencies: {_TARGETS_HELP}")
     graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
@@ -184,59 +169,42 @@ def _parser() -> argparse.ArgumentParser:
                        help="text (default), json, dot (Graphviz) or mermaid (Markdown pages)")
     graph.add_argument("--json", dest="format", action="store_const", const="json",
                        help="the same as --format json, as on every command with machine output")
-    explain = sub.add_parser("explain", help="say why a target would rebuild", examples=[
-        "polybuild explain py:serving  # the input file, config key, toolchain or dependency that changed",
-        "polybuild explain rust:serving-core --variant cuda --platform linux/arm64"])
+    explain = sub.add_parser("explain", help="say why a target would rebuild")
     explain.add_argument("target", metavar="TARGET", help="a target id or name")
     explain.add_argument("--variant", action="append", default=[], metavar="NAME",
                          help="build variant from config (repeatable)")
     explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                          help="target platform such as linux/arm64 (repeatable; default: the host)")
-    cache = sub.add_parser("cache", help="inspect or trim the local cache",
-                           examples=["polybuild cache stats", "polybuild cache gc --max-size 2G"])
+    cache = sub.add_parser("cache", help="inspect or trim the local cache")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
-    cache_sub.add_parser("stats", help="entries, blobs and size",
-                         examples=["polybuild cache stats  # where the local cache is, and its size"])
-    gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits",
-                              examples=["polybuild cache gc --max-size 500M  # least recently used first"])
+    cache_sub.add_parser("stats", help="entries, blobs and size")
+    gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, type=_size, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
     _version_parser(sub)
-    deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)",
-                          examples=["polybuild deny  # every ecosystem's dependencies, from the lockfiles",
-                                    "polybuild deny --fetch --json  # license files downloaded first; for scripts"])
+    deny = sub.add_parser("deny", help="check dependencies against deny.toml (licenses, bans, sources, advisories)")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
     fetch = {"nargs": "?", "const": "metadata", "choices": ("metadata", "full"), "metavar": "MODE",
              "help": "first download what the lockfiles name (crates, Go modules, the locked Python distributions); "
              "of a wheel, only its METADATA and license files by HTTP Range where the index allows it (--fetch=full: "
              "every file whole, verified against the lock's sha256)"}
     deny.add_argument("--fetch", **fetch)
-    attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files",
-                                  examples=["polybuild attributions",
-                                            "polybuild attributions --check  # in CI: exit 1 when they are stale",
-                                            "polybuild attributions --target image:frontend --dir dist/licenses"])
+    attributions = sub.add_parser("attributions", help="write ATTRIBUTIONS.md and the per-ecosystem files")
     attributions.add_argument("--check", action="store_true", help="fail when the committed files are stale")
     attributions.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     attributions.add_argument("--dir", type=Path, metavar="DIR", help="where to write (default: config)")
     attributions.add_argument("--force", action="store_true",
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
     attributions.add_argument("--fetch", **fetch)
-    sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)", examples=[
-        "polybuild sbom -o dist/sbom.cdx.json  # the whole workspace, CycloneDX",
-        "polybuild sbom --format spdx --target image:frontend  # what one image ships, SPDX"])
+    sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
     sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx",
                       help="cyclonedx (1.6, the default) or spdx (2.3)")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sbom.add_argument("--fetch", **fetch)
-    doctor = sub.add_parser("doctor", help="check every tool this workspace needs (exit 1 when one is missing)",
-                            examples=["polybuild doctor  # each tool found, or missing with how to install it",
-                                      "polybuild -C examples/serving doctor --json"])
+    doctor = sub.add_parser("doctor", help="check every tool this workspace needs (exit 1 when one is missing)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key",
-                               examples=["polybuild config-reference > docs/config-reference.md",
-                                         "polybuild config-reference --deny  # deny.toml's keys",
-                                         "polybuild config-reference --json-schema > polybuild.schema.json"])
+    reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
     reference.add_argument("--json-schema", nargs="?", const="polybuild.toml", metavar="FILE",
                            choices=("polybuild.toml", "pyproject.toml"),
@@ -244,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
                            "default) or a pyproject.toml with [tool.polybuild] (docs/*.schema.json)")
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).register(sub, _Parser)
-    _describe(p)
+    _document(p)
     return p
 
 
@@ -262,8 +230,7 @@ FEATURE_COMMANDS = (
 
 
 def _container_parser(sub) -> None:
-    container = sub.add_parser("container", help="render, build, push and promote container images", examples=[
-        "polybuild container render frontend --check", "polybuild container build frontend --tag frontend:dev"])
+    container = sub.add_parser("container", help="render, build, push and promote container images")
     actions = container.add_subparsers(dest="container_command", metavar="ACTION", parser_class=_Parser,
                                        required=True)
 
@@ -273,15 +240,11 @@ def _container_parser(sub) -> None:
         sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (default: the image's, or host)")
         sp.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a template variable")
 
-    render = actions.add_parser("render", help="print the rendered Dockerfile, with template markers", examples=[
-        "polybuild container render frontend --var device=cuda  # with a template variable set",
-        "polybuild container render frontend --check -o Dockerfile  # linted, and written to a file"])
+    render = actions.add_parser("render", help="print the rendered Dockerfile, with template markers")
     options(render)
     render.add_argument("--check", action="store_true", help="lint it: stages, latest tags, secrets in ARG/ENV")
     render.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
-    build = actions.add_parser("build", help="build an image (and the artifacts it holds)", examples=[
-        "polybuild container build frontend --tag localhost:5000/frontend:dev",
-        "polybuild container build frontend --platform linux/arm64 --tag registry.example/frontend:1.0 --push"])
+    build = actions.add_parser("build", help="build an image (and the artifacts it holds)")
     options(build)
     build.add_argument("--tag", action="append", default=[], metavar="REF", help="tag (repeatable)")
     build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE", help="build argument")
@@ -290,41 +253,29 @@ def _container_parser(sub) -> None:
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
     build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
-    push = actions.add_parser("push", help="push a built image (building it first if needed)", examples=[
-        "polybuild container push frontend  # to the image's configured tags",
-        "polybuild container push frontend --tag localhost:5000/frontend:1.0 --insecure"])
+    push = actions.add_parser("push", help="push a built image (building it first if needed)")
     push.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
     push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
     push.add_argument("--platform", metavar="OS/ARCH", help="the platform of a Dockerfile image")
     push.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
-    promote = actions.add_parser("promote", help="copy an image by digest, all platforms, to another reference",
-                                 examples=["polybuild container promote registry.example/app:rc1 "
-                                           "registry.example/app:1.0",
-                                           "polybuild container promote oci:dist/images/app registry.example/app:1.0"])
+    promote = actions.add_parser("promote", help="copy an image by digest, all platforms, to another reference")
     promote.add_argument("src", metavar="SRC", help="registry reference, or oci:DIR")
     promote.add_argument("dst", metavar="DST", help="registry reference")
     promote.add_argument("--insecure", action="store_true", help="plain HTTP to registries that are not local")
 
 
 def _version_parser(sub) -> None:
-    version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest",
-                             examples=["polybuild version  # the version and every place it lives",
-                                       "polybuild version set 1.2.0rc1", "polybuild version check"])
+    version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest")
     actions = version.add_subparsers(dest="version_command", metavar="ACTION", parser_class=_Parser)
-    stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place", examples=[
-        "polybuild version set 1.2.0  # every manifest of the workspace's version group",
-        "polybuild version set --from-git  # 1.2.1.dev3: three commits after v1.2.0",
-        "polybuild version set 0.4.1 --group rust:kvbm  # an independent package"])
+    stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place")
     stamp.add_argument("value", metavar="VERSION", nargs="?", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
     stamp.add_argument("--from-git", action="store_true",
                        help="the latest vX.Y.Z tag, plus the distance as a dev release (1.2.1.dev3)")
     stamp.add_argument("--group", metavar="NAME",
                        help="stamp this version group ([versions] in the config; an independent package by its "
                        "id) instead of the workspace's lockstep group")
-    actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's version",
-                       examples=["polybuild version check  # in CI, before a release"])
-    actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)",
-                       examples=["polybuild version git  # 1.2.1.dev3 (PEP 440), 1.2.1-dev.3 (SemVer)"])
+    actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's version")
+    actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
 
 
 _started = time.monotonic()  # reset by main(): the summary line gives this run's wall time

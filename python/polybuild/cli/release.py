@@ -9,9 +9,7 @@ from pathlib import Path
 def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add `release` to the `polybuild` parser."""
     release = sub.add_parser(
-        "release", examples=["polybuild release 1.2.0 --dry-run  # every step but the tag",
-                             "polybuild release 1.2.0rc1 --platform linux/amd64 --platform linux/arm64"],
-        help="check, build, verify, checksum and tag a release of the checked-out commit",
+        "release", help="check, build, verify, checksum and tag a release of the checked-out commit",
         description="Cut a release of HEAD, which must already carry VERSION in every manifest (`polybuild version "
         "set VERSION`, then commit). Stops at the first failing step: clean tree, version, lockfiles, licenses, "
         "build (SOURCE_DATE_EPOCH from the commit), wheel checks, extras isolation, SHA256SUMS and "
