@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ class Argument:
 
     names: tuple[str, ...]  # an option's flags; a positional's metavar
     help: str
-    value: str | None  # None (a flag), "choices", "files", "dirs", "targets" or "" (a value nothing completes)
+    value: str | None  # None (a flag), "choices", "files", "dirs" or "" (a value nothing completes)
     choices: tuple[str, ...] = ()
     repeatable: bool = False  # an option given several times; a positional taking several words
     optional: bool = False  # a positional that may be left out
@@ -46,7 +47,8 @@ class Command:
     positionals: list[Argument] = field(default_factory=list)
     commands: dict[str, Command] = field(default_factory=dict)
 
-    def walk(self):
+    def walk(self) -> Iterator[Command]:
+        """This command, then every command below it, depth first."""
         yield self
         for command in self.commands.values():
             yield from command.walk()
@@ -79,12 +81,10 @@ def _argument(action: argparse.Action, names: tuple[str, ...]) -> Argument:
         value = None
     elif action.choices:
         value = "choices"
-    elif action.metavar == "DIR":
+    elif action.metavar in ("DIR", "TARGET"):  # a target is named by its directory too (listing ids is too slow)
         value = "dirs"
     elif action.metavar == "FILE" or action.type is Path:
         value = "files"
-    elif action.metavar == "TARGET":
-        value = "targets"
     else:
         value = ""
     return Argument(names, _oneline(action.help), value, tuple(map(str, action.choices or ())), many,
@@ -141,7 +141,6 @@ _polybuild() {
 _BASH_VALUES = {
     "files": 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur"))',
     "dirs": 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))',
-    "targets": 'compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur"))',
 }
 
 
@@ -169,10 +168,10 @@ def _bash(root: Command) -> str:
 
 
 def _zsh(root: Command) -> str:
-    functions = [f"{root.name}_targets() {{\n    _files -/\n}}\n"]
+    functions = []
     joined = " \\\n        "
     for cmd in root.walk():
-        specs = [_zsh_option(option, name, cmd) for option in cmd.options for name in option.names]
+        specs = [_zsh_option(option, name) for option in cmd.options for name in option.names]
         if cmd.commands:
             listed = "\n".join(f"        {_zsh_quote(name + ':' + sub.help)}" for name, sub in cmd.commands.items())
             specs += ["': :_polybuild_commands'", "'*:: :->command'"]
@@ -192,7 +191,7 @@ def _zsh(root: Command) -> str:
             f"else  # sourced, not autoloaded from $fpath\n    compdef {root.name} polybuild\nfi\n")
 
 
-def _zsh_option(option: Argument, name: str, cmd: Command) -> str:
+def _zsh_option(option: Argument, name: str) -> str:
     exclusive = "" if option.repeatable or len(option.names) == 1 else f"({' '.join(option.names)})"
     spec = ("*" if option.repeatable else "") + exclusive + name
     if option.value is not None:
@@ -212,7 +211,7 @@ def _zsh_action(arg: Argument) -> str:
     if arg.value == "choices":
         return f"({' '.join(arg.choices)})"
     # A value nothing completes says what it is (an empty action would stop options completing in its place).
-    return {"files": "_files", "dirs": "_files -/", "targets": "_polybuild_targets"}.get(
+    return {"files": "_files", "dirs": "_files -/"}.get(
         arg.value or "", f"_message {arg.what}")
 
 
@@ -272,7 +271,7 @@ def _fish_value(arg: Argument) -> str:
         return f"{required} -f -a {_fish_quote(' '.join(arg.choices))}"
     if arg.value == "files":
         return f"{required} -F"
-    if arg.value in ("dirs", "targets"):
+    if arg.value == "dirs":
         return f"{required} -f -a '(__fish_complete_directories (commandline -ct))'"
     return f"{required} -f"
 
