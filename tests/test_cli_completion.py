@@ -95,6 +95,7 @@ CASES = {
     ("polybuild", "container", "build", "app", "--platform", "linux/arm64", "--pu"): "--push",
     ("polybuild", "config-reference", "--json-schema", ""): "polybuild.toml pyproject.toml",
     ("polybuild", "build", "--config", "py"): "python pyproject.toml",
+    ("polybuild", "build", "--platform", "linux/a"): "linux/amd64 linux/arm64",  # the platforms polybuild knows
 }
 
 
@@ -147,6 +148,7 @@ LINES = {
     "polybuild build -j 4 pyt": "polybuild build -j 4 python/",
     "polybuild version set --fr": "polybuild version set --from-git ",  # an option where VERSION could be
     "polybuild lock upgrade --a": "polybuild lock upgrade --all ",
+    "polybuild build --platform darwin/arm": "polybuild build --platform darwin/arm64 ",
 }
 
 
@@ -168,6 +170,7 @@ FISH_CASES = {
     "polybuild cache ": ["gc", "stats"],
     "polybuild completion ": ["bash", "fish", "zsh"],
     "polybuild run test l": ["lib/"],
+    "polybuild lock check --platform windows/": ["windows/amd64", "windows/arm64"],
 }
 
 

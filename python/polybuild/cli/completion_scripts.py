@@ -16,6 +16,7 @@ from pathlib import Path
 
 from polybuild.cli.completion import SCRIPTS
 from polybuild.cli.main import _parser
+from polybuild.support.platforms import PLATFORMS
 
 HEADER = "# {shell} completion for polybuild, generated from its command line when the package was built.\n" \
          "# Install it with `polybuild completion {shell}` (see `polybuild completion --help`).\n"
@@ -77,9 +78,11 @@ def command(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("polybuild
 def _argument(action: argparse.Action, names: tuple[str, ...]) -> Argument:
     many = action.nargs in ("*", "+") or isinstance(action, (argparse._AppendAction, argparse._ExtendAction))
     optional_value = action.nargs == "?" and action.option_strings
-    if action.nargs == 0 or (optional_value and not action.choices):  # `--affected [REF]` is a flag to complete
+    platforms = PLATFORMS if action.metavar == "OS/ARCH" else ()  # every platform polybuild builds for
+    choices = tuple(map(str, action.choices or platforms))
+    if action.nargs == 0 or (optional_value and not choices):  # `--affected [REF]` is a flag to complete
         value = None
-    elif action.choices:
+    elif choices:
         value = "choices"
     elif action.metavar in ("DIR", "TARGET"):  # a target is named by its directory too (listing ids is too slow)
         value = "dirs"
@@ -87,7 +90,7 @@ def _argument(action: argparse.Action, names: tuple[str, ...]) -> Argument:
         value = "files"
     else:
         value = ""
-    return Argument(names, _oneline(action.help), value, tuple(map(str, action.choices or ())), many,
+    return Argument(names, _oneline(action.help), value, choices, many,
                     action.nargs in ("?", "*"), action.metavar if isinstance(action.metavar, str) else None)
 
 
