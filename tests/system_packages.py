@@ -24,6 +24,9 @@ SYSTEM_PACKAGES: dict[str, str] = {
     "debootstrap": "debootstrap",
     # The engine chosen in config: test_containers.
     "podman": "podman",
+    # The shells whose completion scripts are tried in a real shell: test_cli_completion (bash is always there).
+    "zsh": "zsh",
+    "fish": "fish",
 }
 # Where Debian puts servers: on root's PATH but not on a user's, and the tests look there too (servers.py).
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")

@@ -27,8 +27,7 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     clean = sub.add_parser(
         "clean", help="remove polybuild's outputs, state or local cache (default: outputs and state)",
         description="Removes only what polybuild wrote: the artifacts it published into the dist directory and "
-        "its build report (other files there stay), the state directory (.polybuild/), or the local cache. "
-        "Example: polybuild clean --all")
+        "its build report (other files there stay), the state directory (.polybuild/), or the local cache.")
     clean.add_argument("--outputs", action="store_true", help="the published artifacts and the build report")
     clean.add_argument("--state", action="store_true", help="the state directory (logs, records, memos)")
     clean.add_argument("--cache", action="store_true", help="the local cache (shared by the workspaces using it)")

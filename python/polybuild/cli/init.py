@@ -46,8 +46,7 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
         "tell (a workspace name when no package sits at the root, a dist-subdir for targets that would publish "
         "the same file, cgo-stage for a cgo preamble linking a Rust library by path): into [tool.polybuild] of "
         "the root pyproject.toml when that is the repository's tool config, else polybuild.toml. Adds dist/ to "
-        ".gitignore, then prints the graph and the next commands. An existing config is never overwritten.",
-        epilog="Example: polybuild init && polybuild build")
+        ".gitignore, then prints the graph and the next commands. An existing config is never overwritten.")
     init.add_argument("root", nargs="?", type=Path, metavar="DIR",
                       help="the repository's root (default: the current directory, or -C's)")
     init.add_argument("--check", action="store_true", help="say what would be written, and write nothing")

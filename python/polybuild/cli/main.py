@@ -19,7 +19,7 @@ from polybuild.support.signals import Terminated, stop_on_signals
 from polybuild.support.terminal import paint, paint_first
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
@@ -28,11 +28,26 @@ if TYPE_CHECKING:
     from polybuild.workspace import Workspace
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal as argparse does, but keeps a paragraph with indented lines (the examples) as
+    written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if "\n  " in paragraph:
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
+
+
 class _Parser(argparse.ArgumentParser):
     """Every command's parser takes the global options too, so `polybuild build -C dir` works like
     `polybuild -C dir build`; given in both places, the later one wins."""
 
     def __init__(self, *args, top: bool = False, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
         _global_options(self, top)
 
@@ -40,6 +55,31 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"polybuild: {paint('error:', sys.stderr)} {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _examples(examples: Sequence[str]) -> str:
+    """The `Examples:` epilog, the comments aligned."""
+    rows = [(command.strip(), comment.strip()) for command, _, comment in (e.partition("# ") for e in examples)]
+    width = max(len(command) for command, _ in rows)
+    return "Examples:\n" + "\n".join(f"  {command:<{width}}  # {comment}" if comment else f"  {command}"
+                                      for command, comment in rows)
+
+
+def _document(parser: argparse.ArgumentParser, path: str = "polybuild") -> None:
+    """A command's --help opens with the line its parent lists it with, as a sentence, then its own description
+    when it has one, and ends with its examples (polybuild.cli.examples)."""
+    from polybuild.cli.examples import EXAMPLES
+
+    if path in EXAMPLES:
+        parser.epilog = _examples(EXAMPLES[path])
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                command = action.choices[listed.dest]
+                if listed.help:
+                    summary = f"{listed.help[0].upper()}{listed.help[1:]}."
+                    command.description = f"{summary}\n\n{command.description}" if command.description else summary
+                _document(command, f"{path} {listed.dest}")
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -94,7 +134,8 @@ _DEPENDENTS_HELP = "also every target that depends on the named ones"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.", top=True)
+    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go. `polybuild COMMAND "
+                "--help` explains a command's options, with examples.", top=True)
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
@@ -132,13 +173,16 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("targets", nargs="*", metavar="TARGET",
                        help=f"only these targets and their dependencies: {_TARGETS_HELP}")
     graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
-    graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text",
+                       help="text (default), json, dot (Graphviz) or mermaid (Markdown pages)")
     graph.add_argument("--json", dest="format", action="store_const", const="json",
                        help="the same as --format json, as on every command with machine output")
     explain = sub.add_parser("explain", help="say why a target would rebuild")
-    explain.add_argument("target", metavar="TARGET")
-    explain.add_argument("--variant", action="append", default=[], metavar="NAME")
-    explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH")
+    explain.add_argument("target", metavar="TARGET", help="a target id or name")
+    explain.add_argument("--variant", action="append", default=[], metavar="NAME",
+                         help="build variant from config (repeatable)")
+    explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
+                         help="target platform such as linux/arm64 (repeatable; default: the host)")
     cache = sub.add_parser("cache", help="inspect or trim the local cache")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
     stats = cache_sub.add_parser("stats", help="entries, blobs and size")
@@ -162,7 +206,8 @@ def _parser() -> argparse.ArgumentParser:
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
     attributions.add_argument("--fetch", **fetch)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
-    sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
+    sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx",
+                      help="cyclonedx (1.6, the default) or spdx (2.3)")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sbom.add_argument("--fetch", **fetch)
@@ -170,8 +215,13 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
+    reference.add_argument("--json-schema", nargs="?", const="polybuild.toml", metavar="FILE",
+                           choices=("polybuild.toml", "pyproject.toml"),
+                           help="the JSON Schema of the config for editors instead, as a polybuild.toml (the "
+                           "default) or a pyproject.toml with [tool.polybuild] (docs/*.schema.json)")
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).register(sub, _Parser)
+    _document(p)
     return p
 
 
@@ -183,6 +233,7 @@ FEATURE_COMMANDS = (
     "polybuild.cli.release",
     "polybuild.cli.ci",
     "polybuild.cli.clean",
+    "polybuild.cli.completion",
     "polybuild.cli.init",
 )
 
@@ -218,7 +269,7 @@ def _container_parser(sub) -> None:
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
     output_logs_option(build)
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
-    push.add_argument("image", metavar="IMAGE")
+    push.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
     push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
     push.add_argument("--platform", metavar="OS/ARCH", help="the platform of a Dockerfile image")
     push.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
@@ -703,17 +754,26 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from polybuild.support.schema import document
+    if args.json_schema:
+        import json
 
+        from polybuild.config.model import SCHEMA, config_prefix
+        from polybuild.support.schema import json_schema
+
+        prefix = config_prefix(Path(args.json_schema))
+        title = f"polybuild config ({'[' + '.'.join(prefix) + '] in ' if prefix else ''}{args.json_schema})"
+        print(json.dumps(json_schema(SCHEMA, title, prefix), indent=2))
+        return 0
     if args.deny:
         from polybuild.licenses.policy import CLARIFY, EXCEPTION, SCHEMA
+        from polybuild.support.schema import document
 
         print(document(SCHEMA, "deny.toml").replace("[deny.toml.", "[") + document(EXCEPTION, "licenses.exceptions")
               + document(CLARIFY, "licenses.clarify"), end="")
         return 0
-    from polybuild.config.model import SCHEMA
+    from polybuild.config.model import reference
 
-    print(document(SCHEMA, "tool.polybuild"), end="")
+    print(reference(), end="")
     return 0
 
 

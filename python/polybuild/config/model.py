@@ -649,3 +649,52 @@ def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -
             if key not in axes:
                 raise config.error(("images", name, "exclude"), f"exclude names '{key}', which is not a choice",
                                    f"choices: {', '.join(sorted(axes))}")
+
+
+EDITOR_SUPPORT = """# Config reference
+
+Every key of polybuild's config, generated from the schema it is validated with
+(`polybuild config-reference > docs/config-reference.md`).
+
+## Completion and checks in the editor: the JSON Schema
+
+The same schema as a JSON Schema (draft 7), generated from it too: [polybuild.schema.json](polybuild.schema.json)
+for a `polybuild.toml` and [pyproject.schema.json](pyproject.schema.json) for a `pyproject.toml` with
+`[tool.polybuild]` (`polybuild config-reference --json-schema [polybuild.toml|pyproject.toml]` prints them). Editors
+built on Taplo (Even Better TOML in VS Code, and Taplo's language server in Zed, Helix, Neovim, ...) then complete
+keys, show each key's documentation on hover and flag unknown keys, wrong types, bad choices and out-of-range
+numbers as you type. What the schema cannot say (a path that leaves the workspace, a malformed version, an unknown
+platform) polybuild still reports, with file and line, when it reads the config.
+
+- **One file**: a `#:schema` directive on the file's first line, a path relative to the file (or an `https://` URL):
+
+  ```toml
+  #:schema ./docs/polybuild.schema.json
+  ```
+
+- **Every config of a repository**: a `.taplo.toml` at its root (the paths are the repository's):
+
+  ```toml
+  [[rule]]
+  include = ["**/polybuild.toml"]
+  [rule.schema]
+  path = "docs/polybuild.schema.json"
+  ```
+
+- **`[tool.polybuild]` in pyproject.toml**: Taplo gives a schema to a whole file, never to one table, and uses the
+  JSON Schema Store's pyproject schema by default. `#:schema ./docs/pyproject.schema.json` as the first line of
+  `pyproject.toml` (or a rule with `include = ["pyproject.toml"]`) checks `[tool.polybuild]` and accepts every other
+  table as it is, in place of the Store's schema.
+- **VS Code settings** (Even Better TOML), instead of a directive: `"evenBetterToml.schema.associations":
+  {".*/polybuild\\\\.toml$": "file:///path/to/polybuild.schema.json"}`.
+
+In another repository, write the schema of the installed polybuild next to its config and point the directive at it
+(again after upgrading polybuild): `polybuild config-reference --json-schema > polybuild.schema.json`.
+"""
+
+
+def reference() -> str:
+    """docs/config-reference.md: how editors get the schema, then every key."""
+    from polybuild.support.schema import document
+
+    return EDITOR_SUPPORT + document(SCHEMA, "tool.polybuild")
