@@ -441,8 +441,9 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
+    toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
-                        env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
+                        env=env, inputs=inputs, toolchains=toolchains, stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 
