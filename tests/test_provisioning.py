@@ -195,3 +195,32 @@ def test_doctor_says_provisionable_not_missing(bare, tmp_path):
     never = write_tree(tmp_path / "never", {**HATCH_PKG, "polybuild.toml": '[tools]\nprovision = "never"\n'})
     proc = run(bare, "doctor", cwd=never)
     assert proc.returncode != 0 and "MISSING  hatchling" in proc.stdout
+
+
+PYO3_PKG = {
+    "Cargo.toml": '[package]\nname = "native"\nversion = "0.1.0"\nedition = "2021"\n\n[lib]\ncrate-type = ["cdylib"]'
+                  '\n\n[dependencies]\npyo3 = { version = "0.30", features = ["extension-module", "abi3-py310"] }\n',
+    "src/lib.rs": "use pyo3::prelude::*;\n\n#[pymodule]\nmod native {\n    use super::*;\n\n    #[pyfunction]\n"
+                  "    fn answer() -> u32 {\n        42\n    }\n}\n",
+    "pyproject.toml": '[build-system]\nrequires = ["maturin>=1.8,<2"]\nbuild-backend = "maturin"\n\n'
+                      '[project]\nname = "native"\nversion = "0.1.0"\nrequires-python = ">=3.10"\n',
+}
+
+
+def test_maturin_is_provisioned_from_build_system_requires(bare, tmp_path):
+    for tool in ("cargo", "rustc"):
+        found = shutil.which(tool)
+        if not found:
+            pytest.skip(f"{tool} is needed for a maturin build")
+        if not (bare["bin"] / tool).exists():
+            (bare["bin"] / tool).symlink_to(found)
+    assert not any(Path(d, "maturin").exists() for d in ("/usr/bin", "/bin"))
+    root = write_tree(tmp_path / "ws", PYO3_PKG)
+    proc = run(bare, "build", cwd=root, PATH=f"{bare['bin']}:/usr/bin:/bin")  # the C compiler and linker too
+    assert proc.returncode == 0, proc.stderr
+    (tools,) = report(root)["tools"]
+    assert tools["requirements"] == ["maturin>=1.8,<2"]
+    version = tools["versions"]["maturin"]
+    (wheel,) = (root / "dist").glob("native-0.1.0-cp310-abi3-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert f"Generator: maturin ({version})" in z.read("native-0.1.0.dist-info/WHEEL").decode()
