@@ -163,6 +163,7 @@ class Outcome:
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
     refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
+    tool_locks: list[str] = field(default_factory=list)  # the locks of the tool environments provisioned for it
 
     @property
     def ok(self) -> bool:
@@ -245,7 +246,8 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
         results = _execute(plan, ctx, options, refused)
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
-                      toolchains=ctx.toolchains.versions(), refused=refused)
+                      toolchains=ctx.toolchains.versions(), refused=refused,
+                      tool_locks=[str(env.lock) for env in ctx.toolchains.tool_envs()])
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -300,7 +302,7 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     unlisted = loaded.ws.unlisted
     fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
                     [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
+                    fastpath.tool_paths(outcome.tools, outcome.python) + outcome.tool_locks + config_files + published,
                     {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
 
 
