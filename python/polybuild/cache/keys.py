@@ -155,10 +155,10 @@ class Toolchains:
             return self._envs[key]
 
     def _choose(self, probe: ToolProbe) -> ToolEnv | None:
-        from polybuild.support.toolenvs import locked
-
         if self.provision == "auto" and probe.present is not None and probe.present(self.python, probe.provision):
             return None
+        from polybuild.support.toolenvs import locked
+
         assert self.tools_dir is not None
         return locked(self.python, python_facts(self.python).output, probe.provision, self.tools_dir)
 
