@@ -171,13 +171,14 @@ def test_provision_value_is_validated(bare, tmp_path):
     assert "polybuild.toml:2:" in proc.stderr and "auto" in proc.stderr and "never" in proc.stderr
 
 
-def test_an_unresolvable_requirement_is_a_clear_error(bare, tmp_path):
-    pyproject = HATCH_PKG["pkg/pyproject.toml"].replace("hatchling>=1.26", "hatchling>=999")
-    root = write_tree(tmp_path / "ws", {**HATCH_PKG, "pkg/pyproject.toml": pyproject})
+def test_an_unresolvable_requirement_refuses_its_package_alone(bare, tmp_path):
+    pyproject = HATCH_PKG["pkg/pyproject.toml"].replace("hatchling>=1.26", "hatchling>=999").replace("hello", "bad")
+    root = write_tree(tmp_path / "ws", {**HATCH_PKG, "bad/pyproject.toml": pyproject, "bad/src/bad/__init__.py": ""})
     proc = run(bare, "build", cwd=root)
     assert proc.returncode == 2, proc.stderr
-    assert "cannot provision build, hatchling>=999: uv could not resolve it" in proc.stderr
+    assert "py:bad: cannot provision build, hatchling>=999: uv could not resolve it" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert statuses(root) == {"py:bad": "failed", "py:hello": "built"}
 
 
 def test_pytest_is_provisioned_for_test_tasks(bare, tmp_path):

@@ -163,6 +163,17 @@ def python_settings(ctx: BuildContext) -> dict[str, Any]:
     return {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
 
 
+def provisioned_for(task: Task, ctx: BuildContext, probe: ToolProbe) -> ToolEnv | None:
+    """For a builder's preflight: the tool environment standing in for `probe`'s tool (`Toolchains.provisioned`),
+    a failure to provision it named after the task, which is then refused alone."""
+    from polybuild.support.errors import UserError
+
+    try:
+        return ctx.toolchains.provisioned(probe)
+    except UserError as exc:
+        raise UserError(f"{task.target.id}: {exc.message}", hint=exc.hint) from None
+
+
 def provision_steps(tool_env: ToolEnv | None) -> list[Step]:
     """The step that makes a task's provisioned tool environment from its lock, first: only a task that runs pays
     for it (a cached one never does), and a complete environment costs a few `stat`s."""

@@ -7,7 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, ToolProbe, provision_steps, python_settings, wheel_pattern
+from polybuild.builders import (
+    BuildContext,
+    Builder,
+    Step,
+    ToolProbe,
+    provision_steps,
+    provisioned_for,
+    python_settings,
+    wheel_pattern,
+)
 from polybuild.builders.cargo import profile_args
 from polybuild.support.toolchains import find, require
 
@@ -36,7 +45,7 @@ class MaturinBuilder(Builder):
         return ToolProbe(tool)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        if not ctx.toolchains.provisioned(self.toolchain_probe("maturin", task)):
+        if not provisioned_for(task, ctx, self.toolchain_probe("maturin", task)):
             require("maturin", f"{task.target.id} ({task.builder})")
 
     def is_abi3(self, target: Target) -> bool:

@@ -18,6 +18,7 @@ from polybuild.builders import (
     Step,
     ToolProbe,
     provision_steps,
+    provisioned_for,
     python_settings,
     wheel_pattern,
 )
@@ -115,7 +116,7 @@ class Pep517Builder(Builder):
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Without isolation the backend runs in our interpreter (or in a tool environment polybuild provisions):
         its build requirements must be installed."""
-        if ctx.toolchains.provisioned(self.toolchain_probe("backend", task)):
+        if provisioned_for(task, ctx, self.toolchain_probe("backend", task)):
             return
         isolated = ctx.config["python"]["isolation"]
         requires = () if isolated else tuple(task.target.info.build_requires)
@@ -157,7 +158,7 @@ class PytestBuilder(Builder):
         return True  # the tests import the wheels this run builds
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        if ctx.toolchains.provisioned(self.toolchain_probe("pytest", task)):
+        if provisioned_for(task, ctx, self.toolchain_probe("pytest", task)):
             return
         if unmet_requirements(ctx.python, ("pytest",)):
             raise UserError(f"{task.target.id}: pytest is not installed in {ctx.python}",

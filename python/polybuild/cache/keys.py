@@ -7,6 +7,7 @@ two checkouts, or two machines, share cache entries.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -137,8 +138,9 @@ class Toolchains:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], str] = {}
         self._versions: dict[str, str] = {}  # tool -> what it says of itself, for release manifests
-        self._probing: dict[tuple[str, ...], threading.Lock] = {}
-        self._envs: dict[tuple[str, ...], ToolEnv | None] = {}  # provisionable requirements -> the env, or None
+        self._probing: dict[tuple[object, ...], threading.Lock] = {}
+        self._envs: dict[tuple[object, ...], ToolEnv | None] = {}  # provisionable tool -> its env, or None
+        self._unprovisionable: dict[tuple[object, ...], UserError] = {}  # ... -> why it cannot be (said once)
 
     def provisioned(self, probe: ToolProbe) -> ToolEnv | None:
         """The locked tool environment that stands in for `probe`'s tool in this run, or None when the tool is used
@@ -146,12 +148,18 @@ class Toolchains:
         ever (a UserError when it cannot be resolved); the venv is made only when a task runs (`ToolEnv.ensure`)."""
         if not probe.provision or self.provision == "never" or self.tools_dir is None:
             return None
-        key = ("provision", *probe.provision)
+        key = (probe.present, *probe.provision)
         with self._lock:
             lock = self._probing.setdefault(key, threading.Lock())
         with lock:
+            if key in self._unprovisionable:
+                raise self._unprovisionable[key]
             if key not in self._envs:
-                self._envs[key] = self._choose(probe)
+                try:
+                    self._envs[key] = self._choose(probe)
+                except UserError as exc:
+                    self._unprovisionable[key] = exc
+                    raise
             return self._envs[key]
 
     def _choose(self, probe: ToolProbe) -> ToolEnv | None:
@@ -181,8 +189,12 @@ class Toolchains:
         """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
         from concurrent.futures import ThreadPoolExecutor
 
+        def probe(args: tuple[ToolProbe, Path]) -> None:
+            with contextlib.suppress(UserError):  # a tool that cannot be provisioned: its tasks' preflight says so
+                self.identity(*args)
+
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(probes)))) as pool:
-            list(pool.map(lambda p: self.identity(*p), probes))
+            list(pool.map(probe, probes))
 
     def identity(self, probe: ToolProbe, cwd: Path) -> str:
         tool, extra = probe.tool, probe.extra

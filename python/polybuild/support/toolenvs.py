@@ -75,11 +75,12 @@ class ToolEnv:
         try:
             marker = (self.env / READY).read_text(encoding="utf-8")
             installed = {p.name.lower() for p in self.site_packages().iterdir()}
+            if marker != _digest(self.lock.read_bytes()) or not os.path.exists(self.bin("python")):
+                return False
+            pins = self.pins()
         except OSError:
             return False
-        if marker != _digest(self.lock.read_bytes()) or not os.path.exists(self.bin("python")):
-            return False
-        return all(f"{re.sub(r'[-_.]+', '_', n)}-{v}.dist-info".lower() in installed for n, v in self.pins().items())
+        return all(f"{re.sub(r'[-_.]+', '_', n)}-{v}.dist-info".lower() in installed for n, v in pins.items())
 
     def _make(self) -> None:
         from polybuild.support.fs import write_atomic
