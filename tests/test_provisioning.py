@@ -229,3 +229,27 @@ def test_maturin_is_provisioned_from_build_system_requires(bare, tmp_path):
     (wheel,) = (root / "dist").glob("native-0.1.0-cp310-abi3-*.whl")
     with zipfile.ZipFile(wheel) as z:
         assert f"Generator: maturin ({version})" in z.read("native-0.1.0.dist-info/WHEEL").decode()
+
+
+def test_provision_always_uses_the_locked_versions_even_when_installed(tmp_path):
+    """The test session's Python has hatchling; `always` still builds with the pinned one from the lock."""
+    root = write_tree(tmp_path / "ws", {**HATCH_PKG, "polybuild.toml": '[tools]\nprovision = "always"\n'})
+    proc = subprocess.run([sys.executable, "-m", "polybuild", "build"], cwd=root, env=polybuild_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (tools,) = report(root)["tools"]
+    assert wheel_generator(root) == f"Generator: hatchling {tools['versions']['hatchling']}"
+    assert f"{tool_root(root)}/env/bin/python -m build" in (root / ".polybuild" / "logs" / "py_hello.log").read_text()
+
+
+def test_concurrent_builds_make_one_environment(bare, tmp_path, private_cache):
+    roots = [write_tree(tmp_path / f"ws{i}", HATCH_PKG) for i in range(2)]
+    env = polybuild_env(PATH=str(bare["bin"]), PYTHONPATH=str(PYTHON_SRC), UV_CACHE_DIR=str(bare["uv_cache"]))
+    procs = [subprocess.Popen([str(bare["python"]), "-m", "polybuild", "build"], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for root in roots]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    (tools_dir,) = (private_cache / "tools").iterdir()
+    assert sorted(p.name for p in tools_dir.iterdir()) == ["env", "lock", "requirements.in", "requirements.lock"]
+    assert {report(root)["tools"][0]["lock"] for root in roots} == {str(tools_dir / "requirements.lock")}
