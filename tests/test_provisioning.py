@@ -253,3 +253,14 @@ def test_concurrent_builds_make_one_environment(bare, tmp_path, private_cache):
     (tools_dir,) = (private_cache / "tools").iterdir()
     assert sorted(p.name for p in tools_dir.iterdir()) == ["env", "lock", "requirements.in", "requirements.lock"]
     assert {report(root)["tools"][0]["lock"] for root in roots} == {str(tools_dir / "requirements.lock")}
+
+
+def test_without_uv_the_hint_is_to_install_it(bare, tmp_path):
+    no_uv = tmp_path / "bin"
+    no_uv.mkdir()
+    (no_uv / "git").symlink_to(bare["bin"] / "git")
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    proc = run(bare, "build", cwd=root, PATH=str(no_uv))
+    assert proc.returncode == 2, proc.stderr
+    assert "py:hello: uv is not installed (needed by provisioning build, hatchling>=1.26" in proc.stderr
+    assert "hint: pip install uv" in proc.stderr and "Traceback" not in proc.stderr

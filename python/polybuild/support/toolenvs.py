@@ -12,6 +12,7 @@ processes: a concurrent build waits, then reuses."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -134,7 +135,7 @@ def _resolve(tool_env: ToolEnv) -> None:
     write_atomic(tool_env.lock, proc.stdout)
 
 
-def _file_lock(root: Path, doing: str):
+def _file_lock(root: Path, doing: str) -> contextlib.AbstractContextManager[None]:
     from polybuild.support.runlock import file_lock
 
     return file_lock(root / "lock", f"polybuild: waiting for another polybuild run {doing} the tool environment "
