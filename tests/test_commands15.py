@@ -33,7 +33,8 @@ def test_doctor_json_shape(tmp_path):
     data = json.loads(proc.stdout)
     assert data["ok"] is True and data["workspace"] == str(root)
     checks = {c["name"]: c for c in data["checks"]}
-    assert set(checks["go"]) == {"name", "kind", "needed_by", "found", "path", "version", "hint", "required"}
+    assert set(checks["go"]) == {"name", "kind", "needed_by", "found", "path", "version", "hint", "required",
+                                  "provisionable"}
     assert checks["go"]["needed_by"] == ["go:api", "go:operator"] and checks["go"]["version"].startswith("go version")
     assert checks["maturin"]["needed_by"] == ["py:serving-runtime"]
     assert checks["hatchling"]["kind"] == "python-package"

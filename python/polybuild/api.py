@@ -164,6 +164,7 @@ class Outcome:
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
     refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
     output_logs: str = "errors-only"  # what the run showed of its children's output (--output-logs, or config)
+    tool_locks: list[str] = field(default_factory=list)  # the locks of the tool environments provisioned for it
 
     @property
     def ok(self) -> bool:
@@ -249,7 +250,8 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
         results = _execute(plan, ctx, options, refused)
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
-                      toolchains=ctx.toolchains.versions(), refused=refused, output_logs=options.output_logs)
+                      toolchains=ctx.toolchains.versions(), refused=refused, output_logs=options.output_logs,
+                      tool_locks=[str(env.lock) for env in ctx.toolchains.tool_envs()])
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -306,7 +308,7 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     unlisted = loaded.ws.unlisted
     fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
                     [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
+                    fastpath.tool_paths(outcome.tools, outcome.python) + outcome.tool_locks + config_files + published,
                     {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
 
 
@@ -447,8 +449,9 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
+    toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
-                        env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
+                        env=env, inputs=inputs, toolchains=toolchains, stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
 

@@ -359,6 +359,16 @@ SCHEMA = Table(
             },
             doc="How Python packages are built (hatchling or any PEP 517 backend; maturin for extensions).",
         ),
+        "tools": Table(
+            {
+                "provision": Key(str, "Build tools missing from the build environment (a package's [build-system] "
+                                 "requires, maturin, pytest): `auto` uses what the interpreter and PATH have and "
+                                 "provisions the rest in a cached, locked environment made with uv (resolved once, "
+                                 "then installed offline); `always` provisions every one; `never` stops with what "
+                                 "to install.", "auto", choices=("auto", "always", "never")),
+            },
+            doc="Build tools polybuild provisions itself (see the build report's `tools`).",
+        ),
         "go": Table(
             {
                 "cgo": Key(bool, "CGO_ENABLED for all Go builds (per target: targets.<name>.cgo).", False),
