@@ -80,7 +80,8 @@ class TaskCache:
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
             if log_blob is not None and log is not None:
                 contents[log_blob[0]] = log
-            self.remote.push(key, files, log_blob, lambda d: contents.get(d) or _read(base, outputs, d))
+            self.remote.push(key, files, log_blob,
+                             lambda d: contents[d] if d in contents else _source(base, outputs, d))
 
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
@@ -129,12 +130,10 @@ class TaskCache:
         return outputs, bool(manifest["log"])
 
 
-def _read(base: Path, outputs: list[Output], digest: str) -> bytes | None:
-    """The content of the output just built with that digest (not the store's copy, which may be damaged)."""
-    try:
-        return next((base / o.path).read_bytes() for o in outputs if o.sha256 == digest)
-    except (StopIteration, OSError):
-        return None
+def _source(base: Path, outputs: list[Output], digest: str) -> Path | None:
+    """The output just built with that digest, to upload from (not the store's copy, which may be damaged); the
+    remote streams it and checks it against the digest as it goes."""
+    return next((base / o.path for o in outputs if o.sha256 == digest), None)
 
 
 def _decoded(text: str | None) -> bytes | None:

@@ -379,6 +379,8 @@ SCHEMA = Table(
                                "before the remote is skipped for the run.", 2, minimum=0),
                 "token-env": Key(str, "Name of an environment variable holding a bearer token (the token itself "
                                  "never goes in config or logs)."),
+                "jobs": Key(int, "Blob transfers (checks, downloads, uploads) at once, each on a kept-alive "
+                            "connection of its own.", 8, minimum=1, maximum=256),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",
