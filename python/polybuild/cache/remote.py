@@ -121,6 +121,9 @@ class RemoteCache:
                 time.sleep(pause)
             try:
                 status, result = self._attempt(method, path, body, headers, read or _read_entry, deadline)
+                if 300 <= status < 400:
+                    raise RemoteUnavailable(f"HTTP {status}, a redirect, which is not followed: set the URL it "
+                                            "points to")
                 if status < 500:
                     return status, result
                 last = f"HTTP {status}"
@@ -167,6 +170,8 @@ class RemoteCache:
     def _each(self, work: Callable[[_Item], _Result], items: list[_Item]) -> list[_Result]:
         """`work(item)` for every item, at most `jobs` at once over the whole run; the results in order. The first
         failure is raised once the started ones have ended (the others are cancelled)."""
+        if not items:
+            return []
         import concurrent.futures
 
         with self._workers_lock:
