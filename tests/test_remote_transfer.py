@@ -205,3 +205,17 @@ def test_a_large_blob_moves_through_little_memory(tmp_path, nginx):
         shutil.rmtree(nginx.data / "cas", ignore_errors=True)
         shutil.rmtree(store, ignore_errors=True)
 
+
+
+def test_a_proxy_from_the_environment_carries_the_requests(tmp_path, nginx, monkeypatch):
+    contents = blobs(3)
+    entry(nginx, KEY, contents)
+    proxy = TcpProxy(nginx.port)  # nginx answers a request for an absolute URL, as a forwarding proxy does
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    try:
+        fetched = RemoteCache("http://cache.invalid:8080").fetch(KEY, LocalStore(tmp_path / "store"))
+        assert fetched is not None and proxy.accepted >= 1
+    finally:
+        proxy.close()
