@@ -33,11 +33,14 @@ def nginx(tmp_path):
 
 class TcpProxy:
     """Forwards loopback connections to `port`, counting those it accepts, and holds each chunk a client sends for
-    `delay` seconds before passing it on (so each request arrives `delay` late, whatever else is in flight)."""
+    `delay` seconds before passing it on (so each request arrives `delay` late, whatever else is in flight). With
+    `rate`, answers share a link of that many bytes per second, as transfers do on a slow network."""
 
-    def __init__(self, port: int, delay: float = 0.0) -> None:
-        self.port, self.delay = port, delay
+    def __init__(self, port: int, delay: float = 0.0, rate: float | None = None) -> None:
+        self.port, self.delay, self.rate = port, delay, rate
         self.accepted = 0
+        self._link = threading.Lock()
+        self._link_free = 0.0  # when the shared link can carry the next chunk
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -51,17 +54,24 @@ class TcpProxy:
             self.accepted += 1
             upstream = socket.create_connection(("127.0.0.1", self.port))
             threading.Thread(target=self._pump, args=(client, upstream, self.delay), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, 0.0, self.rate), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, dest: socket.socket, delay: float) -> None:
+    def _pump(self, source: socket.socket, dest: socket.socket, delay: float, rate: float | None = None) -> None:
         try:
-            while data := source.recv(1 << 16):
-                time.sleep(delay)
+            while data := source.recv(1 << 14):
+                time.sleep(delay if rate is None else self._slot(len(data), rate))
                 dest.sendall(data)
             dest.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def _slot(self, size: int, rate: float) -> float:
+        """How long to wait before `size` bytes may cross the shared link."""
+        with self._link:
+            now = time.monotonic()
+            start = max(now, self._link_free)
+            self._link_free = start + size / rate
+        return start - now
 
     def close(self) -> None:
         self.listener.close()
@@ -142,6 +152,19 @@ def test_blobs_are_transferred_several_at_once(tmp_path, nginx):
     # one after another: count * delay for the downloads, twice that for the checks and uploads
     assert fetch_time < count * delay / 2, fetch_time
     assert push_time < count * delay, push_time
+
+
+def test_transfers_sharing_a_slow_link_are_not_cut_off(tmp_path, nginx, capsys):
+    """Eight downloads at once over a link of 400 KiB/s (above the minimum rate of 256 KiB/s) get 50 KiB/s each: the
+    minimum rate is the client's, over all its transfers, not each one's."""
+    contents = blobs(8, size=128 << 10)
+    entry(nginx, KEY, contents)
+    proxy = TcpProxy(nginx.port, rate=400 << 10)
+    try:
+        fetched = RemoteCache(proxy.url, timeout=1, jobs=8).fetch(KEY, LocalStore(tmp_path / "store"))
+    finally:
+        proxy.close()
+    assert fetched is not None, capsys.readouterr().err
 
 
 def test_an_upload_whose_file_changed_leaves_nothing_on_the_server(tmp_path, nginx, capsys):

@@ -7,9 +7,9 @@ branches).
 
 The server is not trusted: every entry is validated field by field (digests are 64 hex characters, paths relative
 and normalised) and every download verified against its digest; what is uploaded is verified first too. A request,
-its retries included, has one deadline (`timeout` seconds, plus a second per 256 KiB moved), enforced on every read
-and write, so a server that trickles cannot hold a build. A server that is down, failing, slow or hostile costs one
-warning, then the build goes on with the local cache.
+its retries included, has one deadline (`timeout` seconds, plus a second per 256 KiB the client moves meanwhile),
+enforced on every read and write, so a server that trickles cannot hold a build. A server that is down, failing,
+slow or hostile costs one warning, then the build goes on with the local cache.
 
 Blobs stream between the socket and a file (downloads into a temp file in the store, hashed as written; uploads
 from the output itself), so a 2 GB image needs a few MiB of memory. Requests share a small pool of kept-alive
@@ -96,6 +96,7 @@ class RemoteCache:
         self._pool = _Pool(parts, self.base, size=jobs)
         self._workers: ThreadPoolExecutor | None = None
         self._workers_lock = threading.Lock()
+        self._meter = _Meter()
         self._down = threading.Event()
         self._warned = threading.Lock()
         self.shown = redact(url)
@@ -110,7 +111,7 @@ class RemoteCache:
         once the deadline has passed or the retries are spent."""
         if self._down.is_set():
             raise RemoteUnavailable("marked unavailable earlier in this run")
-        deadline = _Deadline(self.timeout)
+        deadline = _Deadline(self.timeout, self._meter)
         headers = {**self._headers, **(headers or {})}
         last = ""
         for attempt in range(self.retries + 1):
@@ -358,16 +359,34 @@ def _parse_digest(value: object) -> tuple[str, int]:
     return value["hash"], int(size)
 
 
-class _Deadline:
-    """When a request must be done: `seconds` from its start, plus the time its bytes take at MIN_RATE."""
+class _Meter:
+    """The bytes a client has moved, over all its connections."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
+        self.moved = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.moved += count
+
+
+class _Deadline:
+    """When a request must be done: `seconds` from its start, plus the time the bytes the client moves meanwhile
+    take at MIN_RATE. Those of all its transfers count, so that transfers sharing a slow link (each slower than
+    MIN_RATE, together faster) are not cut off, while a server that trickles them all still cannot hold a build."""
+
+    def __init__(self, seconds: float, meter: _Meter) -> None:
         self.seconds = seconds
         self.end = time.monotonic() + seconds
-        self.moved = 0
+        self._meter = meter
+        self._before = meter.moved
 
     def remaining(self) -> float:
-        return self.end + self.moved / MIN_RATE - time.monotonic()
+        return self.end + (self._meter.moved - self._before) / MIN_RATE - time.monotonic()
+
+    def count(self, moved: int) -> None:
+        self._meter.add(moved)
 
 
 class _Pool:
@@ -449,14 +468,14 @@ class _DeadlineSocket:
         return deadline
 
     def sendall(self, data: bytes) -> None:
-        self._conn.deadline.moved += len(data)
+        self._conn.deadline.count(len(data))
         self._arm()
         self._sock.sendall(data)
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         deadline = self._arm()
         got = self._sock.recv_into(buffer, nbytes)
-        deadline.moved += got
+        deadline.count(got)
         return got
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
@@ -500,7 +519,7 @@ class _Connection(http.client.HTTPConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.blocksize = CHUNK
-        self.deadline = _Deadline(0)
+        self.deadline = _Deadline(0, _Meter())  # the pool sets each request's
         self.reused = False
         self.proxy_headers: dict[str, str] = {}
 
