@@ -155,11 +155,11 @@ def test_blobs_are_transferred_several_at_once(tmp_path, nginx):
 
 
 def test_transfers_sharing_a_slow_link_are_not_cut_off(tmp_path, nginx, capsys):
-    """Eight downloads at once over a link of 400 KiB/s (above the minimum rate of 256 KiB/s) get 50 KiB/s each: the
+    """Eight downloads at once over a link of 600 KiB/s (above the minimum rate of 256 KiB/s) get 75 KiB/s each: the
     minimum rate is the client's, over all its transfers, not each one's."""
-    contents = blobs(8, size=128 << 10)
+    contents = blobs(8, size=192 << 10)
     entry(nginx, KEY, contents)
-    proxy = TcpProxy(nginx.port, rate=400 << 10)
+    proxy = TcpProxy(nginx.port, rate=600 << 10)
     try:
         fetched = RemoteCache(proxy.url, timeout=1, jobs=8).fetch(KEY, LocalStore(tmp_path / "store"))
     finally:
