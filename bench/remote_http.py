@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark the HTTP remote cache client (issue 16) against a real nginx (WebDAV) on loopback: restoring (fetching
-into an empty local store) and uploading
+into an empty local store and writing the files out, as a build's cache hit does) and uploading
 
 - one entry of 1000 small blobs (8 KiB each),
 - 1000 entries of one small blob each, fetched by 2 threads (what `-j 2` does on a fresh checkout),
@@ -10,9 +10,9 @@ each in a fresh process, so its wall time and peak RSS are its own. Blobs are pu
 directory for restores; uploads go through the client.
 
     python bench/remote_http.py                      # the client in python/ of this checkout
-    python bench/remote_http.py --src /tmp/old/python  # another checkout's, e.g. before a change
+    python bench/remote_http.py --before /tmp/old/python  # and an older checkout's, in turn, under the same load
 
-An older client's `push` took the blob's bytes from its callback; this passes bytes to it when `--bytes` is given.
+The older client's `push` took the blob's bytes from its callback; it is given bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,16 +39,17 @@ import json, resource, sys, threading, time
 from pathlib import Path
 from polybuild.cache.remote import RemoteCache, RemoteFile
 from polybuild.cache.store import LocalStore
+from polybuild.cache.tasks import TaskCache
 
 mode, url, work, as_bytes = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4] == "1"
 plan = json.loads((work / "plan.json").read_text())
 start = time.monotonic()
 if mode == "fetch":
-    cache, store = RemoteCache(url), LocalStore(work / "store")
+    cache = TaskCache(LocalStore(work / "store"), RemoteCache(url))
     keys = list(plan)
     def fetch(part):
         for key in part:
-            assert cache.fetch(key, store) is not None, key
+            assert cache.restore(key, "t", work / "restored", work / "t.log") is not None, key
     threads = [threading.Thread(target=fetch, args=(keys[i::2],)) for i in range(2)]
     for t in threads: t.start()
     for t in threads: t.join()
@@ -102,28 +104,45 @@ def _run(mode: str, url: str, work: Path, src: str, as_bytes: bool) -> tuple[flo
     return float(seconds), int(peak)
 
 
+def _measure(nginx: Nginx, work: Path, plan: dict, src: str, as_bytes: bool) -> tuple[tuple, tuple]:
+    """(seconds, peak RSS) of a restore, then of an upload, each onto an empty store or server."""
+    _serve(nginx, work, plan)
+    restore = _run("fetch", nginx.url, work, src, as_bytes)
+    for done in (nginx.data / "cas", nginx.data / "ac", work / "store", work / "restored"):
+        shutil.rmtree(done)
+    upload = _run("push", nginx.url, work, src, as_bytes)
+    for done in (nginx.data / "cas", nginx.data / "ac"):
+        shutil.rmtree(done)
+    return restore, upload
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", default=str(Path(__file__).resolve().parent.parent / "python"))
-    parser.add_argument("--bytes", action="store_true", help="the client's push takes bytes (older clients)")
+    parser.add_argument("--before", help="an older checkout's python/ (its push takes bytes), timed in turn with "
+                        "--src in every repetition, so both see the same load")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; the table gives the median")
     args = parser.parse_args()
-    print("| scenario | restore s | restore peak RSS MiB | upload s | upload peak RSS MiB |")
-    print("|---|---|---|---|---|")
+    clients = ([("before", args.before, True)] if args.before else []) + [("after", args.src, False)]
+    print("| scenario | client | restore s | restore peak RSS MiB | upload s | upload peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
     for scenario in ("1 entry x 1000 blobs", "1000 entries x 1 blob", "one 500 MiB blob"):
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             (work / "plan.json").write_text(json.dumps(plan := _sources(work, scenario)))
             nginx = Nginx(work / "nginx")
+            runs: dict[str, list[tuple[tuple, tuple]]] = {name: [] for name, _, _ in clients}
             try:
-                _serve(nginx, work, plan)
-                restore = _run("fetch", nginx.url, work, args.src, args.bytes)
-                shutil.rmtree(nginx.data / "cas")
-                shutil.rmtree(nginx.data / "ac")
-                upload = _run("push", nginx.url, work, args.src, args.bytes)
+                for _ in range(args.repeat):
+                    for name, src, as_bytes in clients:
+                        runs[name].append(_measure(nginx, work, plan, src, as_bytes))
             finally:
                 nginx.stop()
-        print(f"| {scenario} | {restore[0]:.2f} | {restore[1] >> 20} | {upload[0]:.2f} | {upload[1] >> 20} |",
-              flush=True)
+        for name, measured in runs.items():
+            restore = statistics.median_low(r for r, _ in measured)
+            upload = statistics.median_low(u for _, u in measured)
+            print(f"| {scenario} | {name} | {restore[0]:.2f} | {restore[1] >> 20} | {upload[0]:.2f} | "
+                  f"{upload[1] >> 20} |", flush=True)
 
 
 if __name__ == "__main__":

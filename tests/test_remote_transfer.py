@@ -242,3 +242,17 @@ def test_a_proxy_from_the_environment_carries_the_requests(tmp_path, nginx, monk
         assert fetched is not None and proxy.accepted >= 1
     finally:
         proxy.close()
+
+
+def test_small_files_restored_from_the_remote_live_in_the_manifest(tmp_path, nginx):
+    from polybuild.cache.tasks import TaskCache
+
+    small, large = blobs(5, size=2000), blobs(1, size=200_000)
+    files = entry(nginx, KEY, {**small, **large})
+    store = tmp_path / "store"
+    restored = TaskCache(LocalStore(store), RemoteCache(nginx.url)).restore(KEY, "t", tmp_path / "out",
+                                                                             tmp_path / "t.log")
+    assert restored is not None
+    for f in files:
+        assert hashlib.sha256((tmp_path / "out" / f.path).read_bytes()).hexdigest() == f.sha256
+    assert sorted(p.name for p in (store / "cas").rglob("*") if p.is_file()) == sorted(large)  # one file, not six

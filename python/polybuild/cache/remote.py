@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from polybuild.cache.store import CorruptEntry, LocalStore, clashing_paths, is_digest, is_safe_path, warn
+from polybuild.cache.store import BlobSink, CorruptEntry, clashing_paths, is_digest, is_safe_path, warn
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -190,9 +190,9 @@ class RemoteCache:
 
     # -- the cache operations ----------------------------------------------------------------------------------
 
-    def fetch(self, key: str, store: LocalStore) -> tuple[list[RemoteFile], str | None] | None:
-        """Download an entry's blobs into the local store (in parallel, each streamed to disk and verified);
-        None on a miss or when unavailable."""
+    def fetch(self, key: str, store: BlobSink) -> tuple[list[RemoteFile], str | None] | None:
+        """Download the entry's blobs `store` lacks into it (in parallel, each streamed through `blob_writer`, which
+        verifies it); the entry's files and log digest, or None on a miss or when unavailable."""
         try:
             status, body = self._request("GET", f"ac/{key}", headers={"Accept": "application/json"})
             if status != 200:
@@ -213,7 +213,7 @@ class RemoteCache:
             warn(f"remote cache {self.shown} has an unusable entry {key[:12]} ({exc}); ignored")
         return None
 
-    def _download(self, store: LocalStore, digest: str, size: int) -> bool:
+    def _download(self, store: BlobSink, digest: str, size: int) -> bool:
         """The blob into the store, through a temp file; False if the server does not have it."""
         def save(response: http.client.HTTPResponse) -> None:
             with store.blob_writer(digest, size) as out:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from polybuild.support.fs import atomic_path, atomic_writer, write_atomic
 
@@ -131,6 +131,15 @@ def manifest_problem(manifest: object, key: str) -> str | None:
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class BlobSink(Protocol):
+    """Where a remote cache's downloads go: the store, or a caller that keeps small blobs in memory (the same
+    verification either way)."""
+
+    def has_blob(self, digest: str) -> bool: ...
+
+    def blob_writer(self, digest: str, size: int) -> contextlib.AbstractContextManager[BlobWriter]: ...
 
 
 class ActionCache:

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import io
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.cache.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, inline_files, sha256_file, warn
+from polybuild.cache.store import (
+    MANIFEST_FORMAT,
+    BlobWriter,
+    CorruptEntry,
+    LocalStore,
+    inline_files,
+    sha256_file,
+    warn,
+)
 
 if TYPE_CHECKING:
     from polybuild.cache.remote import RemoteCache
@@ -86,11 +97,13 @@ class TaskCache:
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
         if manifest is None and self.remote is not None:
-            fetched = self.remote.fetch(key, self.store)
+            downloads = _Inlining(self.store)
+            fetched = self.remote.fetch(key, downloads)
             if fetched is not None:
                 files, log_digest = fetched
                 outputs = [Output(f.path, f.sha256, f.size, 0o755 if f.executable else 0o644) for f in files]
-                self.store.put_manifest(key, _manifest(key, task_id, outputs, log_digest, {}))
+                inline = {digest: base64.b64encode(data).decode() for digest, data in downloads.kept.items()}
+                self.store.put_manifest(key, _manifest(key, task_id, outputs, log_digest, inline))
                 manifest = self.store.get_manifest(key)
         return manifest
 
@@ -128,6 +141,38 @@ class TaskCache:
             self.store.drop(key, [d for d in digests if d not in inline])
             return None
         return outputs, bool(manifest["log"])
+
+
+class _Inlining:
+    """The store as a remote fetch writes to it, except that blobs small enough to live in the entry's manifest are
+    kept in memory (verified as they arrive, like every download): an entry of small files restored from a remote
+    creates no file per blob, as one saved locally does not."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.kept: dict[str, bytes] = {}
+        self._budget = INLINE_BUDGET
+        self._lock = threading.Lock()  # the remote downloads on several threads
+
+    def has_blob(self, digest: str) -> bool:
+        return self.store.has_blob(digest)
+
+    @contextlib.contextmanager
+    def blob_writer(self, digest: str, size: int) -> Iterator[BlobWriter]:
+        with self._lock:
+            inline = size <= min(INLINE_MAX, self._budget)
+            if inline:
+                self._budget -= size
+        if not inline:
+            with self.store.blob_writer(digest, size) as out:
+                yield out
+            return
+        buffer = io.BytesIO()
+        out = BlobWriter(buffer, digest, size)
+        yield out
+        out.verify()
+        with self._lock:
+            self.kept[digest] = buffer.getvalue()
 
 
 def _source(base: Path, outputs: list[Output], digest: str) -> Path | None:
