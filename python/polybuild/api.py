@@ -401,7 +401,7 @@ def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
         raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
-                       retries=conf["retries"], token=token)
+                       retries=conf["retries"], token=token, jobs=conf["jobs"])
 
 
 def _usable_cache_dir(ws: Workspace, path: Path) -> Path:

@@ -388,11 +388,14 @@ SCHEMA = Table(
                 "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
                               "--remote-upload.", False),
                 "timeout": Key(int, "Seconds before a request, its retries included, is abandoned (plus one per "
-                               "256 KiB it moves, so large blobs are not cut off).", 10, minimum=1),
+                               "256 KiB moved meanwhile, over all transfers, so large blobs are not cut off).", 10,
+                               minimum=1),
                 "retries": Key(int, "Retries of a failed request (backing off up to 2 s each, within `timeout`) "
                                "before the remote is skipped for the run.", 2, minimum=0),
                 "token-env": Key(str, "Name of an environment variable holding a bearer token (the token itself "
                                  "never goes in config or logs)."),
+                "jobs": Key(int, "Blob transfers (checks, downloads, uploads) at once, each on a kept-alive "
+                            "connection of its own.", 8, minimum=1, maximum=256),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",
