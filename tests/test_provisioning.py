@@ -34,10 +34,11 @@ def _uv() -> str:
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A venv with polybuild's runtime dependencies only (no hatchling, maturin or pytest), a bin dir with git and
-    uv alone, and a uv cache private to this module (so the first provisioning really downloads)."""
+    uv alone, and a uv cache private to this module (so the first provisioning really downloads). uv, a dependency
+    too, is left out of the venv (it is on PATH instead) so that an install without it can be tested."""
     base = tmp_path_factory.mktemp("bare")
     venv = base / "venv"
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = [d for d in runtime_dependencies() if not d.startswith("uv")]
     subprocess.run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *deps], check=True)
     bin_dir = base / "bin"
@@ -48,6 +49,10 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     probe = "import importlib.util as u; print([m for m in ('hatchling', 'maturin', 'pytest') if u.find_spec(m)])"
     assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True).stdout.strip() == "[]"
     return {"python": python, "bin": bin_dir, "uv_cache": base / "uv-cache"}
+
+
+def runtime_dependencies() -> list[str]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
 def run(bare: dict[str, Path], *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -264,3 +269,19 @@ def test_without_uv_the_hint_is_to_install_it(bare, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "py:hello: uv is not installed (needed by provisioning build, hatchling>=1.26" in proc.stderr
     assert "hint: pip install uv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_uv_installed_with_polybuild_is_found_beside_the_interpreter(bare, tmp_path):
+    """`pip install polybuild` brings uv: provisioning works with nothing but git on PATH (a venv's bin/ need not be
+    on PATH)."""
+    venv = tmp_path / "venv"
+    subprocess.run([_uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    *runtime_dependencies()], check=True, env={**os.environ, "UV_CACHE_DIR": str(bare["uv_cache"])})
+    only_git = tmp_path / "bin"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(bare["bin"] / "git")
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    proc = run({**bare, "python": venv / "bin" / "python"}, "build", cwd=root, PATH=str(only_git))
+    assert proc.returncode == 0, proc.stderr
+    assert statuses(root) == {"py:hello": "built"}
