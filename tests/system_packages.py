@@ -24,6 +24,9 @@ SYSTEM_PACKAGES: dict[str, str] = {
     "debootstrap": "debootstrap",
     # The engine chosen in config: test_containers.
     "podman": "podman",
+    # The shells whose completion scripts are tried in a real shell: test_cli_completion (bash is always there).
+    "zsh": "zsh",
+    "fish": "fish",
     # The sandbox of buildbox-casd's executor (buildbox-run with bubblewrap): test_reapi.
     "bubblewrap": "bwrap",
 }

@@ -361,7 +361,12 @@ def test_fast_path_speaks_json_too(workspace):
     assert json.loads((root / "dist" / "build-report.json").read_text())["duration_s"] == 0.0  # the fast path
     events = [json.loads(line) for line in fast.stdout.splitlines()]
     expected = [json.loads(line) for line in normal.stdout.splitlines() if '"start"' not in line]
-    assert events[0] == {"event": "plan", "tasks": 3}
-    assert sorted(e["task"] for e in events[1:]) == sorted(e["task"] for e in expected[1:])
-    assert {e["status"] for e in events[1:]} == {"cached"}
-    assert {p for e in events[1:] for p in e["artifacts"]} == {p for e in expected[1:] for p in e["artifacts"]}
+    assert events[0] == expected[0] and events[0]["tasks"] == 3 and events[0]["schema"] == 1
+    finished = [e for e in events if e["event"] == "finish"]
+    expected_finished = [e for e in expected if e["event"] == "finish"]
+    assert sorted(e["task"] for e in finished) == sorted(e["task"] for e in expected_finished)
+    assert {e["status"] for e in finished} == {"cached"}
+    assert {p for e in finished for p in e["artifacts"]} == {p for e in expected_finished for p in e["artifacts"]}
+    summary, expected_summary = events[-1], expected[-1]
+    assert summary["event"] == "summary" and summary["counts"]["cached"] == 3 and summary["exit_code"] == 0
+    assert (summary["artifacts"], summary["report"]) == (expected_summary["artifacts"], expected_summary["report"])

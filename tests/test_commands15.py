@@ -33,7 +33,8 @@ def test_doctor_json_shape(tmp_path):
     data = json.loads(proc.stdout)
     assert data["ok"] is True and data["workspace"] == str(root)
     checks = {c["name"]: c for c in data["checks"]}
-    assert set(checks["go"]) == {"name", "kind", "needed_by", "found", "path", "version", "hint", "required"}
+    assert set(checks["go"]) == {"name", "kind", "needed_by", "found", "path", "version", "hint", "required",
+                                  "provisionable"}
     assert checks["go"]["needed_by"] == ["go:api", "go:operator"] and checks["go"]["version"].startswith("go version")
     assert checks["maturin"]["needed_by"] == ["py:serving-runtime"]
     assert checks["hatchling"]["kind"] == "python-package"
@@ -93,7 +94,7 @@ def test_clean_state_keeps_outputs_and_the_lock(workspace, private_cache):
     root = _built(workspace, private_cache)
     proc = run_polybuild("clean", "--state", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    assert [p.name for p in (root / ".polybuild").iterdir()] == ["lock"]
+    assert sorted(p.name for p in (root / ".polybuild").iterdir()) == [".gitignore", "lock"]
     assert (root / "dist" / "hello").is_file() and "removed .polybuild/ (" in proc.stderr
 
 
@@ -109,7 +110,8 @@ def test_clean_default_and_all(workspace, private_cache):
     root = _built(workspace, private_cache)
     assert run_polybuild("clean", cwd=root).returncode == 0
     assert [p.name for p in (root / "dist").iterdir()] == ["NOTES.txt"]
-    assert [p.name for p in (root / ".polybuild").iterdir()] == ["lock"] and any(private_cache.iterdir())
+    assert sorted(p.name for p in (root / ".polybuild").iterdir()) == [".gitignore", "lock"]
+    assert any(private_cache.iterdir())
     assert run_polybuild("build", cwd=root).returncode == 0
     proc = run_polybuild("clean", "--all", cwd=root)
     assert proc.returncode == 0, proc.stderr

@@ -522,3 +522,13 @@ def test_every_malformed_remote_entry_is_a_miss_with_one_warning(tmp_path, hosti
             failures.append(f"{name}: {fetched!r} {err!r}")
     assert not failures
     assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
+
+
+def test_a_redirecting_remote_is_one_warning_that_says_so(tmp_path, hostile, capsys):
+    from polybuild.cache.remote import RemoteCache
+    from polybuild.cache.store import LocalStore
+
+    hostile.status = 301
+    assert RemoteCache(hostile.url, timeout=2).fetch("0" * 64, LocalStore(tmp_path / "store")) is None
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "redirect" in err, err

@@ -23,6 +23,9 @@ CRATE = {
 }
 
 
+NO_PROVISIONING = '[tools]\nprovision = "never"\n'  # what is missing is an error, not provisioned
+
+
 def bare_bin(tmp_path: Path, *tools: str) -> Path:
     """A bin dir holding only git, `tools` and a symlinked interpreter, so neither PATH nor sys.executable's
     directory offers anything else (a venv's bin/ would have maturin). Inside a venv the bin dir gets a venv root
@@ -83,6 +86,7 @@ def test_missing_cargo_is_named_with_rustup_hint(workspace, tmp_path):
 def test_missing_maturin_is_named_with_pip_hint(workspace, tmp_path):
     root = workspace({
         **CRATE,
+        "polybuild.toml": NO_PROVISIONING,
         "pyproject.toml": '[build-system]\nrequires = ["maturin>=1.0"]\nbuild-backend = "maturin"\n\n'
                           '[project]\nname = "native-ext"\nversion = "0.1.0"\n',
     })
@@ -104,6 +108,7 @@ def test_missing_pep517_backend_is_named_before_anything_runs(workspace):
     backend = absent_backend()
     module = backend.split(".")[0]
     root = workspace({
+        "polybuild.toml": NO_PROVISIONING,
         "pkg/pyproject.toml": f'[build-system]\nrequires = ["{module}"]\nbuild-backend = "{backend}"\n\n'
                               '[project]\nname = "flitpkg"\nversion = "1.0"\n',
         "pkg/flitpkg.py": '"""A flit package."""\n__version__ = "1.0"\n',
@@ -119,6 +124,7 @@ def test_missing_pep517_backend_is_named_before_anything_runs(workspace):
 
 def test_too_old_build_requirement_names_the_found_version(workspace):
     root = workspace({
+        "polybuild.toml": NO_PROVISIONING,
         "pkg/pyproject.toml": '[build-system]\nrequires = ["hatchling>=999"]\nbuild-backend = "hatchling.build"\n\n'
                               '[project]\nname = "future"\nversion = "1.0"\n',
     })

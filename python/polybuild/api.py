@@ -165,6 +165,8 @@ class Outcome:
     python: str = sys.executable
     toolchains: dict[str, str] = field(default_factory=dict)  # what each probed tool said of its version
     refused: dict[str, UserError] = field(default_factory=dict)  # task id -> what its builder's preflight said
+    output_logs: str = "errors-only"  # what the run showed of its children's output (--output-logs, or config)
+    tool_locks: list[str] = field(default_factory=list)  # the locks of the tool environments provisioned for it
 
     @property
     def ok(self) -> bool:
@@ -174,24 +176,26 @@ class Outcome:
 def build(loaded: Loaded, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
           platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False, json_mode: bool = False,
           cache: CacheOptions | None = None, named: Iterable[str] | None = None,
-          remember_as: list[str] | None = None) -> Outcome:
+          remember_as: list[str] | None = None, output_logs: str | None = None) -> Outcome:
     """Build the targets (all by default) and their dependencies into dist/; writes dist/build-report.json.
     Harness crates are built only when `named` (default: `targets`) names them. `remember_as`: the command the
-    fast path knows this run by (recorded when the run succeeded)."""
+    fast path knows this run by (recorded when the run succeeded). `output_logs`: full, errors-only or none
+    (default: the `output-logs` key)."""
     plan = _build_plan(loaded, targets, variants, platforms, named)
-    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as)
+    options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=True, remember_as=remember_as,
+                          output_logs=output_logs or loaded.ws.config["output-logs"])
     return _run(loaded, plan, options)
 
 
 def run(loaded: Loaded, action: str, targets: Sequence[str] = (), *, variants: Sequence[str] = (),
         platforms: Sequence[str] = (), jobs: int | None = None, keep_going: bool = False,
         json_mode: bool = False, cache: CacheOptions | None = None, remember_as: list[str] | None = None,
-        dependents: bool = False) -> Outcome:
+        dependents: bool = False, output_logs: str | None = None) -> Outcome:
     """Run the custom (or built-in) task `action` for the named targets (with `dependents`, and what depends on
     them), or all, in graph order."""
     plan = _run_plan(loaded, action, expand(loaded, targets, dependents=dependents), variants, platforms)
     options = _RunOptions(jobs, keep_going, json_mode, cache or CacheOptions(), report=False,
-                          remember_as=remember_as)
+                          remember_as=remember_as, output_logs=output_logs or loaded.ws.config["output-logs"])
     return _run(loaded, plan, options)
 
 
@@ -230,6 +234,7 @@ class _RunOptions:
     cache: CacheOptions
     report: bool  # write dist/build-report.json (builds do, task runs do not)
     remember_as: list[str] | None  # the command the fast path knows the run by
+    output_logs: str = "errors-only"  # full: the children's lines go to the reporter as they come
 
 
 def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
@@ -247,7 +252,8 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
         results = _execute(plan, ctx, options, refused)
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
-                      toolchains=ctx.toolchains.versions(), refused=refused)
+                      toolchains=ctx.toolchains.versions(), refused=refused, output_logs=options.output_logs,
+                      tool_locks=[str(env.lock) for env in ctx.toolchains.tool_envs()])
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -264,10 +270,11 @@ def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
     from polybuild.execute.progress import make_reporter
     from polybuild.execute.scheduler import Executor
 
-    reporter = make_reporter(len(plan.tasks), options.json_mode)
+    reporter = make_reporter(len(plan.tasks), options.json_mode, plan.skipped)
     try:
         return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
                         {tid: exc.message for tid, exc in refused.items()},
+                        live_output=options.output_logs == "full",
                         remote_jobs=options.cache.remote_jobs if ctx.executor else 0).run()
     finally:
         reporter.close()
@@ -290,7 +297,8 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     artifacts = [a for r in outcome.results for a in r.artifacts]
     summary = {
         "root": str(root),
-        "task_artifacts": [[r.task.id, [str(a.path) for a in r.artifacts]] for r in outcome.results],
+        "task_artifacts": [[r.task.id, r.task.target.id, [str(a.path) for a in r.artifacts],
+                            str(r.log) if r.log else None] for r in outcome.results],
         "skipped": outcome.plan.skipped,
         "artifacts": [[str(a.path.relative_to(root)) if a.path.is_relative_to(root) else str(a.path), a.size,
                        a.sha256] for a in artifacts],
@@ -303,7 +311,7 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     unlisted = loaded.ws.unlisted
     fastpath.record(root, command, [*loaded.ws.files, *unlisted.files], unlisted.dirs,
                     [str(a.path) for a in artifacts],
-                    fastpath.tool_paths(outcome.tools, outcome.python) + config_files + published,
+                    fastpath.tool_paths(outcome.tools, outcome.python) + outcome.tool_locks + config_files + published,
                     {n for t in outcome.plan.tasks.values() for n in env_names(t, config)}, summary)
 
 
@@ -399,7 +407,7 @@ def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | ReapiCache | 
         raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
-                       retries=conf["retries"], token=token)
+                       retries=conf["retries"], token=token, jobs=conf["jobs"])
 
 
 def _reapi_remote(ws: Workspace, options: CacheOptions, source: str, url: str) -> ReapiCache:
@@ -495,8 +503,9 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     executor = _executor(ws, cache.remote if cache else None)
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
+    toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
-                        env=env, inputs=inputs, toolchains=Toolchains(python), stat_cache=stat_cache,
+                        env=env, inputs=inputs, toolchains=toolchains, stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
                         records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache,
                         executor=executor)

@@ -15,7 +15,7 @@ from polybuild.support.errors import UserError
 from polybuild.support.platforms import PLATFORMS, Platform, host
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Set
+    from collections.abc import Callable, Iterable, Set
 
     from polybuild.graph import TargetGraph
     from polybuild.workspace import Target, Workspace
@@ -152,19 +152,26 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
 def _check_dist_paths(ws: Workspace, tasks: dict[str, Task]) -> None:
     """Two tasks that would publish the same dist path (Go binaries of one name from two modules, wheels of names
     equal after normalisation: one wheel pattern) stop the plan before anything runs, naming both."""
+    for path, first, task in dist_clashes(tasks.values()):
+        shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
+        raise UserError(f"{first.id} and {task.id} would both publish {shown}",
+                        hint=f"give one of them its own directory: {task.target.config_table} "
+                             "dist-subdir = \"...\" (or build them one at a time)")
+
+
+def dist_clashes(tasks: Iterable[Task]) -> list[tuple[str, Task, Task]]:
+    """(dist path, the task that claims it first, another task publishing it) for every clash, in task id order."""
     here = host()
-    claimed: dict[str, str] = {}
-    for task in sorted(tasks.values(), key=lambda t: t.id):
+    claimed: dict[str, Task] = {}
+    clashes = []
+    for task in sorted(tasks, key=lambda t: t.id):
         subdir = task.dist_subdir(here)
         for name in builders.get(task.builder).published_names(task, here):
             path = f"{subdir}/{name}" if subdir else name
-            other = claimed.get(path)
-            if other is not None and other != task.id:
-                shown = f"{ws.config['dist-dir'].rstrip('/')}/{path}"
-                raise UserError(f"{other} and {task.id} would both publish {shown}",
-                                hint=f"give one of them its own directory: {task.target.config_table} "
-                                     "dist-subdir = \"...\" (or build them one at a time)")
-            claimed.setdefault(path, task.id)
+            first = claimed.setdefault(path, task)
+            if first.id != task.id:
+                clashes.append((path, first, task))
+    return clashes
 
 
 def _image_platforms(image: Target, platforms: list[Platform]) -> list[Platform]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from polybuild.plan import Task
     from polybuild.support.fingerprint import StatCache
     from polybuild.support.platforms import Platform
+    from polybuild.support.toolenvs import ToolEnv
     from polybuild.versioning.groups import Groups
     from polybuild.workspace import Target, Workspace
 
@@ -91,6 +92,11 @@ class ToolProbe:
     tool: str
     extra: tuple[str, ...] = ()
     identify: Callable[[str, tuple[str, ...]], str | list[str]] | None = None
+    # A tool polybuild can provision ([tools] provision): the PEP 508 requirements of a tool environment that stands
+    # in for it, and whether the run's Python (or PATH) already has it (a module-level function of the run's Python
+    # and `provision`; under "auto" a tool present there is used as it is). Its key identity is then the lock's.
+    provision: tuple[str, ...] = ()
+    present: Callable[[str, tuple[str, ...]], bool] | None = None
 
 
 class Builder:
@@ -163,6 +169,26 @@ class Builder:
 def python_settings(ctx: BuildContext) -> dict[str, Any]:
     """The [python] settings that shape a wheel (the interpreter enters the key through its own identity)."""
     return {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
+
+
+def provisioned_for(task: Task, ctx: BuildContext, probe: ToolProbe) -> ToolEnv | None:
+    """For a builder's preflight: the tool environment standing in for `probe`'s tool (`Toolchains.provisioned`),
+    a failure to provision it named after the task, which is then refused alone."""
+    from polybuild.support.errors import UserError
+
+    try:
+        return ctx.toolchains.provisioned(probe)
+    except UserError as exc:
+        raise UserError(f"{task.target.id}: {exc.message}", hint=exc.hint) from None
+
+
+def provision_steps(tool_env: ToolEnv | None) -> list[Step]:
+    """The step that makes a task's provisioned tool environment from its lock, first: only a task that runs pays
+    for it (a cached one never does), and a complete environment costs a few `stat`s."""
+    if tool_env is None:
+        return []
+    wanted = ", ".join(tool_env.requirements)
+    return [Step(action=tool_env.ensure, describe=f"make the tool environment for {wanted} in {tool_env.root}")]
 
 
 def wheel_pattern(task: Task, host: Platform) -> list[str]:

@@ -43,8 +43,11 @@ def cgo_enabled(target: Target, targets: Mapping[str, Target], conf: dict) -> bo
 
 def linked_crates(task: Task, ctx: BuildContext) -> list[Target]:
     """The Rust staticlib crates this Go target depends on directly."""
-    targets = ctx.ws.targets
-    return [targets[d] for d in sorted(task.target.deps) if _staticlibs(targets[d])]
+    return _linked_crates(task.target, ctx.ws.targets)
+
+
+def _linked_crates(target: Target, targets: Mapping[str, Target]) -> list[Target]:
+    return [targets[d] for d in sorted(target.deps) if _staticlibs(targets[d])]
 
 
 def _staticlibs(target: Target) -> list[str]:
@@ -53,8 +56,13 @@ def _staticlibs(target: Target) -> list[str]:
 
 def path_links(task: Task, ctx: BuildContext) -> list[CgoLink]:
     """The preamble links that name a linked crate's `.a` by a path."""
-    ours = {lib for crate in linked_crates(task, ctx) for lib in crate.info.staticlibs}
-    return [link for link in task.target.info.cgo_links if link.by_path and link.lib in ours]
+    return links_by_path(task.target, ctx.ws.targets)
+
+
+def links_by_path(target: Target, targets: Mapping[str, Target]) -> list[CgoLink]:
+    """The preamble links of a Go target that name a workspace crate's `.a` by a path (they need `cgo-stage`)."""
+    ours = {lib for crate in _linked_crates(target, targets) for lib in crate.info.staticlibs}
+    return [link for link in target.info.cgo_links if link.by_path and link.lib in ours]
 
 
 def check_links(task: Task, ctx: BuildContext) -> None:

@@ -7,9 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, python_settings, wheel_pattern
+from polybuild.builders import (
+    BuildContext,
+    Builder,
+    Step,
+    ToolProbe,
+    provision_steps,
+    provisioned_for,
+    python_settings,
+    wheel_pattern,
+)
 from polybuild.builders.cargo import profile_args
-from polybuild.support.toolchains import require
+from polybuild.support.toolchains import find, require
 
 if TYPE_CHECKING:
     from polybuild.plan import Task
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
 
 class MaturinBuilder(Builder):
     name = "maturin"
-    required_tools = ("cargo", "maturin")
+    required_tools = ("cargo",)  # maturin: on PATH, or provisioned (`preflight`)
     key_toolchains = ("rustc", "cargo", "maturin", "python")
     env_inputs = ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CC", "CXX", "CFLAGS", "LDFLAGS", "MACOSX_DEPLOYMENT_TARGET")
     platform_sensitive = True
@@ -28,6 +37,16 @@ class MaturinBuilder(Builder):
 
     def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
         return {"rust": ctx.config["rust"], "python": python_settings(ctx)}
+
+    def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
+        """maturin can be provisioned from the package's [build-system] requires (its version pins)."""
+        if tool == "maturin":
+            return ToolProbe(tool, provision=maturin_requirements(task.target), present=maturin_on_path)
+        return ToolProbe(tool)
+
+    def preflight(self, task: Task, ctx: BuildContext) -> None:
+        if not provisioned_for(task, ctx, self.toolchain_probe("maturin", task)):
+            require("maturin", f"{task.target.id} ({task.builder})")
 
     def is_abi3(self, target: Target) -> bool:
         return target.info.abi3
@@ -39,7 +58,8 @@ class MaturinBuilder(Builder):
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
-        maturin = require("maturin", t.id)
+        tool_env = ctx.toolchains.provisioned(self.toolchain_probe("maturin", task))
+        maturin = tool_env.bin("maturin") if tool_env else require("maturin", t.id)
         argv = [
             maturin, "build", "--manifest-path", t.info.crate_manifest, "--interpreter", ctx.python,
             "--out", str(out), *profile_args(ctx, task),
@@ -47,9 +67,24 @@ class MaturinBuilder(Builder):
         if ctx.config["python"]["sdist"] or t.settings.get("sdist"):
             argv.append("--sdist")
         return [
+            *provision_steps(tool_env),
             Step(argv, cwd=t.dir),
             Step(action=lambda: _remap(out, ctx), describe="remove build paths from the wheel's SBOM"),
         ]
+
+
+def maturin_requirements(target: Target) -> tuple[str, ...]:
+    """What a provisioned maturin is installed from: the package's [build-system] requires (which name maturin,
+    with the versions the package supports), or maturin alone."""
+    from polybuild.builders.pep517 import requirement_names
+
+    requires = tuple(target.info.build_requires)
+    return requires if "maturin" in requirement_names(list(requires)) else (*requires, "maturin")
+
+
+def maturin_on_path(python: str, requirements: tuple[str, ...]) -> bool:
+    """Whether a maturin is installed (on PATH or beside polybuild's interpreter): `auto` uses that one."""
+    return find("maturin") is not None
 
 
 def _remap(out: Path, ctx: BuildContext) -> None:

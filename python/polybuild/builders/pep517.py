@@ -12,7 +12,16 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, ToolProbe, python_settings, wheel_pattern
+from polybuild.builders import (
+    BuildContext,
+    Builder,
+    Step,
+    ToolProbe,
+    provision_steps,
+    provisioned_for,
+    python_settings,
+    wheel_pattern,
+)
 from polybuild.support.errors import UserError
 
 if TYPE_CHECKING:
@@ -21,10 +30,7 @@ if TYPE_CHECKING:
 
 
 _PROBE = """
-import importlib.util, sys
-if importlib.util.find_spec("build") is None:
-    print("build")
-    raise SystemExit
+import sys
 import importlib.metadata as md
 from packaging.requirements import Requirement
 for text in sys.argv[1:]:
@@ -43,7 +49,7 @@ for text in sys.argv[1:]:
 
 @functools.cache
 def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
-    """Requirements (PEP 508 strings) the interpreter does not satisfy; `build` itself first.
+    """Requirements (PEP 508 strings) the interpreter does not satisfy.
 
     One interpreter start per distinct requirement set, so a workspace of many hatchling packages pays once.
     """
@@ -54,6 +60,11 @@ def unmet_requirements(python: str, requirements: tuple[str, ...]) -> list[str]:
     if proc.returncode != 0:
         raise UserError(f"cannot check build requirements with {python}:\n{proc.stderr.strip()}")
     return proc.stdout.splitlines()
+
+
+def requirements_met(python: str, requirements: tuple[str, ...]) -> bool:
+    """Whether the interpreter has every requirement already (then `[tools] provision = "auto"` uses it as it is)."""
+    return not unmet_requirements(python, requirements)
 
 
 def requirement_names(requires: list[str]) -> tuple[str, ...]:
@@ -94,34 +105,41 @@ class Pep517Builder(Builder):
         return {"python": python_settings(ctx)}
 
     def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
-        """The backend is identified by the installed versions of `build` and the build requirements."""
+        """The backend is identified by the installed versions of `build` and the build requirements (or, when
+        polybuild provisions them, by the lock of their tool environment)."""
         if tool == "backend":
-            extra = ("build", *requirement_names(task.target.info.build_requires))
-            return ToolProbe(tool, extra, installed_versions)
+            requires = task.target.info.build_requires
+            extra = ("build", *requirement_names(requires))
+            return ToolProbe(tool, extra, installed_versions, provision=("build", *requires), present=requirements_met)
         return ToolProbe(tool)
 
-
     def preflight(self, task: Task, ctx: BuildContext) -> None:
-        """Without isolation the backend runs in our interpreter: its build requirements must be installed."""
+        """Without isolation the backend runs in our interpreter (or in a tool environment polybuild provisions):
+        its build requirements must be installed."""
+        if provisioned_for(task, ctx, self.toolchain_probe("backend", task)):
+            return
         isolated = ctx.config["python"]["isolation"]
         requires = () if isolated else tuple(task.target.info.build_requires)
-        missing = unmet_requirements(ctx.python, requires)
+        missing = unmet_requirements(ctx.python, ("build", *requires))
         if missing:
             names = " ".join(shlex.quote(m.split(" (found")[0]) for m in missing)
             raise UserError(
                 f"{task.target.id}: the Python at {ctx.python} lacks {', '.join(missing)} (needed to build "
                 f"{task.target.name}; [build-system] requires in {ctx.ws.rel(task.target.manifest)})",
-                hint=f"{ctx.python} -m pip install {names}   (or set [python] isolation = true)",
+                hint=f"{ctx.python} -m pip install {names}   (or set [tools] provision = \"auto\", or [python] "
+                "isolation = true)",
             )
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
         t = task.target
-        argv = [ctx.python, "-m", "build", "--wheel", "--outdir", str(out)]
+        tool_env = ctx.toolchains.provisioned(self.toolchain_probe("backend", task))
+        python = tool_env.bin("python") if tool_env else ctx.python
+        argv = [python, "-m", "build", "--wheel", "--outdir", str(out)]
         if ctx.config["python"]["sdist"] or t.settings.get("sdist"):
             argv.append("--sdist")
         if not ctx.config["python"]["isolation"]:
             argv.append("--no-isolation")
-        return [Step([*argv, str(t.dir)], cwd=t.dir)]
+        return [*provision_steps(tool_env), Step([*argv, str(t.dir)], cwd=t.dir)]
 
 
 class PytestBuilder(Builder):
@@ -132,20 +150,29 @@ class PytestBuilder(Builder):
     key_toolchains = ("python", "pytest")
 
     def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
-        return ToolProbe(tool, identify=pytest_identity) if tool == "pytest" else ToolProbe(tool)
+        if tool == "pytest":
+            return ToolProbe(tool, identify=pytest_identity, provision=("pytest",), present=requirements_met)
+        return ToolProbe(tool)
 
     def needs_build(self, spec: dict | None) -> bool:
         return True  # the tests import the wheels this run builds
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
+        if provisioned_for(task, ctx, self.toolchain_probe("pytest", task)):
+            return
         if unmet_requirements(ctx.python, ("pytest",)):
             raise UserError(f"{task.target.id}: pytest is not installed in {ctx.python}",
-                            hint=f"{ctx.python} -m pip install pytest")
+                            hint=f"{ctx.python} -m pip install pytest   (or set [tools] provision = \"auto\")")
 
     def steps(self, task: Task, ctx: BuildContext, out: Path) -> list[Step]:
+        """The run's Python runs the tests (its packages stay importable); a provisioned pytest joins PYTHONPATH
+        after the built wheels."""
         site = ctx.state_dir / "test-envs" / task.target.name
-        env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        tool_env = ctx.toolchains.provisioned(self.toolchain_probe("pytest", task))
+        paths = [str(site), *([str(tool_env.site_packages())] if tool_env else []), os.environ.get("PYTHONPATH", "")]
+        env = {"PYTHONPATH": os.pathsep.join(paths).rstrip(os.pathsep)}
         return [
+            *provision_steps(tool_env),
             Step(action=lambda: _unpack_wheels(ctx, task, site), describe=f"unpack built wheels into {site}"),
             Step([ctx.python, "-m", "pytest", "-q"], cwd=task.target.dir, env=env),
         ]

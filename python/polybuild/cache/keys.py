@@ -7,6 +7,7 @@ two checkouts, or two machines, share cache entries.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from polybuild.workspace.targetinfo import CrateInfo
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, ToolProbe
     from polybuild.plan import Task
+    from polybuild.support.toolenvs import ToolEnv
 
 KEY_FORMAT = 3  # bump when the key recipe changes, so old entries are never reused
 
@@ -129,12 +131,49 @@ class Toolchains:
     """Toolchain identities, probed at most once per run (and only for the builders a run uses). How to probe a
     tool is the builder's (`Builder.toolchain_probe`); this class runs the probes and remembers the answers."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, provision: str = "never", tools_dir: Path | None = None) -> None:
         self.python = python
+        self.provision = provision  # [tools] provision: "auto", "always" or "never"
+        self.tools_dir = tools_dir  # where tool environments live (<cache>/tools)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], str] = {}
         self._versions: dict[str, str] = {}  # tool -> what it says of itself, for release manifests
-        self._probing: dict[tuple[str, ...], threading.Lock] = {}
+        self._probing: dict[tuple[object, ...], threading.Lock] = {}
+        self._envs: dict[tuple[object, ...], ToolEnv | None] = {}  # provisionable tool -> its env, or None
+        self._unprovisionable: dict[tuple[object, ...], UserError] = {}  # ... -> why it cannot be (said once)
+
+    def provisioned(self, probe: ToolProbe) -> ToolEnv | None:
+        """The locked tool environment that stands in for `probe`'s tool in this run, or None when the tool is used
+        from the run's Python or PATH. Decided once per requirement set per run; resolves the lock the first time
+        ever (a UserError when it cannot be resolved); the venv is made only when a task runs (`ToolEnv.ensure`)."""
+        if not probe.provision or self.provision == "never" or self.tools_dir is None:
+            return None
+        key = (probe.present, *probe.provision)
+        with self._lock:
+            lock = self._probing.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._unprovisionable:
+                raise self._unprovisionable[key]
+            if key not in self._envs:
+                try:
+                    self._envs[key] = self._choose(probe)
+                except UserError as exc:
+                    self._unprovisionable[key] = exc
+                    raise
+            return self._envs[key]
+
+    def _choose(self, probe: ToolProbe) -> ToolEnv | None:
+        if self.provision == "auto" and probe.present is not None and probe.present(self.python, probe.provision):
+            return None
+        from polybuild.support.toolenvs import locked
+
+        assert self.tools_dir is not None
+        return locked(self.python, python_facts(self.python).output, probe.provision, self.tools_dir)
+
+    def tool_envs(self) -> list[ToolEnv]:
+        """The tool environments this run used, each once."""
+        with self._lock:
+            return list(dict.fromkeys(env for env in self._envs.values() if env is not None))
 
     def used(self) -> set[str]:
         """The tools probed in this run."""
@@ -150,12 +189,17 @@ class Toolchains:
         """Run the probes a plan needs in parallel, so keys computed one by one later find them ready."""
         from concurrent.futures import ThreadPoolExecutor
 
+        def probe(args: tuple[ToolProbe, Path]) -> None:
+            with contextlib.suppress(UserError):  # a tool that cannot be provisioned: its tasks' preflight says so
+                self.identity(*args)
+
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(probes)))) as pool:
-            list(pool.map(lambda p: self.identity(*p), probes))
+            list(pool.map(probe, probes))
 
     def identity(self, probe: ToolProbe, cwd: Path) -> str:
         tool, extra = probe.tool, probe.extra
-        key = (tool, str(cwd) if tool in ("rustc", "cargo") else "", *extra)  # rustup honours rust-toolchain.toml
+        # rustup honours rust-toolchain.toml; a provisionable tool's identity depends on its requirements
+        key = (tool, str(cwd) if tool in ("rustc", "cargo") else "", *extra, *probe.provision)
         with self._lock:
             lock = self._probing.setdefault(key, threading.Lock())
         with lock:  # one probe per identity, different identities in parallel
@@ -163,13 +207,18 @@ class Toolchains:
                 text = self._probe(probe, cwd)
                 self._cache[key] = sha256_text(text)
                 with self._lock:
-                    lines = text.strip().splitlines()[:1 if tool in ("rustc", "python") else None]
+                    first_only = tool in ("rustc", "python") or text.startswith("provisioned ")  # not the lock
+                    lines = text.strip().splitlines()[:1 if first_only else None]
                     self._versions[f"{tool} ({', '.join(extra)})" if extra else tool] = "; ".join(lines)
             return self._cache[key]
 
     def _probe(self, probe: ToolProbe, cwd: Path) -> str:
         """What the tool says of itself: the builder's own probe, else the interpreter's or the tool's version."""
         tool = probe.tool
+        tool_env = self.provisioned(probe)
+        if tool_env is not None:
+            pins = tool_env.pins()
+            return "provisioned " + ", ".join(f"{n}=={pins[n]}" for n in sorted(pins)) + "\n" + tool_env.identity()
         if probe.identify is not None:
             found = probe.identify(self.python, probe.extra)
             if isinstance(found, str):

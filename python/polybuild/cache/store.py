@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from polybuild.support.fs import atomic_path, atomic_writer, write_atomic
 
@@ -131,6 +131,15 @@ def manifest_problem(manifest: object, key: str) -> str | None:
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class BlobSink(Protocol):
+    """Where a remote cache's downloads go: the store, or a caller that keeps small blobs in memory (the same
+    verification either way)."""
+
+    def has_blob(self, digest: str) -> bool: ...
+
+    def blob_writer(self, digest: str, size: int) -> contextlib.AbstractContextManager[BlobWriter]: ...
 
 
 class ActionCache:
@@ -261,6 +270,19 @@ class LocalStore:
             _remove(path)  # a directory or a dangling link where the blob belongs
             self._write_atomic(path, data=data, source=source)
 
+    @contextlib.contextmanager
+    def blob_writer(self, digest: str, size: int) -> Iterator[BlobWriter]:
+        """A file to stream a blob from outside (a download) into, hashed as it is written: it becomes the blob
+        when the block ends if it holds exactly `size` bytes of that sha256, else CorruptEntry and nothing is
+        stored. The blob never has to fit in memory."""
+        path = self._blob(digest)
+        if not path.is_file():
+            _remove(path)  # a directory or a dangling link where the blob belongs
+        with atomic_writer(path) as f:
+            writer = BlobWriter(f, digest, size)
+            yield writer
+            writer.verify()
+
     def put_manifest(self, key: str, manifest: dict[str, Any]) -> None:
         """Store the manifest last, after its blobs: a reader that finds it finds everything it names."""
         self.ac.put(key, seal_manifest(manifest))
@@ -351,6 +373,30 @@ class LocalStore:
                 _remove(path)
                 removed_blobs += 1
         return len(dropped), removed_blobs
+
+
+class BlobWriter:
+    """Where a blob's bytes go as they arrive: never more than its declared size, and its digest checked last."""
+
+    def __init__(self, out: BinaryIO, digest: str, size: int) -> None:
+        self._out = out
+        self._digest = digest
+        self._size = size
+        self._written = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self._written += len(chunk)
+        if self._written > self._size:
+            raise CorruptEntry(f"blob {self._digest[:12]} is larger than its {self._size} bytes")
+        self._hash.update(chunk)
+        self._out.write(chunk)
+
+    def verify(self) -> None:
+        if self._written != self._size:
+            raise CorruptEntry(f"blob {self._digest[:12]} has {self._written} bytes, not {self._size}")
+        if self._hash.hexdigest() != self._digest:
+            raise CorruptEntry(f"blob {self._digest[:12]} has content {self._hash.hexdigest()[:12]}")
 
 
 def _entry_blobs(data: object) -> set[str] | None:

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import io
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polybuild.cache.store import MANIFEST_FORMAT, CorruptEntry, LocalStore, inline_files, sha256_file, warn
+from polybuild.cache.store import (
+    MANIFEST_FORMAT,
+    BlobWriter,
+    CorruptEntry,
+    LocalStore,
+    inline_files,
+    sha256_file,
+    warn,
+)
 
 if TYPE_CHECKING:
     from polybuild.cache.remote import RemoteCache
@@ -80,16 +91,19 @@ class TaskCache:
             files = [RemoteFile(o.path, o.sha256, o.size, bool(o.mode & 0o111)) for o in outputs]
             if log_blob is not None and log is not None:
                 contents[log_blob[0]] = log
-            self.remote.push(key, files, log_blob, lambda d: contents.get(d) or _read(base, outputs, d))
+            self.remote.push(key, files, log_blob,
+                             lambda d: contents[d] if d in contents else _source(base, outputs, d))
 
     def _lookup(self, key: str, task_id: str) -> dict | None:
         manifest = self.store.get_manifest(key)
         if manifest is None and self.remote is not None:
-            fetched = self.remote.fetch(key, self.store)
+            downloads = _Inlining(self.store)
+            fetched = self.remote.fetch(key, downloads)
             if fetched is not None:
                 files, log_digest = fetched
                 outputs = [Output(f.path, f.sha256, f.size, 0o755 if f.executable else 0o644) for f in files]
-                self.store.put_manifest(key, _manifest(key, task_id, outputs, log_digest, {}))
+                inline = {digest: base64.b64encode(data).decode() for digest, data in downloads.kept.items()}
+                self.store.put_manifest(key, _manifest(key, task_id, outputs, log_digest, inline))
                 manifest = self.store.get_manifest(key)
         return manifest
 
@@ -129,12 +143,42 @@ class TaskCache:
         return outputs, bool(manifest["log"])
 
 
-def _read(base: Path, outputs: list[Output], digest: str) -> bytes | None:
-    """The content of the output just built with that digest (not the store's copy, which may be damaged)."""
-    try:
-        return next((base / o.path).read_bytes() for o in outputs if o.sha256 == digest)
-    except (StopIteration, OSError):
-        return None
+class _Inlining:
+    """The store as a remote fetch writes to it, except that blobs small enough to live in the entry's manifest are
+    kept in memory (verified as they arrive, like every download): an entry of small files restored from a remote
+    creates no file per blob, as one saved locally does not."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+        self.kept: dict[str, bytes] = {}
+        self._budget = INLINE_BUDGET
+        self._lock = threading.Lock()  # the remote downloads on several threads
+
+    def has_blob(self, digest: str) -> bool:
+        return self.store.has_blob(digest)
+
+    @contextlib.contextmanager
+    def blob_writer(self, digest: str, size: int) -> Iterator[BlobWriter]:
+        with self._lock:
+            inline = size <= min(INLINE_MAX, self._budget)
+            if inline:
+                self._budget -= size
+        if not inline:
+            with self.store.blob_writer(digest, size) as out:
+                yield out
+            return
+        buffer = io.BytesIO()
+        out = BlobWriter(buffer, digest, size)
+        yield out
+        out.verify()
+        with self._lock:
+            self.kept[digest] = buffer.getvalue()
+
+
+def _source(base: Path, outputs: list[Output], digest: str) -> Path | None:
+    """The output just built with that digest, to upload from (not the store's copy, which may be damaged); the
+    remote streams it and checks it against the digest as it goes."""
+    return next((base / o.path for o in outputs if o.sha256 == digest), None)
 
 
 def _decoded(text: str | None) -> bytes | None:

@@ -54,11 +54,12 @@ def set_outputs(outputs: dict[str, str]) -> bool:
 def report_build(ws: Workspace, outcome: Outcome, title: str = "polybuild build") -> None:
     """In a GitHub Actions job: `::error` annotations for failed tasks (on stderr, where the runner reads them as
     well) and the Markdown summary appended to `$GITHUB_STEP_SUMMARY`. Outside Actions this does nothing."""
-    from polybuild.ci.summary import annotations, markdown
+    from polybuild.ci.summary import ANNOTATION_LOG_LINES, annotations, markdown
 
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if os.environ.get("GITHUB_ACTIONS") == "true" or summary:
-        for line in annotations(ws, outcome.results):
+        log_lines = 0 if outcome.output_logs == "none" else ANNOTATION_LOG_LINES  # none: not a line of the tools'
+        for line in annotations(ws, outcome.results, log_lines):
             print(line, file=sys.stderr)
     if summary:
         append(Path(summary), markdown(ws, outcome.results, outcome.plan.skipped, title), "step summary")

@@ -41,14 +41,15 @@ def markdown(ws: Workspace, results: list[TaskResult], skipped: list[tuple[str, 
     return "\n".join(lines) + "\n\n"
 
 
-def annotations(ws: Workspace, results: list[TaskResult]) -> list[str]:
-    """One `::error file=...,line=...::` workflow command per failed task, at its target's manifest."""
+def annotations(ws: Workspace, results: list[TaskResult], log_lines: int = ANNOTATION_LOG_LINES) -> list[str]:
+    """One `::error file=...,line=...::` workflow command per failed task, at its target's manifest, with the last
+    `log_lines` of its log."""
     out = []
     for r in results:
         if r.status != "failed":
             continue
         path, line = manifest_location(ws, r.task.target)
-        facts, tail = failure_facts(r, ws.root, ANNOTATION_LOG_LINES)
+        facts, tail = failure_facts(r, ws.root, log_lines)
         message = [f"{r.task.id} failed", *facts, *tail]
         props = f"file={_prop(path)},line={line},title={_prop(f'polybuild: {r.task.id} failed')}"
         out.append(f"::error {props}::{_data(chr(10).join(message))}")

@@ -19,6 +19,8 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     matrix.add_argument("--variant", "--variants", dest="variants", nargs="+", action="extend", default=[],
                         metavar="NAME", help="variants (default: [ci] variants, else the default variant)")
     matrix.add_argument("--shard-size", type=int, metavar="N", help="at most N targets per job (default: [ci])")
+    matrix.add_argument("--json", action="store_true",
+                        help="accepted as on every command with machine output: the matrix is always JSON")
     matrix.set_defaults(handler=run_matrix)
 
 

@@ -27,8 +27,7 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     clean = sub.add_parser(
         "clean", help="remove polybuild's outputs, state or local cache (default: outputs and state)",
         description="Removes only what polybuild wrote: the artifacts it published into the dist directory and "
-        "its build report (other files there stay), the state directory (.polybuild/), or the local cache. "
-        "Example: polybuild clean --all")
+        "its build report (other files there stay), the state directory (.polybuild/), or the local cache.")
     clean.add_argument("--outputs", action="store_true", help="the published artifacts and the build report")
     clean.add_argument("--state", action="store_true", help="the state directory (logs, records, memos)")
     clean.add_argument("--cache", action="store_true", help="the local cache (shared by the workspaces using it)")
@@ -50,7 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         if chosen["outputs"]:
             freed += _outputs(ws)
         if chosen["state"]:
-            freed += _remove_contents(ws.config.state_dir, ws.rel(ws.config.state_dir) + "/", keep={"lock"})
+            state = ws.config.state_dir
+            freed += _remove_contents(state, ws.rel(state) + "/", keep={"lock", ".gitignore"})
     if cache is not None:
         freed += _remove_contents(cache, str(cache) + "/")
     print(f"polybuild: clean: freed {freed:,} bytes", file=sys.stderr)

@@ -36,6 +36,7 @@ class Check:
     version: str | None = None
     hint: str | None = None
     required: bool = True  # False: what only optional images or the remote cache need (builds go on without it)
+    provisionable: bool = False  # missing, but polybuild provisions it with uv when a build needs it
 
 
 def _version(path: str, args: list[str]) -> str:
@@ -207,7 +208,24 @@ def checks(loaded: Loaded) -> list[Check]:
     python = loaded.ws.config.python
     found = [_tool(name, sorted(set(users))) for name, users in sorted(tools.items())]
     found += [c for c in _images(loaded, images) if c.name not in tools]
-    return [*found, *_packages(python, packages), *_remote(loaded)]
+    return _provisionable(loaded, [*found, *_packages(python, packages), *_remote(loaded)])
+
+
+_PROVISIONED_TOOLS = {"maturin"}  # executables a tool environment provides (Python packages all can be)
+
+
+def _provisionable(loaded: Loaded, found: list[Check]) -> list[Check]:
+    """Under `[tools] provision` other than "never", a missing build tool is provisioned by the build (with uv:
+    without it, installing uv is the hint)."""
+    if loaded.ws.config["tools"]["provision"] == "never":
+        return found
+    uv = find("uv")
+    for c in found:
+        if not c.found and (c.kind == "python-package" or c.name in _PROVISIONED_TOOLS):
+            c.provisionable = uv is not None
+            c.hint = ("provisioned with uv into a cached, locked environment by the first build that needs it"
+                      if uv else f"{INSTALL_HINTS['uv']}, or {c.hint}")
+    return found
 
 
 def _header() -> list[str]:
@@ -229,7 +247,7 @@ def _known_toolchains() -> list[str]:
 
 
 def missing(found: list[Check]) -> list[Check]:
-    return [c for c in found if c.required and not c.found]
+    return [c for c in found if c.required and not c.found and not c.provisionable]
 
 
 def render(loaded: Loaded, found: list[Check]) -> str:
@@ -241,14 +259,19 @@ def render(loaded: Loaded, found: list[Check]) -> str:
         if c.found:
             detail = f"{c.version or ''}  ({c.path})".strip()
             lines.append(f"  ok       {c.name:<17} {detail}")
+        elif c.provisionable:
+            lines.append(f"  provision {c.name:<16} needed by {users}")
+            lines.append(f"           {c.hint}")
         else:
             status = "MISSING " if c.required else "warning "
             lines.append(f"  {status} {c.name:<17} needed by {users}")
             if c.hint:
                 lines.append(f"           hint: {c.hint}")
     absent = missing(found)
+    needed = sum(c.required for c in found)
+    provisioned = " or provisionable" if any(c.provisionable for c in found) else ""
     lines.append(f"polybuild doctor: {len(absent)} needed tool(s) missing: {', '.join(c.name for c in absent)}"
-                 if absent else f"polybuild doctor: all {sum(c.required for c in found)} needed tools found")
+                 if absent else f"polybuild doctor: all {needed} needed tools found{provisioned}")
     return "\n".join(lines)
 
 

@@ -19,12 +19,27 @@ from polybuild.support.signals import Terminated, stop_on_signals
 from polybuild.support.terminal import paint, paint_first
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from polybuild.api import Loaded, Outcome
     from polybuild.licenses.scan import Scan
     from polybuild.versioning.groups import Groups
+    from polybuild.versioning.places import Place
     from polybuild.workspace import Workspace
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal as argparse does, but keeps a paragraph with indented lines (the examples) as
+    written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            if "\n  " in paragraph:
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +47,7 @@ class _Parser(argparse.ArgumentParser):
     `polybuild -C dir build`; given in both places, the later one wins."""
 
     def __init__(self, *args, top: bool = False, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
         _global_options(self, top)
 
@@ -39,6 +55,31 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"polybuild: {paint('error:', sys.stderr)} {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _examples(examples: Sequence[str]) -> str:
+    """The `Examples:` epilog, the comments aligned."""
+    rows = [(command.strip(), comment.strip()) for command, _, comment in (e.partition("# ") for e in examples)]
+    width = max(len(command) for command, _ in rows)
+    return "Examples:\n" + "\n".join(f"  {command:<{width}}  # {comment}" if comment else f"  {command}"
+                                      for command, comment in rows)
+
+
+def _document(parser: argparse.ArgumentParser, path: str = "polybuild") -> None:
+    """A command's --help opens with the line its parent lists it with, as a sentence, then its own description
+    when it has one, and ends with its examples (polybuild.cli.examples)."""
+    from polybuild.cli.examples import EXAMPLES
+
+    if path in EXAMPLES:
+        parser.epilog = _examples(EXAMPLES[path])
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                command = action.choices[listed.dest]
+                if listed.help:
+                    summary = f"{listed.help[0].upper()}{listed.help[1:]}."
+                    command.description = f"{summary}\n\n{command.description}" if command.description else summary
+                _document(command, f"{path} {listed.dest}")
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -82,12 +123,19 @@ def _size(text: str) -> int:
     return size
 
 
+def output_logs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-logs", choices=terminal.OUTPUT_LOGS, metavar="full|errors-only|none",
+                   help="the tools' output: full (every line as it comes, prefixed with its task), errors-only (a "
+                   "failed task's log; the default, or the output-logs key) or none (only where the log is)")
+
+
 _TARGETS_HELP = "target ids, names, globs (py:*, '*serving*') or directories (lib/)"
 _DEPENDENTS_HELP = "also every target that depends on the named ones"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go.", top=True)
+    p = _Parser(prog="polybuild", description="Build monorepos that mix Rust, Python and Go. `polybuild COMMAND "
+                "--help` explains a command's options, with examples.", top=True)
     p.add_argument("-V", "--version", action="version", version=f"polybuild {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)  # none: the help
 
@@ -101,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                         help="target platform such as linux/arm64 (repeatable; default: the host)")
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+        output_logs_option(sp)
         sp.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
         sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol, or grpc[s]:// "
                         "for a Remote Execution API server)")
@@ -127,16 +176,20 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("targets", nargs="*", metavar="TARGET",
                        help=f"only these targets and their dependencies: {_TARGETS_HELP}")
     graph.add_argument("--dependents", action="store_true", help=_DEPENDENTS_HELP)
-    graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    graph.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text",
+                       help="text (default), json, dot (Graphviz) or mermaid (Markdown pages)")
     graph.add_argument("--json", dest="format", action="store_const", const="json",
                        help="the same as --format json, as on every command with machine output")
     explain = sub.add_parser("explain", help="say why a target would rebuild")
-    explain.add_argument("target", metavar="TARGET")
-    explain.add_argument("--variant", action="append", default=[], metavar="NAME")
-    explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH")
+    explain.add_argument("target", metavar="TARGET", help="a target id or name")
+    explain.add_argument("--variant", action="append", default=[], metavar="NAME",
+                         help="build variant from config (repeatable)")
+    explain.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
+                         help="target platform such as linux/arm64 (repeatable; default: the host)")
     cache = sub.add_parser("cache", help="inspect or trim the local cache")
     cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser, required=True)
-    cache_sub.add_parser("stats", help="entries, blobs and size")
+    stats = cache_sub.add_parser("stats", help="entries, blobs and size")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
     gc = cache_sub.add_parser("gc", help="drop least recently used entries until the cache fits")
     gc.add_argument("--max-size", required=True, type=_size, metavar="SIZE", help="e.g. 500M, 2G")
     _container_parser(sub)
@@ -156,7 +209,8 @@ def _parser() -> argparse.ArgumentParser:
                               help="also replace ATTRIBUTIONS*.md files that polybuild did not write")
     attributions.add_argument("--fetch", **fetch)
     sbom = sub.add_parser("sbom", help="write an SBOM (CycloneDX 1.6 or SPDX 2.3 JSON)")
-    sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx")
+    sbom.add_argument("--format", choices=("cyclonedx", "spdx"), default="cyclonedx",
+                      help="cyclonedx (1.6, the default) or spdx (2.3)")
     sbom.add_argument("--target", metavar="TARGET", help="only what this artifact or image ships")
     sbom.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE (default: stdout)")
     sbom.add_argument("--fetch", **fetch)
@@ -164,8 +218,13 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     reference = sub.add_parser("config-reference", help="print the Markdown reference of every config key")
     reference.add_argument("--deny", action="store_true", help="the keys of deny.toml instead")
+    reference.add_argument("--json-schema", nargs="?", const="polybuild.toml", metavar="FILE",
+                           choices=("polybuild.toml", "pyproject.toml"),
+                           help="the JSON Schema of the config for editors instead, as a polybuild.toml (the "
+                           "default) or a pyproject.toml with [tool.polybuild] (docs/*.schema.json)")
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).register(sub, _Parser)
+    _document(p)
     return p
 
 
@@ -177,6 +236,8 @@ FEATURE_COMMANDS = (
     "polybuild.cli.release",
     "polybuild.cli.ci",
     "polybuild.cli.clean",
+    "polybuild.cli.completion",
+    "polybuild.cli.init",
 )
 
 
@@ -185,10 +246,15 @@ def _container_parser(sub) -> None:
     actions = container.add_subparsers(dest="container_command", metavar="ACTION", parser_class=_Parser,
                                        required=True)
 
-    def options(sp: argparse.ArgumentParser) -> None:
+    def options(sp: argparse.ArgumentParser, many: bool = False) -> None:
         sp.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
         sp.add_argument("--target", metavar="STAGE", help="the stage to build (default: the last)")
-        sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (default: the image's, or host)")
+        if many:  # a build takes several platforms, repeated as on every command
+            sp.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
+                            help="e.g. linux/arm64 (repeatable; default: the image's, or the host's)")
+        else:
+            sp.add_argument("--platform", metavar="OS/ARCH", help="e.g. linux/arm64 (one; default: the image's "
+                            "first, or the host's)")
         sp.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a template variable")
 
     render = actions.add_parser("render", help="print the rendered Dockerfile, with template markers")
@@ -196,7 +262,7 @@ def _container_parser(sub) -> None:
     render.add_argument("--check", action="store_true", help="lint it: stages, latest tags, secrets in ARG/ENV")
     render.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE")
     build = actions.add_parser("build", help="build an image (and the artifacts it holds)")
-    options(build)
+    options(build, many=True)
     build.add_argument("--tag", action="append", default=[], metavar="REF", help="tag (repeatable)")
     build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE", help="build argument")
     build.add_argument("--no-cache", action="store_true", help="rebuild every layer and skip polybuild's cache")
@@ -204,8 +270,9 @@ def _container_parser(sub) -> None:
     build.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
     build.add_argument("-j", "--jobs", type=_jobs, metavar="N", help="parallel tasks (default: cores)")
     build.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
+    output_logs_option(build)
     push = actions.add_parser("push", help="push a built image (building it first if needed)")
-    push.add_argument("image", metavar="IMAGE")
+    push.add_argument("image", metavar="IMAGE", help="the image's name in [images]")
     push.add_argument("--tag", action="append", default=[], metavar="REF", help="where to push (default: tags)")
     push.add_argument("--platform", metavar="OS/ARCH", help="the platform of a Dockerfile image")
     push.add_argument("--insecure", action="store_true", help="plain HTTP to a registry that is not local")
@@ -217,7 +284,10 @@ def _container_parser(sub) -> None:
 
 def _version_parser(sub) -> None:
     version = sub.add_parser("version", help="show, stamp or check the workspace version in every manifest")
+    version.add_argument("--json", action="store_true", help="machine-readable output")
     actions = version.add_subparsers(dest="version_command", metavar="ACTION", parser_class=_Parser)
+    json_option = {"action": "store_true", "default": argparse.SUPPRESS,  # keeps a `version --json` given before
+                   "help": "machine-readable output"}
     stamp = actions.add_parser("set", help="stamp a version (PEP 440 or SemVer) into every place")
     stamp.add_argument("value", metavar="VERSION", nargs="?", help="e.g. 1.2.0rc1 or 1.2.0-rc.1")
     stamp.add_argument("--from-git", action="store_true",
@@ -225,8 +295,11 @@ def _version_parser(sub) -> None:
     stamp.add_argument("--group", metavar="NAME",
                        help="stamp this version group ([versions] in the config; an independent package by its "
                        "id) instead of the workspace's lockstep group")
-    actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's version")
-    actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
+    check = actions.add_parser("check", help="exit 1 listing every place that disagrees with its version group's "
+                               "version")
+    check.add_argument("--json", **json_option)
+    git = actions.add_parser("git", help="print the version git describes (latest vX.Y.Z tag plus distance)")
+    git.add_argument("--json", **json_option)
 
 
 _started = time.monotonic()  # reset by main(): the summary line gives this run's wall time
@@ -285,15 +358,16 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     summary = fastpath.replay(command)
     if summary is None:
         return None, True
-    import json
-
     for target_id, reason in summary["skipped"]:
         print(f"{paint('note:', sys.stderr)} skipped {target_id}: {reason}", file=sys.stderr)
     if args.json:  # the same events as a run in which every task was cached
-        lines = [json.dumps({"event": "plan", "tasks": len(summary["task_artifacts"])})]
-        lines += [json.dumps({"event": "finish", "task": task, "status": "cached", "duration_s": 0.0,
-                              "artifacts": paths}) for task, paths in summary["task_artifacts"]]
-        print("\n".join(lines))
+        from polybuild.execute.progress import finish_event
+
+        _json_events(len(summary["task_artifacts"]), summary["skipped"],
+                     [finish_event(task, target, "cached", 0.0, paths, None, log)
+                      for task, target, paths, log in summary["task_artifacts"]],
+                     artifacts=len(summary["artifacts"]),
+                     report=str(Path(summary["root"], summary["report_path"])) if summary["report"] else None)
     else:
         print(f"polybuild: {len(summary['task_artifacts'])} {paint('cached', sys.stderr)} (nothing changed since "
               f"the last run) in {_wall_time()}", file=sys.stderr)
@@ -301,6 +375,20 @@ def _fast_path(args: argparse.Namespace, command: list[str]) -> tuple[int | None
     if summary["report"] and not args.json:
         print(f"  report: {summary['report_path']}", file=sys.stderr)
     return 0, False
+
+
+def _json_events(tasks: int, skipped: list[list[str]], finished: list[dict], *, artifacts: int = 0,
+                 report: str | None = None) -> None:
+    """A whole event stream for a run that ran nothing: the plan, what left it, each task's `finish`, the summary."""
+    from polybuild.execute.progress import emit, plan_event, skip_event, summary_event
+
+    emit(plan_event(tasks))
+    for skipped_id, reason in skipped:
+        emit(skip_event(skipped_id, reason))
+    for event in finished:
+        emit(event)
+    emit(summary_event((e["status"] for e in finished), len(skipped), artifacts, 0, time.monotonic() - _started,
+                       report))
 
 
 MAX_LISTED = 20
@@ -349,13 +437,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
                                   affected_since=args.affected, ci_job=args.ci_job, dependents=args.dependents)
         if chosen.nothing:
             print(f"polybuild: {chosen.nothing}", file=sys.stderr)
+            if args.json:  # a stream that starts and ends as every other
+                _json_events(0, [], [])
             return 0
         if chosen.since and not args.json:
             print(f"polybuild: building what is affected since {chosen.since}", file=sys.stderr)
         return api.build(loaded, chosen.targets, variants=chosen.variants, platforms=chosen.platforms,
                          jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json,
                          cache=_cache_options(args), named=args.targets,  # affected harness crates are not asked for
-                         remember_as=remember_as)
+                         remember_as=remember_as, output_logs=args.output_logs)
 
     return _with_fast_path(args, execute, done="built")
 
@@ -395,7 +485,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return api.run(loaded, args.task, args.targets, variants=args.variant, platforms=args.platform,
                        jobs=args.jobs, keep_going=args.keep_going, json_mode=args.json, cache=_cache_options(args),
-                       remember_as=remember_as, dependents=args.dependents)
+                       remember_as=remember_as, dependents=args.dependents, output_logs=args.output_logs)
 
     return _with_fast_path(args, execute, done="done")
 
@@ -408,7 +498,7 @@ def _cache_options(args: argparse.Namespace):
 
 
 def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int:
-    from polybuild.execute.report import failure_details
+    from polybuild.execute.report import LOG_TAIL_LINES, failure_details
 
     root = loaded.ws.root
     out = sys.stderr
@@ -416,20 +506,23 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         print(f"{paint('note:', out)} skipped {target_id}: {reason}", file=out)
     for exc in outcome.refused.values():  # as a refusal that stopped the whole run was said
         print(f"polybuild: {paint('error:', out)} {exc}", file=out)
-    if os.environ.get("GITHUB_ACTIONS") == "true":  # the job log: logs folded, failures expanded below them
+    # The job log: each task's log folded, failures expanded below them; with `full` the logs were shown as they
+    # came, with `none` nothing of them is
+    if os.environ.get("GITHUB_ACTIONS") == "true" and outcome.output_logs == "errors-only":
         from polybuild.ci.github import log_groups
 
         for line in log_groups(outcome.results):
             print(line, file=out)
     failed = [r for r in outcome.results if r.status == "failed" and r.task.id not in outcome.refused]
+    tail = 0 if outcome.output_logs == "none" else LOG_TAIL_LINES
     for r in failed:
-        print(paint_first(failure_details(r, root), out), file=out)
+        print(paint_first(failure_details(r, root, tail), out), file=out)
     if os.environ.get("GITHUB_STEP_SUMMARY") or os.environ.get("GITHUB_ACTIONS") == "true":
         from polybuild.ci.github import report_build
 
         report_build(loaded.ws, outcome)
+    artifacts = [a for r in outcome.results for a in r.artifacts]
     if not json_mode:
-        artifacts = [a for r in outcome.results for a in r.artifacts]
         counts = {s: sum(r.status == s for r in outcome.results)
                   for s in ("built", "cached", "failed", "cancelled", "skipped")}
         parts = [f"{n} {paint(done if s == 'built' else s, out)}" for s, n in counts.items() if n]
@@ -437,9 +530,14 @@ def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int
         _print_artifacts([(str(a.path.relative_to(root)), a.size, a.sha256) for a in artifacts])
         if outcome.report_path:
             print(f"  report: {outcome.report_path.relative_to(root)}", file=out)
-    if outcome.refused:  # a config or usage problem to fix, even when other tasks failed too
-        return EXIT_USAGE
-    return 0 if outcome.ok else 1
+    # a refusal is a config or usage problem to fix, even when other tasks failed too
+    code = EXIT_USAGE if outcome.refused else 0 if outcome.ok else 1
+    if json_mode:
+        from polybuild.execute.progress import emit, summary_event
+
+        emit(summary_event((r.status for r in outcome.results), len(outcome.plan.skipped), len(artifacts), code,
+                           time.monotonic() - _started, str(outcome.report_path) if outcome.report_path else None))
+    return code
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
@@ -483,6 +581,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     store = api.local_store(_load(args))
     if args.cache_command == "stats":
         stats = store.stats()
+        if args.json:
+            import json
+
+            print(json.dumps({"root": str(store.root), "entries": stats.entries, "blobs": stats.blobs,
+                              "bytes": stats.bytes}, indent=2))
+            return 0
         print(f"cache: {store.root}\n  entries: {stats.entries}\n  blobs: {stats.blobs}\n"
               f"  size: {stats.bytes:,} bytes")
         return 0
@@ -513,13 +617,15 @@ def _cmd_container(args: argparse.Namespace) -> int:
     image_id = api.image_target(loaded, args.image).id
     loaded = api.with_image_options(
         loaded, image_id, vars=_pairs(getattr(args, "var", []), "--var"), target=getattr(args, "target", None),
-        platforms=[args.platform] if args.platform else [], tags=getattr(args, "tag", []),
+        platforms=args.platform if isinstance(args.platform, list) else [args.platform] if args.platform else [],
+        tags=getattr(args, "tag", []),
         build_args=_pairs(getattr(args, "build_arg", []), "--build-arg"), no_cache=getattr(args, "no_cache", False))
     if args.container_command == "render":
         return _render(loaded, args)
     json_mode = getattr(args, "json", False)
     outcome = api.build(loaded, [image_id], jobs=getattr(args, "jobs", None), json_mode=json_mode,
-                        cache=api.CacheOptions(enabled=not getattr(args, "no_cache", False)))
+                        cache=api.CacheOptions(enabled=not getattr(args, "no_cache", False)),
+                        output_logs=getattr(args, "output_logs", None))
     code = _finish(loaded, outcome, json_mode, done="built")
     if code == 0 and (args.container_command == "push" or args.push):
         for pushed in api.push_image(loaded, outcome, [] if args.container_command == "build" else args.tag,
@@ -652,17 +758,26 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from polybuild.support.schema import document
+    if args.json_schema:
+        import json
 
+        from polybuild.config.model import SCHEMA, config_prefix
+        from polybuild.support.schema import json_schema
+
+        prefix = config_prefix(Path(args.json_schema))
+        title = f"polybuild config ({'[' + '.'.join(prefix) + '] in ' if prefix else ''}{args.json_schema})"
+        print(json.dumps(json_schema(SCHEMA, title, prefix), indent=2))
+        return 0
     if args.deny:
         from polybuild.licenses.policy import CLARIFY, EXCEPTION, SCHEMA
+        from polybuild.support.schema import document
 
         print(document(SCHEMA, "deny.toml").replace("[deny.toml.", "[") + document(EXCEPTION, "licenses.exceptions")
               + document(CLARIFY, "licenses.clarify"), end="")
         return 0
-    from polybuild.config.model import SCHEMA
+    from polybuild.config.model import reference
 
-    print(document(SCHEMA, "tool.polybuild"), end="")
+    print(reference(), end="")
     return 0
 
 
@@ -676,7 +791,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
         derived = from_git(find_root(Path(args.directory)))
         if args.version_command == "git":
-            print(f"{derived.pep440} (PEP 440), {derived.semver} (SemVer)")
+            print(_json({"pep440": derived.pep440, "semver": derived.semver}) if args.json
+                  else f"{derived.pep440} (PEP 440), {derived.semver} (SemVer)")
             return 0
         args.value = derived.pep440
     if args.version_command == "set" and not args.value:
@@ -691,13 +807,45 @@ def _cmd_version(args: argparse.Namespace) -> int:
         return 0
     if args.version_command == "check":
         mismatches = stamp.check(ws)
+        if args.json:
+            print(_json({"ok": not mismatches, "mismatches": [
+                {**_place(ws, m.place), "expected": m.expected, "group": m.group} for m in mismatches]}))
+            return 1 if mismatches else 0
         for m in mismatches:
             print(m.describe(ws))
         if not mismatches:
             print(f"polybuild: version check: {_agreement(groups.resolve(ws))}", file=sys.stderr)
         return 1 if mismatches else 0
+    if args.json:
+        print(_json(_versions_json(ws, groups.resolve(ws))))
+        return 0
     _show_versions(ws, groups.resolve(ws))
     return 0
+
+
+def _json(data: object) -> str:
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+def _place(ws: Workspace, place: Place) -> dict[str, object]:
+    return {"file": ws.rel(place.file), "line": place.line, "label": place.label, "found": place.found}
+
+
+def _versions_json(ws: Workspace, found: Groups) -> dict[str, object]:
+    """`version --json`: each version group's version and places, the Go stamps and the excluded packages."""
+    from polybuild import builders
+
+    out = []
+    for group in found.groups.values():
+        version = found.version(group)
+        out.append({"name": group.name, "lockstep": group.lockstep,
+                    "version": {"pep440": version.pep440, "semver": version.semver} if version else None,
+                    "places": [_place(ws, p) for p in group.places]})
+    go_stamps = {t.id: found.go_stamp(t.id) for t in sorted(ws.targets.values(), key=lambda t: t.id)
+                 if t.kind == "go" and t.builder and builders.get(t.builder).stamps_version}
+    return {"groups": out, "go_stamps": go_stamps, "excluded": sorted(found.excluded)}
 
 
 def _agreement(found: Groups) -> str:

@@ -21,6 +21,9 @@ def register(sub, parser_class: type[argparse.ArgumentParser]) -> None:
     release.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
                          help="target platform (repeatable; default: the host)")
     release.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel tasks (default: cores)")
+    from polybuild.cli.main import output_logs_option
+
+    output_logs_option(release)
     release.set_defaults(handler=run)
 
 
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     version = parse_release_version(args.version)  # a bad version fails before anything is loaded
     loaded = api.load(Path(args.directory), args.config)
-    state = release(loaded, Options(version, args.dry_run, args.variant, args.platform, args.jobs))
+    state = release(loaded, Options(version, args.dry_run, args.variant, args.platform, args.jobs,
+                                     args.output_logs))
     what = "checked (dry run)" if args.dry_run else "released"
     print(f"polybuild: {version.pep440} {what}: {state.loaded.ws.config['dist-dir']}/SHA256SUMS, "
           f"{state.loaded.ws.config['dist-dir']}/release-manifest.json")

@@ -18,6 +18,7 @@ from typing import Any
 from polybuild.support.errors import UserError
 from polybuild.support.platforms import Platform
 from polybuild.support.schema import FreeTable, Key, Map, Table, TableArray, Validator
+from polybuild.support.terminal import OUTPUT_LOGS
 from polybuild.support.tomlfile import TomlFile, load
 
 MAX_JOBS = 1024  # parallel tasks: far beyond any machine's cores, far below what would exhaust threads
@@ -324,6 +325,9 @@ SCHEMA = Table(
                        "[project].version or [workspace.package].version.", rule=_version),
         "jobs": Key(int, f"Parallel tasks (at most {MAX_JOBS}); default: the number of cores.", minimum=1,
                     maximum=MAX_JOBS),
+        "output-logs": Key(str, "What `build` and `run` show of the tools' output: `full` (every line as it "
+                           "comes, prefixed with its task), `errors-only` (a failed task's log) or `none` (only "
+                           "where the log is); `--output-logs` wins.", "errors-only", choices=OUTPUT_LOGS),
         "cache-dir": Key(str, "The local cache; default: $POLYBUILD_CACHE_DIR, else $XDG_CACHE_HOME/polybuild, "
                          "else ~/.cache/polybuild.", rule=_nonempty),
         "env-inputs": Key(list, "Environment variables whose values are part of every cache key (hashed, never "
@@ -356,6 +360,16 @@ SCHEMA = Table(
             },
             doc="How Python packages are built (hatchling or any PEP 517 backend; maturin for extensions).",
         ),
+        "tools": Table(
+            {
+                "provision": Key(str, "Build tools missing from the build environment (a package's [build-system] "
+                                 "requires, maturin, pytest): `auto` uses what the interpreter and PATH have and "
+                                 "provisions the rest in a cached, locked environment made with uv (resolved once, "
+                                 "then installed offline); `always` provisions every one; `never` stops with what "
+                                 "to install.", "auto", choices=("auto", "always", "never")),
+            },
+            doc="Build tools polybuild provisions itself (see the build report's `tools`).",
+        ),
         "go": Table(
             {
                 "cgo": Key(bool, "CGO_ENABLED for all Go builds (per target: targets.<name>.cgo).", False),
@@ -377,11 +391,14 @@ SCHEMA = Table(
                 "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
                               "--remote-upload.", False),
                 "timeout": Key(int, "Seconds before a request, its retries included, is abandoned (plus one per "
-                               "256 KiB it moves, so large blobs are not cut off).", 10, minimum=1),
+                               "256 KiB moved meanwhile, over all transfers, so large blobs are not cut off).", 10,
+                               minimum=1),
                 "retries": Key(int, "Retries of a failed request (backing off up to 2 s each, within `timeout`) "
                                "before the remote is skipped for the run.", 2, minimum=0),
                 "token-env": Key(str, "Name of an environment variable holding a bearer token (the token itself "
                                  "never goes in config or logs)."),
+                "jobs": Key(int, "Blob transfers (checks, downloads, uploads) at once, each on a kept-alive "
+                            "connection of its own.", 8, minimum=1, maximum=256),
                 "instance-name": Key(str, "The REAPI instance name (grpc:// and grpcs:// only); default: the "
                                      "server's default instance.", ""),
                 "headers": FreeTable("gRPC metadata sent with every REAPI call (grpc:// and grpcs:// only), as "
@@ -665,3 +682,52 @@ def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -
             if key not in axes:
                 raise config.error(("images", name, "exclude"), f"exclude names '{key}', which is not a choice",
                                    f"choices: {', '.join(sorted(axes))}")
+
+
+EDITOR_SUPPORT = """# Config reference
+
+Every key of polybuild's config, generated from the schema it is validated with
+(`polybuild config-reference > docs/config-reference.md`).
+
+## Completion and checks in the editor: the JSON Schema
+
+The same schema as a JSON Schema (draft 7), generated from it too: [polybuild.schema.json](polybuild.schema.json)
+for a `polybuild.toml` and [pyproject.schema.json](pyproject.schema.json) for a `pyproject.toml` with
+`[tool.polybuild]` (`polybuild config-reference --json-schema [polybuild.toml|pyproject.toml]` prints them). Editors
+built on Taplo (Even Better TOML in VS Code, and Taplo's language server in Zed, Helix, Neovim, ...) then complete
+keys, show each key's documentation on hover and flag unknown keys, wrong types, bad choices and out-of-range
+numbers as you type. What the schema cannot say (a path that leaves the workspace, a malformed version, an unknown
+platform) polybuild still reports, with file and line, when it reads the config.
+
+- **One file**: a `#:schema` directive on the file's first line, a path relative to the file (or an `https://` URL):
+
+  ```toml
+  #:schema ./docs/polybuild.schema.json
+  ```
+
+- **Every config of a repository**: a `.taplo.toml` at its root (the paths are the repository's):
+
+  ```toml
+  [[rule]]
+  include = ["**/polybuild.toml"]
+  [rule.schema]
+  path = "docs/polybuild.schema.json"
+  ```
+
+- **`[tool.polybuild]` in pyproject.toml**: Taplo gives a schema to a whole file, never to one table, and uses the
+  JSON Schema Store's pyproject schema by default. `#:schema ./docs/pyproject.schema.json` as the first line of
+  `pyproject.toml` (or a rule with `include = ["pyproject.toml"]`) checks `[tool.polybuild]` and accepts every other
+  table as it is, in place of the Store's schema.
+- **VS Code settings** (Even Better TOML), instead of a directive: `"evenBetterToml.schema.associations":
+  {".*/polybuild\\\\.toml$": "file:///path/to/polybuild.schema.json"}`.
+
+In another repository, write the schema of the installed polybuild next to its config and point the directive at it
+(again after upgrading polybuild): `polybuild config-reference --json-schema > polybuild.schema.json`.
+"""
+
+
+def reference() -> str:
+    """docs/config-reference.md: how editors get the schema, then every key."""
+    from polybuild.support.schema import document
+
+    return EDITOR_SUPPORT + document(SCHEMA, "tool.polybuild")

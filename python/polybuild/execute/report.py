@@ -82,7 +82,17 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
             for r in results
         ],
         "artifacts": artifacts,
+        "tools": tool_envs(ctx),
     }
+
+
+def tool_envs(ctx: BuildContext) -> list[dict[str, Any]]:
+    """The tool environments polybuild provisioned for this run's tasks: what was asked, the exact versions the
+    lock pins (they are in those tasks' keys), and where the lock is."""
+
+    envs = sorted(ctx.toolchains.tool_envs(), key=lambda e: e.requirements)
+    return [{"requirements": list(env.requirements), "versions": env.pins(), "python": ctx.python,
+             "lock": relative(env.lock, ctx.ws.root)} for env in envs]
 
 
 def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LINES) -> tuple[list[str], list[str]]:
@@ -92,13 +102,15 @@ def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LIN
         facts.append(f"command: {result.failed_step}")
     if result.reason:
         facts.append(f"reason: {result.reason}")
-    if result.log and result.log.is_file():
+    if result.log and result.log.is_file() and not tail_lines:  # where the log is, nothing of what it says
+        facts.append(f"log: {relative(result.log, root)}")
+    elif result.log and result.log.is_file():
         tail = result.log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail_lines:]
         facts.append(f"log: {relative(result.log, root)} (last {len(tail)} lines)")
     return facts, tail
 
 
-def failure_details(result: TaskResult, root: Path) -> str:
-    """The failing target, its command and the tail of its log."""
-    facts, tail = failure_facts(result, root)
+def failure_details(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LINES) -> str:
+    """The failing target, its command and the tail of its log (none with `tail_lines=0`)."""
+    facts, tail = failure_facts(result, root, tail_lines)
     return "\n".join([f"error: {result.task.id} failed", *(f"  {f}" for f in facts), *(f"  | {t}" for t in tail)])

@@ -53,6 +53,7 @@ class Reporter(Protocol):
     def task_started(self, task: Task) -> None: ...
     def task_finished(self, result: TaskResult) -> None: ...
     def tick(self, running: dict[str, float]) -> None: ...
+    def task_output(self, task: Task, lines: list[str]) -> None: ...
 
 
 def slug(text: str) -> str:
@@ -66,8 +67,9 @@ class Executor:
     beyond `jobs`: every step that runs here holds one of `jobs` local slots."""
 
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter,
-                 refused: Mapping[str, str] | None = None, remote_jobs: int = 0) -> None:
+                 refused: Mapping[str, str] | None = None, live_output: bool = False, remote_jobs: int = 0) -> None:
         self.plan = plan
+        self.live_output = live_output  # children's lines also go to the reporter as they come (--output-logs full)
         self.ctx = ctx
         self.jobs = jobs
         self.workers = jobs + remote_jobs
@@ -326,8 +328,9 @@ class Executor:
         code = step.remote(log.file) if step.remote is not None else None
         if code is None:
             env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
+            echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
             with self._local_slot():
-                code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file)
+                code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file, echo)
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
@@ -342,6 +345,12 @@ class Executor:
             yield
         finally:
             self._local_slots.release()
+
+    def _echo(self, task: Task, lines: list[str]) -> None:
+        """Whole lines a child printed, to the reporter: under the lock, so lines of parallel tasks and the
+        reporter's own lines never tear each other."""
+        with self._cond:
+            self.reporter.task_output(task, lines)
 
     def _publish(self, out: Path, dest: Path) -> list[Output]:
         """Move each output into the dist directory with a rename, so readers never see a partial file."""

@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name
 from polybuild.extras import envs
 from polybuild.extras.wheel import WheelInfo, read_wheel
 from polybuild.support.errors import UserError
+from polybuild.support.statedir import ensure
 
 if TYPE_CHECKING:
     from polybuild.api import Loaded
@@ -93,8 +94,7 @@ def check_extras(loaded: Loaded, wheelhouse: Sequence[Path], packages: Sequence[
         return report
     ws = loaded.ws
     tool = envs.choose_installer(ws.config.python, installer)
-    state_dir = ws.config.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = ensure(ws.config.state_dir)
     jobs = [(pkg, extras) for pkg in chosen for extras in pkg.sets()]
     with tempfile.TemporaryDirectory(prefix="check-extras-", dir=state_dir) as tmp, \
             ThreadPoolExecutor(max_workers=max(1, min(len(jobs), ws.config.jobs))) as pool:

@@ -33,10 +33,7 @@ class Scan:
     @property
     def name(self) -> str:
         """The workspace's name: from config, else its root package's, else its directory's."""
-        if self.ws.config["name"]:
-            return self.ws.config["name"]
-        root = [t.name for t in self.ws.targets.values() if t.dir == self.ws.root and t.kind in ("py", "rust")]
-        return sorted(root)[0] if root else self.ws.root.name
+        return self.ws.config["name"] or root_package(self.ws) or self.ws.root.name
 
     def subset(self, target: Target | None) -> tuple[Subject, list[Resolved]]:
         """What a report covers: the workspace, or the packages one target ships."""
@@ -142,3 +139,10 @@ def stale(files: dict[str, str], directory: Path) -> list[str]:
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             out.append(name)
     return out
+
+
+def root_package(ws: Workspace) -> str | None:
+    """The name of the package at the workspace root (a pyproject.toml or Cargo.toml package there), if any: the
+    workspace's name unless config gives one."""
+    root = [t.name for t in ws.targets.values() if t.dir == ws.root and t.kind in ("py", "rust")]
+    return sorted(root)[0] if root else None

@@ -36,6 +36,7 @@ class Options:
     variants: list[str] = field(default_factory=list)  # default: every declared variant
     platforms: list[str] = field(default_factory=list)  # default: the host
     jobs: int | None = None
+    output_logs: str | None = None  # full, errors-only or none (default: the `output-logs` key)
 
 
 @dataclass
@@ -149,13 +150,15 @@ def _build(state: State) -> list[str]:
     shutil.rmtree(dist, ignore_errors=True)  # dist/ then holds this release and nothing older
     variants = options.variants or _release_variants(loaded, options.platforms)
     with source_date_epoch(state.commit.time):  # every timestamp in every artifact (and the SBOM) is the commit's
-        outcome = api.build(loaded, variants=variants, platforms=options.platforms, jobs=options.jobs)
+        outcome = api.build(loaded, variants=variants, platforms=options.platforms, jobs=options.jobs,
+                            output_logs=options.output_logs)
     state.outcome = outcome
     failed = [r for r in outcome.results if r.status not in ("built", "cached")]
     if failed:
-        from polybuild.execute.report import failure_details
+        from polybuild.execute.report import LOG_TAIL_LINES, failure_details
 
-        return [failure_details(r, loaded.ws.root) if r.status == "failed" else f"{r.task.id}: {r.status}"
+        tail = 0 if outcome.output_logs == "none" else LOG_TAIL_LINES
+        return [failure_details(r, loaded.ws.root, tail) if r.status == "failed" else f"{r.task.id}: {r.status}"
                 for r in failed]
     count = sum(len(r.artifacts) for r in outcome.results)
     state.checks.append(f"{count} artifact(s), SOURCE_DATE_EPOCH={state.commit.time}")

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -66,20 +66,30 @@ class ProcessGroup:
         self._running: set[subprocess.Popen[bytes]] = set()
         self.cancelled = threading.Event()
 
-    def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: IO[bytes]) -> int:
-        """Run to completion with output into `log`; raise Cancelled if the run is being stopped."""
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], log: IO[bytes],
+            echo: Callable[[list[str]], None] | None = None) -> int:
+        """Run to completion with output into `log`; raise Cancelled if the run is being stopped. With `echo`,
+        the output also goes to `echo` as it comes, in whole lines (through a pipe, which the child then writes
+        to instead of the log file)."""
         if self.cancelled.is_set():
             raise Cancelled
         # Spawn outside the lock so parallel tasks start in parallel; a cancel that raced us is honoured below.
         supervisor = _supervisor()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log if echo is None else subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         supervisor.started(proc.pid)
         with self._lock:
             self._running.add(proc)
         if self.cancelled.is_set():
             _signal_group(proc, signal.SIGTERM)
         try:
+            if echo is not None:
+                try:
+                    _tee_lines(proc, log, echo)
+                except BaseException:  # e.g. the output's reader left: the child must not outlive the run
+                    _signal_group(proc, signal.SIGTERM)
+                    raise
             code = proc.wait()
         finally:
             with self._lock:
@@ -103,6 +113,49 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 _signal_group(p, signal.SIGKILL)
                 p.wait()
+
+
+_LONGEST_LINE = 65536  # a longer run of output without a newline is passed on in pieces of this size
+_DRAIN_SECONDS = 1.0  # how long what a child left behind may still write to its pipe after the child exited
+
+
+def _tee_lines(proc: subprocess.Popen[bytes], log: IO[bytes], echo: Callable[[list[str]], None]) -> None:
+    """Copy the child's output into `log` as it comes and hand the whole lines of each read to `echo` (a last
+    line without its newline at the end). Reading stops at end of file, or once the child has exited and nothing
+    more arrives for a moment: a process it left running in the background may hold the pipe open for ever."""
+    import select
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    pending = b""
+    exited = None  # when the child was seen to have exited
+    try:
+        while True:
+            readable = select.select([fd], [], [], 0.2)[0]
+            if exited is None and proc.poll() is not None:
+                exited = time.monotonic()
+            if exited is not None and (not readable or time.monotonic() - exited > _DRAIN_SECONDS):
+                break
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            log.write(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            while len(pending) >= _LONGEST_LINE:
+                lines.append(pending[:_LONGEST_LINE])
+                pending = pending[_LONGEST_LINE:]
+            if lines:
+                echo([_text(line) for line in lines])
+        if pending:
+            echo([_text(pending)])
+    finally:
+        proc.stdout.close()
+
+
+def _text(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

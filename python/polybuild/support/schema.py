@@ -240,3 +240,54 @@ def _toml_literal(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
     return str(value)
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+JSON_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"  # the newest draft Taplo (Even Better TOML) reads
+
+
+def json_schema(node: Node, title: str, prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON Schema document of the schema, for editors (completion, hover docs, errors as you type).
+
+    The same keys, types, choices, bounds, defaults and docs as the validator and the reference; a key's `rule`
+    (paths inside the workspace, version syntax, ...) is the validator's alone. With a `prefix` such as
+    ("tool", "polybuild"), the schema is of a file that holds the config at that key and anything else beside it.
+    """
+    schema = _json_node(node)
+    for key in reversed(prefix):
+        schema = {"type": "object", "properties": {key: schema}}
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": title, **schema}
+
+
+def _json_node(node: Node) -> dict[str, Any]:
+    if isinstance(node, Table):
+        return {**_description(node.doc), "type": "object", "additionalProperties": False,
+                "properties": {k: _json_node(v) for k, v in node.keys.items()}}
+    if isinstance(node, Map):
+        return {**_description(node.doc), "type": "object", "additionalProperties": _json_node(node.value)}
+    if isinstance(node, FreeTable):
+        return {**_description(node.doc), "type": "object",
+                "additionalProperties": {"type": _json_types(node.value_types)}}
+    if isinstance(node, TableArray):
+        return {**_description(node.doc), "type": "array", "items": _json_node(node.table)}
+    out = {**_description(node.doc), "type": _json_types(node.type if isinstance(node.type, tuple) else (node.type,))}
+    if node.item is not None:
+        out["items"] = {"type": _JSON_TYPES[node.item]}
+    if node.choices:
+        out["enum"] = list(node.choices)
+    if node.minimum is not None:
+        out["minimum"] = node.minimum
+    if node.maximum is not None:
+        out["maximum"] = node.maximum
+    if node.default is not None:
+        out["default"] = list(node.default) if isinstance(node.default, tuple) else node.default
+    return out
+
+
+def _json_types(types: tuple[type, ...]) -> str | list[str]:
+    names = [_JSON_TYPES[t] for t in types]
+    return names[0] if len(names) == 1 else names
+
+
+def _description(doc: str) -> dict[str, str]:
+    return {"description": doc} if doc else {}

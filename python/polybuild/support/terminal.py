@@ -1,5 +1,6 @@
-"""Colour on a terminal, for the status words only (built, cached, failed, skipped, error:, warning:, note:): the
-rest of a line stays plain, so logs read and grep the same either way.
+"""Colour on a terminal, for the status words only (built, cached, failed, skipped, error:, warning:, note:) and the
+task prefix of a child's line (`--output-logs full`, one colour per task, as turbo does): the rest of a line stays
+plain, so logs read and grep the same either way.
 
 `--color auto` (the default) colours a terminal unless `NO_COLOR` is set (https://no-color.org); `FORCE_COLOR`
 colours a pipe too (CI logs render ANSI colours), and `--color always|never` overrides both."""
@@ -10,8 +11,10 @@ import os
 from typing import TextIO
 
 CHOICES = ("auto", "always", "never")
+OUTPUT_LOGS = ("full", "errors-only", "none")  # what a run shows of its children's output: --output-logs
 _SGR = {"done": "32", "built": "32", "cached": "36", "failed": "1;31", "FAILED": "1;31", "error:": "1;31",
         "stopped": "33", "cancelled": "33", "skipped": "33", "warning:": "1;33", "note:": "1;36"}
+_PREFIXES = ("36", "35", "34", "33", "32", "96", "95", "94")  # cyan, magenta, blue, yellow, green, bright ones
 _choice = "auto"
 
 
@@ -42,3 +45,12 @@ def paint_first(line: str, stream: TextIO) -> str:
     """A line whose first word is a status word (`error: ...`, `note: ...`) with that word painted."""
     word, space, rest = line.partition(" ")
     return paint(word, stream) + space + rest
+
+
+def tint(text: str, key: str, stream: TextIO) -> str:
+    """`text` in the colour `key` always gets (the same task, the same colour) when `stream` gets colour."""
+    if not colours(stream):
+        return text
+    import zlib
+
+    return f"\x1b[{_PREFIXES[zlib.crc32(key.encode()) % len(_PREFIXES)]}m{text}\x1b[0m"

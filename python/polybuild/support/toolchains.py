@@ -19,6 +19,7 @@ INSTALL_HINTS = {
     "go": "install Go from https://go.dev/dl/ (or your package manager) and put it on PATH",
     "maturin": "pip install maturin (in the environment that runs polybuild)",
     "git": "install git",
+    "uv": "pip install uv (polybuild provisions missing build tools with it)",
 }
 
 

@@ -183,9 +183,11 @@ class Workspace:
 
 def discover(config: Config) -> Workspace:
     """Read every manifest of the workspace and resolve references into edges."""
+    from polybuild.support.statedir import ensure
     from polybuild.workspace import files, images, memo
 
     root = config.root
+    ensure(config.state_dir)  # before the listing: a state directory polybuild makes is one git ignores
     found_files = files.list_files(root, config["exclude"])
     own = config.output_prefixes  # outputs are never inputs, even where .gitignore forgets them
     listing = [p for p in found_files.files if not p.startswith(own)]

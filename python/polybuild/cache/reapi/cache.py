@@ -1,10 +1,11 @@
 """The remote cache over REAPI: the same interface as the HTTP `RemoteCache` (fetch, push, `upload`).
 
 A lookup asks the action cache for the key's Action (action.py); a hit downloads only the blobs the local store
-lacks: BatchReadBlobs for those that fit a batch, ByteStream Read for larger ones, every blob checked against its
-digest and size before it is stored. A miss is built locally; with uploads enabled the outputs go up after it:
-FindMissingBlobs, then BatchUpdateBlobs or ByteStream Write by size against the server's batch limit
-(GetCapabilities), then UpdateActionResult, last, so an entry never names blobs the server lacks.
+lacks: BatchReadBlobs for those that fit a batch, ByteStream Read (streamed, never whole in memory) for larger
+ones, every blob checked against its digest and size as the store's blob writer takes it. A miss is built
+locally; with uploads enabled the outputs go up after it: FindMissingBlobs, then BatchUpdateBlobs or ByteStream
+Write (streamed from the file) by size against the server's batch limit (GetCapabilities), then
+UpdateActionResult, last, so an entry never names blobs the server lacks.
 
 The server is not trusted: an entry is validated field by field (relative normalised paths, sha256 digests, no
 directories or symlinks, exit code 0) and a blob that does not match its digest, or an entry naming a blob the
@@ -15,18 +16,18 @@ run goes on with the local cache only.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from polybuild.cache.reapi.action import action_for_key
 from polybuild.cache.reapi.client import Capabilities, ReapiClient, ReapiUnavailable, batches, digest
 from polybuild.cache.reapi.protos import remote_execution_pb2 as re
-from polybuild.cache.remote import RemoteFile
-from polybuild.cache.store import LocalStore, clashing_paths, is_digest, is_safe_path, warn
-from polybuild.support.fs import atomic_path
+from polybuild.cache.remote import Content, RemoteFile
+from polybuild.cache.store import BlobSink, BlobWriter, CorruptEntry, clashing_paths, is_digest, is_safe_path, warn
+from polybuild.support.fs import atomic_writer
+
+CHUNK = 1 << 20  # bytes read from a file at a time for an upload
 
 
 class UnusableEntry(Exception):
@@ -63,8 +64,9 @@ class ReapiCache:
 
     # -- reading -------------------------------------------------------------------------------------------------
 
-    def fetch(self, key: str, store: LocalStore) -> tuple[list[RemoteFile], str | None] | None:
-        """Download an entry's missing blobs into the local store (verified); None on a miss or when unavailable."""
+    def fetch(self, key: str, store: BlobSink) -> tuple[list[RemoteFile], str | None] | None:
+        """Download an entry's blobs `store` lacks into it (each verified by its blob writer); the entry's files and
+        log digest, or None on a miss or when unavailable."""
         if self._down.is_set():
             return None
         try:
@@ -75,43 +77,36 @@ class ReapiCache:
             files, log = _parse_result(result)
             wanted = {d.hash: d for d in [_digest(f.sha256, f.size) for f in files] + ([log] if log else [])
                       if not store.has_blob(d.hash)}
-            small = [d for d in wanted.values() if d.size_bytes <= limit]
-            for group in batches(small, limit):
+            for group in batches([d for d in wanted.values() if d.size_bytes <= limit], limit):
                 for hash_, data in self.client.batch_read(group).items():
-                    store.put_blob(hash_, data=_verified(wanted[hash_], data))
+                    if data is None:
+                        raise UnusableEntry(f"it names the blob {hash_[:12]}, which the server does not have")
+                    with store.blob_writer(hash_, wanted[hash_].size_bytes) as out:
+                        out.write(data)
             for d in wanted.values():
                 if d.size_bytes > limit:
-                    self._stream_into(store, d)
+                    with store.blob_writer(d.hash, d.size_bytes) as out:
+                        self._read_into(d, out)
             return files, (log.hash if log else None)
         except ReapiUnavailable as exc:
             self._give_up(exc)
+        except CorruptEntry as exc:
+            warn(f"remote cache {self.shown} has an unusable entry for {key[:12]} (it does not match its digest: "
+                 f"{exc}); ignored")
         except UnusableEntry as exc:
             warn(f"remote cache {self.shown} has an unusable entry for {key[:12]} ({exc}); ignored")
         return None
 
-    def _stream_into(self, store: LocalStore, blob: re.Digest) -> None:
-        """A large blob through ByteStream into a temporary file beside the store, verified, then stored."""
-        store.root.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=store.root, prefix=".download-")
-        try:
-            with os.fdopen(fd, "w+b") as out:
-                if not self.client.read(blob, out):
-                    raise UnusableEntry(f"it names the blob {blob.hash[:12]}, which the server does not have")
-                out.seek(0)
-                hasher = hashlib.sha256()
-                while chunk := out.read(1 << 20):
-                    hasher.update(chunk)
-                if out.tell() != blob.size_bytes or hasher.hexdigest() != blob.hash:
-                    raise UnusableEntry(f"the blob {blob.hash[:12]} does not match its digest")
-            store.put_blob(blob.hash, source=Path(name))
-        finally:
-            Path(name).unlink(missing_ok=True)
+    def _read_into(self, blob: re.Digest, out: BlobWriter) -> None:
+        if not self.client.read(blob, out.write):
+            raise UnusableEntry(f"it names the blob {blob.hash[:12]}, which the server does not have")
 
     # -- writing -------------------------------------------------------------------------------------------------
 
     def push(self, key: str, files: list[RemoteFile], log: tuple[str, int] | None,
-             content: Callable[[str], bytes | None]) -> None:
-        """Upload the missing blobs (`content` gives each by digest), then the action result, if uploads are on."""
+             content: Callable[[str], Content | None]) -> None:
+        """Upload the missing blobs (`content` gives each by digest, as bytes or a file to stream), then the action
+        result, if uploads are on."""
         if not self.upload or self._down.is_set():
             return
         try:
@@ -127,46 +122,40 @@ class ReapiCache:
         except ReapiUnavailable as exc:
             self._give_up(exc)
 
-    def upload_missing(self, blobs: list[re.Digest], content: Callable[[str], bytes | None]) -> str | None:
+    def upload_missing(self, blobs: list[re.Digest], content: Callable[[str], Content | None]) -> str | None:
         """Upload the blobs the server lacks (FindMissingBlobs; batches up to the server's limit, ByteStream above
-        it), holding at most one batch or one large blob in memory; the hash of a blob whose content no longer
+        it, streamed from a file), holding at most one batch in memory; the hash of a blob whose content no longer
         matches it (the caller then writes no entry naming it), else None."""
         limit = self.capabilities().batch_limit
         missing = self.client.find_missing(list({d.hash: d for d in blobs}.values()))
-
-        def checked(d: re.Digest) -> bytes | None:
-            data = content(d.hash)
-            ok = data is not None and len(data) == d.size_bytes and hashlib.sha256(data).hexdigest() == d.hash
-            return data if ok else None
-
         for d in [d for d in missing if d.size_bytes > limit]:
-            data = checked(d)
-            if data is None:
+            source = content(d.hash)
+            if source is None or not _matches(source, d):  # hashed first: a write cannot be taken back
                 return d.hash
-            self.client.write(d, data)
+            self.client.write(d, lambda source=source: _chunks(source))
         for group in batches([d for d in missing if d.size_bytes <= limit], limit):
-            batch = [(d, checked(d)) for d in group]
-            bad = next((d.hash for d, data in batch if data is None), None)
-            if bad:
-                return bad
-            self.client.batch_update([(d, data) for d, data in batch if data is not None])
+            batch = []
+            for d in group:
+                source = content(d.hash)
+                if source is None or not _matches(source, d):
+                    return d.hash
+                batch.append((d, b"".join(_chunks(source))))
+            self.client.batch_update(batch)
         return None
 
     def download_to(self, blob: re.Digest, dest: Path, mode: int) -> None:
-        """One blob into `dest`, atomically and verified: a blob the server lacks or sends with other content
-        (UnusableEntry) leaves `dest` as it was."""
-        with atomic_path(dest, mode=mode) as tmp, open(tmp, "w+b") as out:
-            if blob.size_bytes > self.capabilities().batch_limit:
-                if not self.client.read(blob, out):
-                    raise UnusableEntry(f"the server does not have the blob {blob.hash[:12]}")
-            else:
-                out.write(self.client.batch_read([blob])[blob.hash] or b"")
-            out.seek(0)
-            hasher = hashlib.sha256()
-            while chunk := out.read(1 << 20):
-                hasher.update(chunk)
-            if out.tell() != blob.size_bytes or hasher.hexdigest() != blob.hash:
-                raise UnusableEntry(f"the blob {blob.hash[:12]} is missing or does not match its digest")
+        """One blob into `dest`, atomically and verified as it arrives: a blob the server lacks or sends with other
+        content (UnusableEntry) leaves `dest` as it was."""
+        try:
+            with atomic_writer(dest, mode=mode) as f:
+                out = BlobWriter(f, blob.hash, blob.size_bytes)
+                if blob.size_bytes > self.capabilities().batch_limit:
+                    self._read_into(blob, out)
+                else:
+                    out.write(_present(blob, self.client.batch_read([blob])[blob.hash]))
+                out.verify()
+        except CorruptEntry as exc:
+            raise UnusableEntry(f"an output does not match its digest ({exc})") from None
 
     def download(self, blob: re.Digest) -> bytes:
         """A small blob (a log, a Tree message), verified."""
@@ -185,12 +174,38 @@ def _result(files: list[RemoteFile], log: tuple[str, int] | None) -> re.ActionRe
     return result
 
 
-def _verified(expected: re.Digest, data: bytes | None) -> bytes:
+def _present(expected: re.Digest, data: bytes | None) -> bytes:
     if data is None:
         raise UnusableEntry(f"it names the blob {expected.hash[:12]}, which the server does not have")
-    if len(data) != expected.size_bytes or digest(data).hash != expected.hash:
-        raise UnusableEntry(f"the blob {expected.hash[:12]} does not match its digest")
     return data
+
+
+def _verified(expected: re.Digest, data: bytes | None) -> bytes:
+    present = _present(expected, data)
+    if len(present) != expected.size_bytes or digest(present).hash != expected.hash:
+        raise UnusableEntry(f"the blob {expected.hash[:12]} does not match its digest")
+    return present
+
+
+def _chunks(source: Content) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        yield source
+        return
+    with open(source, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _matches(source: Content, blob: re.Digest) -> bool:
+    """Whether the content (bytes, or a file read in chunks) is still the blob."""
+    hasher, size = hashlib.sha256(), 0
+    try:
+        for chunk in _chunks(source):
+            hasher.update(chunk)
+            size += len(chunk)
+    except OSError:
+        return False
+    return size == blob.size_bytes and hasher.hexdigest() == blob.hash
 
 
 def _parse_result(result: re.ActionResult) -> tuple[list[RemoteFile], re.Digest | None]:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import grpc
 from google.longrunning.operations_pb2 import Operation
@@ -185,29 +185,41 @@ class ReapiClient:
                 found[response.digest.hash] = response.data
         return found
 
-    def read(self, blob: re.Digest, out: BinaryIO) -> bool:
-        """Stream a blob into `out` (unverified); False when the server does not have it."""
+    def read(self, blob: re.Digest, write: Callable[[bytes], object]) -> bool:
+        """Stream a blob to `write` chunk by chunk (unverified: the caller's writer checks it); False when the server
+        does not have it. Retried only while nothing has been written."""
         name = f"{self.instance}/blobs/{blob.hash}/{blob.size_bytes}".lstrip("/")
+        started = False
 
         def fetch(timeout: float) -> bool:
-            out.seek(0)
-            out.truncate()
-            for response in self._read(bs.ReadRequest(resource_name=name), timeout=timeout, metadata=self.metadata):
-                out.write(response.data)
-                if out.tell() > blob.size_bytes:
-                    break  # more than announced: the caller's check rejects it
+            nonlocal started
+            try:
+                for response in self._read(bs.ReadRequest(resource_name=name), timeout=timeout,
+                                           metadata=self.metadata):
+                    started = True
+                    write(response.data)
+            except grpc.RpcError as exc:
+                if started:  # the bytes already written cannot be taken back: no retry
+                    raise ReapiUnavailable(f"ByteStream.Read broke off ({exc.code().name}: {exc.details()})") \
+                        from None
+                raise
             return True
 
         return bool(self._call("ByteStream.Read", fetch, blob.size_bytes))
 
-    def write(self, blob: re.Digest, data: bytes) -> None:
+    def write(self, blob: re.Digest, chunks: Callable[[], Iterable[bytes]]) -> None:
+        """Upload a blob from `chunks()` (called again for a retry), in CHUNK-sized messages."""
         name = f"{self.instance}/uploads/{uuid.uuid4()}/blobs/{blob.hash}/{blob.size_bytes}".lstrip("/")
 
         def requests() -> Iterator[bs.WriteRequest]:
-            for offset in range(0, max(len(data), 1), CHUNK):
-                piece = data[offset:offset + CHUNK]
-                yield bs.WriteRequest(resource_name=name if offset == 0 else "", write_offset=offset, data=piece,
-                                      finish_write=offset + len(piece) >= len(data))
+            offset = 0
+            for chunk in chunks():
+                for start in range(0, len(chunk), CHUNK):
+                    piece = chunk[start:start + CHUNK]
+                    yield bs.WriteRequest(resource_name=name if offset == 0 else "", write_offset=offset,
+                                          data=piece)
+                    offset += len(piece)
+            yield bs.WriteRequest(resource_name=name if offset == 0 else "", write_offset=offset, finish_write=True)
 
         answer = self._call("ByteStream.Write", lambda t: self._write(requests(), timeout=t, metadata=self.metadata),
                             blob.size_bytes)

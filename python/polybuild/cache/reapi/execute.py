@@ -109,7 +109,7 @@ class RemoteExecutor:
                            timeout=Duration(seconds=self.timeout)).SerializeToString(deterministic=True)
         for message in (command, action):
             contents[digest(message).hash] = (digest(message), message)
-        changed = self.cache.upload_missing([d for d, _ in contents.values()], lambda h: _read(contents[h][1]))
+        changed = self.cache.upload_missing([d for d, _ in contents.values()], lambda h: contents[h][1])
         if changed:
             raise UnusableEntry(f"the input {changed[:12]} changed while it was uploaded")
         response = self.cache.client.execute(digest(action), self.timeout + QUEUEING)
@@ -160,12 +160,3 @@ def _tree_files(prefix: str, directory: re.Directory, children: dict[str, re.Dir
             raise UnusableEntry(f"the output tree lacks the directory {prefix}/{sub.name}")
         files += _tree_files(f"{prefix}/{sub.name}", child, children)
     return files
-
-
-def _read(content: Path | bytes) -> bytes | None:
-    if isinstance(content, Path):
-        try:
-            return content.read_bytes()
-        except OSError:
-            return None
-    return content
