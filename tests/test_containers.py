@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import checkout_copy, polybuild_env, run_polybuild, write_tree
+from conftest import checkout_copy, copy_example, polybuild_env, run_polybuild, write_tree
 from containers import (
     BUSYBOX_BASE,
     PYTHON_BASE,
@@ -172,6 +173,78 @@ def test_render_errors_name_template_line_and_valid_choices(app: Path, engine_en
     assert missing.returncode == 2 and "container/Dockerfile.j2:1: unknown template 'stages/missing.j2'" in \
         missing.stderr
     assert "Traceback" not in undefined.stderr + missing.stderr
+
+
+DEMO_BASES = {"cpu": "docker.io/library/python:3.11-slim-bookworm",
+              "cuda": "docker.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04"}
+
+
+def frontend_tasks(root: Path, variants: list[str], platforms: list[str]) -> tuple[Any, dict[tuple[str, str], Any]]:
+    """The demo's frontend image tasks as `polybuild build --variant ... --platform ...` plans them, by (variant,
+    platform), with the loaded workspace and the plan."""
+    from polybuild import api
+    from polybuild.plan import build_plan, choose_dimensions
+
+    loaded = api.load(root)
+    plan = build_plan(loaded.ws, loaded.dag, loaded.dag.needs(["image:frontend"]),
+                      *choose_dimensions(loaded.ws, variants, platforms))
+    tasks = {(t.variant.name if t.variant else "default", t.platform.name): t for t in plan.tasks.values()
+             if t.target.id == "image:frontend"}
+    return (loaded, plan), tasks
+
+
+def test_demo_image_renders_the_base_of_each_variant(tmp_path: Path) -> None:
+    """The device choice follows the build variant (`variant = "device"`): each task of the demo's frontend image
+    renders its own variant's base, and the combination its config excludes leaves the build saying why."""
+    from polybuild.builders.image import not_in_matrix, render
+    from polybuild.container.lint import base_images
+
+    root = copy_example("serving", tmp_path / "serving")
+    (loaded, _), tasks = frontend_tasks(root, ["cpu", "cuda"], ["linux/amd64", "linux/arm64"])
+    assert sorted(tasks) == [("cuda", "linux/amd64"), ("cuda", "linux/arm64"), ("default", "linux/amd64"),
+                             ("default", "linux/arm64")]  # cpu changes nothing in the image: the default build
+    excluded = tasks.pop(("cuda", "linux/arm64"))
+    assert not_in_matrix(excluded, loaded.ws, excluded.platform) == \
+        "device=cuda with platform=linux/arm64 is excluded in its config"
+    rendered = {key: base_images(render(t, loaded.ws, t.platform).text) for key, t in tasks.items()
+                if not not_in_matrix(t, loaded.ws, t.platform)}
+    assert rendered == {("cuda", "linux/amd64"): [DEMO_BASES["cuda"]], ("default", "linux/amd64"): [DEMO_BASES["cpu"]],
+                        ("default", "linux/arm64"): [DEMO_BASES["cpu"]]}
+    # `container render` renders the default build's device; --var picks another, as before
+    cuda = run_polybuild("container", "render", "frontend", "--var", "device=cuda", cwd=root)
+    assert cuda.returncode == 0 and f"FROM {DEMO_BASES['cuda']} AS base" in cuda.stdout, cuda.stderr
+
+
+def test_variant_that_is_not_a_device_builds_no_image(tmp_path: Path) -> None:
+    """metal is not a device of the frontend: on its own platform (darwin) no image is planned, saying why, and
+    nothing only the image would need; where it could run, the image leaves the build saying why."""
+    from polybuild.builders.image import not_in_matrix
+
+    root = copy_example("serving", tmp_path / "serving")
+    (_, plan), tasks = frontend_tasks(root, ["metal"], ["darwin/arm64"])
+    assert tasks == {}
+    assert ("image:frontend", "variant 'metal' is built for darwin/arm64, and images are Linux") in plan.skipped
+    assert not any("linux" in t.id for t in plan.tasks.values())
+    config = root / "polybuild.toml"
+    config.write_text(config.read_text().replace('platforms = ["darwin/arm64"]', 'platforms = []'))
+    (loaded, _), tasks = frontend_tasks(root, ["metal"], ["linux/amd64"])
+    (task,) = tasks.values()
+    assert task.variant.name == "metal"
+    assert not_in_matrix(task, loaded.ws, task.platform) == \
+        "variant 'metal' is not one of its device choices (cpu, cuda)"
+
+
+@pytest.mark.parametrize(("change", "message", "hint"), [
+    ('variant = "device"', "variant follows 'device', which is not one of its choices", "choices: flavor"),
+    ('variant = "flavor"', "'runtime' is not a variant, and flavor follows the variant", "variants: cpu, cuda"),
+])
+def test_variant_choice_is_checked(app: Path, change: str, message: str, hint: str) -> None:
+    config = app / "polybuild.toml"
+    toml = config.read_text().replace('tags = ["localhost/app', f'{change}\ntags = ["localhost/app', 1)
+    config.write_text(toml + '\n[variants.cpu]\ndefault = true\n\n[variants.cuda]\n')
+    out = run_polybuild("graph", cwd=app)
+    assert out.returncode == 2 and "polybuild.toml:" in out.stderr and message in out.stderr, out.stderr
+    assert hint in out.stderr and "Traceback" not in out.stderr
 
 
 def test_check_lints_stages_latest_tags_and_secrets(app: Path, engine_env: dict[str, str]) -> None:
