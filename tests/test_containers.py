@@ -25,6 +25,7 @@ from containers import (
     busybox_rootfs,
     commit_rootfs,
     debian_python_rootfs,
+    path_without,
     pip_wheel,
 )
 from servers import Registry
@@ -137,8 +138,10 @@ def image_file(archive: Path, path: str) -> bytes | None:
         def blob(digest: str) -> bytes:
             return outer.extractfile(f"blobs/sha256/{digest.split(':')[1]}").read()
 
-        top = json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]
-        for layer in reversed(json.loads(blob(top))["layers"]):
+        manifest = json.loads(blob(json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]))
+        if "manifests" in manifest:  # an assembled image: an index, its first platform
+            manifest = json.loads(blob(manifest["manifests"][0]["digest"]))
+        for layer in reversed(manifest["layers"]):
             with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as tar:
                 member = next((m for m in tar.getmembers() if m.name.lstrip("./") == path), None)
                 if member is not None:
@@ -478,6 +481,28 @@ def test_polybuild_builds_its_own_image(engine_env: dict[str, str], tmp_path: Pa
     assert buildah(engine_env, "run", image, "--", "polybuild-helper", "version").startswith("polybuild-helper")
     assert buildah(engine_env, "run", image, "--", "python3", "-c", "import polybuild_core; print('native')") == \
         "native"
+
+
+def test_helper_image_builds_without_an_engine_with_one_digest(tmp_path: Path) -> None:
+    """This repository's image of its Go helper (assembled on scratch): built on a machine without buildah, podman
+    or docker, in two clean checkouts with their own caches, with the same digest; it holds the binary built."""
+    from polybuild.support.platforms import host
+
+    path = path_without(tmp_path, "buildah", "podman", "docker")
+    digests = []
+    for name in ("one", "two"):
+        root = checkout_copy(tmp_path / name / "polybuild")
+        env = polybuild_env(PATH=path, POLYBUILD_CACHE_DIR=str(tmp_path / name / "cache"))
+        env.pop("POLYBUILD_HELPER", None)
+        out = run_polybuild("build", "image:helper", cwd=root, env=env)
+        assert out.returncode == 0, out.stderr
+        (image,) = json.loads((root / "dist/build-report.json").read_text())["images"]
+        assert image["path"] == "dist/images/helper.oci.tar" and image["platforms"] == [f"linux/{host().arch}"]
+        assert image["tags"] == ["ghcr.io/polybuild/polybuild-helper:0.1.0"]
+        assert image_file(root / image["path"], "usr/local/bin/polybuild-helper") == \
+            (root / "dist/polybuild-helper").read_bytes()
+        digests.append(image["digest"])
+    assert digests[0] == digests[1] and digests[0].startswith("sha256:")
 
 
 def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
