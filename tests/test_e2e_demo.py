@@ -211,7 +211,7 @@ def test_a_drifted_walkthrough_is_caught():
     assert not shows(shown, [line.replace("9 built", "8 built") for line in printed])
     assert not shows(shown, [printed[0], *printed[2:4], printed[5]])  # an artifact gone
     assert not shows(shown, [*printed[:3], printed[4], printed[3], printed[5]])  # another order
-    assert not shows(shown, [*printed, "  dist/images/operator.oci.tar  1 bytes  sha256:0123456789ab"])
+    assert not shows(shown, [*printed, "  dist/images/operator-image.oci.tar  1 bytes  sha256:0123456789ab"])
 
 
 def test_sdist_is_built_on_request(demo):
@@ -224,7 +224,7 @@ def test_build_report_lists_every_artifact_with_its_digest(demo):
     assert report["status"] == "ok"
     by_path = {a["path"]: a for a in report["artifacts"]}
     assert sorted(p.split("/")[-1].split("-")[0] for p in by_path) == [
-        "operator", "operator.json", "operator.oci.tar", "serving", "serving", "serving_client", "serving_runtime",
+        "operator", "operator", "operator", "serving", "serving", "serving_client", "serving_runtime",
         "serving_runtime", "servingctl", "servingctl"]
     assert any(p.startswith("dist/cuda/") and a["variant"] == "cuda" for p, a in by_path.items())
     for path, entry in by_path.items():
@@ -233,15 +233,16 @@ def test_build_report_lists_every_artifact_with_its_digest(demo):
     tasks = {t["id"]: t for t in report["tasks"]}
     assert set(tasks) == {"go:operator", "py:serving", "py:serving-client", "py:serving-runtime",
                           "py:serving-runtime [cuda]", "rust:serving-cli", "rust:serving-cli [cuda]",
-                          "image:operator"}
+                          "image:operator-image"}
     assert all(t["status"] == "built" and t["duration_s"] > 0 for t in tasks.values())
     assert tasks["py:serving-runtime"]["inputs_sha256"] == tasks["py:serving-runtime [cuda]"]["inputs_sha256"]
     assert len({t["inputs_sha256"] for t in tasks.values() if t["inputs_sha256"]}) == 5  # one per target with files
     # the image the demo builds anywhere (no engine here), with the digest it is pushed by
     (image,) = report["images"]
-    described = json.loads((demo / "dist/images/operator.json").read_text())
-    assert image == {"image": "operator", "target": "image:operator", "path": "dist/images/operator.oci.tar",
-                     "digest": described["digest"], "platforms": described["platforms"], "tags": []}
+    described = json.loads((demo / "dist/images/operator-image.json").read_text())
+    assert image == {"image": "operator-image", "target": "image:operator-image",
+                     "path": "dist/images/operator-image.oci.tar", "digest": described["digest"],
+                     "platforms": described["platforms"], "tags": []}
 
 
 def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
@@ -277,6 +278,7 @@ def test_clean_builds_in_two_directories_are_bit_identical(demo, tmp_path):
     for pattern in ("serving_runtime-*.whl", "serving-*.whl"):
         assert wheel(other / "dist", pattern).read_bytes() == wheel(demo / "dist", pattern).read_bytes()
     # the operator image too: the same archive, so the same digest (each build made its own Go helper)
-    assert (other / "dist/images/operator.oci.tar").read_bytes() == (demo / "dist/images/operator.oci.tar").read_bytes()
-    digests = [json.loads((root / "dist/images/operator.json").read_text())["digest"] for root in (other, demo)]
+    archive = "dist/images/operator-image.oci.tar"
+    assert (other / archive).read_bytes() == (demo / archive).read_bytes()
+    digests = [json.loads((root / "dist/images/operator-image.json").read_text())["digest"] for root in (other, demo)]
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
