@@ -505,6 +505,23 @@ def test_helper_image_builds_without_an_engine_with_one_digest(tmp_path: Path) -
     assert digests[0] == digests[1] and digests[0].startswith("sha256:")
 
 
+def test_optional_assembled_image_without_the_helper_is_skipped_in_one_line(tmp_path: Path) -> None:
+    """Where the Go helper is neither installed nor buildable (no Go), an optional assembled image leaves the build
+    with the reason and the rest (a wheel) builds; named, it is an error saying what to install."""
+    root = write_tree(tmp_path / "ws", {
+        "pkg/pyproject.toml": SOURCES["pkg/pyproject.toml"], "pkg/demo_app/__init__.py": "",
+        "notes.txt": "hello\n", "polybuild.toml": '[images.notes]\nfiles = ["notes.txt"]\noptional = true\n'})
+    env = polybuild_env(PATH=path_without(tmp_path, "go", "polybuild-helper"))
+    env.pop("POLYBUILD_HELPER", None)
+    out = run_polybuild("build", "image:notes", "--dry-run", cwd=root, env=env)
+    assert out.returncode == 2 and "Go is not installed" in out.stderr, out.stderr
+    out = run_polybuild("build", cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    [note] = [line for line in out.stderr.splitlines() if "image:notes" in line]
+    assert note == ("note: skipped image:notes: polybuild's Go helper is needed to assemble and push images, and Go "
+                    "is not installed (install Go, or put a polybuild-helper binary on PATH)")
+
+
 def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
     """The engine chosen in config; podman shares buildah's command line and storage."""
     assert shutil.which("podman"), "podman is not installed: apt-get install podman (or nox -s tests)"

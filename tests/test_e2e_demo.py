@@ -92,25 +92,39 @@ def run_example(example: Example, cwd: Path, env: dict[str, str]) -> subprocess.
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 
+@dataclass
+class Walkthrough:
+    root: Path  # the demo's copy
+    ran: list[tuple[Example, subprocess.CompletedProcess[str]]]  # every example, in order, and what it printed
+    build_report: dict  # the report the README's build wrote (later commands build again and rewrite it)
+
+    def printed(self, command: str) -> subprocess.CompletedProcess[str]:
+        proc = next((proc for example, proc in self.ran if example.command.startswith(command)), None)
+        assert proc is not None, f"the documents no longer show `$ {command}`"
+        return proc
+
+
 @pytest.fixture(scope="module")
-def walkthrough(tmp_path_factory) -> tuple[Path, list[tuple[Example, subprocess.CompletedProcess[str]]]]:
+def walkthrough(tmp_path_factory) -> Walkthrough:
     """Every console example of the documents run in order (see above), and what each printed."""
     top = tmp_path_factory.mktemp("walkthrough")
     root = copy_example("serving", top / "examples" / "serving")
     env = {**demo_env(root), "PATH": path_without(top, "buildah", "podman", "docker")}
-    examples = [e for document in DOCUMENTS for e in console_examples(document)]
-    return root, [(e, run_example(e, top, env)) for e in examples]
+    ran, report = [], {}
+    for example in (e for document in DOCUMENTS for e in console_examples(document)):
+        ran.append((example, run_example(example, top, env)))
+        if example.command == DEMO_BUILD:
+            report = json.loads((root / "dist" / "build-report.json").read_text())
+    return Walkthrough(root, ran, report)
 
 
 @pytest.fixture(scope="module")
 def demo_build(walkthrough) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The demo built once, cpu and cuda variants, from outside its directory (`-C`), as the README does it, and
     what the build printed."""
-    root, ran = walkthrough
-    proc = next((proc for example, proc in ran if example.command == DEMO_BUILD), None)
-    assert proc is not None, f"README.md no longer shows `$ {DEMO_BUILD}`"
+    proc = walkthrough.printed(DEMO_BUILD)
     assert proc.returncode == 0, proc.stderr
-    return root, proc
+    return walkthrough.root, proc
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +199,9 @@ def test_rust_binary_is_built_per_variant(demo):
 def test_documents_print_what_they_show(walkthrough):
     """The README's walkthrough (and the console examples of docs/usage.md and docs/containers.md): each command
     prints what the document shows under it, and fails exactly when it shows an error."""
-    _, ran = walkthrough
-    assert sum(e.where.startswith("README.md") and e.shown != [] for e, _ in ran) >= 3
+    assert sum(e.where.startswith("README.md") and e.shown != [] for e, _ in walkthrough.ran) >= 3
     drifted = []
-    for example, proc in ran:
+    for example, proc in walkthrough.ran:
         printed = proc.stdout.splitlines() + proc.stderr.splitlines()
         expect_error = any("error:" in line for line in example.shown)
         if not shows(example.shown, printed) or (proc.returncode != 0) != expect_error:
@@ -219,8 +232,8 @@ def test_sdist_is_built_on_request(demo):
         assert "serving-0.3.0/src/serving/cli.py" in sdist.getnames()
 
 
-def test_build_report_lists_every_artifact_with_its_digest(demo):
-    report = json.loads((demo / "dist" / "build-report.json").read_text())
+def test_build_report_lists_every_artifact_with_its_digest(walkthrough):
+    demo, report = walkthrough.root, walkthrough.build_report
     assert report["status"] == "ok"
     by_path = {a["path"]: a for a in report["artifacts"]}
     assert sorted(p.split("/")[-1].split("-")[0] for p in by_path) == [
@@ -253,8 +266,9 @@ def test_invalid_variant_for_platform_is_rejected_before_anything_runs(demo):
     assert "start" not in proc.stderr
 
 
-def test_tests_run_in_graph_order_against_built_wheels(demo):
-    proc = run_polybuild("run", "test", cwd=demo, env=demo_env(demo))
+def test_tests_run_in_graph_order_against_built_wheels(walkthrough):
+    """The README's `run test`, after its build."""
+    demo, proc = walkthrough.root, walkthrough.printed("polybuild -C examples/serving run test")
     assert proc.returncode == 0, proc.stderr
     for task in ("rust:serving-core:test", "rust:serving-cli:test", "go:api:test", "go:operator:test",
                  "py:serving:test", "py:serving-client:test"):
