@@ -142,13 +142,13 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
                 add(tid, v, p)
     for tid in images:
         for v in variants:
-            image_platforms = [p for p in _image_platforms(ws.targets[tid], platforms)
-                               if not (v and v.platforms) or p.name in v.platforms]
+            candidates = _image_platforms(ws.targets[tid], platforms)
+            image_platforms = [p for p in candidates if not (v and v.platforms) or p.name in v.platforms]
             if image_platforms:
                 _add_image(ws.targets[tid], v, image_platforms, g.order(g.needs([tid]) & artifacts), add, tasks)
-            else:
-                skipped.append((tid, f"variant '{v.name}' is built for {', '.join(v.platforms)}, "
-                                     "and images are Linux"))
+            elif v:  # the variant is built for none of the image's (Linux) platforms
+                skipped.append((tid, f"variant '{v.name}' is built for {', '.join(v.platforms)}, not for "
+                                     f"{', '.join(p.name for p in candidates)}"))
     _check_dist_paths(ws, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
