@@ -301,6 +301,22 @@ def test_dev_target_and_failing_run_step(app: Path, engine_env: dict[str, str], 
     assert "image:app" in failed.stderr and "about to fail" in failed.stderr  # the step's output is shown
 
 
+def test_image_is_built_per_variant_with_the_choice_that_follows_it(app: Path, engine_env: dict[str, str],
+                                                                    tmp_path: Path) -> None:
+    """`variant = "flavor"`: one build of both variants gives two images, each rendered with its own flavor, the
+    non-default one under dist/<variant>/ (the demo's cuda frontend on its CUDA base, for real, on local bases)."""
+    config = app / "polybuild.toml"
+    config.write_text(config.read_text().replace('tags = ["localhost/app', 'variant = "flavor"\ntags = ["localhost/app',
+                                                 1) + "\n[variants.runtime]\ndefault = true\n\n[variants.dev]\n")
+    out = pb(app, engine_env, "build", "image:app", "--variant", "runtime", "--variant", "dev")
+    assert out.returncode == 0, out.stderr
+    assert "done   image:app [dev]" in out.stderr and "done   image:app " in out.stderr
+    dev = load_image(engine_env, app / "dist/dev/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", dev, "--", "cat", "/etc/flavor") == "dev"
+    runtime = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", runtime, "--", "demo-app") == "demo-app ok"
+
+
 def test_target_stage_unknown_stage_and_missing_secret(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
     stage = pb(app, engine_env, "container", "build", "app", "--target", "tests")
     assert stage.returncode == 2 and "unknown stage 'tests'" in stage.stderr and "base, runtime" in stage.stderr
