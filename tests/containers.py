@@ -86,3 +86,17 @@ def build_helper(dest: Path) -> Path:
     subprocess.run(["go", "build", "-trimpath", "-o", str(binary), "./cmd/polybuild-helper"], cwd=REPO / "go",
                    check=True, env={**os.environ, "CGO_ENABLED": "0"}, timeout=900)
     return binary
+
+
+def path_without(tmp: Path, *commands: str) -> str:
+    """This machine's PATH as one directory of links to its programs, without `commands`: a machine where they are
+    not installed."""
+    directory = tmp / "path-without"
+    directory.mkdir()
+    for entry in os.environ["PATH"].split(os.pathsep):
+        programs = sorted(Path(entry).iterdir()) if Path(entry).is_dir() else []
+        for program in programs:
+            link = directory / program.name
+            if program.name not in commands and not link.exists() and os.access(program, os.X_OK):
+                link.symlink_to(program)
+    return str(directory)

@@ -101,13 +101,13 @@ def test_leaf_go_change_gives_the_binary_and_the_images_holding_it(demo: Path) -
     append(demo / "deploy/operator/cmd/operator/main.go", "\n// a comment changes the binary's inputs\n")
     commit(demo, "operator: comment")
     include = matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)
-    assert all_targets(include) == {"go:operator", "image:frontend"}
+    assert all_targets(include) == {"go:operator", "image:frontend", "image:operator-image"}
     by_platform = {e["platform"]: e for e in include}
     assert len(include) == 3 and set(by_platform) == set(PLATFORMS)
     assert by_platform["darwin/arm64"]["targets"] == ["go:operator"]  # images are Linux only
     assert "python" not in by_platform["darwin/arm64"]  # a Go-only job has no Python version
     for p in ("linux/amd64", "linux/arm64"):
-        assert by_platform[p]["targets"] == ["go:operator", "image:frontend"]  # connected: one job
+        assert by_platform[p]["targets"] == ["go:operator", "image:frontend", "image:operator-image"]  # one job
     assert by_platform["linux/arm64"]["runner"] == "ubuntu-24.04-arm"
     assert by_platform["darwin/arm64"]["runner"] == "macos-15"
 
@@ -115,8 +115,8 @@ def test_leaf_go_change_gives_the_binary_and_the_images_holding_it(demo: Path) -
 def test_library_and_python_changes_over_several_commits(demo: Path) -> None:
     append(demo / "deploy/api/deployment.go", "\n// the library the operator imports\n")
     commit(demo, "api: comment")
-    assert all_targets(matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)) == {"go:operator",
-                                                                                          "image:frontend"}
+    assert all_targets(matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)) == {
+        "go:operator", "image:frontend", "image:operator-image"}
     append(demo / "components/serving/README.md", "\nmore words\n")
     commit(demo, "serving: docs")
     include = matrix(demo, "--since", "HEAD~1", "--platforms", *PLATFORMS)
@@ -127,7 +127,7 @@ def test_library_and_python_changes_over_several_commits(demo: Path) -> None:
     dependents = nx.ancestors(api.load(demo).graph, "py:serving")  # what the demo grows stays in the check
     assert set(amd64["targets"]) <= dependents | {"py:serving"}
     both = all_targets(matrix(demo, "--since", "HEAD~2", "--platforms", *PLATFORMS))
-    assert both == {"go:operator"} | set(amd64["targets"])
+    assert both == {"go:operator", "image:operator-image"} | set(amd64["targets"])
 
 
 def test_rust_core_change_gives_its_wheel_the_pure_wheel_and_the_images(demo: Path) -> None:

@@ -139,8 +139,8 @@ def test_selection_by_glob_directory_and_dependents(tmp_path):
                                             "rust:serving-core"]
     assert _graph_ids(root, "lib/") == ["py:serving-runtime", "rust:serving-cli", "rust:serving-core"]
     assert _graph_ids(root, "go:operator", "--dependents") == ["go:api", "go:operator", "image:frontend",
-                                                               "py:serving", "py:serving-runtime",
-                                                               "rust:serving-core"]
+                                                               "image:operator-image", "py:serving",
+                                                               "py:serving-runtime", "rust:serving-core"]
     assert _graph_ids(root, "go:operator") == ["go:api", "go:operator"]
 
 

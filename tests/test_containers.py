@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import checkout_copy, polybuild_env, run_polybuild, write_tree
+from conftest import checkout_copy, copy_example, polybuild_env, run_polybuild, write_tree
 from containers import (
     BUSYBOX_BASE,
     PYTHON_BASE,
@@ -24,6 +25,7 @@ from containers import (
     busybox_rootfs,
     commit_rootfs,
     debian_python_rootfs,
+    path_without,
     pip_wheel,
 )
 from servers import Registry
@@ -136,8 +138,10 @@ def image_file(archive: Path, path: str) -> bytes | None:
         def blob(digest: str) -> bytes:
             return outer.extractfile(f"blobs/sha256/{digest.split(':')[1]}").read()
 
-        top = json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]
-        for layer in reversed(json.loads(blob(top))["layers"]):
+        manifest = json.loads(blob(json.loads(outer.extractfile("index.json").read())["manifests"][0]["digest"]))
+        if "manifests" in manifest:  # an assembled image: an index, its first platform
+            manifest = json.loads(blob(manifest["manifests"][0]["digest"]))
+        for layer in reversed(manifest["layers"]):
             with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))) as tar:
                 member = next((m for m in tar.getmembers() if m.name.lstrip("./") == path), None)
                 if member is not None:
@@ -172,6 +176,78 @@ def test_render_errors_name_template_line_and_valid_choices(app: Path, engine_en
     assert missing.returncode == 2 and "container/Dockerfile.j2:1: unknown template 'stages/missing.j2'" in \
         missing.stderr
     assert "Traceback" not in undefined.stderr + missing.stderr
+
+
+DEMO_BASES = {"cpu": "docker.io/library/python:3.11-slim-bookworm",
+              "cuda": "docker.io/nvidia/cuda:12.4.1-runtime-ubuntu22.04"}
+
+
+def frontend_tasks(root: Path, variants: list[str], platforms: list[str]) -> tuple[Any, dict[tuple[str, str], Any]]:
+    """The demo's frontend image tasks as `polybuild build --variant ... --platform ...` plans them, by (variant,
+    platform), with the loaded workspace and the plan."""
+    from polybuild import api
+    from polybuild.plan import build_plan, choose_dimensions
+
+    loaded = api.load(root)
+    plan = build_plan(loaded.ws, loaded.dag, loaded.dag.needs(["image:frontend"]),
+                      *choose_dimensions(loaded.ws, variants, platforms))
+    tasks = {(t.variant.name if t.variant else "default", t.platform.name): t for t in plan.tasks.values()
+             if t.target.id == "image:frontend"}
+    return (loaded, plan), tasks
+
+
+def test_demo_image_renders_the_base_of_each_variant(tmp_path: Path) -> None:
+    """The device choice follows the build variant (`variant = "device"`): each task of the demo's frontend image
+    renders its own variant's base, and the combination its config excludes leaves the build saying why."""
+    from polybuild.builders.image import not_in_matrix, render
+    from polybuild.container.lint import base_images
+
+    root = copy_example("serving", tmp_path / "serving")
+    (loaded, _), tasks = frontend_tasks(root, ["cpu", "cuda"], ["linux/amd64", "linux/arm64"])
+    assert sorted(tasks) == [("cuda", "linux/amd64"), ("cuda", "linux/arm64"), ("default", "linux/amd64"),
+                             ("default", "linux/arm64")]  # cpu changes nothing in the image: the default build
+    excluded = tasks.pop(("cuda", "linux/arm64"))
+    assert not_in_matrix(excluded, loaded.ws, excluded.platform) == \
+        "device=cuda with platform=linux/arm64 is excluded in its config"
+    rendered = {key: base_images(render(t, loaded.ws, t.platform).text) for key, t in tasks.items()
+                if not not_in_matrix(t, loaded.ws, t.platform)}
+    assert rendered == {("cuda", "linux/amd64"): [DEMO_BASES["cuda"]], ("default", "linux/amd64"): [DEMO_BASES["cpu"]],
+                        ("default", "linux/arm64"): [DEMO_BASES["cpu"]]}
+    # `container render` renders the default build's device; --var picks another, as before
+    cuda = run_polybuild("container", "render", "frontend", "--var", "device=cuda", cwd=root)
+    assert cuda.returncode == 0 and f"FROM {DEMO_BASES['cuda']} AS base" in cuda.stdout, cuda.stderr
+
+
+def test_variant_that_is_not_a_device_builds_no_image(tmp_path: Path) -> None:
+    """metal is not a device of the frontend: on its own platform (darwin) no image is planned, saying why, and
+    nothing only the image would need; where it could run, the image leaves the build saying why."""
+    from polybuild.builders.image import not_in_matrix
+
+    root = copy_example("serving", tmp_path / "serving")
+    (_, plan), tasks = frontend_tasks(root, ["metal"], ["darwin/arm64"])
+    assert tasks == {}
+    assert ("image:frontend", "variant 'metal' is built for darwin/arm64, not for linux/arm64") in plan.skipped
+    assert not any("linux" in t.id for t in plan.tasks.values())
+    config = root / "polybuild.toml"
+    config.write_text(config.read_text().replace('platforms = ["darwin/arm64"]', 'platforms = []'))
+    (loaded, _), tasks = frontend_tasks(root, ["metal"], ["linux/amd64"])
+    (task,) = tasks.values()
+    assert task.variant.name == "metal"
+    assert not_in_matrix(task, loaded.ws, task.platform) == \
+        "variant 'metal' is not one of its device choices (cpu, cuda)"
+
+
+@pytest.mark.parametrize(("change", "message", "hint"), [
+    ('variant = "device"', "variant follows 'device', which is not one of its choices", "choices: flavor"),
+    ('variant = "flavor"', "'runtime' is not a variant, and flavor follows the variant", "variants: cpu, cuda"),
+])
+def test_variant_choice_is_checked(app: Path, change: str, message: str, hint: str) -> None:
+    config = app / "polybuild.toml"
+    toml = config.read_text().replace('tags = ["localhost/app', f'{change}\ntags = ["localhost/app', 1)
+    config.write_text(toml + '\n[variants.cpu]\ndefault = true\n\n[variants.cuda]\n')
+    out = run_polybuild("graph", cwd=app)
+    assert out.returncode == 2 and "polybuild.toml:" in out.stderr and message in out.stderr, out.stderr
+    assert hint in out.stderr and "Traceback" not in out.stderr
 
 
 def test_check_lints_stages_latest_tags_and_secrets(app: Path, engine_env: dict[str, str]) -> None:
@@ -223,6 +299,22 @@ def test_dev_target_and_failing_run_step(app: Path, engine_env: dict[str, str], 
     failed = pb(app, engine_env, "container", "build", "app", "--var", "flavor=dev")
     assert failed.returncode == 1
     assert "image:app" in failed.stderr and "about to fail" in failed.stderr  # the step's output is shown
+
+
+def test_image_is_built_per_variant_with_the_choice_that_follows_it(app: Path, engine_env: dict[str, str],
+                                                                    tmp_path: Path) -> None:
+    """`variant = "flavor"`: one build of both variants gives two images, each rendered with its own flavor, the
+    non-default one under dist/<variant>/ (the demo's cuda frontend on its CUDA base, for real, on local bases)."""
+    config = app / "polybuild.toml"
+    config.write_text(config.read_text().replace('tags = ["localhost/app', 'variant = "flavor"\ntags = ["localhost/app',
+                                                 1) + "\n[variants.runtime]\ndefault = true\n\n[variants.dev]\n")
+    out = pb(app, engine_env, "build", "image:app", "--variant", "runtime", "--variant", "dev")
+    assert out.returncode == 0, out.stderr
+    assert "done   image:app [dev]" in out.stderr and "done   image:app " in out.stderr
+    dev = load_image(engine_env, app / "dist/dev/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", dev, "--", "cat", "/etc/flavor") == "dev"
+    runtime = load_image(engine_env, app / "dist/images/app.oci.tar", tmp_path)
+    assert buildah(engine_env, "run", runtime, "--", "demo-app") == "demo-app ok"
 
 
 def test_target_stage_unknown_stage_and_missing_secret(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:
@@ -405,6 +497,45 @@ def test_polybuild_builds_its_own_image(engine_env: dict[str, str], tmp_path: Pa
     assert buildah(engine_env, "run", image, "--", "polybuild-helper", "version").startswith("polybuild-helper")
     assert buildah(engine_env, "run", image, "--", "python3", "-c", "import polybuild_core; print('native')") == \
         "native"
+
+
+def test_helper_image_builds_without_an_engine_with_one_digest(tmp_path: Path) -> None:
+    """This repository's image of its Go helper (assembled on scratch): built on a machine without buildah, podman
+    or docker, in two clean checkouts with their own caches, with the same digest; it holds the binary built."""
+    from polybuild.support.platforms import host
+
+    path = path_without(tmp_path, "buildah", "podman", "docker")
+    digests = []
+    for name in ("one", "two"):
+        root = checkout_copy(tmp_path / name / "polybuild")
+        env = polybuild_env(PATH=path, POLYBUILD_CACHE_DIR=str(tmp_path / name / "cache"))
+        env.pop("POLYBUILD_HELPER", None)
+        out = run_polybuild("build", "image:helper", cwd=root, env=env)
+        assert out.returncode == 0, out.stderr
+        (image,) = json.loads((root / "dist/build-report.json").read_text())["images"]
+        assert image["path"] == "dist/images/helper.oci.tar" and image["platforms"] == [f"linux/{host().arch}"]
+        assert image["tags"] == ["ghcr.io/polybuild/polybuild-helper:0.1.0"]
+        assert image_file(root / image["path"], "usr/local/bin/polybuild-helper") == \
+            (root / "dist/polybuild-helper").read_bytes()
+        digests.append(image["digest"])
+    assert digests[0] == digests[1] and digests[0].startswith("sha256:")
+
+
+def test_optional_assembled_image_without_the_helper_is_skipped_in_one_line(tmp_path: Path) -> None:
+    """Where the Go helper is neither installed nor buildable (no Go), an optional assembled image leaves the build
+    with the reason and the rest (a wheel) builds; named, it is an error saying what to install."""
+    root = write_tree(tmp_path / "ws", {
+        "pkg/pyproject.toml": SOURCES["pkg/pyproject.toml"], "pkg/demo_app/__init__.py": "",
+        "notes.txt": "hello\n", "polybuild.toml": '[images.notes]\nfiles = ["notes.txt"]\noptional = true\n'})
+    env = polybuild_env(PATH=path_without(tmp_path, "go", "polybuild-helper"))
+    env.pop("POLYBUILD_HELPER", None)
+    out = run_polybuild("build", "image:notes", "--dry-run", cwd=root, env=env)
+    assert out.returncode == 2 and "Go is not installed" in out.stderr, out.stderr
+    out = run_polybuild("build", cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    [note] = [line for line in out.stderr.splitlines() if "image:notes" in line]
+    assert note == ("note: skipped image:notes: polybuild's Go helper is needed to assemble and push images, and Go "
+                    "is not installed (install Go, or put a polybuild-helper binary on PATH)")
 
 
 def test_podman_engine_from_config(app: Path, engine_env: dict[str, str], tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.e2e
 
 RUNTIME = {"py:serving-runtime", "rust:serving-cli"}  # everything built from lib/runtime
 SERVING = {"py:serving", "py:serving-client"}  # the pure package and the client whose server extra pulls it in
-ALL = {"py:serving-runtime", "rust:serving-cli", "go:operator"} | SERVING
+OPERATOR = {"go:operator", "image:operator-image"}  # the Go binary and the image assembled from it
+CONFIG = {"image:operator-image"}  # an image's inputs include the config file that declares it
+ALL = {"py:serving-runtime", "rust:serving-cli"} | OPERATOR | SERVING
 
 
 @dataclass
@@ -90,23 +92,23 @@ def toggle_file(rel: str, content: str) -> Callable[[Path, dict[str, str]], None
 def edits() -> list[Edit]:
     n = random.randint(1, 10**6)
     return [
-        Edit("go source", append("deploy/operator/cmd/operator/main.go", f"\n// edit {n}\n"), {"go:operator"}),
+        Edit("go source", append("deploy/operator/cmd/operator/main.go", f"\n// edit {n}\n"), OPERATOR),
         Edit("go library", replace("deploy/api/deployment.go", r"package api", f"// edit {n}\npackage api"),
-             {"go:operator"}),
+             OPERATOR),
         Edit("rust source", append("lib/runtime/src/lib.rs", f"\npub fn edit_{n}() -> u64 {{ {n} }}\n"),
              RUNTIME | SERVING),
         Edit("python source", append("components/serving/src/serving/cli.py", f"\n# edit {n}\n"), SERVING),
         Edit("python manifest", replace("components/serving/pyproject.toml", r'description = "[^"]*"',
                                         f'description = "edited {n}"'), SERVING),
         Edit("cargo feature", toggle_block("polybuild.toml", "\n[targets.serving-cli]\nfeatures = ['cuda']\n"),
-             {"rust:serving-cli"}),
+             {"rust:serving-cli"} | CONFIG),
         Edit("env var", set_env("RUSTFLAGS", f"-C debug-assertions={'on' if n % 2 else 'off'}"),
              RUNTIME | SERVING),
         Edit("rust profile", replace("polybuild.toml", r"codegen-units = \d+", f"codegen-units = {1 + n % 3}"),
-             RUNTIME | SERVING),
-        Edit("delete and restore", move_away_and_back("deploy/api/deployment_test.go"), {"go:operator"}),
+             RUNTIME | SERVING | CONFIG),
+        Edit("delete and restore", move_away_and_back("deploy/api/deployment_test.go"), OPERATOR),
         Edit("add and remove a file", toggle_file("deploy/operator/cmd/operator/extra.go", "package main\n"),
-             {"go:operator"}),
+             OPERATOR),
         Edit("no change", lambda root, env: None, set()),
     ]
 

@@ -316,8 +316,9 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
 
 
 def _skip_unavailable_images(loaded: Loaded, plan: Plan, named: set[str]) -> None:
-    """Optional images that cannot be built here (no engine, a base that cannot be pulled) leave the plan, with
-    the reason in the summary; a required or explicitly named image fails in preflight instead."""
+    """Optional images that cannot be built here (no engine, a base that cannot be pulled, no Go helper) and image
+    combinations their config excludes leave the plan, with the reason in the summary; a required or explicitly
+    named image fails in preflight instead."""
     from polybuild import builders
 
     for task in [t for t in plan.tasks.values() if t.target.id not in named]:

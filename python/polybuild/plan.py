@@ -142,8 +142,13 @@ def build_plan(ws: Workspace, g: TargetGraph, selected: set[str], variants: list
                 add(tid, v, p)
     for tid in images:
         for v in variants:
-            _add_image(ws.targets[tid], v, _image_platforms(ws.targets[tid], platforms),
-                       g.order(g.needs([tid]) & artifacts), add, tasks)
+            candidates = _image_platforms(ws.targets[tid], platforms)
+            image_platforms = [p for p in candidates if not (v and v.platforms) or p.name in v.platforms]
+            if image_platforms:
+                _add_image(ws.targets[tid], v, image_platforms, g.order(g.needs([tid]) & artifacts), add, tasks)
+            elif v:  # the variant is built for none of the image's (Linux) platforms
+                skipped.append((tid, f"variant '{v.name}' is built for {', '.join(v.platforms)}, not for "
+                                     f"{', '.join(p.name for p in candidates)}"))
     _check_dist_paths(ws, tasks)
     _prioritize(tasks)
     return Plan(tasks, skipped, variants, platforms)
@@ -191,10 +196,18 @@ def _add_image(image: Target, v: Variant | None, platforms: list[Platform], cont
     groups = [platforms] if at_once else [[p] for p in platforms]
     for group in groups:
         deps = set().union(*(per_platform[p] for p in group))
-        variant = v if any(tasks[d].variant for d in deps) else None
+        variant = _image_variant(image, v, any(tasks[d].variant for d in deps))
         platform = None if at_once else group[0]
         task = Task(task_id(image.id, "build", variant, platform), image, "build", image.builder, variant, platform)
         tasks.setdefault(task.id, task).deps |= deps
+
+
+def _image_variant(image: Target, v: Variant | None, contents_vary: bool) -> Variant | None:
+    """An image task carries the variant when an artifact in it does, or when its `variant` choice renders it
+    differently from the default build (whose value is the choice's first)."""
+    follows = image.info.spec["variant"]
+    renders_differently = bool(follows and v and v.name != image.info.spec["choices"][follows][0])
+    return v if contents_vary or renders_differently else None
 
 
 def _task(target: Target, action: str, builder: str, v: Variant | None, p: Platform) -> Task:

@@ -77,11 +77,40 @@ def render(task: Task, ws: Workspace, platform: Platform) -> Rendered:
     from polybuild.container import templates
 
     spec = task.target.info.spec
-    builtins = {"image": task.target.name, "version": ws.release_version, "platform": platform.name, "os": platform.os,
-                "arch": platform.arch, "variant": task.variant.name if task.variant else "",
-                "target": spec["target"] or ""}
-    context = templates.variables(task.target.name, spec, spec.get("set", {}), builtins)
+    context = templates.variables(task.target.name, spec, chosen(task), builtins(task, ws, platform))
     return templates.render(ws.root, spec["template"], context)
+
+
+def builtins(task: Task, ws: Workspace, platform: Platform) -> dict[str, str]:
+    spec = task.target.info.spec
+    return {"image": task.target.name, "version": ws.release_version, "platform": platform.name, "os": platform.os,
+            "arch": platform.arch, "variant": task.variant.name if task.variant else "",
+            "target": spec["target"] or ""}
+
+
+def chosen(task: Task) -> dict[str, str]:
+    """The choices this task fixes: the one that follows the build variant (`variant = "device"`: the cuda build
+    renders device=cuda, the default build the choice's first value), then the command line's `--var`."""
+    spec = task.target.info.spec
+    follows = spec["variant"]
+    by_variant = {follows: task.variant.name if task.variant else spec["choices"][follows][0]} if follows else {}
+    return {**by_variant, **spec.get("set", {})}
+
+
+def not_in_matrix(task: Task, ws: Workspace, platform: Platform) -> str | None:
+    """Why this variant and platform make no image, as a matrix's `exclude` would say: the variant is not a value
+    of the choice that follows it, or the combination is excluded."""
+    from polybuild.container import templates
+
+    spec = task.target.info.spec
+    follows = spec["variant"]
+    if follows and task.variant and task.variant.name not in spec["choices"][follows]:
+        return (f"variant '{task.variant.name}' is not one of its {follows} choices "
+                f"({', '.join(spec['choices'][follows])})")
+    values = {**{var: values[0] for var, values in spec["choices"].items()}, **builtins(task, ws, platform),
+              **chosen(task)}
+    combo = templates.excluded(spec["exclude"], values)
+    return f"{templates.describe(combo)} is excluded in its config" if combo else None
 
 
 def _copy(src: Path, dest: Path) -> None:
@@ -155,13 +184,15 @@ class DockerfileBuilder(_ImageBuilder):
         from polybuild.container import engines, lint
         from polybuild.support.platforms import Platform, host
 
-        if not task.target.info.spec["optional"]:
-            return None
+        platform = task.platform or Platform("linux", host().arch)
+        outside = not_in_matrix(task, ws, platform)
+        if outside or not task.target.info.spec["optional"]:
+            return outside
         engine = engines.detect(task.target.info.engine)
         if engine is None:
             return "no container engine is installed (buildah, docker with buildx, or podman)"
         try:
-            text = render(task, ws, task.platform or Platform("linux", host().arch)).text
+            text = render(task, ws, platform).text
         except UserError:
             return None  # a template error is not a reason to skip: preflight reports it
         for base in lint.base_images(text):
@@ -227,10 +258,24 @@ class AssembleBuilder(_ImageBuilder):
     def toolchain_probe(self, tool: str, task: Task) -> ToolProbe:
         return ToolProbe(tool, identify=helper_identity)
 
+    def unavailable(self, task: Task, ws: Workspace) -> str | None:
+        """An optional assembled image needs polybuild's Go helper: installed, or built from polybuild's checkout."""
+        from polybuild.container import helper
+
+        if not task.target.info.spec["optional"]:
+            return None
+        try:
+            helper.find(_helper_cache(ws))
+        except UserError as exc:  # one line: the message's first and last (a failed `go build`'s cause)
+            lines = [line.strip() for line in exc.message.splitlines() if line.strip()]
+            reason = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+            return f"{reason} ({exc.hint})" if exc.hint else reason
+        return None
+
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         from polybuild.container import helper
 
-        helper.find(_cache_dir(ctx))
+        helper.find(_helper_cache(ctx.ws))
         if any(d.startswith("py:") for d in task.deps) and not task.target.info.spec["site-packages"]:
             raise UserError(f"{task.target.id}: the image holds wheels but does not say where to install them",
                             hint='set site-packages, e.g. "/usr/local/lib/python3.11/site-packages"')
@@ -248,7 +293,7 @@ class AssembleBuilder(_ImageBuilder):
             work.mkdir(parents=True)
             write_json(spec_path, self.spec(task, ctx, platforms, work))
 
-        binary = helper.find(_cache_dir(ctx))
+        binary = helper.find(_helper_cache(ctx.ws))
         return [Step(action=prepare, describe="install wheels and describe the layers"),
                 Step([binary, "image", "build", "--spec", str(spec_path), "--layout", str(layout)], cwd=work),
                 self.finish(task, ctx, layout, out, platforms)]
@@ -305,10 +350,11 @@ def install_wheels(wheels: list[Path], root: Path, conf: dict[str, Any]) -> None
             install(source, destination, {"INSTALLER": b"polybuild\n"})
 
 
-def _cache_dir(ctx: BuildContext) -> Path:
-    from polybuild.support.cachedir import default_dir
+def _helper_cache(ws: Workspace) -> Path:
+    """Where the Go helper is built when it is not installed: the workspace's cache (also with --no-cache)."""
+    from polybuild.support.cachedir import for_workspace
 
-    return ctx.cache.store.root if ctx.cache else default_dir()
+    return for_workspace(ws.root, ws.config["cache-dir"])
 
 
 def _pull_error(stderr: str) -> str:

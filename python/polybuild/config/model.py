@@ -172,6 +172,9 @@ IMAGE = Table(
                              "the first is the default and `--var` may pick another.", value_types=(list,)),
         "exclude": Key(list, "Combinations that are not allowed, as tables over choices and `platform`/`target`, "
                        "e.g. `{ device = \"cuda\", platform = \"linux/arm64\" }`.", [], item=dict),
+        "variant": Key(str, "The choice that follows the build variant, e.g. `\"device\"`: the image built for "
+                       "variant `cuda` renders with `device = \"cuda\"` (its values are variant names; the first is "
+                       "the default build's); a variant that is not one of its values builds no image."),
         "target": Key(str, "The stage to build (default: the last one)."),
         "tags": Key(list, "Tags given to the built image; `{version}` is replaced by the workspace version.", [],
                     item=str),
@@ -666,6 +669,26 @@ def _check_tasks(config: Config) -> None:
                                'give the command as an argv list, e.g. cmd = ["make", "gen"]')
 
 
+def _check_variant_choice(config: Config, name: str, image: dict[str, Any]) -> None:
+    """`variant` names a choice whose values are variants: a value no variant has could never be built."""
+    follows = image["variant"]
+    if follows is None:
+        return
+    if follows not in image["choices"]:
+        known = ", ".join(sorted(image["choices"])) or "none declared"
+        raise config.error(("images", name, "variant"), f"image '{name}': variant follows '{follows}', which is not "
+                           "one of its choices", f"choices: {known} (declare it, e.g. {follows} = [\"cpu\", \"cuda\"])")
+    import difflib
+
+    for value in image["choices"][follows]:
+        if value not in config["variants"]:
+            close = difflib.get_close_matches(value, config["variants"], n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise config.error(("images", name, "choices", follows), f"image '{name}': '{value}' is not a variant, "
+                               f"and {follows} follows the variant",
+                               f"{hint}variants: {', '.join(config['variants']) or 'none declared in [variants]'}")
+
+
 def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -> None:
     for p in image["platforms"]:
         check(p, ("images", name, "platforms"))
@@ -676,6 +699,7 @@ def _check_image(config: Config, name: str, image: dict[str, Any], check: Any) -
         if not values or not all(isinstance(v, str) for v in values):
             raise config.error(("images", name, "choices", var),
                                f"choices for '{var}' must be a non-empty array of strings")
+    _check_variant_choice(config, name, image)
     axes = {*image["choices"], "platform", "target", "variant"}
     for combo in image["exclude"]:
         for key in combo:

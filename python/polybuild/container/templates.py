@@ -50,14 +50,19 @@ def variables(name: str, spec: dict[str, Any], chosen: dict[str, str], builtins:
             raise UserError(f"image '{name}': '{value}' is not a valid {var}",
                             hint=f"{hint}valid values of {var}: {', '.join(choices[var])}")
         context[var] = value
-    for combo in spec["exclude"]:
-        if all(str(context.get(k)) == str(v) for k, v in combo.items()):
-            raise UserError(f"image '{name}': {_describe(combo)} is not an allowed combination",
-                            hint=f"allowed: {_allowed(spec, context)}")
+    combo = excluded(spec["exclude"], context)
+    if combo:
+        raise UserError(f"image '{name}': {describe(combo)} is not an allowed combination",
+                        hint=f"allowed: {_allowed(spec, context)}")
     return context
 
 
-def _describe(combo: dict[str, Any]) -> str:
+def excluded(exclude: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any] | None:
+    """The first `exclude` combination that `values` match, if any."""
+    return next((c for c in exclude if all(str(values.get(k)) == str(v) for k, v in c.items())), None)
+
+
+def describe(combo: dict[str, Any]) -> str:
     return " with ".join(f"{k}={v}" for k, v in combo.items())
 
 
@@ -68,7 +73,7 @@ def _allowed(spec: dict[str, Any], context: dict[str, Any]) -> str:
     valid = []
     for values in product(*(choices[n] for n in names)):
         trial = {**context, **dict(zip(names, values, strict=True))}
-        if not any(all(str(trial.get(k)) == str(v) for k, v in c.items()) for c in spec["exclude"]):
+        if not excluded(spec["exclude"], trial):
             valid.append(", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True)))
     return "; ".join(valid) if valid else "none for this platform and target"
 

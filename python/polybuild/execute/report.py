@@ -83,16 +83,32 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
         ],
         "artifacts": artifacts,
         "tools": tool_envs(ctx),
+        "images": images(root, artifacts),
     }
 
 
 def tool_envs(ctx: BuildContext) -> list[dict[str, Any]]:
     """The tool environments polybuild provisioned for this run's tasks: what was asked, the exact versions the
     lock pins (they are in those tasks' keys), and where the lock is."""
-
     envs = sorted(ctx.toolchains.tool_envs(), key=lambda e: e.requirements)
     return [{"requirements": list(env.requirements), "versions": env.pins(), "python": ctx.python,
              "lock": relative(env.lock, ctx.ws.root)} for env in envs]
+
+
+def images(root: Path, artifacts: list[dict]) -> list[dict[str, Any]]:
+    """Each image in dist/ (`images/<name>.oci.tar`) with what its builder wrote beside it: the image digest (of
+    its manifest or multi-platform index, what a registry knows it by), platforms and tags."""
+    found = []
+    for artifact in artifacts:
+        if not artifact["path"].endswith(".oci.tar"):
+            continue
+        try:
+            described = json.loads((root / (artifact["path"][:-len(".oci.tar")] + ".json")).read_text())
+        except (OSError, ValueError):
+            continue  # its description was deleted by hand: the artifact list still has the archive
+        found.append({"image": described["image"], "target": artifact["target"], "path": artifact["path"],
+                      "digest": described["digest"], "platforms": described["platforms"], "tags": described["tags"]})
+    return found
 
 
 def failure_facts(result: TaskResult, root: Path, tail_lines: int = LOG_TAIL_LINES) -> tuple[list[str], list[str]]:
