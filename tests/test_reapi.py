@@ -548,3 +548,11 @@ def overlapping(runs: list[tuple[float, float]]) -> bool:
 def test_remote_jobs_run_more_remote_tasks_than_local_jobs(tmp_path, casd_exec):
     assert not overlapping(spans(tmp_path, casd_exec.url, "one", "-j", "1"))
     assert overlapping(spans(tmp_path, casd_exec.url, "more", "-j", "1", "--remote-jobs", "2"))
+
+
+def test_remote_output_is_shown_live_like_local_output(tmp_path, casd_exec):
+    """--output-logs full: the remote command's lines go to the terminal prefixed with its task, as a local one's."""
+    root = exec_checkout(tmp_path, "remote", casd_exec.url)
+    proc = polybuild(root, "run", "gen", "--output-logs", "full", cache=tmp_path / "cache")
+    assert "go:tool:gen: stdout of the action" in proc.stderr.splitlines(), proc.stderr
+    assert "go:tool:gen: stderr of the action" in proc.stderr.splitlines(), proc.stderr

@@ -325,7 +325,7 @@ class Executor:
                 log.note(str(exc))
                 return False
             return True
-        code = step.remote(log.file) if step.remote is not None else None
+        code = self._run_remotely(step, task, log) if step.remote is not None else None
         if code is None:
             env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
             echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
@@ -334,6 +334,20 @@ class Executor:
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
+
+    def _run_remotely(self, step: Step, task: Task, log: TaskLog) -> int | None:
+        """The step on the remote executor (its output into the log, and to the reporter with --output-logs full,
+        once it is back); None when it could not run there."""
+        assert step.remote is not None
+        start = log.file.tell()
+        code = step.remote(log.file)
+        if code is not None and self.live_output:
+            log.file.seek(start)
+            output = log.file.read()
+            log.file.seek(0, 2)
+            if output:
+                self._echo(task, [line.rstrip("\r") for line in output.decode("utf-8", "replace").splitlines()])
+        return code
 
     @contextlib.contextmanager
     def _local_slot(self) -> Iterator[None]:
