@@ -10,9 +10,9 @@ import nox
 nox.options.sessions = ["build", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-# polybuild plus the backends it drives (maturin for the native core, hatchling for pure wheels), at the versions
-# locked in uv.lock, so every machine tests and builds with the same Python packages.
-EXTRAS = ("builders",)
+# polybuild plus the backends it drives (maturin for the native core, hatchling for pure wheels) and the REAPI
+# client's gRPC, at the versions locked in uv.lock, so every machine tests and builds with the same Python packages.
+EXTRAS = ("builders", "remote")
 
 
 def install_locked(session: nox.Session, *groups: str) -> None:

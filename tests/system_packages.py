@@ -27,6 +27,8 @@ SYSTEM_PACKAGES: dict[str, str] = {
     # The shells whose completion scripts are tried in a real shell: test_cli_completion (bash is always there).
     "zsh": "zsh",
     "fish": "fish",
+    # The sandbox of buildbox-casd's executor (buildbox-run with bubblewrap): test_reapi.
+    "bubblewrap": "bwrap",
 }
 # Where Debian puts servers: on root's PATH but not on a user's, and the tests look there too (servers.py).
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")

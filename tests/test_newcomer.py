@@ -44,7 +44,7 @@ def test_fresh_machine_without_apt_rights_gets_one_message(tmp_path: Path, is_ro
     path = bin_dir(tmp_path / "bin", "nginx", *commands)
     run = Recorder()
     message = provision(run, which_in(path), is_root=is_root)
-    missing = ["docker-registry", "buildah", "busybox-static", "debootstrap", "podman", "zsh", "fish"]
+    missing = ["docker-registry", "buildah", "busybox-static", "debootstrap", "podman", "zsh", "fish", "bubblewrap"]
     assert message is not None
     assert f"not installed: {', '.join(missing)}." in message
     assert f"\n    sudo apt-get install -y {' '.join(missing)}\n" in message
@@ -58,7 +58,7 @@ def test_fresh_machine_as_root_installs_the_missing_packages(tmp_path: Path) -> 
     assert run.calls == [
         (("apt-get", "update", "-qq"), None),
         (("apt-get", "install", "-y", "-qq", "nginx-light", "docker-registry", "buildah", "busybox-static",
-          "debootstrap", "zsh", "fish"), {"DEBIAN_FRONTEND": "noninteractive"}),
+          "debootstrap", "zsh", "fish", "bubblewrap"), {"DEBIAN_FRONTEND": "noninteractive"}),
     ]
 
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from polybuild.builders import BuildContext
+    from polybuild.cache.reapi.cache import ReapiCache
+    from polybuild.cache.reapi.execute import RemoteExecutor
     from polybuild.cache.remote import RemoteCache
     from polybuild.cache.store import LocalStore
     from polybuild.container.templates import Rendered
@@ -272,7 +274,8 @@ def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
     try:
         return Executor(plan, ctx, options.jobs or ctx.ws.config.jobs, options.keep_going, reporter,
                         {tid: exc.message for tid, exc in refused.items()},
-                        live_output=options.output_logs == "full").run()
+                        live_output=options.output_logs == "full",
+                        remote_jobs=options.cache.remote_jobs if ctx.executor else 0).run()
     finally:
         reporter.close()
         ctx.stat_cache.save()
@@ -376,15 +379,18 @@ class CacheOptions:
     enabled: bool = True
     remote_url: str | None = None
     remote_upload: bool = False
+    remote_jobs: int = 0  # tasks on the remote executor ([remote] execute) in flight beyond --jobs
 
 
-def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
+def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | ReapiCache | None:
     conf = ws.config["remote"]
     sources = [("--remote", options.remote_url), ("$POLYBUILD_REMOTE_URL", os.environ.get("POLYBUILD_REMOTE_URL")),
                ("[remote] url", conf["url"])]
     source, url = next(((s, u) for s, u in sources if u), (None, None))
     if not url:
         return None
+    if url.startswith(("grpc://", "grpcs://")):
+        return _reapi_remote(ws, options, source, url)
     import urllib.parse
 
     from polybuild.cache.remote import RemoteCache
@@ -396,13 +402,60 @@ def _remote(ws: Workspace, options: CacheOptions) -> RemoteCache | None:
         valid = False
     if not valid:
         message = f"{source}: not a remote cache URL: {url.split('@')[-1]}"
-        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080"
+        hint = "use http(s)://host:port[/prefix], e.g. http://cache.internal:8080, or grpc(s)://host:port for REAPI"
         if source == "[remote] url":
             raise ws.config.error(("remote", "url"), message, hint)
         raise UserError(message, hint=hint)
     token = os.environ.get(conf["token-env"]) if conf["token-env"] else None
     return RemoteCache(url, upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
                        retries=conf["retries"], token=token, jobs=conf["jobs"])
+
+
+def _reapi_remote(ws: Workspace, options: CacheOptions, source: str, url: str) -> ReapiCache:
+    """A Remote Execution API cache (grpc:// or grpcs://); gRPC is imported only here."""
+    from polybuild.cache.reapi.connect import header_problem, open_cache, target
+
+    conf = ws.config["remote"]
+    try:
+        target(url)
+    except ValueError as exc:
+        message, hint = f"{source}: not a REAPI URL: {url.split('@')[-1]} ({exc})", "e.g. grpc://cache.internal:8980"
+        if source == "[remote] url":
+            raise ws.config.error(("remote", "url"), message, hint) from None
+        raise UserError(message, hint=hint) from None
+    for name, value in conf["headers"].items():
+        problem = header_problem(name, value)
+        if problem:
+            raise ws.config.error(("remote", "headers", name), f"[remote] headers: '{name}': {problem}",
+                                  "e.g. authorization = \"env:POLYBUILD_REMOTE_TOKEN\", with the variable exported")
+    try:
+        return open_cache(url, instance=conf["instance-name"], headers=conf["headers"], token_env=conf["token-env"],
+                          upload=options.remote_upload or conf["upload"], timeout=conf["timeout"],
+                          retries=conf["retries"])
+    except ImportError as exc:
+        raise UserError(f"{source} is a REAPI server ({url.split('@')[-1]}) but gRPC is not installed ({exc})",
+                        hint="install polybuild[remote] (grpcio and protobuf)") from None
+
+
+def _executor(ws: Workspace, remote: RemoteCache | ReapiCache | None) -> RemoteExecutor | None:
+    """The remote executor for `[remote] execute`, which needs a REAPI server (and the cache: not --no-cache)."""
+    conf = ws.config["remote"]
+    if not conf["execute"] or remote is None:
+        return None
+    from polybuild.cache.reapi.cache import ReapiCache
+    from polybuild.cache.reapi.execute import RemoteExecutor
+
+    if not isinstance(remote, ReapiCache):
+        raise ws.config.error(("remote", "execute"), "[remote] execute needs a Remote Execution API server, not an "
+                              "HTTP cache", "use a grpc:// or grpcs:// url, or remove `execute`")
+    from polybuild import builders
+
+    able = [name for name in builders.BUILDERS if builders.get(name).remote_executable]
+    for name in conf["execute"]:
+        if name not in able:
+            raise ws.config.error(("remote", "execute"), f"[remote] execute: '{name}' tasks cannot run remotely",
+                                  f"builders whose tasks can: {', '.join(able)}")
+    return RemoteExecutor(remote, conf["execute"], conf["platform"], conf["execute-timeout"])
 
 
 def _usable_cache_dir(ws: Workspace, path: Path) -> Path:
@@ -448,13 +501,15 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
                         hint="e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it")
     cache_dir = _usable_cache_dir(ws, for_workspace(ws.root, ws.config["cache-dir"]))
     cache = TaskCache(LocalStore(cache_dir), _remote(ws, cache_options)) if cache_options.enabled else None
+    executor = _executor(ws, cache.remote if cache else None)
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
     toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools")
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=toolchains, stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),
-                        records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache)
+                        records=BuildRecords(state_dir / "records.json", cache_dir / "salt"), cache=cache,
+                        executor=executor)
 
 
 def preflight(plan: Plan, ctx: BuildContext) -> dict[str, UserError]:

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from polybuild.cache.inputs import InputIndex
     from polybuild.cache.keys import Fingerprints, Toolchains
+    from polybuild.cache.reapi.execute import RemoteExecutor
     from polybuild.cache.records import BuildRecords
     from polybuild.cache.tasks import TaskCache
     from polybuild.plan import Task
@@ -38,6 +41,9 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
     action: Callable[[], None] | None = None
     describe: str = ""
+    # Runs `argv` elsewhere (remote execution), writing its output into the log: the exit status, or None when it
+    # could not, and then `argv` runs here.
+    remote: Callable[[BinaryIO], int | None] | None = None
 
     def display(self) -> str:
         import shlex
@@ -61,6 +67,7 @@ class BuildContext:
     fingerprints: Fingerprints
     records: BuildRecords
     cache: TaskCache | None = None  # None with --no-cache
+    executor: RemoteExecutor | None = None  # `[remote] execute`: tasks of those builders may run on the server
     artifacts: dict[str, list[Path]] = field(default_factory=dict)  # task id -> published artifacts
     outputs: dict[str, str] = field(default_factory=dict)  # task id -> output digest (for dependents' keys)
     tasks: dict[str, Task] = field(default_factory=dict)  # the plan's tasks, by id
@@ -109,6 +116,7 @@ class Builder:
     binary_wheel: ClassVar[bool] = False  # a platform wheel: built per libc and, unless abi3, per Python version
     stamps_version: ClassVar[bool] = False  # the workspace version is stamped into the artifacts at build time
     weight: ClassVar[float] = 1.0  # rough relative cost, to order ready tasks until real durations are known
+    remote_executable: ClassVar[bool] = False  # its steps can run on a REAPI executor (`[remote] execute`)
 
     def preflight(self, task: Task, ctx: BuildContext) -> None:
         """Raise UserError for problems the user must fix before building (missing backend, ...)."""

@@ -154,6 +154,8 @@ def _remote(loaded: Loaded) -> list[Check]:
     url = os.environ.get("POLYBUILD_REMOTE_URL") or loaded.ws.config["remote"]["url"]
     if not url:
         return []
+    if url.startswith(("grpc://", "grpcs://")):
+        return [_reapi(loaded, url)]
     shown = redact(url)
     try:
         parts = urllib.parse.urlsplit(url)
@@ -164,6 +166,40 @@ def _remote(loaded: Loaded) -> list[Check]:
         return [Check("remote cache", "remote", ["[remote] url"], False, shown, hint=f"cannot connect: {exc}; check "
                       "the URL, the network, and that the cache server runs", required=False)]
     return [Check("remote cache", "remote", ["[remote] url"], True, shown, "reachable", required=False)]
+
+
+def _reapi(loaded: Loaded, url: str) -> Check:
+    """A REAPI server: its capabilities (GetCapabilities), and a failure when it lacks what config asks for. An
+    unreachable one is a warning, as for the HTTP cache."""
+    conf = loaded.ws.config["remote"]
+    name, users = "remote cache", ["[remote] url"]
+    try:
+        from polybuild.cache.reapi.client import ReapiUnavailable
+        from polybuild.cache.reapi.connect import open_cache
+    except ImportError as exc:
+        return Check(name, "remote", users, False, url, hint=f"gRPC is not installed ({exc}): install "
+                     "polybuild[remote] (grpcio and protobuf)")
+    try:
+        cache = open_cache(url, instance=conf["instance-name"], headers=conf["headers"], token_env=conf["token-env"],
+                           upload=conf["upload"], timeout=conf["timeout"], retries=0)
+    except ValueError as exc:
+        return Check(name, "remote", users, False, url, hint=f"not a REAPI URL ({exc}): use grpc[s]://host:port")
+    try:
+        caps = cache.client.capabilities()
+    except ReapiUnavailable as exc:
+        return Check(name, "remote", users, False, url, hint=f"cannot use it: {exc}; check the URL, the instance "
+                     "name, the network, and that the server runs", required=False)
+    finally:
+        cache.client.close()
+    lacks = [] if caps.sha256 else ["SHA256 digests (polybuild's keys and blobs are SHA256)"]
+    if conf["upload"] and not caps.cache_update:
+        lacks.append("action-cache updates by clients ([remote] upload = true)")
+    if conf["execute"] and not caps.exec_enabled:
+        lacks.append(f"remote execution ([remote] execute = {conf['execute']})")
+    if lacks:
+        return Check(name, "remote", users, False, url, caps.describe(),
+                     hint=f"the server lacks {' and '.join(lacks)}; it has: {caps.describe()}")
+    return Check(name, "remote", users, True, url, caps.describe(), required=False)
 
 
 def checks(loaded: Loaded) -> list[Check]:

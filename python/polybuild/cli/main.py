@@ -151,8 +151,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="JSON lines on stdout instead of progress text")
         output_logs_option(sp)
         sp.add_argument("--no-cache", action="store_true", help="neither read nor write any cache")
-        sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol)")
+        sp.add_argument("--remote", metavar="URL", help="remote cache (bazel-remote HTTP protocol, or grpc[s]:// "
+                        "for a Remote Execution API server)")
         sp.add_argument("--remote-upload", action="store_true", help="upload results to the remote cache")
+        sp.add_argument("--remote-jobs", type=_jobs, default=0, metavar="N",
+                        help="with [remote] execute: this many more tasks in flight on the remote executor")
 
     build = sub.add_parser("build", help="build targets and their dependencies into dist/")
     dims(build)
@@ -490,7 +493,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cache_options(args: argparse.Namespace):
     from polybuild.api import CacheOptions
 
-    return CacheOptions(enabled=not args.no_cache, remote_url=args.remote, remote_upload=args.remote_upload)
+    return CacheOptions(enabled=not args.no_cache, remote_url=args.remote, remote_upload=args.remote_upload,
+                        remote_jobs=args.remote_jobs)
 
 
 def _finish(loaded: Loaded, outcome: Outcome, json_mode: bool, done: str) -> int:

@@ -89,6 +89,7 @@ def _matching(pattern: str, example: str) -> Callable[[Any], str | None]:
 
 _ENV_NAMES = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "CUDA_HOME")
 
+
 TASK = Table(
     {
         "cmd": Key(list, "The command as an argv list (no shell); runs in the target's directory. Required.",
@@ -387,7 +388,9 @@ SCHEMA = Table(
         "remote": Table(
             {
                 "url": Key(str, "Base URL of a cache speaking bazel-remote's HTTP protocol (bazel-remote, nginx "
-                           "WebDAV, ...); also $POLYBUILD_REMOTE_URL or --remote.", rule=_nonempty),
+                           "WebDAV, ...), or `grpc://host:port` (`grpcs://` with TLS) for a Remote Execution API "
+                           "server (buildbox-casd, Buildbarn, BuildGrid, ...); also $POLYBUILD_REMOTE_URL or "
+                           "--remote.", rule=_nonempty),
                 "upload": Key(bool, "Upload results (CI on trusted branches); reads only by default; also "
                               "--remote-upload.", False),
                 "timeout": Key(int, "Seconds before a request, its retries included, is abandoned (plus one per "
@@ -399,6 +402,23 @@ SCHEMA = Table(
                                  "never goes in config or logs)."),
                 "jobs": Key(int, "Blob transfers (checks, downloads, uploads) at once, each on a kept-alive "
                             "connection of its own.", 8, minimum=1, maximum=256),
+                "instance-name": Key(str, "The REAPI instance name (grpc:// and grpcs:// only); default: the "
+                                     "server's default instance.", ""),
+                "headers": FreeTable("gRPC metadata sent with every REAPI call (grpc:// and grpcs:// only), as "
+                                     "`name = \"env:NAME\"`: the value is read from $NAME at run time (a header "
+                                     "whose variable is unset or empty is not sent), e.g. `headers = { authorization "
+                                     "= \"env:POLYBUILD_REMOTE_TOKEN\" }` with the variable holding `Bearer <token>`. "
+                                     "Values come from the environment only: never from config, never logged, never "
+                                     "part of a key.", value_types=(str,)),
+                "execute": Key(list, "Builders whose tasks run on the REAPI server's executor (grpc:// only; the "
+                               "default, none, uses it as a cache only). Supported: `command` (custom tasks that "
+                               "do not need the build; they see their declared inputs and environment only).", [],
+                               item=str),
+                "execute-timeout": Key(int, "Seconds an executed action may run on the server before it is "
+                                       "stopped and the task fails (the action's `timeout`).", 3600, minimum=1),
+                "platform": FreeTable("REAPI platform properties of executed actions, e.g. `{ OSFamily = "
+                                      "\"linux\" }` (they enter the action digest, not polybuild's keys).",
+                                      value_types=(str,)),
             },
             doc="The shared remote cache. When it is down or failing the build goes on with the local cache and "
             "says so once.",

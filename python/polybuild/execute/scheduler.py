@@ -3,6 +3,7 @@ task runner that builds into a private staging directory and publishes artifacts
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import re
 import shutil
@@ -20,7 +21,7 @@ from polybuild.support.fs import move_into_place
 from polybuild.support.process import Cancelled, ProcessGroup, TaskLog
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from polybuild.builders import BuildContext, Step
     from polybuild.cache.keys import KeyParts
@@ -62,14 +63,17 @@ def slug(text: str) -> str:
 class Executor:
     """Runs a plan on `jobs` worker threads. Each worker takes the next ready task itself as soon as it finishes one,
     so no task waits for a hand-off through the main thread, which only refreshes the progress line (woken by a
-    timer, not by every task) and takes Ctrl-C."""
+    timer, not by every task) and takes Ctrl-C. `remote_jobs` more workers let tasks run on a remote executor
+    beyond `jobs`: every step that runs here holds one of `jobs` local slots."""
 
     def __init__(self, plan: Plan, ctx: BuildContext, jobs: int, keep_going: bool, reporter: Reporter,
-                 refused: Mapping[str, str] | None = None, live_output: bool = False) -> None:
+                 refused: Mapping[str, str] | None = None, live_output: bool = False, remote_jobs: int = 0) -> None:
         self.plan = plan
         self.live_output = live_output  # children's lines also go to the reporter as they come (--output-logs full)
         self.ctx = ctx
         self.jobs = jobs
+        self.workers = jobs + remote_jobs
+        self._local_slots = threading.BoundedSemaphore(jobs)
         self.keep_going = keep_going
         self.reporter = reporter
         self.procs = ProcessGroup()
@@ -101,7 +105,7 @@ class Executor:
         # Each worker sets its event when it leaves. They are waited for, not joined: a Ctrl-C that interrupts
         # Thread.join can leave the thread marked as stopped while it runs (CPython 3.11), and the run would end
         # before the cancelled tasks were recorded.
-        left = [threading.Event() for _ in range(self.jobs)]
+        left = [threading.Event() for _ in range(self.workers)]
         workers = [threading.Thread(target=self._work, args=(done,), name=f"polybuild-{n}")
                    for n, done in enumerate(left)]
         for worker in workers:
@@ -315,17 +319,46 @@ class Executor:
             if self.procs.cancelled.is_set():
                 raise Cancelled
             try:
-                step.action()
+                with self._local_slot():
+                    step.action()
             except PolybuildError as exc:  # e.g. the helper's one-line error: the log and summary show it
                 log.note(str(exc))
                 return False
             return True
-        env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
-        echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
-        code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file, echo)
+        code = self._run_remotely(step, task, log) if step.remote is not None else None
+        if code is None:
+            env = {**self.ctx.env, **{k: str(v) for k, v in task.target.settings.get("env", {}).items()}, **step.env}
+            echo = (lambda lines: self._echo(task, lines)) if self.live_output else None
+            with self._local_slot():
+                code = self.procs.run(step.argv or [], step.cwd or task.target.dir, env, log.file, echo)
         if code != 0:
             log.note(f"\n[polybuild] command exited with status {code}")
         return code == 0
+
+    def _run_remotely(self, step: Step, task: Task, log: TaskLog) -> int | None:
+        """The step on the remote executor (its output into the log, and to the reporter with --output-logs full,
+        once it is back); None when it could not run there."""
+        assert step.remote is not None
+        start = log.file.tell()
+        code = step.remote(log.file)
+        if code is not None and self.live_output:
+            log.file.seek(start)
+            output = log.file.read()
+            log.file.seek(0, 2)
+            if output:
+                self._echo(task, [line.rstrip("\r") for line in output.decode("utf-8", "replace").splitlines()])
+        return code
+
+    @contextlib.contextmanager
+    def _local_slot(self) -> Iterator[None]:
+        """One of the `jobs` slots for work on this machine (never waited for when there are no remote workers)."""
+        while not self._local_slots.acquire(timeout=0.25):
+            if self.procs.cancelled.is_set():
+                raise Cancelled
+        try:
+            yield
+        finally:
+            self._local_slots.release()
 
     def _echo(self, task: Task, lines: list[str]) -> None:
         """Whole lines a child printed, to the reporter: under the lock, so lines of parallel tasks and the
