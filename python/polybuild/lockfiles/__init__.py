@@ -33,9 +33,10 @@ class LockReport:
 
 def preflight(loaded: Loaded, platforms: Sequence[str] = (), pythons: Sequence[str] = (), *,
               use_cache: bool = True) -> LockReport:
-    """Check every lockfile of the workspace (polybuild.lock's tool pins too), and the wheels of every uv.lock for each platform and Python
-    (default: the config's `platforms`, else the host; `lockfiles.python`, else the interpreter's version); checks
-    that passed before on the same inputs, tools and platform are not re-run unless `use_cache` is False."""
+    """Check every lockfile of the workspace (polybuild.lock's tool pins too), and the wheels of every uv.lock for
+    each platform and Python (default: the config's `platforms`, else the host; `lockfiles.python`, else the
+    interpreter's version); checks that passed before on the same inputs, tools and platform are not re-run unless
+    `use_cache` is False."""
     from polybuild.lockfiles import tools
     from polybuild.lockfiles.preflight import check
 
