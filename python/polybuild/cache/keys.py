@@ -172,7 +172,7 @@ class Toolchains:
         from polybuild.support.toolenvs import locked
 
         assert self.tools_dir is not None and self.pins is not None
-        pins = self.pins.pinned(probe.provision)
+        pins = self.pins.pinned(probe.provision, self.python)
         return locked(self.python, python_facts(self.python).output, probe.provision, pins, self.tools_dir)
 
     def tool_envs(self) -> list[ToolEnv]:

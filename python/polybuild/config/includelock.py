@@ -37,6 +37,8 @@ _HEADER = ("# Written by polybuild: the includes {composer} is composed from, pi
            "# changed include with `polybuild lock upgrade NAME`. Commit it next to {composer}.\n")
 _TOOLS_HEADER = ("# Written by polybuild: the build tools it provisions, pinned for every machine. Do not edit it;\n"
                  "# re-resolve them with `polybuild lock upgrade --tools`. Commit it.\n")
+_ALSO_TOOLS = ("# It pins the build tools polybuild provisions too: re-resolve them with\n"
+               "# `polybuild lock upgrade --tools`.\n")
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,11 @@ def parse(text: str, display: str) -> LockFile:
 
 def render(lock: LockFile) -> str:
     """The lock's text: deterministic, one table per include, sorted by name, then one per tool requirement set."""
-    out = [_HEADER.format(composer=lock.composer) if lock.composer else _TOOLS_HEADER, f"version = {FORMAT}"]
+    if lock.composer:
+        header = _HEADER.format(composer=lock.composer) + (_ALSO_TOOLS if lock.tools else "")
+    else:
+        header = _TOOLS_HEADER
+    out = [header, f"version = {FORMAT}"]
     if lock.composer:
         out.append(f"composer = {_string(lock.composer)}")
     for name in sorted(lock.entries):

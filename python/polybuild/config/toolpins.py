@@ -58,7 +58,7 @@ class ToolPins:
     def read(self) -> LockFile:
         return includelock.read(self.path, self.display) or LockFile(None, {})
 
-    def pinned(self, requirements: tuple[str, ...]) -> str:
+    def pinned(self, requirements: tuple[str, ...], python: str) -> str:
         """The committed pins of `requirements`; missing ones are resolved and written (an error in locked mode)."""
         key = tuple(sorted(set(requirements)))
         with self._lock:
@@ -75,7 +75,7 @@ class ToolPins:
                 lock = self.read()  # another run may have pinned them meanwhile
                 entry = self._current(lock, key)
                 if entry is None:
-                    entry = ToolEntry(key, python_range(), resolve(key, self.tools_dir))
+                    entry = ToolEntry(key, python_range(), resolve(key, python, self.tools_dir))
                     if self.in_use is not None:  # a set that changed replaces its old pins
                         used = self.in_use()
                         lock.tools = {k: v for k, v in lock.tools.items() if k in used}
@@ -84,12 +84,12 @@ class ToolPins:
                     print(f"polybuild: locked build tools {self.summary(entry)} into {self.display}", file=sys.stderr)
             return entry.pins
 
-    def replace(self, sets: Iterable[tuple[str, ...]]) -> list[ToolEntry]:
+    def replace(self, sets: Iterable[tuple[str, ...]], python: str) -> list[ToolEntry]:
         """Re-resolve every requirement set in `sets` now and keep only those in the lock (`lock upgrade --tools`)."""
         from polybuild.support.toolenvs import resolve
 
         keys = sorted({tuple(sorted(set(s))) for s in sets})
-        entries = [ToolEntry(key, python_range(), resolve(key, self.tools_dir)) for key in keys]
+        entries = [ToolEntry(key, python_range(), resolve(key, python, self.tools_dir)) for key in keys]
         with self._lock:
             lock = self.read()
             lock.tools = {e.requirements: e for e in entries}

@@ -55,5 +55,5 @@ def check(loaded: Loaded) -> list[str]:
 def upgrade(loaded: Loaded) -> list[str]:
     """Re-resolve the pins of every requirement set the workspace provisions; one line per set."""
     tool_pins = pins(loaded)
-    entries = tool_pins.replace(requirement_sets(loaded))
+    entries = tool_pins.replace(requirement_sets(loaded), loaded.ws.config.python)
     return [f"{tool_pins.display}: locked build tools {tool_pins.summary(e)}" for e in entries]

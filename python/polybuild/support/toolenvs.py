@@ -134,9 +134,10 @@ def locked(python: str, python_identity: str, requirements: tuple[str, ...], pin
     return tool_env
 
 
-def resolve(requirements: tuple[str, ...], work_dir: Path) -> str:
+def resolve(requirements: tuple[str, ...], python: str, work_dir: Path) -> str:
     """Pin `requirements` with exact versions and hashes for every platform and every Python >= TOOLS_PYTHON
-    (`uv pip compile --universal --generate-hashes`): the one step of provisioning that needs the package index."""
+    (`uv pip compile --universal --generate-hashes`; `python` only runs what uv must build to read its metadata):
+    the one step of provisioning that needs the package index."""
     from polybuild.support.fs import write_atomic
     from polybuild.support.process import run_tool
     from polybuild.support.toolchains import require
@@ -148,8 +149,9 @@ def resolve(requirements: tuple[str, ...], work_dir: Path) -> str:
     try:
         write_atomic(tmp / "requirements.in", "".join(f"{r}\n" for r in requirements))
         proc = run_tool([uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--universal",
-                         "--generate-hashes", "--python-version", ".".join(map(str, TOOLS_PYTHON)),
-                         "requirements.in"], f"resolving {wanted} for a tool environment", cwd=tmp, check=False)
+                         "--generate-hashes", "--python", python, "--python-version",
+                         ".".join(map(str, TOOLS_PYTHON)), "requirements.in"],
+                        f"resolving {wanted} for a tool environment", cwd=tmp, check=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if proc.returncode != 0:
