@@ -75,7 +75,7 @@ def statuses(root: Path) -> dict[str, str]:
 
 def tool_root(root: Path) -> Path:
     (env,) = report(root)["tools"]
-    return Path(env["lock"]).parent
+    return Path(env["env"])
 
 
 def wheel_generator(root: Path) -> str:
@@ -93,7 +93,8 @@ def test_missing_backend_is_provisioned_once_then_installed_offline(bare, tmp_pa
     assert tools["requirements"] == ["build", "hatchling>=1.26"]
     version = tools["versions"]["hatchling"]
     assert wheel_generator(root) == f"Generator: hatchling {version}"  # built by the provisioned backend
-    lock = Path(tools["lock"])
+    assert tools["lock"] == "polybuild.lock" and f"hatchling=={version}" in (root / "polybuild.lock").read_text()
+    lock = Path(tools["env"]) / "requirements.lock"
     assert lock.is_relative_to(private_cache / "tools")
     assert f"hatchling=={version}" in lock.read_text() and "--hash=sha256:" in lock.read_text()
     made = (lock.parent / "env" / ".polybuild-ready").stat()
@@ -119,25 +120,36 @@ def test_missing_backend_is_provisioned_once_then_installed_offline(bare, tmp_pa
 def test_a_new_pin_changes_the_key_and_remakes_the_environment(bare, tmp_path):
     root = write_tree(tmp_path / "ws", HATCH_PKG)
     assert run(bare, "build", cwd=root).returncode == 0
-    lock = tool_root(root) / "requirements.lock"
     assert report(root)["tools"][0]["versions"]["hatchling"] != "1.26.3"
     time.sleep(2.1)  # the no-op fast path records a run only when nothing changed in its last two seconds
     assert run(bare, "build", cwd=root, POLYBUILD_FAST_PATH="1").returncode == 0
     assert statuses(root) == {"py:hello": "cached"}
     assert "nothing changed since the last run" in run(bare, "build", cwd=root, POLYBUILD_FAST_PATH="1").stderr
 
-    # the user re-pins (as `uv pip compile` would after an upgrade): hatchling 1.26.3
-    pinned = tmp_path / "pinned.in"
-    pinned.write_text("build\nhatchling==1.26.3\n")
-    compiled = subprocess.run([_uv(), "pip", "compile", "--quiet", "--no-header", "--generate-hashes", "--python",
-                               str(bare["python"]), str(pinned)], capture_output=True, text=True, check=True,
-                              env={**os.environ, "UV_CACHE_DIR": str(bare["uv_cache"])})
-    lock.write_text(compiled.stdout)
+    # the committed pins change (a colleague re-pinned, as `lock upgrade --tools` would): hatchling 1.26.3
+    pin_hatchling(root, "1.26.3", bare)
     proc = run(bare, "build", cwd=root, POLYBUILD_FAST_PATH="1")  # the fast path sees the new lock too
     assert proc.returncode == 0, proc.stderr
     assert statuses(root) == {"py:hello": "built"}  # the key changed with the pin
     assert report(root)["tools"][0]["versions"]["hatchling"] == "1.26.3"
     assert wheel_generator(root) == "Generator: hatchling 1.26.3"  # and the environment was made again from it
+
+
+def pin_hatchling(root: Path, version: str, bare: dict[str, Path]) -> None:
+    """Replace the committed pins of `build, hatchling>=1.26` in root/polybuild.lock with hatchling==`version`,
+    resolved as polybuild resolves (universal, with hashes)."""
+    from polybuild.config import includelock
+
+    pinned = root.parent / "pinned.in"
+    pinned.write_text(f"build\nhatchling=={version}\n")
+    compiled = subprocess.run([_uv(), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--universal",
+                               "--generate-hashes", "--python-version", "3.11", str(pinned)], capture_output=True,
+                              text=True, check=True, env={**os.environ, "UV_CACHE_DIR": str(bare["uv_cache"])})
+    path = root / "polybuild.lock"
+    lock = includelock.read(path, "polybuild.lock") or includelock.LockFile(None, {})
+    key = ("build", "hatchling>=1.26")
+    lock.tools[key] = includelock.ToolEntry(key, ">=3.11", compiled.stdout)
+    includelock.write(path, lock)
 
 
 def test_a_damaged_tool_environment_is_made_again(bare, tmp_path):
@@ -255,9 +267,10 @@ def test_concurrent_builds_make_one_environment(bare, tmp_path, private_cache):
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-    (tools_dir,) = (private_cache / "tools").iterdir()
+    (tools_dir,) = (p for p in (private_cache / "tools").iterdir() if p.is_dir())
     assert sorted(p.name for p in tools_dir.iterdir()) == ["env", "lock", "requirements.in", "requirements.lock"]
-    assert {report(root)["tools"][0]["lock"] for root in roots} == {str(tools_dir / "requirements.lock")}
+    assert {report(root)["tools"][0]["env"] for root in roots} == {str(tools_dir)}
+    assert (roots[0] / "polybuild.lock").read_text() == (roots[1] / "polybuild.lock").read_text()
 
 
 def test_without_uv_the_hint_is_to_install_it(bare, tmp_path):
@@ -285,3 +298,126 @@ def test_the_uv_installed_with_polybuild_is_found_beside_the_interpreter(bare, t
     proc = run({**bare, "python": venv / "bin" / "python"}, "build", cwd=root, PATH=str(only_git))
     assert proc.returncode == 0, proc.stderr
     assert statuses(root) == {"py:hello": "built"}
+
+
+# The pins are committed with the workspace (polybuild.lock), so every machine builds with the same tool versions
+# and computes the same keys (MISSION.md §3.3).
+
+def checkout(src: Path, dest: Path, with_lock: bool = True) -> Path:
+    """A second checkout of `src` (its sources, and its committed polybuild.lock unless not `with_lock`)."""
+    files = {**HATCH_PKG, **({"polybuild.lock": (src / "polybuild.lock").read_text()} if with_lock else {})}
+    return write_tree(dest, files)
+
+
+def test_the_pins_are_written_into_the_workspace_and_a_second_checkout_reuses_them(bare, tmp_path):
+    first = write_tree(tmp_path / "laptop", HATCH_PKG)
+    proc = run(bare, "build", cwd=first)
+    assert proc.returncode == 0, proc.stderr
+    lock = (first / "polybuild.lock").read_text()
+    version = report(first)["tools"][0]["versions"]["hatchling"]
+    build_version = report(first)["tools"][0]["versions"]["build"]
+    said = f"polybuild: locked build tools build=={build_version}, hatchling=={version} into polybuild.lock"
+    assert said in proc.stderr.splitlines()
+    assert 'requirements = ["build", "hatchling>=1.26"]' in lock and "--hash=sha256:" in lock
+    assert "; os_name == 'nt'" in lock  # universal: the pins serve every platform, not only this one
+
+    # CI: another directory, another (empty) polybuild cache, the committed lock: same pins, same keys, no resolve
+    second = checkout(first, tmp_path / "ci")
+    proc = run(bare, "build", cwd=second, CI="true", POLYBUILD_CACHE_DIR=str(tmp_path / "ci-cache"))
+    assert proc.returncode == 0, proc.stderr
+    assert "locked build tools" not in proc.stderr
+    assert (second / "polybuild.lock").read_text() == lock
+    assert statuses(second) == {"py:hello": "built"}
+    assert Path(report(second)["tools"][0]["env"]).is_relative_to(tmp_path / "ci-cache")
+    keys = [{t["id"]: t["inputs_sha256"] for t in report(root)["tasks"]} for root in (first, second)]
+    assert keys[0] == keys[1]  # a shared remote cache would hit between them
+    assert report(second)["tools"][0]["versions"] == report(first)["tools"][0]["versions"]
+
+    # a third checkout without the lock resolves again, to the same bytes
+    third = checkout(first, tmp_path / "again", with_lock=False)
+    assert run(bare, "build", cwd=third, POLYBUILD_CACHE_DIR=str(tmp_path / "third-cache")).returncode == 0
+    assert (third / "polybuild.lock").read_text() == lock
+
+
+def test_a_checkout_with_an_empty_cache_builds_with_the_committed_older_pins(bare, tmp_path):
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    pin_hatchling(root, "1.26.3", bare)  # committed by a colleague: older than the newest hatchling
+    proc = run(bare, "build", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "locked build tools" not in proc.stderr
+    assert report(root)["tools"][0]["versions"]["hatchling"] == "1.26.3"
+    assert wheel_generator(root) == "Generator: hatchling 1.26.3"
+
+
+@pytest.mark.parametrize("variable", ["CI", "POLYBUILD_LOCKED"])
+def test_locked_mode_without_pins_is_an_error_naming_the_fix(bare, tmp_path, private_cache, variable):
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    proc = run(bare, "build", cwd=root, **{variable: "true"})
+    assert proc.returncode == 2, proc.stderr
+    assert "py:hello: polybuild.lock has no pins for the build tools build, hatchling>=1.26" in proc.stderr
+    assert "hint: run `polybuild lock upgrade --tools`" in proc.stderr and "commit polybuild.lock" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (root / "polybuild.lock").exists()
+    assert not any(p.is_dir() for p in (private_cache / "tools").glob("*"))  # nothing resolved, nothing made
+
+
+def test_changed_build_requires_are_re_pinned_locally_and_refused_in_ci(bare, tmp_path):
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    assert run(bare, "build", cwd=root).returncode == 0
+    pyproject = root / "pkg" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("hatchling>=1.26", "hatchling>=1.26.1"))
+
+    proc = run(bare, "build", cwd=root, CI="true")
+    assert proc.returncode == 2, proc.stderr
+    assert "polybuild.lock has no pins for the build tools build, hatchling>=1.26.1 (they changed since it was " \
+           "written" in proc.stderr and "polybuild lock upgrade --tools" in proc.stderr
+
+    proc = run(bare, "build", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "polybuild: locked build tools build==" in proc.stderr
+    lock = (root / "polybuild.lock").read_text()
+    assert lock.count("[[tool]]") == 1 and 'requirements = ["build", "hatchling>=1.26.1"]' in lock  # replaced
+    assert run(bare, "build", cwd=root, CI="true").returncode == 0
+
+
+def test_lock_check_reports_stale_tool_pins_and_upgrade_re_pins_them(bare, tmp_path):
+    root = write_tree(tmp_path / "ws", HATCH_PKG)
+    assert run(bare, "build", cwd=root).returncode == 0
+    ok = run(bare, "lock", "check", cwd=root)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    pyproject = root / "pkg" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("hatchling>=1.26", "hatchling>=1.26.1"))
+
+    stale = run(bare, "lock", "check", cwd=root)
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "polybuild.lock: no pins for the build tools build, hatchling>=1.26.1" in stale.stdout
+    assert "polybuild.lock: pins for build, hatchling>=1.26, which nothing in the workspace needs" in stale.stdout
+    assert "fix: run `polybuild lock upgrade --tools`" in stale.stdout
+
+    upgrade = run(bare, "lock", "upgrade", "--tools", cwd=root)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "polybuild.lock: locked build tools build==" in upgrade.stdout
+    assert 'requirements = ["build", "hatchling>=1.26.1"]' in (root / "polybuild.lock").read_text()
+    ok = run(bare, "lock", "check", cwd=root)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_the_tool_pins_share_polybuild_lock_with_the_include_pins(bare, tmp_path):
+    """One polybuild.lock: locking an include keeps the tool pins, and pinning tools keeps the includes."""
+    root = write_tree(tmp_path / "ws", {
+        **HATCH_PKG,
+        "polybuild.toml": '[[include]]\npath = "shared.toml"\nname = "base"\n',
+        "shared.toml": '[tools]\nprovision = "always"\n',
+    })
+    proc = run(bare, "build", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    lock = (root / "polybuild.lock").read_text()
+    assert '[include."base"]' in lock and 'requirements = ["build", "hatchling>=1.26"]' in lock
+
+    (root / "shared.toml").write_text('[tools]\nprovision = "always"\n\n[python]\nsdist = false\n')
+    proc = run(bare, "lock", "upgrade", "base", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    lock = (root / "polybuild.lock").read_text()
+    assert "sdist = false" in lock and 'requirements = ["build", "hatchling>=1.26"]' in lock
+    proc = run(bare, "build", cwd=root, CI="true")
+    assert proc.returncode == 0, proc.stderr

@@ -253,7 +253,7 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
         artifacts = publish.update(ctx, results)  # into dist/, stale artifacts removed
     outcome = Outcome(plan, results, report_path=None, tools=ctx.toolchains.used(), python=ctx.python,
                       toolchains=ctx.toolchains.versions(), refused=refused, output_logs=options.output_logs,
-                      tool_locks=[str(env.lock) for env in ctx.toolchains.tool_envs()])
+                      tool_locks=_tool_locks(ctx))
     if options.report:
         outcome.report = reports.build_report(ctx, results, time.monotonic() - start, artifacts)
         outcome.report_path = reports.write(loaded.ws, outcome.report)
@@ -261,6 +261,14 @@ def _run(loaded: Loaded, plan: Plan, options: _RunOptions) -> Outcome:
     if options.remember_as is not None:
         _remember(loaded, outcome, options.remember_as)
     return outcome
+
+
+def _tool_locks(ctx: BuildContext) -> list[str]:
+    """The files the provisioned tools of a run are pinned by (the fast path re-checks them): the committed
+    polybuild.lock and each tool environment's copy of its pins."""
+    envs = ctx.toolchains.tool_envs()
+    committed = [str(ctx.toolchains.pins.path)] if envs and ctx.toolchains.pins else []
+    return [*committed, *(str(env.lock) for env in envs)]
 
 
 def _execute(plan: Plan, ctx: BuildContext, options: _RunOptions,
@@ -487,6 +495,8 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     from polybuild.cache.records import BuildRecords
     from polybuild.cache.store import LocalStore
     from polybuild.cache.tasks import TaskCache
+    from polybuild.config.toolpins import ToolPins, locked_mode
+    from polybuild.lockfiles.tools import requirement_sets
     from polybuild.support.cachedir import for_workspace
     from polybuild.support.fingerprint import StatCache
     from polybuild.support.platforms import host
@@ -504,7 +514,9 @@ def _context(loaded: Loaded, cache_options: CacheOptions) -> BuildContext:
     executor = _executor(ws, cache.remote if cache else None)
     inputs = InputIndex(ws, loaded.dag)
     stat_cache = StatCache(state_dir / "statcache")
-    toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools")
+    tool_pins = ToolPins.of(ws.root, ws.config.file.path if ws.config.file else None, cache_dir / "tools",
+                            locked_mode(), in_use=lambda: requirement_sets(loaded))
+    toolchains = Toolchains(python, ws.config["tools"]["provision"], cache_dir / "tools", tool_pins)
     return BuildContext(ws=ws, host=host(), python=python, version=ws.release_version, state_dir=state_dir,
                         env=env, inputs=inputs, toolchains=toolchains, stat_cache=stat_cache,
                         fingerprints=Fingerprints(ws.root, stat_cache, inputs),

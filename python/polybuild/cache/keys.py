@@ -23,6 +23,7 @@ from polybuild.workspace.targetinfo import CrateInfo
 
 if TYPE_CHECKING:
     from polybuild.builders import BuildContext, ToolProbe
+    from polybuild.config.toolpins import ToolPins
     from polybuild.plan import Task
     from polybuild.support.toolenvs import ToolEnv
 
@@ -131,10 +132,12 @@ class Toolchains:
     """Toolchain identities, probed at most once per run (and only for the builders a run uses). How to probe a
     tool is the builder's (`Builder.toolchain_probe`); this class runs the probes and remembers the answers."""
 
-    def __init__(self, python: str, provision: str = "never", tools_dir: Path | None = None) -> None:
+    def __init__(self, python: str, provision: str = "never", tools_dir: Path | None = None,
+                 pins: ToolPins | None = None) -> None:
         self.python = python
         self.provision = provision  # [tools] provision: "auto", "always" or "never"
         self.tools_dir = tools_dir  # where tool environments live (<cache>/tools)
+        self.pins = pins  # the workspace's committed tool pins (polybuild.lock)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], str] = {}
         self._versions: dict[str, str] = {}  # tool -> what it says of itself, for release manifests
@@ -144,9 +147,10 @@ class Toolchains:
 
     def provisioned(self, probe: ToolProbe) -> ToolEnv | None:
         """The locked tool environment that stands in for `probe`'s tool in this run, or None when the tool is used
-        from the run's Python or PATH. Decided once per requirement set per run; resolves the lock the first time
-        ever (a UserError when it cannot be resolved); the venv is made only when a task runs (`ToolEnv.ensure`)."""
-        if not probe.provision or self.provision == "never" or self.tools_dir is None:
+        from the run's Python or PATH. Decided once per requirement set per run, from the pins committed in
+        polybuild.lock (resolved and written there when missing, a UserError when they cannot be or in locked mode);
+        the venv is made only when a task runs (`ToolEnv.ensure`)."""
+        if not probe.provision or self.provision == "never" or self.tools_dir is None or self.pins is None:
             return None
         key = (probe.present, *probe.provision)
         with self._lock:
@@ -167,8 +171,9 @@ class Toolchains:
             return None
         from polybuild.support.toolenvs import locked
 
-        assert self.tools_dir is not None
-        return locked(self.python, python_facts(self.python).output, probe.provision, self.tools_dir)
+        assert self.tools_dir is not None and self.pins is not None
+        pins = self.pins.pinned(probe.provision, self.python)
+        return locked(self.python, python_facts(self.python).output, probe.provision, pins, self.tools_dir)
 
     def tool_envs(self) -> list[ToolEnv]:
         """The tool environments this run used, each once."""

@@ -104,7 +104,7 @@ def compose(root: Path, composer: Layer, upgrade: frozenset[str] | None = None) 
     top = ((os.path.normpath(composer.file.path),), composer.file.display)
     raw = walk.file(composer, "", Place(directory=composer.file.path.parent), (top,), [])
     walk.finish()
-    new = LockFile(composer.file.display, walk.entries)
+    new = LockFile(composer.file.display, walk.entries, old.tools if old else {})  # the tool pins stay
     return Composition(raw, tuple(walk.layers), lock_path, lock_display, old, new)
 
 

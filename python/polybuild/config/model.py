@@ -367,8 +367,9 @@ SCHEMA = Table(
             {
                 "provision": Key(str, "Build tools missing from the build environment (a package's [build-system] "
                                  "requires, maturin, pytest): `auto` uses what the interpreter and PATH have and "
-                                 "provisions the rest in a cached, locked environment made with uv (resolved once, "
-                                 "then installed offline); `always` provisions every one; `never` stops with what "
+                                 "provisions the rest in a cached environment made with uv from pins committed in "
+                                 "polybuild.lock (resolved when missing, never in CI; then installed offline); "
+                                 "`always` provisions every one; `never` stops with what "
                                  "to install.", "auto", choices=("auto", "always", "never")),
             },
             doc="Build tools polybuild provisions itself (see the build report's `tools`).",

@@ -89,10 +89,11 @@ def build_report(ctx: BuildContext, results: list[TaskResult], duration: float, 
 
 def tool_envs(ctx: BuildContext) -> list[dict[str, Any]]:
     """The tool environments polybuild provisioned for this run's tasks: what was asked, the exact versions the
-    lock pins (they are in those tasks' keys), and where the lock is."""
+    committed lock pins (they are in those tasks' keys), that lock, and where the environment was made."""
     envs = sorted(ctx.toolchains.tool_envs(), key=lambda e: e.requirements)
-    return [{"requirements": list(env.requirements), "versions": env.pins(), "python": ctx.python,
-             "lock": relative(env.lock, ctx.ws.root)} for env in envs]
+    lock = relative(ctx.toolchains.pins.path, ctx.ws.root) if ctx.toolchains.pins else None
+    return [{"requirements": list(env.requirements), "versions": env.pins(), "python": ctx.python, "lock": lock,
+             "env": str(env.root)} for env in envs]
 
 
 def images(root: Path, artifacts: list[dict]) -> list[dict[str, Any]]:

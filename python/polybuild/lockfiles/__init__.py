@@ -1,5 +1,5 @@
-"""Lockfile preflight: every Cargo.lock, go.sum and uv.lock is fresh, and every locked Python package has a
-wheel (or an sdist) for each target platform.
+"""Lockfile preflight: every Cargo.lock, go.sum and uv.lock is fresh, every locked Python package has a
+wheel (or an sdist) for each target platform, and the build tools pinned in polybuild.lock are current.
 
 Kept light (the CLI imports this package to register its command): the work lives in `preflight` and the
 per-ecosystem modules, imported when called.
@@ -33,9 +33,13 @@ class LockReport:
 
 def preflight(loaded: Loaded, platforms: Sequence[str] = (), pythons: Sequence[str] = (), *,
               use_cache: bool = True) -> LockReport:
-    """Check every lockfile of the workspace, and the wheels of every uv.lock for each platform and Python
-    (default: the config's `platforms`, else the host; `lockfiles.python`, else the interpreter's version); checks
-    that passed before on the same inputs, tools and platform are not re-run unless `use_cache` is False."""
+    """Check every lockfile of the workspace (polybuild.lock's tool pins too), and the wheels of every uv.lock for
+    each platform and Python (default: the config's `platforms`, else the host; `lockfiles.python`, else the
+    interpreter's version); checks that passed before on the same inputs, tools and platform are not re-run unless
+    `use_cache` is False."""
+    from polybuild.lockfiles import tools
     from polybuild.lockfiles.preflight import check
 
-    return check(loaded.ws, list(platforms), list(pythons), use_cache=use_cache)
+    report = check(loaded.ws, list(platforms), list(pythons), use_cache=use_cache)
+    report.problems += tools.check(loaded)  # the build tools pinned in polybuild.lock
+    return report

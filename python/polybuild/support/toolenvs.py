@@ -1,14 +1,15 @@
 """Tool environments: one locked virtual environment per distinct set of build-tool requirements (a PEP 517
 backend, maturin, pytest), made with uv under the polybuild cache, so a workspace builds where its tools are not
-installed, as `python -m build` isolates a backend, but resolved once and then installed offline.
+installed, as `python -m build` isolates a backend, but from pins committed with the workspace and installed offline.
 
-One environment is `<cache>/tools/<digest>/`, the digest of its sorted requirements and of the interpreter's facts:
-`requirements.in` (what was asked), `requirements.lock` (`uv pip compile --generate-hashes`: exact versions and
-hashes, resolved once and kept, so builds are reproducible; its text enters the cache keys), and `env/`, the venv
-installed from the lock (`uv pip sync --require-hashes`, offline first). The venv is made in a temporary directory
-and renamed into place with `env/.polybuild-ready` (the lock's digest) inside; an environment without that marker,
-made from another lock or missing a pinned distribution is made again. `<digest>/lock` serialises makers across
-processes: a concurrent build waits, then reuses."""
+The pins are resolved once by `resolve` (`uv pip compile --universal --generate-hashes` for every platform and every
+Python from `TOOLS_PYTHON` on, so one lock serves every machine) and kept in the workspace's polybuild.lock
+(config/toolpins.py). One environment is `<cache>/tools/<digest>/`, the digest of its requirements, the pins and the
+interpreter's facts: `requirements.in`, `requirements.lock` (a copy of the pins, which enter the cache keys) and
+`env/`, the venv installed from them (`uv pip sync --require-hashes`, offline first) for this interpreter. The venv is
+made in a temporary directory and renamed into place with `env/.polybuild-ready` inside (the pins' digest, then the
+distributions installed); an environment without that marker or missing one of them is made again. `<digest>/lock`
+serialises makers across processes: a concurrent build waits, then reuses."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from polybuild.support.errors import UserError
 
 READY = ".polybuild-ready"
 MODES = ("auto", "always", "never")
+TOOLS_PYTHON = (3, 11)  # the oldest Python the pins are resolved for: polybuild's own requires-python
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 _making = threading.Lock()  # one maker per process; other processes wait on the file lock
 
@@ -57,12 +59,13 @@ class ToolEnv:
         return self.env / "lib" / f"python{major}.{minor}" / "site-packages"
 
     def identity(self) -> str:
-        """What enters a cache key: the requirements and the lock (exact versions and hashes)."""
+        """What enters a cache key: the requirements and the pins (exact versions and hashes), the same on every
+        machine that has the same polybuild.lock."""
         return "requirements: " + " ".join(self.requirements) + "\n" + self.lock.read_text(encoding="utf-8")
 
     def pins(self) -> dict[str, str]:
         """Distribution -> exact version, from the lock."""
-        return {name.lower(): version for name, version in _PIN.findall(self.lock.read_text(encoding="utf-8"))}
+        return pins_of(self.lock.read_text(encoding="utf-8"))
 
     def ensure(self) -> None:
         """Make the venv from the lock unless a complete one is there (a half or damaged one is made again)."""
@@ -74,14 +77,21 @@ class ToolEnv:
 
     def _ready(self) -> bool:
         try:
-            marker = (self.env / READY).read_text(encoding="utf-8")
-            installed = {p.name.lower() for p in self.site_packages().iterdir()}
-            if marker != _digest(self.lock.read_bytes()) or not os.path.exists(self.bin("python")):
+            digest, *installed = (self.env / READY).read_text(encoding="utf-8").splitlines()
+            if digest != _digest(self.lock.read_bytes()) or not os.path.exists(self.bin("python")):
                 return False
-            pins = self.pins()
-        except OSError:
+            present = {p.name.lower() for p in self.site_packages().iterdir()}
+        except (OSError, ValueError):
             return False
-        return all(f"{re.sub(r'[-_.]+', '_', n)}-{v}.dist-info".lower() in installed for n, v in pins.items())
+        return all(name in present for name in installed)
+
+    def _installed(self, env: Path) -> list[str]:
+        """The dist-info directories of the pinned distributions `env` has (a pin for another platform is not
+        installed here: its marker excluded it)."""
+        site = self.site_packages().relative_to(self.env)
+        present = {p.name.lower() for p in (env / site).iterdir()}
+        wanted = (f"{re.sub(r'[-_.]+', '_', n)}-{v}.dist-info".lower() for n, v in self.pins().items())
+        return sorted(name for name in wanted if name in present)
 
     def _make(self) -> None:
         from polybuild.support.fs import write_atomic
@@ -97,42 +107,63 @@ class ToolEnv:
                     self.lock.name]
             if run_tool([*sync, "--offline"], what, cwd=self.root, check=False).returncode != 0:
                 run_tool(sync, what, cwd=self.root)  # not in uv's cache yet: download
-            write_atomic(tmp / READY, _digest(self.lock.read_bytes()))
+            write_atomic(tmp / READY, "\n".join([_digest(self.lock.read_bytes()), *self._installed(tmp)]) + "\n")
             _replace_dir(tmp, self.env)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def locked(python: str, python_identity: str, requirements: tuple[str, ...], tools_dir: Path) -> ToolEnv:
-    """The tool environment for `requirements` under `tools_dir`, its lock resolved now if it has none (the only
-    step that needs the package index); the venv itself is made later, by `ensure`, only for a task that runs."""
+def locked(python: str, python_identity: str, requirements: tuple[str, ...], pins: str, tools_dir: Path) -> ToolEnv:
+    """The tool environment for `requirements` pinned by `pins` under `tools_dir`, its lock written if new; the
+    venv itself is made later, by `ensure`, only for a task that runs."""
+    from polybuild.support.fs import write_atomic
+    from polybuild.support.toolchains import python_facts
+
+    version = python_facts(python).version
+    if version is not None and version < TOOLS_PYTHON:
+        floor = ".".join(map(str, TOOLS_PYTHON))
+        raise UserError(f"the build tools are pinned for Python >= {floor}; {python} is "
+                        f"{'.'.join(map(str, version))}", hint=f"set [python] interpreter to a Python >= {floor}")
     requirements = tuple(sorted(set(requirements)))
-    digest = _digest("\n".join([*requirements, python_identity]).encode())[:24]
+    digest = _digest("\n".join([*requirements, python_identity, pins]).encode())[:24]
     tool_env = ToolEnv(tools_dir / digest, python, requirements)
     if not tool_env.lock.is_file():
-        with _making, _file_lock(tool_env.root, "resolving"):
-            if not tool_env.lock.is_file():
-                _resolve(tool_env)
+        tool_env.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(tool_env.root / "requirements.in", "".join(f"{r}\n" for r in requirements))
+        write_atomic(tool_env.lock, pins)  # content-addressed: the same digest always holds the same pins
     return tool_env
 
 
-def _resolve(tool_env: ToolEnv) -> None:
-    """Pin the requirements with `uv pip compile --generate-hashes` for the environment's interpreter."""
+def resolve(requirements: tuple[str, ...], python: str, work_dir: Path) -> str:
+    """Pin `requirements` with exact versions and hashes for every platform and every Python >= TOOLS_PYTHON
+    (`uv pip compile --universal --generate-hashes`; `python` only runs what uv must build to read its metadata):
+    the one step of provisioning that needs the package index."""
     from polybuild.support.fs import write_atomic
     from polybuild.support.process import run_tool
     from polybuild.support.toolchains import require
 
-    wanted = ", ".join(tool_env.requirements)
+    wanted = ", ".join(requirements)
     uv = require("uv", f"provisioning {wanted} ([tools] provision)")
-    write_atomic(tool_env.root / "requirements.in", "".join(f"{r}\n" for r in tool_env.requirements))
-    proc = run_tool([uv, "pip", "compile", "--quiet", "--no-header", "--generate-hashes", "--python", tool_env.python,
-                     "requirements.in"], f"resolving {wanted} for a tool environment", cwd=tool_env.root,
-                    check=False)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="resolve.", dir=work_dir))
+    try:
+        write_atomic(tmp / "requirements.in", "".join(f"{r}\n" for r in requirements))
+        proc = run_tool([uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--universal",
+                         "--generate-hashes", "--python", python, "--python-version",
+                         ".".join(map(str, TOOLS_PYTHON)), "requirements.in"],
+                        f"resolving {wanted} for a tool environment", cwd=tmp, check=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if proc.returncode != 0:
         raise UserError(f"cannot provision {wanted}: uv could not resolve it:\n{proc.stderr.strip()}",
                         hint="check the requirement (e.g. [build-system] requires) and the package index, or set "
                         "[tools] provision = \"never\" and install the tools yourself")
-    write_atomic(tool_env.lock, proc.stdout)
+    return proc.stdout
+
+
+def pins_of(text: str) -> dict[str, str]:
+    """Distribution -> exact version, from pins as `uv pip compile` writes them."""
+    return {name.lower(): version for name, version in _PIN.findall(text)}
 
 
 def _file_lock(root: Path, doing: str) -> contextlib.AbstractContextManager[None]:
