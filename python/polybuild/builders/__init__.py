@@ -180,6 +180,14 @@ class Builder:
         return ()
 
 
+def env_names(task: Task, config: Any) -> list[str]:
+    """The environment variables whose values enter `task`'s key (and all of the local environment its remote
+    action may see)."""
+    names = {*get(task.builder).env_inputs, *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
+    names.add("SOURCE_DATE_EPOCH")
+    return sorted(names)
+
+
 def python_settings(ctx: BuildContext) -> dict[str, Any]:
     """The [python] settings that shape a wheel (the interpreter enters the key through its own identity)."""
     return {k: v for k, v in ctx.config["python"].items() if k != "interpreter"}
