@@ -48,23 +48,35 @@ golang.org/x/sys v0.25.0/go.mod h1:/VUhepiaJMQUp4+oa/7Zr1D23ma6VTLIYjOOTFZPUcA=
 """
 MAIN = """package main
 
-import "github.com/fatih/color"
+import (
+	"example.com/lib/greet"
+	"github.com/fatih/color"
+)
 
 var version = "dev"
 
-func main() { color.Green("hello %s", version) }
+func main() { color.Green(greet.Hello(version)) }
 """
+LIB = {"lib/go.mod": "module example.com/lib\n\ngo 1.22\n",
+       "lib/greet/greet.go": 'package greet\n\nfunc Hello(v string) string { return "hello " + v }\n'}
+# How the module reaches the library: a `replace` in its go.mod, or a go.work using both (and the cgo modules).
+LAYOUTS = {
+    "replace": {"cmd/hello/go.mod": GO_MOD.replace("go 1.22\n", "go 1.22\n\nrequire example.com/lib v0.0.0\n\n"
+                                                   "replace example.com/lib => ../../lib\n")},
+    "go.work": {"cmd/hello/go.mod": GO_MOD,
+                "go.work": "go 1.22\n\nuse (\n\t./cmd/hello\n\t./gw\n\t./gw2\n\t./lib\n)\n"},
+}
 # Go modules built with cgo (`cgo = true`), which stay on this machine.
 CGO_MAIN = 'package main\n\nfunc main() { println("gateway") }\n'
 
 
-def workspace(tmp_path: Path, name: str, url: str = "", main: str = MAIN) -> Path:
+def workspace(tmp_path: Path, name: str, url: str = "", main: str = MAIN, layout: str = "replace") -> Path:
     config = "version = '1.2.3'\n\n[targets.gw]\ncgo = true\n\n[targets.gw2]\ncgo = true\n"
     if url:
         config += f"\n[remote]\nurl = '{url}'\nexecute = ['go']\n"
     return write_tree(tmp_path / name, {
-        "polybuild.toml": config,
-        "cmd/hello/go.mod": GO_MOD, "cmd/hello/go.sum": GO_SUM, "cmd/hello/main.go": main,
+        "polybuild.toml": config, **LIB, **LAYOUTS[layout],
+        "cmd/hello/go.sum": GO_SUM, "cmd/hello/main.go": main,
         "gw/go.mod": "module example.com/gw\n\ngo 1.22\n", "gw/main.go": CGO_MAIN,
         "gw2/go.mod": "module example.com/gw2\n\ngo 1.22\n", "gw2/main.go": CGO_MAIN,
     })
@@ -102,15 +114,16 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_remote_go_build_gives_the_local_binary(tmp_path, casd_exec):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_remote_go_build_gives_the_local_binary(tmp_path, casd_exec, layout):
     """The same Go build on casd's executor and here: the same bytes in dist/ (mode included); the remote one's
-    `go build` ran on the worker only (not here, and casd holds its action's result); the cgo modules built here,
-    said once for the run."""
+    `go build` ran on the worker only (not here, and casd holds its action's result), with the local module it
+    uses (by `replace`, or through go.work); the cgo modules built here, said once for the run."""
     env, calls = go_shim(tmp_path)
     before = action_results(casd_exec)
-    remote = workspace(tmp_path, "remote", casd_exec.url)
+    remote = workspace(tmp_path, "remote", casd_exec.url, layout=layout)
     proc = polybuild(remote, "build", cache=tmp_path / "cache-remote", **env)
-    local = workspace(tmp_path, "local")
+    local = workspace(tmp_path, "local", layout=layout)
     polybuild(local, "build", cache=tmp_path / "cache-local")
     assert statuses(proc) == dict.fromkeys(["go:gw", "go:gw2", "go:hello"], "done") and not warnings(proc), proc.stderr
     assert sha256(remote / "dist" / "hello") == sha256(local / "dist" / "hello")

@@ -1,16 +1,17 @@
 """Go builds on the remote executor (`[remote] execute = ["go"]`), giving the local build's binary, byte for byte.
 
 The action holds what the local `go build` reads, and nothing of where it is:
-- its input root: the files of the module (its key inputs), of the modules it reaches through local `replace`s
-  and, in a go.work workspace, of every module go.work uses (go loads them all); and, as a module proxy in
-  `.polybuild-go/proxy`, the files of the local module download cache that the go.sum and go.work.sum among them
-  name (`<module>/@v/<version>.mod` and `.zip`). Before the action, `go mod download` runs here, so that the cache
-  has what the build needs (it fetches nothing when it has). The worker needs no network: go verifies each module
-  it reads against go.sum, exactly as here.
+- its input root, all in `.polybuild-go/`: in `src/`, the workspace files of the module (its key inputs), of the
+  modules it reaches through local `replace`s and, in a go.work workspace, of every module go.work uses (go loads
+  them all); in `proxy/`, as a module proxy, the files of the local module download cache that the go.sum and
+  go.work.sum among them name (`<module>/@v/<version>.mod` and `.zip`). Before the action, `go mod download` runs
+  here, so that the cache has what the build needs (it fetches nothing when it has). The worker needs no network:
+  go verifies each module it reads against go.sum, exactly as here.
 - its command: `/bin/sh -c` with a fixed script that points the settings go wants absolute (GOPROXY=file://...,
-  GOMODCACHE, GOCACHE, GOTMPDIR) into `.polybuild-go` of the input root, wherever the worker put it, enters the
-  module's directory and runs the local build's `go build` arguments, its `-o` relative to there.
-- its environment: the key's variables (GOFLAGS, GOAMD64, SOURCE_DATE_EPOCH, ...), CGO_ENABLED=0, GOOS, GOARCH,
+  GOMODCACHE, GOCACHE, GOTMPDIR) into `.polybuild-go`, wherever the worker put the input root, enters the module's
+  directory and runs the local build's `go build` arguments, its `-o` relative to there.
+- its environment: the key's variables that go reads (GOFLAGS, GOAMD64, GOEXPERIMENT, any GO* of `env-inputs`;
+  no other, which could be a secret), the target's `env`, CGO_ENABLED=0, GOOS, GOARCH,
   GOENV=off (no `go env -w` of the worker's), GOTOOLCHAIN pinned to the local go's version (a worker with another
   Go fails with go's "toolchain not available" rather than build another binary) and a PATH that looks in the Go
   distribution's install directory (/usr/local/go/bin) first.
@@ -37,11 +38,12 @@ if TYPE_CHECKING:
     from polybuild.builders import BuildContext
     from polybuild.plan import Task
 
-# The action's working directory, beside the workspace's files in the input root: the module proxy, the binary, and
-# go's caches while it runs.
+# The one directory of the input root, and the action's working directory: the workspace's files in src/, the
+# module proxy in proxy/, the binary in out/, go's caches while it runs. Nothing else at the top, where a worker
+# that makes the input root its sandbox's / mounts its system (/usr, /lib, /dev, ...), over a workspace's `lib`.
 SCRATCH = ".polybuild-go"
 SCRIPT = ('export GOPROXY="file://$PWD/proxy" GOMODCACHE="$PWD/mod" GOCACHE="$PWD/cache" GOTMPDIR="$PWD"; '
-          'cd "../$1" && shift && exec "$@"')
+          'cd "src/$1" && shift && exec "$@"')
 GO_PATH = f"/usr/local/go/bin:{DEFAULT_PATH}"
 CGO = "builds with cgo (CGO_ENABLED=1), and a remote action carries no C toolchain or libraries"
 SUM_FILES = ("go.sum", "go.work.sum")
@@ -66,7 +68,11 @@ def sums(ctx: BuildContext, files: list[str]) -> list[tuple[str, str, str]]:
     for rel in files:
         if rel.rpartition("/")[2] not in SUM_FILES:
             continue
-        for line in (ctx.ws.root / rel).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            text = (ctx.ws.root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:  # left out by a sparse checkout: go cannot read it here either
+            continue
+        for line in text.splitlines():
             fields = line.split()
             if len(fields) == 3:
                 module, version = fields[0], fields[1]
@@ -90,15 +96,16 @@ def remote(go: str, task: Task, ctx: BuildContext, files: list[str], build: tupl
     assert executor is not None
     args, output, package = build
     module_dir = ws.rel(task.target.dir)
-    out = f"out/{output.name}"  # relative to SCRATCH
-    up = "" if module_dir == "." else "../" * len(module_dir.split("/"))
-    argv = ["/bin/sh", "-c", SCRIPT, "polybuild-go", module_dir, "go", *args, "-o", f"{up}{SCRATCH}/{out}", package]
+    out = f"out/{output.name}"  # relative to SCRATCH, and so from the module's directory:
+    up = "../" * (1 + (0 if module_dir == "." else len(module_dir.split("/"))))
+    argv = ["/bin/sh", "-c", SCRIPT, "polybuild-go", module_dir, "go", *args, "-o", up + out, package]
     target_env = {k: str(v) for k, v in task.target.settings.get("env", {}).items()}
-    variables = {**{n: ctx.env[n] for n in env_names(task, ctx.config) if n in ctx.env}, **target_env, **env,
+    keyed = [n for n in env_names(task, ctx.config) if n.startswith("GO") and n in ctx.env]  # what go reads
+    variables = {**{n: ctx.env[n] for n in keyed}, **target_env, **env,
                  "GOENV": "off", "GOTOOLCHAIN": toolchain(ctx), "PATH": GO_PATH}
 
     def run(log: BinaryIO) -> int | None:
-        inputs = {rel: ws.root / rel for rel in files}
+        inputs = {f"{SCRATCH}/src/{rel}": ws.root / rel for rel in files}
         try:
             inputs.update(module_proxy(go, task, ctx, files, {**ctx.env, **target_env, **env}))
         except UserError as exc:  # go cannot say where its module cache is: the build here will say more
