@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,15 @@ func main() { color.Green(greet.Hello(version)) }
 """
 LIB = {"lib/go.mod": "module example.com/lib\n\ngo 1.22\n",
        "lib/greet/greet.go": 'package greet\n\nfunc Hello(v string) string { return "hello " + v }\n'}
-# How the module reaches the library: a `replace` in its go.mod, or a go.work using both (and the cgo modules).
+# How the module reaches the library: a `replace` in its go.mod, or a go.work using both (and the cgo modules); and
+# "vendor": by a `replace`, with every module vendored (`go mod vendor`), built with no module cache nor proxy.
+REPLACE = {"cmd/hello/go.mod": GO_MOD.replace("go 1.22\n", "go 1.22\n\nrequire example.com/lib v0.0.0\n\n"
+                                              "replace example.com/lib => ../../lib\n")}
 LAYOUTS = {
-    "replace": {"cmd/hello/go.mod": GO_MOD.replace("go 1.22\n", "go 1.22\n\nrequire example.com/lib v0.0.0\n\n"
-                                                   "replace example.com/lib => ../../lib\n")},
+    "replace": REPLACE,
     "go.work": {"cmd/hello/go.mod": GO_MOD,
                 "go.work": "go 1.22\n\nuse (\n\t./cmd/hello\n\t./gw\n\t./gw2\n\t./lib\n)\n"},
+    "vendor": REPLACE,
 }
 # Go modules built with cgo (`cgo = true`), which stay on this machine.
 CGO_MAIN = 'package main\n\nfunc main() { println("gateway") }\n'
@@ -74,12 +78,15 @@ def workspace(tmp_path: Path, name: str, url: str = "", main: str = MAIN, layout
     config = "version = '1.2.3'\n\n[targets.gw]\ncgo = true\n\n[targets.gw2]\ncgo = true\n"
     if url:
         config += f"\n[remote]\nurl = '{url}'\nexecute = ['go']\n"
-    return write_tree(tmp_path / name, {
+    root = write_tree(tmp_path / name, {
         "polybuild.toml": config, **LIB, **LAYOUTS[layout],
         "cmd/hello/go.sum": GO_SUM, "cmd/hello/main.go": main,
         "gw/go.mod": "module example.com/gw\n\ngo 1.22\n", "gw/main.go": CGO_MAIN,
         "gw2/go.mod": "module example.com/gw2\n\ngo 1.22\n", "gw2/main.go": CGO_MAIN,
     })
+    if layout == "vendor":
+        subprocess.run(["go", "mod", "vendor"], cwd=root / "cmd" / "hello", check=True, capture_output=True)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +125,15 @@ def sha256(path: Path) -> str:
 def test_remote_go_build_gives_the_local_binary(tmp_path, casd_exec, layout):
     """The same Go build on casd's executor and here: the same bytes in dist/ (mode included); the remote one's
     `go build` ran on the worker only (not here, and casd holds its action's result), with the local module it
-    uses (by `replace`, or through go.work); the cgo modules built here, said once for the run."""
+    uses (by `replace`, or through go.work) and its modules (from the module cache here, or vendored: then with
+    neither module cache nor proxy); the cgo modules built here, said once for the run."""
     env, calls = go_shim(tmp_path)
     before = action_results(casd_exec)
     remote = workspace(tmp_path, "remote", casd_exec.url, layout=layout)
-    proc = polybuild(remote, "build", cache=tmp_path / "cache-remote", **env)
     local = workspace(tmp_path, "local", layout=layout)
-    polybuild(local, "build", cache=tmp_path / "cache-local")
+    offline = {"GOMODCACHE": str(tmp_path / "empty"), "GOPROXY": "off"} if layout == "vendor" else {}
+    proc = polybuild(remote, "build", cache=tmp_path / "cache-remote", **env, **offline)
+    polybuild(local, "build", cache=tmp_path / "cache-local", **offline)
     assert statuses(proc) == dict.fromkeys(["go:gw", "go:gw2", "go:hello"], "done") and not warnings(proc), proc.stderr
     assert sha256(remote / "dist" / "hello") == sha256(local / "dist" / "hello")
     assert (remote / "dist" / "hello").stat().st_mode & 0o777 == (local / "dist" / "hello").stat().st_mode & 0o777

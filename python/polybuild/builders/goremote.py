@@ -4,9 +4,9 @@ The action holds what the local `go build` reads, and nothing of where it is:
 - its input root, all in `.polybuild-go/`: in `src/`, the workspace files of the module (its key inputs), of the
   modules it reaches through local `replace`s and, in a go.work workspace, of every module go.work uses (go loads
   them all); in `proxy/`, as a module proxy, the files of the local module download cache that the go.sum and
-  go.work.sum among them name (`<module>/@v/<version>.mod` and `.zip`). Before the action, `go mod download` runs
-  here, so that the cache has what the build needs (it fetches nothing when it has). The worker needs no network:
-  go verifies each module it reads against go.sum, exactly as here.
+  go.work.sum among them name (`<module>/@v/<version>.mod` and `.zip`), unless the modules are vendored. Before the
+  action, `go mod download` runs here, so that the cache has what the build needs (it fetches nothing when it has).
+  The worker needs no network: go verifies each module it reads against go.sum, exactly as here.
 - its command: `/bin/sh -c` with a fixed script that points the settings go wants absolute (GOPROXY=file://...,
   GOMODCACHE, GOCACHE, GOTMPDIR) into `.polybuild-go`, wherever the worker put the input root, enters the module's
   directory and runs the local build's `go build` arguments, its `-o` relative to there.
@@ -81,10 +81,17 @@ def sums(ctx: BuildContext, files: list[str]) -> list[tuple[str, str, str]]:
     return found
 
 
+def vendored(task: Task, ctx: BuildContext, files: list[str]) -> bool:
+    """Whether go builds the module from its vendor directory (the module's, or the go.work workspace's), which is
+    among the files: then it reads no module cache, and `go mod download` would only fetch what it does not need."""
+    base = "." if "go.work" in files else ctx.ws.rel(task.target.dir)
+    return ("vendor/modules.txt" if base == "." else f"{base}/vendor/modules.txt") in files
+
+
 def download_step(go: str, files: list[str], task: Task, ctx: BuildContext, env: dict[str, str]) -> list[Step]:
-    """`go mod download` here, first, when go.sum names modules: the module cache then has what the action's
-    proxy serves."""
-    if not sums(ctx, files):
+    """`go mod download` here, first, when go.sum names modules (and they are not vendored): the module cache then
+    has what the action's proxy serves."""
+    if vendored(task, ctx, files) or not sums(ctx, files):
         return []
     return [Step([go, "mod", "download"], cwd=task.target.dir, env=env)]
 
@@ -127,7 +134,7 @@ def toolchain(ctx: BuildContext) -> str:
 def module_proxy(go: str, task: Task, ctx: BuildContext, files: list[str], env: dict[str, str]) -> dict[str, Path]:
     """The files of the local module download cache that go.sum names (those it has), by their path in the
     action's module proxy (`env`: the local build's environment, which says where the cache is)."""
-    wanted = sums(ctx, files)
+    wanted = [] if vendored(task, ctx, files) else sums(ctx, files)
     if not wanted:
         return {}
     proc = run_tool([go, "env", "GOMODCACHE"], f"{task.target.id}: go env GOMODCACHE", cwd=task.target.dir, env=env)

@@ -69,8 +69,8 @@ class RemoteExecutor:
             first = reason not in self._declined
             self._declined.add(reason)
         if first:
-            print(f"polybuild: {task_id} builds here, not on the remote executor: it {reason} (and so does any "
-                  "other such task)", file=sys.stderr, flush=True)
+            print(f"polybuild: {task_id} builds here, not on the remote executor: it {reason} (the run's other "
+                  "such tasks build here too)", file=sys.stderr, flush=True)
 
     def run(self, command: RemoteCommand, log: BinaryIO) -> int | None:
         """The command's exit status (its outputs in place when 0), or None when it could not run remotely (then
