@@ -181,8 +181,7 @@ class Builder:
 
 
 def env_names(task: Task, config: Any) -> list[str]:
-    """The environment variables whose values enter `task`'s key (and all of the local environment its remote
-    action may see)."""
+    """The environment variables whose values enter `task`'s key (of which a remote Go build gets those go reads)."""
     names = {*get(task.builder).env_inputs, *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
     names.add("SOURCE_DATE_EPOCH")
     return sorted(names)
