@@ -70,12 +70,14 @@ LAYOUTS = {
                 "go.work": "go 1.22\n\nuse (\n\t./cmd/hello\n\t./gw\n\t./gw2\n\t./lib\n)\n"},
     "vendor": REPLACE,
 }
+SECRET = "s3cret-token-value"
 # Go modules built with cgo (`cgo = true`), which stay on this machine.
 CGO_MAIN = 'package main\n\nfunc main() { println("gateway") }\n'
 
 
 def workspace(tmp_path: Path, name: str, url: str = "", main: str = MAIN, layout: str = "replace") -> Path:
-    config = "version = '1.2.3'\n\n[targets.gw]\ncgo = true\n\n[targets.gw2]\ncgo = true\n"
+    config = ("version = '1.2.3'\nenv-inputs = ['DEMO_TOKEN']\n\n[targets.gw]\ncgo = true\n\n"
+              "[targets.gw2]\ncgo = true\n")
     if url:
         config += f"\n[remote]\nurl = '{url}'\nexecute = ['go']\n"
     root = write_tree(tmp_path / name, {
@@ -132,7 +134,7 @@ def test_remote_go_build_gives_the_local_binary(tmp_path, casd_exec, layout):
     remote = workspace(tmp_path, "remote", casd_exec.url, layout=layout)
     local = workspace(tmp_path, "local", layout=layout)
     offline = {"GOMODCACHE": str(tmp_path / "empty"), "GOPROXY": "off"} if layout == "vendor" else {}
-    proc = polybuild(remote, "build", cache=tmp_path / "cache-remote", **env, **offline)
+    proc = polybuild(remote, "build", cache=tmp_path / "cache-remote", DEMO_TOKEN=SECRET, **env, **offline)
     polybuild(local, "build", cache=tmp_path / "cache-local", **offline)
     assert statuses(proc) == dict.fromkeys(["go:gw", "go:gw2", "go:hello"], "done") and not warnings(proc), proc.stderr
     assert sha256(remote / "dist" / "hello") == sha256(local / "dist" / "hello")
@@ -142,6 +144,8 @@ def test_remote_go_build_gives_the_local_binary(tmp_path, casd_exec, layout):
     assert action_results(casd_exec) - before, "casd executed nothing"
     said = [line for line in proc.stderr.splitlines() if "not on the remote executor" in line]
     assert len(said) == 1 and "cgo" in said[0], proc.stderr
+    # an env-input reaches the key, not the server (go reads no such variable)
+    assert not any(SECRET.encode() in p.read_bytes() for p in (casd_exec.storage / "cas").rglob("*") if p.is_file())
 
 
 def test_remote_compile_error_fails_like_a_local_one(tmp_path, casd_exec):
