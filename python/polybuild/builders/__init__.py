@@ -41,14 +41,28 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
     action: Callable[[], None] | None = None
     describe: str = ""
-    # Runs `argv` elsewhere (remote execution), writing its output into the log: the exit status, or None when it
-    # could not, and then `argv` runs here.
+    # Runs `argv` elsewhere (remote execution, `RemoteExecutor.run` of a `RemoteCommand`), writing its output into
+    # the log: the exit status, or None when it could not, and then `argv` runs here.
     remote: Callable[[BinaryIO], int | None] | None = None
 
     def display(self) -> str:
         import shlex
 
         return shlex.join(self.argv) if self.argv else self.describe
+
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"  # a remote command's PATH, unless its builder gives one
+
+
+@dataclass(frozen=True)
+class RemoteCommand:
+    """A step's command as the remote executor runs it (`[remote] execute`); paths POSIX and relative."""
+
+    argv: list[str]
+    env: dict[str, str]  # the whole environment; PATH is DEFAULT_PATH unless given
+    workdir: str  # relative to the input root; "." for the root
+    files: dict[str, Path]  # the input root: path there -> the local file (its content and executable bit)
+    outputs: dict[str, Path]  # output path (relative to workdir) -> where it lands here (a file, or a directory's)
 
 
 @dataclass
@@ -164,6 +178,13 @@ class Builder:
     def import_names(self, target: Target) -> tuple[str, ...]:
         """The top-level import names the target's wheel must hold."""
         return ()
+
+
+def env_names(task: Task, config: Any) -> list[str]:
+    """The environment variables whose values enter `task`'s key (of which a remote Go build gets those go reads)."""
+    names = {*get(task.builder).env_inputs, *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
+    names.add("SOURCE_DATE_EPOCH")
+    return sorted(names)
 
 
 def python_settings(ctx: BuildContext) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polybuild.builders import BuildContext, Builder, Step, cgo
+from polybuild.builders import BuildContext, Builder, Step, cgo, goremote
 from polybuild.support.errors import UserError
 from polybuild.support.toolchains import require
 
@@ -22,6 +22,7 @@ class GoBuilder(Builder):
     platform_sensitive = True
     stamps_version = True  # -ldflags -X [go] version-variable=<version>
     weight = 2.0
+    remote_executable = True  # without cgo (goremote.py)
 
     def config_slice(self, task: Task, ctx: BuildContext) -> dict[str, Any]:
         return {"go": ctx.config["go"], "version": ctx.go_stamp(task.target.id)}
@@ -41,8 +42,9 @@ class GoBuilder(Builder):
         go = require("go", t.id)
         conf = ctx.config["go"]
         plat = task.platform or ctx.host
+        with_cgo = cgo.cgo_enabled(t, ctx.ws.targets, conf)
         env = {
-            "CGO_ENABLED": "1" if cgo.cgo_enabled(t, ctx.ws.targets, conf) else "0",
+            "CGO_ENABLED": "1" if with_cgo else "0",
             "GOOS": plat.os,
             "GOARCH": plat.arch,
         }
@@ -63,13 +65,29 @@ class GoBuilder(Builder):
             env["GOWORK"] = "off"
             steps.append(Step(action=lambda: cgo.stage_module(task, ctx, stage_root),
                               describe=f"copy {t.id} into {stage_root} with the static libraries it links by path"))
+        remote_files = self._remote_files(task, ctx, with_cgo)
+        if remote_files is not None:
+            steps += goremote.download_step(go, remote_files, task, ctx, env)
         for pkg, file_name in zip(t.info.binaries.values(), self.published_names(task, ctx.host), strict=True):
-            argv = [go, "build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
+            args = ["build", "-trimpath", "-buildvcs=false", "-ldflags", go_quoted(ldflags)]
             if conf["tags"]:
-                argv += ["-tags", ",".join(conf["tags"])]
-            argv += ["-o", str(out / file_name), "./" + pkg if pkg != "." else "."]
-            steps.append(Step(argv, cwd=cwd, env=env))
+                args += ["-tags", ",".join(conf["tags"])]
+            package = "./" + pkg if pkg != "." else "."
+            step = Step([go, *args, "-o", str(out / file_name), package], cwd=cwd, env=env)
+            if remote_files is not None:
+                step.remote = goremote.remote(go, task, ctx, remote_files, (args, out / file_name, package), env)
+            steps.append(step)
         return steps
+
+    def _remote_files(self, task: Task, ctx: BuildContext, with_cgo: bool) -> list[str] | None:
+        """The workspace files of the remote action, when `[remote] execute` has Go builds and this one may run
+        there (not with cgo: it says why, once per run)."""
+        if ctx.executor is None or self.name not in ctx.executor.builders:
+            return None
+        if with_cgo:
+            ctx.executor.decline(task.id, goremote.CGO)
+            return None
+        return goremote.source_files(task, ctx)
 
     def published_names(self, task: Task, host: Platform) -> list[str]:
         suffix = (task.platform or host).exe_suffix

@@ -268,6 +268,8 @@ def toolchain_probes(task: Task) -> dict[str, tuple[ToolProbe, Path]]:
 
 def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
     """The key parts of `task`, whose dependencies have finished with output digests `deps`."""
+    from polybuild.builders import env_names
+
     t = task.target
     patterns = task.spec["inputs"] or None if task.spec else None  # a custom task's declared inputs
     entries = ctx.fingerprints.entries(ctx.inputs.files(t, patterns))
@@ -282,16 +284,6 @@ def key_parts(task: Task, ctx: BuildContext, deps: dict[str, str]) -> KeyParts:
         env=env,
         deps=deps,
     )
-
-
-def env_names(task: Task, config: Any) -> list[str]:
-    """The environment variables whose values enter `task`'s key."""
-    from polybuild import builders
-
-    env_inputs = builders.get(task.builder).env_inputs
-    names = {*env_inputs, *config["env-inputs"], *task.target.settings.get("env-inputs", ())}
-    names.add("SOURCE_DATE_EPOCH")
-    return sorted(names)
 
 
 def config_slice(task: Task, ctx: BuildContext) -> dict[str, Any]:

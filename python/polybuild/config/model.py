@@ -413,8 +413,10 @@ SCHEMA = Table(
                                      "part of a key.", value_types=(str,)),
                 "execute": Key(list, "Builders whose tasks run on the REAPI server's executor (grpc:// only; the "
                                "default, none, uses it as a cache only). Supported: `command` (custom tasks that "
-                               "do not need the build; they see their declared inputs and environment only).", [],
-                               item=str),
+                               "do not need the build; they see their declared inputs and environment only) and "
+                               "`go` (`go build` without cgo, with the module's files and its modules from the "
+                               "local module cache: the workers need the same Go release, no network; a build with "
+                               "cgo runs locally, and the run says so once).", [], item=str),
                 "execute-timeout": Key(int, "Seconds an executed action may run on the server before it is "
                                        "stopped and the task fails (the action's `timeout`).", 3600, minimum=1),
                 "platform": FreeTable("REAPI platform properties of executed actions, e.g. `{ OSFamily = "
